@@ -1,0 +1,101 @@
+package dev.turnout.controlplane;
+
+import com.google.common.util.concurrent.ThreadFactoryBuilder;
+import dev.turnout.controlplane.config.TurnoutConfig;
+import dev.turnout.controlplane.store.FileRouteStore;
+import dev.turnout.controlplane.store.RouteStore;
+import dev.turnout.controlplane.store.StoreException;
+import dev.turnout.controlplane.xds.AckTracker;
+import dev.turnout.controlplane.xds.RoutingService;
+import dev.turnout.controlplane.xds.XdsServer;
+import java.io.IOException;
+import java.time.Clock;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/** The Turnout process: the store, the routing table, the xDS server and the ACK tracker, wired and started. */
+public final class ControlPlane implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(ControlPlane.class);
+
+  private final TurnoutConfig config;
+  private final RouteStore store;
+  private final ScheduledExecutorService scheduler;
+  private final ExecutorService callbacks;
+  private final XdsServer xds;
+
+  private ControlPlane(TurnoutConfig config, RouteStore store, ScheduledExecutorService scheduler,
+      ExecutorService callbacks, XdsServer xds) {
+    this.config = config;
+    this.store = store;
+    this.scheduler = scheduler;
+    this.callbacks = callbacks;
+    this.xds = xds;
+  }
+
+  /** Opens the store, publishes what it holds (seeding new databases from the config) and starts serving xDS. */
+  public static ControlPlane start(TurnoutConfig config) throws StoreException, IOException {
+    return start(config, RoutingService.Resolver.SYSTEM);
+  }
+
+  public static ControlPlane start(TurnoutConfig config, RoutingService.Resolver resolver)
+      throws StoreException, IOException {
+    RouteStore store = FileRouteStore.open(config.storeDirectory());
+    ScheduledExecutorService scheduler = Executors.newSingleThreadScheduledExecutor(
+        new ThreadFactoryBuilder().setNameFormat("turnout-scheduler").setDaemon(true).build());
+    ExecutorService callbacks = Executors.newCachedThreadPool(
+        new ThreadFactoryBuilder().setNameFormat("turnout-route-%d").setDaemon(true).build());
+    XdsServer xds = null;
+    try {
+      xds = XdsServer.create(store, config, Clock.systemUTC(), scheduler, callbacks, resolver);
+      xds.start();
+      log.info("xDS (ADS, state-of-the-world and delta) listening on {}:{}; store {}",
+          config.servers().bindAddress(), xds.port(), config.storeDirectory());
+      return new ControlPlane(config, store, scheduler, callbacks, xds);
+    } catch (StoreException | IOException | RuntimeException e) {
+      if (xds != null) {
+        xds.shutdown();
+      }
+      scheduler.shutdownNow();
+      callbacks.shutdownNow();
+      store.close();
+      throw e;
+    }
+  }
+
+  public RoutingService routing() {
+    return xds.routing();
+  }
+
+  public AckTracker tracker() {
+    return xds.tracker();
+  }
+
+  public int xdsPort() {
+    return xds.port();
+  }
+
+  public XdsServer xds() {
+    return xds;
+  }
+
+  public TurnoutConfig config() {
+    return config;
+  }
+
+  @Override
+  public void close() throws StoreException {
+    xds.shutdown();
+    scheduler.shutdownNow();
+    callbacks.shutdown();
+    try {
+      callbacks.awaitTermination(5, TimeUnit.SECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    store.close();
+  }
+}

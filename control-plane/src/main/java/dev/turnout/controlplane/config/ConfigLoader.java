@@ -1,0 +1,301 @@
+package dev.turnout.controlplane.config;
+
+import com.google.common.collect.ImmutableList;
+import dev.turnout.envoy.DatabaseRoute;
+import dev.turnout.envoy.Endpoint;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.format.DateTimeParseException;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import org.yaml.snakeyaml.LoaderOptions;
+import org.yaml.snakeyaml.Yaml;
+import org.yaml.snakeyaml.error.MarkedYAMLException;
+import org.yaml.snakeyaml.error.YAMLException;
+import org.yaml.snakeyaml.nodes.MappingNode;
+import org.yaml.snakeyaml.nodes.Node;
+import org.yaml.snakeyaml.nodes.NodeTuple;
+import org.yaml.snakeyaml.nodes.ScalarNode;
+import org.yaml.snakeyaml.nodes.SequenceNode;
+
+/**
+ * Reads {@code turnout.yaml} and validates every field, collecting all problems (each with its line) before
+ * failing, so an operator fixes the file in one pass.
+ *
+ * <p>Works on SnakeYAML's node tree rather than a data binding because the nodes carry line numbers.
+ */
+public final class ConfigLoader {
+
+  private final String source;
+  private final Path baseDirectory;
+  private final List<String> problems = new ArrayList<>();
+
+  private ConfigLoader(String source, Path baseDirectory) {
+    this.source = source;
+    this.baseDirectory = baseDirectory;
+  }
+
+  /** Loads a file; a relative store directory is resolved against the file's directory. */
+  public static TurnoutConfig load(Path file) throws ConfigException {
+    String text;
+    try {
+      text = Files.readString(file, StandardCharsets.UTF_8);
+    } catch (IOException e) {
+      throw new ConfigException(file.toString(), List.of("cannot read: " + e));
+    }
+    Path dir = file.toAbsolutePath().getParent();
+    return parse(text, file.toString(), dir);
+  }
+
+  /** Parses YAML text; {@code baseDirectory} resolves a relative store directory. */
+  public static TurnoutConfig parse(String yaml, String source, Path baseDirectory) throws ConfigException {
+    return new ConfigLoader(source, baseDirectory).parse(yaml);
+  }
+
+  private TurnoutConfig parse(String yaml) throws ConfigException {
+    Node root;
+    try {
+      LoaderOptions options = new LoaderOptions();
+      options.setAllowDuplicateKeys(false);
+      root = new Yaml(options).compose(new java.io.StringReader(yaml));
+    } catch (MarkedYAMLException e) {
+      int line = e.getProblemMark() == null ? 0 : e.getProblemMark().getLine() + 1;
+      throw new ConfigException(source, List.of("line " + line + ": malformed YAML: " + e.getProblem()));
+    } catch (YAMLException e) {
+      throw new ConfigException(source, List.of("malformed YAML: " + e.getMessage()));
+    }
+    if (!(root instanceof MappingNode top)) {
+      throw new ConfigException(source, List.of("the file must be a YAML mapping with 'server', 'store' and 'databases'"));
+    }
+    Map<String, Node> fields = fields(top, "", Set.of("server", "store", "xds", "databases"));
+
+    TurnoutConfig.Servers servers = servers(fields.get("server"));
+    Path store = baseDirectory.resolve("turnout-data");
+    if (fields.containsKey("store")) {
+      Map<String, Node> storeFields = fields(mapping(fields.get("store"), "store"), "store", Set.of("directory"));
+      String dir = string(storeFields.get("directory"), "store.directory");
+      if (dir != null) {
+        store = baseDirectory.resolve(dir).normalize();
+      }
+    }
+    Duration ackTimeout = TurnoutConfig.DEFAULT_ACK_TIMEOUT;
+    if (fields.containsKey("xds")) {
+      Map<String, Node> xds = fields(mapping(fields.get("xds"), "xds"), "xds", Set.of("ack_timeout"));
+      Duration parsed = duration(xds.get("ack_timeout"), "xds.ack_timeout");
+      if (parsed != null) {
+        ackTimeout = parsed;
+      }
+    }
+    List<DatabaseRoute> databases = databases(fields.get("databases"), servers);
+    if (!problems.isEmpty()) {
+      throw new ConfigException(source, problems);
+    }
+    return new TurnoutConfig(servers, store, ackTimeout, ImmutableList.copyOf(databases));
+  }
+
+  private TurnoutConfig.Servers servers(Node node) {
+    int xds = TurnoutConfig.DEFAULT_XDS_PORT;
+    int admin = TurnoutConfig.DEFAULT_ADMIN_PORT;
+    int http = TurnoutConfig.DEFAULT_HTTP_PORT;
+    String bind = "0.0.0.0";
+    if (node != null) {
+      Map<String, Node> f = fields(mapping(node, "server"), "server",
+          Set.of("bind_address", "xds_port", "admin_port", "http_port"));
+      xds = port(f.get("xds_port"), "server.xds_port", xds);
+      admin = port(f.get("admin_port"), "server.admin_port", admin);
+      http = port(f.get("http_port"), "server.http_port", http);
+      String b = string(f.get("bind_address"), "server.bind_address");
+      if (b != null) {
+        bind = b;
+      }
+      Map<Integer, String> used = new HashMap<>();
+      for (var e : Map.of("server.xds_port", xds, "server.admin_port", admin, "server.http_port", http).entrySet()) {
+        String other = used.putIfAbsent(e.getValue(), e.getKey());
+        if (other != null && e.getValue() != 0) {
+          problem(node, "server: " + e.getKey() + " and " + other + " are both " + e.getValue());
+        }
+      }
+    }
+    return new TurnoutConfig.Servers(bind, xds, admin, http);
+  }
+
+  private List<DatabaseRoute> databases(Node node, TurnoutConfig.Servers servers) {
+    List<DatabaseRoute> result = new ArrayList<>();
+    if (node == null) {
+      return result;
+    }
+    if (!(node instanceof SequenceNode list)) {
+      problem(node, "databases: must be a list of databases");
+      return result;
+    }
+    Map<String, Integer> nameLines = new HashMap<>();
+    Map<Integer, String> portOwners = new HashMap<>();
+    for (int i = 0; i < list.getValue().size(); i++) {
+      Node item = list.getValue().get(i);
+      String where = "databases[" + i + "]";
+      MappingNode map = mapping(item, where);
+      if (map == null) {
+        continue;
+      }
+      Map<String, Node> f = fields(map, where, Set.of("name", "port", "endpoint", "services"));
+      String name = string(f.get("name"), where + ".name");
+      if (name == null) {
+        problem(item, where + ".name: is required");
+        continue;
+      }
+      where = "databases[" + i + "] ('" + name + "')";
+      String nameProblem = DatabaseRoute.nameProblem(name);
+      if (nameProblem != null) {
+        problem(f.get("name"), where + ".name: " + nameProblem);
+      }
+      Integer firstLine = nameLines.putIfAbsent(name, line(item));
+      if (firstLine != null) {
+        problem(f.get("name"), where + ".name: duplicate database name, first defined at line " + firstLine);
+      }
+      if (!f.containsKey("port")) {
+        problem(item, where + ".port: is required (the local port sidecars listen on for this database)");
+      }
+      int port = port(f.get("port"), where + ".port", -1);
+      if (port == 0) {
+        problem(f.get("port"), where + ".port: must be a fixed port, not 0");
+      }
+      if (port > 0) {
+        String owner = portOwners.putIfAbsent(port, name);
+        if (owner != null) {
+          problem(f.get("port"), where + ".port: " + port + " is already the port of database '" + owner + "'");
+        }
+        if (port == servers.xdsPort() || port == servers.adminPort() || port == servers.httpPort()) {
+          problem(f.get("port"), where + ".port: " + port + " is one of the control plane's own ports");
+        }
+      }
+      Optional<Endpoint> endpoint = Optional.empty();
+      String endpointText = string(f.get("endpoint"), where + ".endpoint");
+      if (endpointText == null && !f.containsKey("endpoint")) {
+        problem(item, where + ".endpoint: is required (host:port of the server the database lives on)");
+      } else if (endpointText != null) {
+        try {
+          endpoint = Optional.of(Endpoint.parse(endpointText));
+        } catch (IllegalArgumentException e) {
+          problem(f.get("endpoint"), where + ".endpoint: " + e.getMessage());
+        }
+      }
+      Set<String> services = services(f.get("services"), where + ".services");
+      if (nameProblem == null && port > 0 && endpoint.isPresent()) {
+        result.add(new DatabaseRoute(name, port, endpoint, services));
+      }
+    }
+    return result;
+  }
+
+  private Set<String> services(Node node, String where) {
+    Set<String> services = new LinkedHashSet<>();
+    if (node == null) {
+      return services;
+    }
+    if (!(node instanceof SequenceNode list)) {
+      problem(node, where + ": must be a list of service names (Envoy node.cluster values)");
+      return services;
+    }
+    if (list.getValue().isEmpty()) {
+      problem(node, where + ": is empty, so no service could reach the database; leave it out to allow every service");
+    }
+    for (Node item : list.getValue()) {
+      String s = string(item, where + "[]");
+      if (s != null && (s.isBlank() || !services.add(s))) {
+        problem(item, where + ": '" + s + "' is blank or listed twice");
+      }
+    }
+    return services;
+  }
+
+  private Map<String, Node> fields(MappingNode map, String where, Set<String> allowed) {
+    Map<String, Node> result = new HashMap<>();
+    if (map == null) {
+      return result;
+    }
+    for (NodeTuple tuple : map.getValue()) {
+      String key = tuple.getKeyNode() instanceof ScalarNode s ? s.getValue() : String.valueOf(tuple.getKeyNode());
+      String path = where.isEmpty() ? key : where + "." + key;
+      if (!allowed.contains(key)) {
+        problem(tuple.getKeyNode(), path + ": unknown field (expected one of " + new java.util.TreeSet<>(allowed) + ")");
+        continue;
+      }
+      result.put(key, tuple.getValueNode());
+    }
+    return result;
+  }
+
+  private MappingNode mapping(Node node, String where) {
+    if (node instanceof MappingNode m) {
+      return m;
+    }
+    problem(node, where + ": must be a mapping");
+    return null;
+  }
+
+  private String string(Node node, String where) {
+    if (node == null) {
+      return null;
+    }
+    if (node instanceof ScalarNode s && !"tag:yaml.org,2002:null".equals(s.getTag().getValue())) {
+      return s.getValue();
+    }
+    problem(node, where + ": must be a single value");
+    return null;
+  }
+
+  private int port(Node node, String where, int defaultValue) {
+    String text = string(node, where);
+    if (text == null) {
+      return defaultValue;
+    }
+    try {
+      int port = Integer.parseInt(text.trim());
+      if (port < 0 || port > 65535) {
+        problem(node, where + ": " + port + " is out of range 1-65535");
+        return -1;
+      }
+      return port;
+    } catch (NumberFormatException e) {
+      problem(node, where + ": '" + text + "' is not a port number");
+      return -1;
+    }
+  }
+
+  private Duration duration(Node node, String where) {
+    String text = string(node, where);
+    if (text == null) {
+      return null;
+    }
+    try {
+      Duration d = text.matches("\\d+(ms|s|m)")
+          ? Duration.parse(text.endsWith("ms") ? "PT" + Double.parseDouble(text.replace("ms", "")) / 1000 + "S"
+              : "PT" + text.toUpperCase(java.util.Locale.ROOT))
+          : Duration.parse(text);
+      if (d.isZero() || d.isNegative()) {
+        problem(node, where + ": must be positive");
+        return null;
+      }
+      return d;
+    } catch (DateTimeParseException e) {
+      problem(node, where + ": '" + text + "' is not a duration such as 500ms, 30s or 2m");
+      return null;
+    }
+  }
+
+  private void problem(Node node, String message) {
+    problems.add(node == null ? message : "line " + line(node) + ": " + message);
+  }
+
+  private static int line(Node node) {
+    return node.getStartMark() == null ? 0 : node.getStartMark().getLine() + 1;
+  }
+}

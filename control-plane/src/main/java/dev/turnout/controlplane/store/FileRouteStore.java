@@ -1,0 +1,303 @@
+package dev.turnout.controlplane.store;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.google.common.collect.ImmutableMap;
+import dev.turnout.envoy.DatabaseRoute;
+import dev.turnout.envoy.Endpoint;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.zip.CRC32C;
+
+/**
+ * The embedded default store: an append-only journal of JSON lines in a data directory, each line prefixed by
+ * its CRC32C, written and fsynced before a change is published.
+ *
+ * <p>A line torn by a crash (no newline, or a bad checksum at the tail) is dropped at load and cut off the file:
+ * the change it held was never published, because publishing waits for the fsync. A bad checksum anywhere
+ * before the tail means the file was damaged, and loading refuses rather than guessing. At open the journal
+ * is compacted to one line per database once it has grown past {@link #COMPACT_AFTER_LINES}.
+ *
+ * <p>One process owns a data directory at a time (an OS file lock on {@code LOCK}).
+ */
+public final class FileRouteStore implements RouteStore {
+  static final String JOURNAL = "routes.journal";
+  static final int COMPACT_AFTER_LINES = 10_000;
+
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  private final Path directory;
+  private final Path journal;
+  private final FileChannel lockChannel;
+  private final FileLock lock;
+  /** Guarded by {@code this}: appends are serialized. */
+  private FileChannel out;
+
+  private FileRouteStore(Path directory, FileChannel lockChannel, FileLock lock) {
+    this.directory = directory;
+    this.journal = directory.resolve(JOURNAL);
+    this.lockChannel = lockChannel;
+    this.lock = lock;
+  }
+
+  /** Opens (creating if needed) the store in {@code directory}, taking its lock. */
+  public static FileRouteStore open(Path directory) throws StoreException {
+    try {
+      Files.createDirectories(directory);
+    } catch (IOException e) {
+      throw new StoreException("cannot create data directory " + directory + ": " + describe(e), e);
+    }
+    FileChannel channel;
+    FileLock lock;
+    try {
+      channel = FileChannel.open(directory.resolve("LOCK"), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+      lock = channel.tryLock();
+    } catch (IOException e) {
+      throw new StoreException("cannot lock data directory " + directory + ": " + describe(e), e);
+    }
+    if (lock == null) {
+      closeQuietly(channel);
+      throw new StoreException("data directory " + directory + " is in use by another turnout process");
+    }
+    return new FileRouteStore(directory, channel, lock);
+  }
+
+  @Override
+  public synchronized State load() throws StoreException {
+    Map<String, RouteRecord> routes = new LinkedHashMap<>();
+    long highest = 0;
+    long goodBytes = 0;
+    int lines = 0;
+    byte[] bytes;
+    try {
+      bytes = Files.exists(journal) ? Files.readAllBytes(journal) : new byte[0];
+    } catch (IOException e) {
+      throw new StoreException("cannot read " + journal + ": " + describe(e), e);
+    }
+    int start = 0;
+    while (start < bytes.length) {
+      int end = indexOf(bytes, (byte) '\n', start);
+      if (end < 0) {
+        break; // torn tail: never fsynced, never published
+      }
+      String line = new String(bytes, start, end - start, StandardCharsets.UTF_8);
+      JsonNode entry = verify(line);
+      if (entry == null) {
+        if (end + 1 < bytes.length) {
+          throw new StoreException(journal + " line " + (lines + 1) + " is damaged (checksum mismatch) and is not the"
+              + " last line; refusing to guess the routing table. Restore the data directory from a backup.");
+        }
+        break;
+      }
+      highest = Math.max(highest, entry.path("version").asLong());
+      if (entry.path("op").asText().equals("put")) {
+        RouteRecord record = decode(entry);
+        routes.put(record.route().name(), record);
+      }
+      lines++;
+      start = end + 1;
+      goodBytes = start;
+    }
+    try {
+      if (goodBytes < bytes.length) {
+        try (FileChannel ch = FileChannel.open(journal, StandardOpenOption.WRITE)) {
+          ch.truncate(goodBytes);
+          ch.force(true);
+        }
+      }
+      if (lines > COMPACT_AFTER_LINES) {
+        compact(routes, highest);
+      }
+      out = FileChannel.open(journal, StandardOpenOption.CREATE, StandardOpenOption.WRITE, StandardOpenOption.APPEND);
+      fsyncDirectory();
+    } catch (IOException e) {
+      throw new StoreException("cannot open " + journal + " for writing: " + describe(e), e);
+    }
+    return new State(ImmutableMap.copyOf(routes), highest);
+  }
+
+  @Override
+  public synchronized void append(RouteRecord record) throws StoreException {
+    ObjectNode entry = encode(record);
+    write(entry);
+  }
+
+  @Override
+  public synchronized void reserveVersion(long version) throws StoreException {
+    ObjectNode entry = JSON.createObjectNode();
+    entry.put("op", "reserve");
+    entry.put("version", version);
+    write(entry);
+  }
+
+  private void write(ObjectNode entry) throws StoreException {
+    if (out == null) {
+      throw new IllegalStateException("load() the store before appending");
+    }
+    byte[] line = frame(entry);
+    long before = -1;
+    try {
+      before = out.size();
+      ByteBuffer buffer = ByteBuffer.wrap(line);
+      while (buffer.hasRemaining()) {
+        out.write(buffer);
+      }
+      out.force(false);
+    } catch (IOException e) {
+      // Cut off whatever part of the line reached the file, so a later append does not follow garbage.
+      if (before >= 0) {
+        try {
+          out.truncate(before);
+        } catch (IOException ignored) {
+          // load() drops a torn tail anyway
+        }
+      }
+      throw new StoreException("cannot write the routing journal " + journal + ": " + describe(e)
+          + "; the change was not made", e);
+    }
+  }
+
+  private void compact(Map<String, RouteRecord> routes, long highest) throws IOException {
+    Path tmp = directory.resolve(JOURNAL + ".compact");
+    try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+        StandardOpenOption.TRUNCATE_EXISTING)) {
+      ObjectNode reserve = JSON.createObjectNode();
+      reserve.put("op", "reserve");
+      reserve.put("version", highest);
+      ch.write(ByteBuffer.wrap(frame(reserve)));
+      for (RouteRecord r : routes.values()) {
+        ch.write(ByteBuffer.wrap(frame(encode(r))));
+      }
+      ch.force(true);
+    }
+    Files.move(tmp, journal, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+  }
+
+  private void fsyncDirectory() throws IOException {
+    try (FileChannel dir = FileChannel.open(directory, StandardOpenOption.READ)) {
+      dir.force(true);
+    }
+  }
+
+  private static byte[] frame(ObjectNode entry) {
+    String json;
+    try {
+      json = JSON.writeValueAsString(entry);
+    } catch (IOException e) {
+      throw new IllegalStateException(e);
+    }
+    CRC32C crc = new CRC32C();
+    byte[] body = json.getBytes(StandardCharsets.UTF_8);
+    crc.update(body);
+    return (String.format("%08x ", crc.getValue()) + json + "\n").getBytes(StandardCharsets.UTF_8);
+  }
+
+  private static JsonNode verify(String line) {
+    if (line.length() < 10 || line.charAt(8) != ' ') {
+      return null;
+    }
+    String json = line.substring(9);
+    CRC32C crc = new CRC32C();
+    crc.update(json.getBytes(StandardCharsets.UTF_8));
+    if (!String.format("%08x", crc.getValue()).equals(line.substring(0, 8))) {
+      return null;
+    }
+    try {
+      return JSON.readTree(json);
+    } catch (IOException e) {
+      return null;
+    }
+  }
+
+  private static ObjectNode encode(RouteRecord record) {
+    ObjectNode entry = JSON.createObjectNode();
+    DatabaseRoute route = record.route();
+    entry.put("op", "put");
+    entry.put("version", record.version());
+    entry.put("cause", record.cause());
+    entry.put("database", route.name());
+    entry.put("port", route.listenPort());
+    if (route.endpoint().isPresent()) {
+      entry.put("endpoint", route.endpoint().get().toString());
+    } else {
+      entry.putNull("endpoint");
+    }
+    ArrayNode services = entry.putArray("services");
+    route.services().forEach(services::add);
+    return entry;
+  }
+
+  private static RouteRecord decode(JsonNode entry) {
+    Set<String> services = new HashSet<>();
+    entry.path("services").forEach(s -> services.add(s.asText()));
+    JsonNode endpoint = entry.path("endpoint");
+    DatabaseRoute route = new DatabaseRoute(entry.path("database").asText(), entry.path("port").asInt(),
+        endpoint.isNull() || endpoint.isMissingNode() ? Optional.empty() : Optional.of(Endpoint.parse(endpoint.asText())),
+        services);
+    return new RouteRecord(route, entry.path("version").asLong(), entry.path("cause").asText());
+  }
+
+  private static int indexOf(byte[] bytes, byte b, int from) {
+    for (int i = from; i < bytes.length; i++) {
+      if (bytes[i] == b) {
+        return i;
+      }
+    }
+    return -1;
+  }
+
+  private static String describe(IOException e) {
+    if (e instanceof AccessDeniedException) {
+      return "permission denied";
+    }
+    String message = e.getMessage();
+    return message == null ? e.getClass().getSimpleName() : message;
+  }
+
+  private static void closeQuietly(AutoCloseable c) {
+    try {
+      c.close();
+    } catch (Exception ignored) {
+      // closing on an error path
+    }
+  }
+
+  @Override
+  public synchronized void close() throws StoreException {
+    try {
+      if (out != null) {
+        out.close();
+      }
+      lock.release();
+      lockChannel.close();
+    } catch (IOException e) {
+      throw new StoreException("cannot close the store in " + directory + ": " + describe(e), e);
+    }
+  }
+
+  /** For tests and tools: the journal file. */
+  public Path journalFile() {
+    return journal;
+  }
+
+  /** For tests: every line of the journal as stored. */
+  List<String> lines() throws IOException {
+    return Files.readAllLines(journal);
+  }
+}

@@ -1,0 +1,321 @@
+package dev.turnout.controlplane.xds;
+
+import com.google.common.collect.ImmutableList;
+import com.google.common.collect.ImmutableMap;
+import com.google.errorprone.annotations.concurrent.GuardedBy;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.EnumMap;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.function.Predicate;
+
+/**
+ * Per node and resource type: the version last sent, last ACKed, and the last NACK's error, built from the xDS
+ * stream callbacks; and the waiters of route changes that complete when every subscribed node has ACKed.
+ *
+ * <p>A response is matched to its ACK or NACK by nonce, for state-of-the-world and delta streams alike: the
+ * {@code version_info} of a NACK is the version the node still runs, not the one it rejected.
+ */
+public final class AckTracker {
+
+  /** The outcome of waiting for a version: which nodes ACKed it, and how long it took. */
+  public record AckReport(String database, long version, ImmutableList<String> ackedBy, Duration elapsed) {}
+
+  private static final int NONCES_REMEMBERED = 16;
+
+  private final Clock clock;
+  private final Object lock = new Object();
+
+  @GuardedBy("lock")
+  private final Map<Long, Stream> streams = new HashMap<>();
+
+  @GuardedBy("lock")
+  private final Map<String, Node> nodes = new LinkedHashMap<>();
+
+  @GuardedBy("lock")
+  private final List<Waiter> waiters = new ArrayList<>();
+
+  public AckTracker(Clock clock) {
+    this.clock = clock;
+  }
+
+  private static final class TypeState {
+    long sentVersion;
+    long ackedVersion;
+    Instant ackedAt;
+    NodeStatus.Nack lastNack;
+  }
+
+  private static final class Node {
+    final String id;
+    String cluster;
+    int openStreams;
+    final Map<XdsType, TypeState> types = new EnumMap<>(XdsType.class);
+
+    Node(String id, String cluster) {
+      this.id = id;
+      this.cluster = cluster;
+    }
+
+    TypeState type(XdsType t) {
+      return types.computeIfAbsent(t, k -> new TypeState());
+    }
+  }
+
+  private static final class Stream {
+    Node node;
+    /** Per type: the resource names subscribed; an empty set is a wildcard subscription. */
+    final Map<XdsType, Set<String>> subscriptions = new EnumMap<>(XdsType.class);
+    /** Per type: nonce to version of the responses sent recently. */
+    final Map<XdsType, LinkedHashMap<String, Long>> sent = new EnumMap<>(XdsType.class);
+
+    boolean subscribedTo(XdsType type, String name) {
+      Set<String> names = subscriptions.get(type);
+      return names != null && (names.isEmpty() || names.contains(name));
+    }
+
+    void remember(XdsType type, String nonce, long version) {
+      LinkedHashMap<String, Long> map = sent.computeIfAbsent(type, k -> new LinkedHashMap<>());
+      map.put(nonce, version);
+      if (map.size() > NONCES_REMEMBERED) {
+        Iterator<String> it = map.keySet().iterator();
+        it.next();
+        it.remove();
+      }
+    }
+
+    Long versionOf(XdsType type, String nonce) {
+      LinkedHashMap<String, Long> map = sent.get(type);
+      return map == null ? null : map.get(nonce);
+    }
+  }
+
+  private final class Waiter {
+    final String database;
+    final long version;
+    final Predicate<String> clusterAllowed;
+    final Instant started;
+    final CompletableFuture<AckReport> future = new CompletableFuture<>();
+
+    Waiter(String database, long version, Predicate<String> clusterAllowed) {
+      this.database = database;
+      this.version = version;
+      this.clusterAllowed = clusterAllowed;
+      this.started = clock.instant();
+    }
+  }
+
+  /** A request arrived on a stream: records the node, its subscriptions, and an ACK or NACK. */
+  public void onRequest(long streamId, io.envoyproxy.envoy.config.core.v3.Node node, String typeUrl,
+      RequestKind kind, Collection<String> names, Collection<String> unsubscribed, String nonce, String errorDetail) {
+    List<Runnable> completions;
+    synchronized (lock) {
+      Stream stream = streams.computeIfAbsent(streamId, id -> new Stream());
+      if (stream.node == null) {
+        if (node == null || node.getId().isEmpty()) {
+          return; // java-control-plane closes such streams; nothing to track
+        }
+        Node n = nodes.computeIfAbsent(node.getId(), id -> new Node(id, node.getCluster()));
+        n.cluster = node.getCluster();
+        n.openStreams++;
+        stream.node = n;
+      }
+      Optional<XdsType> maybeType = XdsType.ofTypeUrl(typeUrl);
+      if (maybeType.isEmpty()) {
+        return;
+      }
+      XdsType type = maybeType.get();
+      Set<String> subscription = stream.subscriptions.computeIfAbsent(type, k -> new HashSet<>());
+      if (kind == RequestKind.STATE_OF_THE_WORLD) {
+        subscription.clear();
+        subscription.addAll(names);
+      } else {
+        subscription.addAll(names);
+        subscription.removeAll(unsubscribed);
+      }
+      if (!nonce.isEmpty()) {
+        Long version = stream.versionOf(type, nonce);
+        if (version != null) {
+          TypeState state = stream.node.type(type);
+          if (errorDetail.isEmpty()) {
+            if (version >= state.ackedVersion) {
+              state.ackedVersion = version;
+              state.ackedAt = clock.instant();
+              state.lastNack = null;
+            }
+          } else {
+            state.lastNack = new NodeStatus.Nack(version, errorDetail, clock.instant());
+          }
+        }
+      }
+      completions = evaluate();
+    }
+    completions.forEach(Runnable::run);
+  }
+
+  /** Whether a request is state-of-the-world (names replace the subscription) or delta (names add to it). */
+  public enum RequestKind { STATE_OF_THE_WORLD, DELTA }
+
+  /** A response was sent on a stream. */
+  public void onResponse(long streamId, String typeUrl, String version, String nonce) {
+    synchronized (lock) {
+      Stream stream = streams.get(streamId);
+      Optional<XdsType> type = XdsType.ofTypeUrl(typeUrl);
+      if (stream == null || stream.node == null || type.isEmpty()) {
+        return;
+      }
+      long v = parseVersion(version);
+      stream.remember(type.get(), nonce, v);
+      TypeState state = stream.node.type(type.get());
+      state.sentVersion = Math.max(state.sentVersion, v);
+    }
+  }
+
+  /** A stream ended: its node no longer counts as subscribed through it. */
+  public void onStreamClosed(long streamId) {
+    List<Runnable> completions;
+    synchronized (lock) {
+      Stream stream = streams.remove(streamId);
+      if (stream == null) {
+        return;
+      }
+      if (stream.node != null) {
+        stream.node.openStreams--;
+      }
+      completions = evaluate();
+    }
+    completions.forEach(Runnable::run);
+  }
+
+  /**
+   * Returns a future completing when every node with an open stream subscribed to {@code database}'s endpoints
+   * (and whose service may reach it) has ACKed a version at or above {@code version}. It fails, naming the
+   * stragglers, once every node has answered and some rejected it; {@link #expire} fails it at a deadline.
+   */
+  public CompletableFuture<AckReport> awaitAck(String database, long version, Predicate<String> clusterAllowed) {
+    Waiter waiter = new Waiter(database, version, clusterAllowed);
+    List<Runnable> completions;
+    synchronized (lock) {
+      waiters.add(waiter);
+      completions = evaluate();
+    }
+    completions.forEach(Runnable::run);
+    return waiter.future;
+  }
+
+  /** Fails the waiter behind {@code future} with its stragglers if it has not completed. */
+  public void expire(CompletableFuture<AckReport> future) {
+    RouteNotAcknowledgedException failure = null;
+    synchronized (lock) {
+      for (Iterator<Waiter> it = waiters.iterator(); it.hasNext(); ) {
+        Waiter w = it.next();
+        if (w.future == future) {
+          it.remove();
+          failure = new RouteNotAcknowledgedException(w.database, w.version,
+              "was not acknowledged by every subscribed sidecar within the deadline", stragglers(w));
+        }
+      }
+    }
+    if (failure != null) {
+      future.completeExceptionally(failure);
+    }
+  }
+
+  @GuardedBy("lock")
+  private List<Runnable> evaluate() {
+    List<Runnable> done = new ArrayList<>();
+    for (Iterator<Waiter> it = waiters.iterator(); it.hasNext(); ) {
+      Waiter w = it.next();
+      if (w.future.isDone()) {
+        it.remove();
+        continue;
+      }
+      boolean pending = false;
+      List<String> acked = new ArrayList<>();
+      for (Stream s : streams.values()) {
+        if (!counts(s, w)) {
+          continue;
+        }
+        TypeState state = s.node.type(XdsType.EDS);
+        if (state.ackedVersion >= w.version) {
+          acked.add(s.node.id);
+        } else if (state.lastNack == null || state.lastNack.version() < w.version) {
+          pending = true;
+        }
+      }
+      if (pending) {
+        continue;
+      }
+      it.remove();
+      ImmutableList<RouteNotAcknowledgedException.Straggler> stragglers = stragglers(w);
+      if (stragglers.isEmpty()) {
+        AckReport report = new AckReport(w.database, w.version, ImmutableList.sortedCopyOf(new HashSet<>(acked)),
+            Duration.between(w.started, clock.instant()));
+        done.add(() -> w.future.complete(report));
+      } else {
+        RouteNotAcknowledgedException failure =
+            new RouteNotAcknowledgedException(w.database, w.version, "was rejected", stragglers);
+        done.add(() -> w.future.completeExceptionally(failure));
+      }
+    }
+    return done;
+  }
+
+  @GuardedBy("lock")
+  private ImmutableList<RouteNotAcknowledgedException.Straggler> stragglers(Waiter w) {
+    Map<String, RouteNotAcknowledgedException.Straggler> byNode = new LinkedHashMap<>();
+    for (Stream s : streams.values()) {
+      if (!counts(s, w)) {
+        continue;
+      }
+      TypeState state = s.node.type(XdsType.EDS);
+      if (state.ackedVersion < w.version) {
+        String error = state.lastNack != null && state.lastNack.version() >= w.version ? state.lastNack.error() : "";
+        byNode.put(s.node.id, new RouteNotAcknowledgedException.Straggler(s.node.id, s.node.cluster,
+            state.ackedVersion, error));
+      }
+    }
+    return ImmutableList.copyOf(byNode.values());
+  }
+
+  private static boolean counts(Stream s, Waiter w) {
+    return s.node != null && w.clusterAllowed.test(s.node.cluster) && s.subscribedTo(XdsType.EDS, w.database);
+  }
+
+  /** Every node seen since start, connected or not, in the order first seen. */
+  public ImmutableList<NodeStatus> nodes() {
+    synchronized (lock) {
+      ImmutableList.Builder<NodeStatus> result = ImmutableList.builder();
+      for (Node n : nodes.values()) {
+        ImmutableMap.Builder<XdsType, NodeStatus.TypeStatus> types = ImmutableMap.builder();
+        n.types.forEach((t, s) -> types.put(t, new NodeStatus.TypeStatus(s.sentVersion, s.ackedVersion,
+            Optional.ofNullable(s.lastNack), Optional.ofNullable(s.ackedAt))));
+        result.add(new NodeStatus(n.id, n.cluster, n.openStreams > 0, types.buildOrThrow()));
+      }
+      return result.build();
+    }
+  }
+
+  public Optional<NodeStatus> node(String nodeId) {
+    return nodes().stream().filter(n -> n.nodeId().equals(nodeId)).findFirst();
+  }
+
+  static long parseVersion(String version) {
+    try {
+      return version == null || version.isEmpty() ? 0 : Long.parseLong(version);
+    } catch (NumberFormatException e) {
+      return 0;
+    }
+  }
+}

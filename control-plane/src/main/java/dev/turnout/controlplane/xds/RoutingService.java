@@ -1,0 +1,202 @@
+package dev.turnout.controlplane.xds;
+
+import com.google.errorprone.annotations.concurrent.GuardedBy;
+import dev.turnout.controlplane.store.RouteRecord;
+import dev.turnout.controlplane.store.RouteStore;
+import dev.turnout.controlplane.store.StoreException;
+import dev.turnout.envoy.DatabaseRoute;
+import dev.turnout.envoy.Endpoint;
+import dev.turnout.envoy.RoutingTable;
+import java.net.InetAddress;
+import java.net.UnknownHostException;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Executor;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The authoritative routing table inside the process: {@link #route} and {@link #drain} change one database's
+ * endpoint atomically, journaled before publication, and return a future that completes when every sidecar
+ * subscribed to that database has ACKed the new version (or fails naming the stragglers at the deadline).
+ */
+public final class RoutingService {
+  private static final Logger log = LoggerFactory.getLogger(RoutingService.class);
+
+  /** A route change and its acknowledgement. */
+  public record RouteResult(String database, Optional<Endpoint> previous, Optional<Endpoint> current, long version,
+      AckTracker.AckReport ack) {}
+
+  /** Resolves a DNS name to the address sidecars connect to; Envoy's EDS accepts IP addresses only. */
+  public interface Resolver {
+    Endpoint resolve(Endpoint endpoint) throws UnknownHostException;
+
+    Resolver SYSTEM = endpoint -> endpoint.isIpLiteral() ? endpoint
+        : new Endpoint(InetAddress.getByName(endpoint.host()).getHostAddress(), endpoint.port());
+  }
+
+  private final RouteStore store;
+  private final SnapshotPublisher publisher;
+  private final AckTracker tracker;
+  private final ScheduledExecutorService scheduler;
+  private final Executor callbacks;
+  private final Resolver resolver;
+  private final Duration ackTimeout;
+  private final Object lock = new Object();
+
+  @GuardedBy("lock")
+  private RoutingTable table = RoutingTable.EMPTY;
+
+  /** Per database: the version at which its endpoint last changed. */
+  @GuardedBy("lock")
+  private final Map<String, Long> endpointVersions = new HashMap<>();
+
+  @GuardedBy("lock")
+  private long version;
+
+  RoutingService(RouteStore store, SnapshotPublisher publisher, AckTracker tracker, ScheduledExecutorService scheduler,
+      Executor callbacks, Resolver resolver, Duration ackTimeout) {
+    this.store = store;
+    this.publisher = publisher;
+    this.tracker = tracker;
+    this.scheduler = scheduler;
+    this.callbacks = callbacks;
+    this.resolver = resolver;
+    this.ackTimeout = ackTimeout;
+  }
+
+  /**
+   * Loads the store, seeds databases it does not know from {@code configured}, takes listener settings (port,
+   * services) from the configuration, and publishes under a version above every earlier one.
+   */
+  void start(List<DatabaseRoute> configured) throws StoreException {
+    synchronized (lock) {
+      RouteStore.State state = store.load();
+      version = state.highestVersion();
+      List<DatabaseRoute> routes = new ArrayList<>();
+      for (DatabaseRoute wanted : configured) {
+        RouteRecord stored = state.routes().get(wanted.name());
+        DatabaseRoute route;
+        if (stored == null) {
+          route = wanted.withEndpoint(Optional.of(resolve(wanted.name(), wanted.endpoint().orElseThrow())));
+          store.append(new RouteRecord(route, ++version, "seed"));
+          endpointVersions.put(route.name(), version);
+          log.info("database {} seeded from configuration: endpoint {}, version {}", route.name(),
+              describe(route.endpoint()), version);
+        } else {
+          route = wanted.withEndpoint(stored.route().endpoint());
+          endpointVersions.put(route.name(), stored.version());
+          if (!route.equals(stored.route())) {
+            store.append(new RouteRecord(route, ++version, "config"));
+            log.info("database {} listener settings changed by configuration: port {}, services {}; endpoint stays {}"
+                + " (the store is the truth for endpoints)", route.name(), route.listenPort(),
+                route.services().isEmpty() ? "all" : route.services(), describe(route.endpoint()));
+          } else if (!stored.route().endpoint().equals(wanted.endpoint())) {
+            log.info("database {} is served at {} as the store says (configuration says {})", route.name(),
+                describe(route.endpoint()), describe(wanted.endpoint()));
+          }
+        }
+        routes.add(route);
+      }
+      for (String name : state.routes().keySet()) {
+        if (configured.stream().noneMatch(r -> r.name().equals(name))) {
+          log.warn("database {} is in the store but not in the configuration: not served; its endpoint {} is kept"
+              + " in the store", name, describe(state.routes().get(name).route().endpoint()));
+        }
+      }
+      table = RoutingTable.of(routes);
+      store.reserveVersion(++version);
+      publisher.publish(table, version);
+      log.info("serving {} databases at version {}", table.databases().size(), version);
+    }
+  }
+
+  private Endpoint resolve(String database, Endpoint endpoint) {
+    try {
+      return resolver.resolve(endpoint);
+    } catch (UnknownHostException e) {
+      throw new IllegalArgumentException("database '" + database + "': cannot resolve endpoint host '"
+          + endpoint.host() + "'", e);
+    }
+  }
+
+  /** Routes {@code database} to {@code endpoint}; see the class comment. Routing to the current endpoint is a no-op that still waits for ACKs. */
+  public CompletableFuture<RouteResult> route(String database, Endpoint endpoint) throws StoreException {
+    return change(database, Optional.of(endpoint), "route");
+  }
+
+  /** Empties {@code database}'s assignment: sidecars open no new connections to any server for it. */
+  public CompletableFuture<RouteResult> drain(String database) throws StoreException {
+    return change(database, Optional.empty(), "drain");
+  }
+
+  private CompletableFuture<RouteResult> change(String database, Optional<Endpoint> requested, String cause)
+      throws StoreException {
+    Optional<Endpoint> target = requested.map(e -> resolve(database, e));
+    Optional<Endpoint> previous;
+    long waitFor;
+    DatabaseRoute current;
+    synchronized (lock) {
+      current = table.get(database).orElseThrow(() -> new UnknownDatabaseException(database, table.databases().keySet()));
+      previous = current.endpoint();
+      if (previous.equals(target)) {
+        waitFor = endpointVersions.get(database);
+      } else {
+        long next = version + 1;
+        DatabaseRoute changed = current.withEndpoint(target);
+        store.append(new RouteRecord(changed, next, cause)); // durable before anyone can see it
+        version = next;
+        table = table.with(changed);
+        endpointVersions.put(database, next);
+        publisher.publish(table, next);
+        waitFor = next;
+      }
+    }
+    CompletableFuture<AckTracker.AckReport> acks = tracker.awaitAck(database, waitFor, current::allows);
+    var timeout = scheduler.schedule(() -> tracker.expire(acks), ackTimeout.toMillis(), TimeUnit.MILLISECONDS);
+    return acks.whenComplete((r, e) -> {
+      timeout.cancel(false);
+      if (e == null) {
+        log.info("route {}: {} -> {} version {} acked by {} node(s) in {} ms", database, describe(previous),
+            describe(target), waitFor, r.ackedBy().size(), r.elapsed().toMillis());
+      } else {
+        log.warn("route {}: {} -> {} version {} NOT acked: {}", database, describe(previous), describe(target),
+            waitFor, e.getMessage());
+      }
+    }).thenApplyAsync(r -> new RouteResult(database, previous, target, waitFor, r), callbacks);
+  }
+
+  public RoutingTable table() {
+    synchronized (lock) {
+      return table;
+    }
+  }
+
+  public long version() {
+    synchronized (lock) {
+      return version;
+    }
+  }
+
+  /** The version at which {@code database}'s endpoint last changed. */
+  public long endpointVersion(String database) {
+    synchronized (lock) {
+      Long v = endpointVersions.get(database);
+      if (v == null) {
+        throw new UnknownDatabaseException(database, table.databases().keySet());
+      }
+      return v;
+    }
+  }
+
+  private static String describe(Optional<Endpoint> endpoint) {
+    return endpoint.map(Endpoint::toString).orElse("(drained)");
+  }
+}
