@@ -67,7 +67,11 @@ public final class FileRouteStore implements RouteStore {
     FileLock lock;
     try {
       channel = FileChannel.open(directory.resolve("LOCK"), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
-      lock = channel.tryLock();
+      try {
+        lock = channel.tryLock();
+      } catch (java.nio.channels.OverlappingFileLockException e) {
+        lock = null; // held by this same process
+      }
     } catch (IOException e) {
       throw new StoreException("cannot lock data directory " + directory + ": " + describe(e), e);
     }

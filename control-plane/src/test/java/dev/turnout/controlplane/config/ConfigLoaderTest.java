@@ -1,0 +1,138 @@
+package dev.turnout.controlplane.config;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.turnout.envoy.Endpoint;
+import java.nio.file.Path;
+import java.time.Duration;
+import org.junit.jupiter.api.Test;
+
+class ConfigLoaderTest {
+  private static final Path BASE = Path.of("/etc/turnout");
+
+  private static TurnoutConfig parse(String yaml) throws ConfigException {
+    return ConfigLoader.parse(yaml, "turnout.yaml", BASE);
+  }
+
+  @Test
+  void theExampleFileInTheRepository_isValid() throws Exception {
+    TurnoutConfig config = ConfigLoader.load(Path.of("../turnout.example.yaml"));
+
+    assertThat(config.servers().xdsPort()).isEqualTo(18000);
+    assertThat(config.databases()).extracting(d -> d.name()).containsExactly("orders", "inventory");
+    assertThat(config.databases().get(0).services()).containsExactly("billing", "checkout");
+    assertThat(config.databases().get(1).services()).as("absent means every service").isEmpty();
+    assertThat(config.ackTimeout()).isEqualTo(Duration.ofSeconds(30));
+    assertThat(config.storeDirectory()).isEqualTo(Path.of("..").toAbsolutePath().normalize().resolve("turnout-data"));
+  }
+
+  @Test
+  void defaults_andRelativeStoreDirectory() throws Exception {
+    TurnoutConfig config = parse("""
+        store:
+          directory: data
+        xds:
+          ack_timeout: 1500ms
+        databases:
+          - name: orders
+            port: 15432
+            endpoint: "[::1]:5432"
+        """);
+    assertThat(config.servers().adminPort()).isEqualTo(18001);
+    assertThat(config.servers().httpPort()).isEqualTo(18080);
+    assertThat(config.storeDirectory()).isEqualTo(BASE.resolve("data"));
+    assertThat(config.ackTimeout()).isEqualTo(Duration.ofMillis(1500));
+    assertThat(config.databases().get(0).endpoint()).contains(new Endpoint("::1", 5432));
+  }
+
+  @Test
+  void malformedYaml_namesTheLine() {
+    assertThatThrownBy(() -> parse("""
+        databases:
+          - name: orders
+            port: [15432
+        """))
+        .isInstanceOf(ConfigException.class)
+        .hasMessageContaining("malformed YAML")
+        .hasMessageContaining("line 4");
+  }
+
+  @Test
+  void duplicateDatabaseNames_areRefused_namingBothLines() {
+    assertThatThrownBy(() -> parse("""
+        databases:
+          - name: orders
+            port: 15432
+            endpoint: 10.0.0.5:5432
+          - name: orders
+            port: 15433
+            endpoint: 10.0.0.6:5432
+        """))
+        .isInstanceOf(ConfigException.class)
+        .hasMessageContaining("line 5: databases[1] ('orders').name: duplicate database name, first defined at line 2");
+  }
+
+  @Test
+  void aPortClash_isRefused_namingTheOtherDatabase() {
+    assertThatThrownBy(() -> parse("""
+        databases:
+          - name: orders
+            port: 15432
+            endpoint: 10.0.0.5:5432
+          - name: ledger
+            port: 15432
+            endpoint: 10.0.0.6:5432
+          - name: admin
+            port: 18000
+            endpoint: 10.0.0.6:5432
+        """))
+        .isInstanceOf(ConfigException.class)
+        .hasMessageContaining("line 6: databases[1] ('ledger').port: 15432 is already the port of database 'orders'")
+        .hasMessageContaining("line 9: databases[2] ('admin').port: 18000 is one of the control plane's own ports");
+  }
+
+  @Test
+  void anEndpointInAnUnknownFormat_isRefused_sayingWhatIsExpected() {
+    assertThatThrownBy(() -> parse("""
+        databases:
+          - name: orders
+            port: 15432
+            endpoint: postgres://10.0.0.5:5432
+          - name: ledger
+            port: 15433
+            endpoint: 10.0.0.6
+        """))
+        .isInstanceOf(ConfigException.class)
+        .hasMessageContaining("line 4: databases[0] ('orders').endpoint")
+        .hasMessageContaining("line 7: databases[1] ('ledger').endpoint: endpoint '10.0.0.6' has no port");
+  }
+
+  @Test
+  void unknownFields_missingFields_andBadValues_areAllReportedAtOnce() {
+    assertThatThrownBy(() -> parse("""
+        server:
+          xds_prot: 18000
+          admin_port: seventeen
+        databases:
+          - name: Orders!
+            port: 15432
+            endpoint: 10.0.0.5:5432
+          - name: ledger
+            endpoint: 10.0.0.6:5432
+            services: []
+        """))
+        .isInstanceOf(ConfigException.class)
+        .satisfies(e -> assertThat(((ConfigException) e).problems()).hasSize(5))
+        .hasMessageContaining("line 2: server.xds_prot: unknown field")
+        .hasMessageContaining("line 3: server.admin_port: 'seventeen' is not a port number")
+        .hasMessageContaining("line 5: databases[0] ('Orders!').name: database name 'Orders!' must be")
+        .hasMessageContaining("line 8: databases[1] ('ledger').port: is required")
+        .hasMessageContaining("line 10: databases[1] ('ledger').services: is empty");
+  }
+
+  @Test
+  void aFileThatIsNotAMapping_isRefused() {
+    assertThatThrownBy(() -> parse("- just\n- a list\n")).hasMessageContaining("must be a YAML mapping");
+  }
+}
