@@ -8,7 +8,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.time.format.DateTimeParseException;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashSet;
@@ -276,17 +275,14 @@ public final class ConfigLoader {
       return null;
     }
     try {
-      Duration d = text.matches("\\d+(ms|s|m)")
-          ? Duration.parse(text.endsWith("ms") ? "PT" + Double.parseDouble(text.replace("ms", "")) / 1000 + "S"
-              : "PT" + text.toUpperCase(java.util.Locale.ROOT))
-          : Duration.parse(text);
-      if (d.isZero() || d.isNegative()) {
+      Duration d = Durations.parse(where + ":", text);
+      if (d.isZero()) {
         problem(node, where + ": must be positive");
         return null;
       }
       return d;
-    } catch (DateTimeParseException e) {
-      problem(node, where + ": '" + text + "' is not a duration such as 500ms, 30s or 2m");
+    } catch (IllegalArgumentException e) {
+      problem(node, e.getMessage());
       return null;
     }
   }

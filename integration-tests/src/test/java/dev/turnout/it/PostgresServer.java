@@ -1,0 +1,123 @@
+package dev.turnout.it;
+
+import java.io.IOException;
+import java.net.ServerSocket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.SQLException;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * A real PostgreSQL server for tests: initdb into a directory, postgres on a free loopback port (TCP only),
+ * stopped with SIGINT (fast shutdown). As root, server commands run under {@code unshare -U}, since PostgreSQL
+ * refuses to run as root (see POSTGRES-NOTES.md).
+ */
+public final class PostgresServer implements AutoCloseable {
+  /** The machine's PostgreSQL 15; override with TURNOUT_PG_BIN. */
+  public static final Path BIN = Path.of(System.getenv().getOrDefault("TURNOUT_PG_BIN", "/usr/lib/postgresql/15/bin"));
+
+  private final Path dataDir;
+  private final int port;
+  private Process process;
+
+  private PostgresServer(Path dataDir, int port) {
+    this.dataDir = dataDir;
+    this.port = port;
+  }
+
+  /** Creates a new cluster in {@code dir} and starts it. */
+  public static PostgresServer start(Path dir, String... settings) throws IOException, InterruptedException {
+    if (!Files.isExecutable(BIN.resolve("initdb"))) {
+      throw new IllegalStateException("PostgreSQL binaries not found in " + BIN + " (set TURNOUT_PG_BIN)");
+    }
+    Files.createDirectories(dir);
+    Path data = dir.resolve("data");
+    run(List.of(BIN.resolve("initdb").toString(), "-D", data.toString(), "-U", "postgres", "-A", "trust",
+        "--no-sync", "-E", "UTF8", "--locale=C"), dir.resolve("initdb.log"));
+    PostgresServer server = new PostgresServer(data, freePort());
+    server.launch(settings);
+    return server;
+  }
+
+  private void launch(String... settings) throws IOException, InterruptedException {
+    List<String> command = new ArrayList<>(List.of(BIN.resolve("postgres").toString(), "-D", dataDir.toString(),
+        "-p", Integer.toString(port), "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
+        "-c", "fsync=off", "-c", "shared_buffers=32MB", "-c", "max_connections=200"));
+    for (String s : settings) {
+      command.add("-c");
+      command.add(s);
+    }
+    process = new ProcessBuilder(asServerUser(command)).redirectErrorStream(true)
+        .redirectOutput(dataDir.resolveSibling("postgres.log").toFile()).start();
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+    while (true) {
+      try (Connection c = connect()) {
+        return;
+      } catch (SQLException e) {
+        if (!process.isAlive() || System.nanoTime() > deadline) {
+          throw new IllegalStateException("postgres did not start; see " + dataDir.resolveSibling("postgres.log"), e);
+        }
+        Thread.sleep(50);
+      }
+    }
+  }
+
+  public int port() {
+    return port;
+  }
+
+  public String jdbcUrl() {
+    return jdbcUrl(port);
+  }
+
+  /** A JDBC URL to the database {@code postgres} on {@code port} of loopback (the server, or a sidecar in front). */
+  public static String jdbcUrl(int port) {
+    return "jdbc:postgresql://127.0.0.1:" + port + "/postgres?user=postgres&sslmode=disable&connectTimeout=30"
+        + "&socketTimeout=60";
+  }
+
+  public Connection connect() throws SQLException {
+    return DriverManager.getConnection(jdbcUrl());
+  }
+
+  /** Fast shutdown (SIGINT): clients are disconnected, the cluster stays on disk. */
+  public void stop() throws IOException, InterruptedException {
+    if (process != null && process.isAlive()) {
+      new ProcessBuilder("kill", "-INT", Long.toString(process.pid())).start().waitFor();
+      if (!process.waitFor(30, TimeUnit.SECONDS)) {
+        process.destroyForcibly();
+      }
+    }
+  }
+
+  @Override
+  public void close() throws IOException, InterruptedException {
+    stop();
+  }
+
+  static List<String> asServerUser(List<String> command) {
+    if (!"root".equals(System.getProperty("user.name"))) {
+      return command;
+    }
+    List<String> wrapped = new ArrayList<>(List.of("unshare", "-U"));
+    wrapped.addAll(command);
+    return wrapped;
+  }
+
+  private static void run(List<String> command, Path log) throws IOException, InterruptedException {
+    Process p = new ProcessBuilder(asServerUser(command)).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+    if (!p.waitFor(120, TimeUnit.SECONDS) || p.exitValue() != 0) {
+      throw new IllegalStateException(command.get(0) + " failed; see " + log + ":\n" + Files.readString(log));
+    }
+  }
+
+  public static int freePort() throws IOException {
+    try (ServerSocket s = new ServerSocket(0)) {
+      return s.getLocalPort();
+    }
+  }
+}

@@ -1,0 +1,347 @@
+package dev.turnout.sidecar;
+
+import com.google.errorprone.annotations.concurrent.GuardedBy;
+import io.netty.bootstrap.Bootstrap;
+import io.netty.bootstrap.ServerBootstrap;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.Unpooled;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelFuture;
+import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.socket.SocketChannel;
+import io.netty.channel.socket.nio.NioServerSocketChannel;
+import io.netty.channel.socket.nio.NioSocketChannel;
+import io.netty.util.concurrent.ScheduledFuture;
+import java.net.InetSocketAddress;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One database's listener: accepts application connections on its port and relays each to the endpoint the
+ * database's current ClusterLoadAssignment names. With no endpoint (drained, or not yet known) new connections
+ * are held, unread, until one arrives or the hold timeout passes; then they are refused with a PostgreSQL
+ * ErrorResponse. Connections to an endpoint that is no longer assigned are closed after a grace period.
+ */
+final class DatabaseProxy {
+  private static final Logger log = LoggerFactory.getLogger(DatabaseProxy.class);
+
+  private final String name;
+  private final InetSocketAddress listenAddress;
+  private final EventLoopGroup group;
+  private final Duration holdTimeout;
+  private final Duration staleGrace;
+  private Channel serverChannel;
+
+  @GuardedBy("this")
+  private Optional<InetSocketAddress> endpoint = Optional.empty();
+
+  @GuardedBy("this")
+  private final Map<Channel, Held> held = new HashMap<>();
+
+  /** Open client connections and the endpoint each was relayed to. */
+  @GuardedBy("this")
+  private final Map<Channel, InetSocketAddress> relayed = new HashMap<>();
+
+  private final AtomicLong active = new AtomicLong();
+  private final AtomicLong total = new AtomicLong();
+  private final AtomicLong bytesToServer = new AtomicLong();
+  private final AtomicLong bytesToClient = new AtomicLong();
+  private final AtomicLong heldTotal = new AtomicLong();
+  private final AtomicLong holdNanos = new AtomicLong();
+  private final AtomicLong holdTimeouts = new AtomicLong();
+  private final AtomicLong staleClosed = new AtomicLong();
+  private final AtomicLong connectFailures = new AtomicLong();
+
+  private record Held(long since, ScheduledFuture<?> timeout) {}
+
+  DatabaseProxy(String name, InetSocketAddress listenAddress, EventLoopGroup group, Duration holdTimeout,
+      Duration staleGrace) {
+    this.name = name;
+    this.listenAddress = listenAddress;
+    this.group = group;
+    this.holdTimeout = holdTimeout;
+    this.staleGrace = staleGrace;
+  }
+
+  String name() {
+    return name;
+  }
+
+  InetSocketAddress listenAddress() {
+    return listenAddress;
+  }
+
+  /** Binds the listening socket; the future fails when the port cannot be taken. */
+  ChannelFuture bind() {
+    ServerBootstrap bootstrap = new ServerBootstrap()
+        .group(group)
+        .channel(NioServerSocketChannel.class)
+        .option(ChannelOption.SO_REUSEADDR, true)
+        // Nothing is read from a client until its upstream is connected: that is what makes holding possible.
+        .childOption(ChannelOption.AUTO_READ, false)
+        .childOption(ChannelOption.TCP_NODELAY, true)
+        .childHandler(new ChannelInitializer<SocketChannel>() {
+          @Override
+          protected void initChannel(SocketChannel ch) {
+            ch.pipeline().addLast("client", new ClientHandler());
+          }
+        });
+    ChannelFuture future = bootstrap.bind(listenAddress);
+    serverChannel = future.channel();
+    return future;
+  }
+
+  /** Stops listening and closes every connection. */
+  void close() {
+    if (serverChannel != null) {
+      serverChannel.close();
+    }
+    List<Channel> all;
+    synchronized (this) {
+      all = new ArrayList<>(relayed.keySet());
+      all.addAll(held.keySet());
+    }
+    all.forEach(Channel::close);
+  }
+
+  /** The endpoint new connections go to; empty holds them. Connections elsewhere close after the grace. */
+  void setEndpoint(Optional<InetSocketAddress> newEndpoint) {
+    List<Channel> release = new ArrayList<>();
+    boolean staleExists;
+    synchronized (this) {
+      if (endpoint.equals(newEndpoint)) {
+        return;
+      }
+      log.info("database {}: endpoint {} -> {}", name, describe(endpoint), describe(newEndpoint));
+      endpoint = newEndpoint;
+      if (newEndpoint.isPresent()) {
+        release.addAll(held.keySet());
+      }
+      staleExists = relayed.values().stream().anyMatch(e -> !newEndpoint.equals(Optional.of(e)));
+    }
+    release.forEach(ch -> ch.eventLoop().execute(() -> releaseHeld(ch)));
+    if (staleExists) {
+      group.schedule(this::closeStale, staleGrace.toMillis(), TimeUnit.MILLISECONDS);
+    }
+  }
+
+  private void closeStale() {
+    List<Channel> stale = new ArrayList<>();
+    synchronized (this) {
+      relayed.forEach((ch, e) -> {
+        if (!endpoint.equals(Optional.of(e))) {
+          stale.add(ch);
+        }
+      });
+    }
+    if (!stale.isEmpty()) {
+      log.info("database {}: closing {} connection(s) to an endpoint no longer assigned", name, stale.size());
+    }
+    for (Channel ch : stale) {
+      staleClosed.incrementAndGet();
+      ch.close();
+    }
+  }
+
+  DatabaseStats stats() {
+    long heldNow;
+    synchronized (this) {
+      heldNow = held.size();
+    }
+    return new DatabaseStats(name, active.get(), total.get(), bytesToServer.get(), bytesToClient.get(), heldNow,
+        heldTotal.get(), holdNanos.get(), holdTimeouts.get(), staleClosed.get(), connectFailures.get());
+  }
+
+  private void admit(Channel client) {
+    total.incrementAndGet();
+    active.incrementAndGet();
+    Optional<InetSocketAddress> target;
+    synchronized (this) {
+      target = endpoint;
+      if (target.isEmpty()) {
+        heldTotal.incrementAndGet();
+        ScheduledFuture<?> timeout =
+            client.eventLoop().schedule(() -> expire(client), holdTimeout.toMillis(), TimeUnit.MILLISECONDS);
+        held.put(client, new Held(System.nanoTime(), timeout));
+        return;
+      }
+    }
+    connect(client, target.get());
+  }
+
+  private void releaseHeld(Channel client) {
+    Held h;
+    InetSocketAddress target;
+    synchronized (this) {
+      if (endpoint.isEmpty()) {
+        return; // drained again before the release ran: keep holding, same deadline
+      }
+      target = endpoint.get();
+      h = held.remove(client);
+    }
+    if (h == null) {
+      return;
+    }
+    h.timeout.cancel(false);
+    holdNanos.addAndGet(System.nanoTime() - h.since);
+    connect(client, target);
+  }
+
+  private void expire(Channel client) {
+    Held h;
+    synchronized (this) {
+      h = held.remove(client);
+    }
+    if (h == null) {
+      return;
+    }
+    holdNanos.addAndGet(System.nanoTime() - h.since);
+    holdTimeouts.incrementAndGet();
+    refuse(client, "turnout sidecar: database \"" + name + "\" has no endpoint (it is being moved or drained);"
+        + " waited " + holdTimeout.toMillis() + " ms");
+  }
+
+  private void refuse(Channel client, String message) {
+    client.pipeline().replace("client", "refuse", new PgWire.Refuse(message));
+    client.config().setAutoRead(true);
+  }
+
+  private void connect(Channel client, InetSocketAddress target) {
+    Bootstrap bootstrap = new Bootstrap()
+        .group(client.eventLoop())
+        .channel(NioSocketChannel.class)
+        .option(ChannelOption.AUTO_READ, false)
+        .option(ChannelOption.TCP_NODELAY, true)
+        .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, 5000)
+        .handler(new ServerHandler(client));
+    ChannelFuture connecting = bootstrap.connect(target);
+    client.attr(ClientHandler.UPSTREAM).set(connecting.channel());
+    connecting.addListener((ChannelFutureListener) f -> {
+      if (f.isSuccess()) {
+        synchronized (this) {
+          relayed.put(client, target);
+        }
+        if (!client.isActive()) {
+          f.channel().close();
+          return;
+        }
+        client.read();
+      } else {
+        connectFailures.incrementAndGet();
+        log.warn("database {}: cannot connect to {}: {}", name, target, f.cause().getMessage());
+        refuse(client, "turnout sidecar: cannot connect to the server of database \"" + name + "\": "
+            + f.cause().getMessage());
+      }
+    });
+  }
+
+  private void closed(Channel client) {
+    active.decrementAndGet();
+    Held h;
+    synchronized (this) {
+      relayed.remove(client);
+      h = held.remove(client);
+    }
+    if (h != null) {
+      h.timeout.cancel(false);
+      holdNanos.addAndGet(System.nanoTime() - h.since);
+    }
+  }
+
+  private static void closeOnFlush(Channel ch) {
+    if (ch != null && ch.isActive()) {
+      ch.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(ChannelFutureListener.CLOSE);
+    }
+  }
+
+  private static String describe(Optional<InetSocketAddress> e) {
+    return e.map(a -> a.getHostString() + ":" + a.getPort()).orElse("(none: holding new connections)");
+  }
+
+  /** Application side: relays bytes to the server one read at a time, so a slow server slows the client. */
+  private final class ClientHandler extends ChannelInboundHandlerAdapter {
+    static final io.netty.util.AttributeKey<Channel> UPSTREAM = io.netty.util.AttributeKey.valueOf("upstream");
+
+    @Override
+    public void channelActive(ChannelHandlerContext ctx) {
+      admit(ctx.channel());
+    }
+
+    @Override
+    public void channelRead(ChannelHandlerContext ctx, Object msg) {
+      Channel upstream = ctx.channel().attr(UPSTREAM).get();
+      if (upstream == null || !upstream.isActive()) {
+        io.netty.util.ReferenceCountUtil.release(msg);
+        return;
+      }
+      bytesToServer.addAndGet(((ByteBuf) msg).readableBytes());
+      upstream.writeAndFlush(msg).addListener((ChannelFutureListener) f -> {
+        if (f.isSuccess()) {
+          ctx.channel().read();
+        } else {
+          f.channel().close();
+        }
+      });
+    }
+
+    @Override
+    public void channelInactive(ChannelHandlerContext ctx) {
+      closed(ctx.channel());
+      closeOnFlush(ctx.channel().attr(UPSTREAM).get());
+    }
+
+    @Override
+    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+      closeOnFlush(ctx.channel());
+    }
+  }
+
+  /** Server side: relays the server's bytes back to the application. */
+  private final class ServerHandler extends ChannelInboundHandlerAdapter {
+    private final Channel client;
+
+    ServerHandler(Channel client) {
+      this.client = client;
+    }
+
+    @Override
+    public void channelActive(ChannelHandlerContext ctx) {
+      ctx.read();
+    }
+
+    @Override
+    public void channelRead(ChannelHandlerContext ctx, Object msg) {
+      bytesToClient.addAndGet(((ByteBuf) msg).readableBytes());
+      client.writeAndFlush(msg).addListener((ChannelFutureListener) f -> {
+        if (f.isSuccess()) {
+          ctx.channel().read();
+        } else {
+          f.channel().close();
+        }
+      });
+    }
+
+    @Override
+    public void channelInactive(ChannelHandlerContext ctx) {
+      closeOnFlush(client);
+    }
+
+    @Override
+    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+      closeOnFlush(ctx.channel());
+    }
+  }
+}
