@@ -13,9 +13,6 @@ import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
-import io.netty.channel.socket.SocketChannel;
-import io.netty.channel.socket.nio.NioServerSocketChannel;
-import io.netty.channel.socket.nio.NioSocketChannel;
 import io.netty.util.concurrent.ScheduledFuture;
 import java.net.InetSocketAddress;
 import java.time.Duration;
@@ -40,6 +37,7 @@ final class DatabaseProxy {
 
   private final String name;
   private final InetSocketAddress listenAddress;
+  private final Transport transport;
   private final EventLoopGroup group;
   private final Duration holdTimeout;
   private final Duration staleGrace;
@@ -67,11 +65,12 @@ final class DatabaseProxy {
 
   private record Held(long since, ScheduledFuture<?> timeout) {}
 
-  DatabaseProxy(String name, InetSocketAddress listenAddress, EventLoopGroup group, Duration holdTimeout,
+  DatabaseProxy(String name, InetSocketAddress listenAddress, Transport transport, Duration holdTimeout,
       Duration staleGrace) {
     this.name = name;
     this.listenAddress = listenAddress;
-    this.group = group;
+    this.transport = transport;
+    this.group = transport.group();
     this.holdTimeout = holdTimeout;
     this.staleGrace = staleGrace;
   }
@@ -88,14 +87,14 @@ final class DatabaseProxy {
   ChannelFuture bind() {
     ServerBootstrap bootstrap = new ServerBootstrap()
         .group(group)
-        .channel(NioServerSocketChannel.class)
+        .channel(transport.serverChannel())
         .option(ChannelOption.SO_REUSEADDR, true)
         // Nothing is read from a client until its upstream is connected: that is what makes holding possible.
         .childOption(ChannelOption.AUTO_READ, false)
         .childOption(ChannelOption.TCP_NODELAY, true)
-        .childHandler(new ChannelInitializer<SocketChannel>() {
+        .childHandler(new ChannelInitializer<Channel>() {
           @Override
-          protected void initChannel(SocketChannel ch) {
+          protected void initChannel(Channel ch) {
             ch.pipeline().addLast("client", new ClientHandler());
           }
         });
@@ -222,7 +221,7 @@ final class DatabaseProxy {
   private void connect(Channel client, InetSocketAddress target) {
     Bootstrap bootstrap = new Bootstrap()
         .group(client.eventLoop())
-        .channel(NioSocketChannel.class)
+        .channel(transport.clientChannel())
         .option(ChannelOption.AUTO_READ, false)
         .option(ChannelOption.TCP_NODELAY, true)
         .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, 5000)
@@ -238,7 +237,7 @@ final class DatabaseProxy {
           f.channel().close();
           return;
         }
-        client.read();
+        client.config().setAutoRead(true);
       } else {
         connectFailures.incrementAndGet();
         log.warn("database {}: cannot connect to {}: {}", name, target, f.cause().getMessage());
@@ -258,6 +257,17 @@ final class DatabaseProxy {
     if (h != null) {
       h.timeout.cancel(false);
       holdNanos.addAndGet(System.nanoTime() - h.since);
+    }
+  }
+
+  /**
+   * Writes without a per-message listener (the void promise reports failures to the pipeline) and stops
+   * reading the source while the destination's buffer is full; writability events resume it.
+   */
+  private static void relay(Object msg, Channel from, Channel to) {
+    to.writeAndFlush(msg, to.voidPromise());
+    if (!to.isWritable()) {
+      from.config().setAutoRead(false);
     }
   }
 
@@ -288,13 +298,15 @@ final class DatabaseProxy {
         return;
       }
       bytesToServer.addAndGet(((ByteBuf) msg).readableBytes());
-      upstream.writeAndFlush(msg).addListener((ChannelFutureListener) f -> {
-        if (f.isSuccess()) {
-          ctx.channel().read();
-        } else {
-          f.channel().close();
-        }
-      });
+      relay(msg, ctx.channel(), upstream);
+    }
+
+    @Override
+    public void channelWritabilityChanged(ChannelHandlerContext ctx) {
+      Channel upstream = ctx.channel().attr(UPSTREAM).get();
+      if (upstream != null) {
+        upstream.config().setAutoRead(ctx.channel().isWritable());
+      }
     }
 
     @Override
@@ -319,19 +331,18 @@ final class DatabaseProxy {
 
     @Override
     public void channelActive(ChannelHandlerContext ctx) {
-      ctx.read();
+      ctx.channel().config().setAutoRead(true);
     }
 
     @Override
     public void channelRead(ChannelHandlerContext ctx, Object msg) {
       bytesToClient.addAndGet(((ByteBuf) msg).readableBytes());
-      client.writeAndFlush(msg).addListener((ChannelFutureListener) f -> {
-        if (f.isSuccess()) {
-          ctx.channel().read();
-        } else {
-          f.channel().close();
-        }
-      });
+      relay(msg, ctx.channel(), client);
+    }
+
+    @Override
+    public void channelWritabilityChanged(ChannelHandlerContext ctx) {
+      client.config().setAutoRead(ctx.channel().isWritable());
     }
 
     @Override

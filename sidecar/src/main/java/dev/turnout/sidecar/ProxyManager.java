@@ -2,7 +2,6 @@ package dev.turnout.sidecar;
 
 import com.google.common.collect.ImmutableList;
 import io.netty.channel.ChannelFuture;
-import io.netty.channel.EventLoopGroup;
 import java.net.InetSocketAddress;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -20,15 +19,15 @@ final class ProxyManager {
   /** A Listener as the sidecar understands it: a port to listen on and the cluster (database) behind it. */
   record ListenerSpec(String name, InetSocketAddress address, String cluster) {}
 
-  private final EventLoopGroup group;
+  private final Transport transport;
   private final Duration holdTimeout;
   private final Duration staleGrace;
   /** By cluster name. Replaced, never mutated in place, so readers need no lock. */
   private volatile Map<String, DatabaseProxy> proxies = Map.of();
   private final Map<String, Optional<InetSocketAddress>> endpoints = new HashMap<>();
 
-  ProxyManager(EventLoopGroup group, Duration holdTimeout, Duration staleGrace) {
-    this.group = group;
+  ProxyManager(Transport transport, Duration holdTimeout, Duration staleGrace) {
+    this.transport = transport;
     this.holdTimeout = holdTimeout;
     this.staleGrace = staleGrace;
   }
@@ -47,7 +46,7 @@ final class ProxyManager {
         next.put(spec.cluster(), existing);
         continue;
       }
-      DatabaseProxy proxy = new DatabaseProxy(spec.cluster(), spec.address(), group, holdTimeout, staleGrace);
+      DatabaseProxy proxy = new DatabaseProxy(spec.cluster(), spec.address(), transport, holdTimeout, staleGrace);
       ChannelFuture bound = proxy.bind().awaitUninterruptibly();
       if (!bound.isSuccess()) {
         failures.add("listener '" + spec.name() + "' cannot listen on " + spec.address().getHostString() + ":"

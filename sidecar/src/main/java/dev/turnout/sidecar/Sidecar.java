@@ -8,7 +8,6 @@ import io.grpc.ManagedChannel;
 import io.grpc.netty.GrpcSslContexts;
 import io.grpc.netty.NettyChannelBuilder;
 import io.netty.channel.EventLoopGroup;
-import io.netty.channel.nio.NioEventLoopGroup;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.net.InetAddress;
@@ -50,8 +49,8 @@ public final class Sidecar implements AutoCloseable {
 
   /** Starts subscribing; listeners open as the control plane's Listeners arrive. */
   public static Sidecar start(SidecarConfig config) throws IOException {
-    EventLoopGroup group = new NioEventLoopGroup(0,
-        new ThreadFactoryBuilder().setNameFormat("sidecar-io-%d").setDaemon(true).build());
+    Transport transport = Transport.create(config.ioThreads());
+    EventLoopGroup group = transport.group();
     ScheduledExecutorService xdsThread = Executors.newSingleThreadScheduledExecutor(
         new ThreadFactoryBuilder().setNameFormat("sidecar-xds").setDaemon(true).build());
     NettyChannelBuilder builder = NettyChannelBuilder.forAddress(config.xdsHost(), config.xdsPort())
@@ -73,7 +72,7 @@ public final class Sidecar implements AutoCloseable {
       builder.usePlaintext();
     }
     ManagedChannel channel = builder.build();
-    ProxyManager proxies = new ProxyManager(group, config.holdTimeout(), config.staleGrace());
+    ProxyManager proxies = new ProxyManager(transport, config.holdTimeout(), config.staleGrace());
     Node node = Node.newBuilder().setId(config.nodeId()).setCluster(config.cluster()).build();
     XdsClient xds = new XdsClient(channel, node, proxies, xdsThread);
     HttpServer metrics = null;
@@ -84,8 +83,8 @@ public final class Sidecar implements AutoCloseable {
     }
     Sidecar sidecar = new Sidecar(config, group, xdsThread, channel, proxies, xds, metrics);
     xds.start();
-    log.info("sidecar node {} (service {}) subscribing to {}:{}", config.nodeId(), config.cluster(),
-        config.xdsHost(), config.xdsPort());
+    log.info("sidecar node {} (service {}) subscribing to {}:{}; {} I/O thread(s) on {}", config.nodeId(),
+        config.cluster(), config.xdsHost(), config.xdsPort(), config.ioThreads(), transport.name());
     return sidecar;
   }
 

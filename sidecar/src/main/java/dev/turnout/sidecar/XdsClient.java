@@ -103,7 +103,7 @@ final class XdsClient {
     StreamObserver<DiscoveryResponse> responses = new StreamObserver<>() {
       @Override
       public void onNext(DiscoveryResponse response) {
-        executor.execute(() -> {
+        post(() -> {
           if (current == stream) {
             handle(response);
           }
@@ -112,7 +112,7 @@ final class XdsClient {
 
       @Override
       public void onError(Throwable t) {
-        executor.execute(() -> {
+        post(() -> {
           if (current == stream) {
             broken("stream failed: " + t.getMessage());
           }
@@ -121,7 +121,7 @@ final class XdsClient {
 
       @Override
       public void onCompleted() {
-        executor.execute(() -> {
+        post(() -> {
           if (current == stream) {
             broken("stream closed by the control plane");
           }
@@ -134,6 +134,17 @@ final class XdsClient {
     send(CLUSTER, List.of());
     if (!clusters.isEmpty()) {
       send(ENDPOINT, List.copyOf(clusters));
+    }
+  }
+
+  /** Runs on the client's thread; after {@link #stop} the thread is gone and late stream events are dropped. */
+  private void post(Runnable task) {
+    try {
+      executor.execute(task);
+    } catch (java.util.concurrent.RejectedExecutionException e) {
+      if (!stopped) {
+        throw e;
+      }
     }
   }
 
