@@ -2,6 +2,12 @@ package dev.turnout.controlplane;
 
 import com.google.common.util.concurrent.ThreadFactoryBuilder;
 import dev.turnout.controlplane.config.TurnoutConfig;
+import dev.turnout.controlplane.migration.XdsRouter;
+import dev.turnout.controlplane.store.FileMigrationStore;
+import dev.turnout.migrator.MigrationException;
+import dev.turnout.migrator.Migrator;
+import dev.turnout.migrator.Sleeper;
+import dev.turnout.migrator.platform.postgres.PostgresPlatform;
 import dev.turnout.controlplane.store.FileRouteStore;
 import dev.turnout.controlplane.store.RouteStore;
 import dev.turnout.controlplane.store.StoreException;
@@ -26,14 +32,16 @@ public final class ControlPlane implements AutoCloseable {
   private final ScheduledExecutorService scheduler;
   private final ExecutorService callbacks;
   private final XdsServer xds;
+  private final Migrator migrator;
 
   private ControlPlane(TurnoutConfig config, RouteStore store, ScheduledExecutorService scheduler,
-      ExecutorService callbacks, XdsServer xds) {
+      ExecutorService callbacks, XdsServer xds, Migrator migrator) {
     this.config = config;
     this.store = store;
     this.scheduler = scheduler;
     this.callbacks = callbacks;
     this.xds = xds;
+    this.migrator = migrator;
   }
 
   /** Opens the store, publishes what it holds (seeding new databases from the config) and starts serving xDS. */
@@ -54,7 +62,19 @@ public final class ControlPlane implements AutoCloseable {
       xds.start();
       log.info("xDS (ADS, state-of-the-world and delta) listening on {}:{}; store {}",
           config.servers().bindAddress(), xds.port(), config.storeDirectory());
-      return new ControlPlane(config, store, scheduler, callbacks, xds);
+      Migrator migrator = new Migrator(new FileMigrationStore(config.storeDirectory()),
+          new XdsRouter(xds.routing()),
+          PostgresPlatform.factory(new PostgresPlatform.Credentials(config.migrator().user(), config.migrator().password())),
+          Clock.systemUTC(), Sleeper.SYSTEM, Executors.newCachedThreadPool(
+              new ThreadFactoryBuilder().setNameFormat("turnout-migration-%d").setDaemon(true).build()));
+      migrator.resumeAll();
+      return new ControlPlane(config, store, scheduler, callbacks, xds, migrator);
+    } catch (MigrationException e) {
+      xds.shutdown();
+      scheduler.shutdownNow();
+      callbacks.shutdownNow();
+      store.close();
+      throw new StoreException("cannot load migrations: " + e.getMessage(), e);
     } catch (StoreException | IOException | RuntimeException e) {
       if (xds != null) {
         xds.shutdown();
@@ -64,6 +84,10 @@ public final class ControlPlane implements AutoCloseable {
       store.close();
       throw e;
     }
+  }
+
+  public Migrator migrator() {
+    return migrator;
   }
 
   public RoutingService routing() {
@@ -88,6 +112,7 @@ public final class ControlPlane implements AutoCloseable {
 
   @Override
   public void close() throws StoreException {
+    migrator.stop(); // running migrations resume from the store at the next start, as after a crash
     xds.shutdown();
     scheduler.shutdownNow();
     callbacks.shutdown();

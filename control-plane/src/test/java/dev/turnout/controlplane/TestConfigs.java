@@ -20,6 +20,6 @@ public final class TestConfigs {
 
   public static TurnoutConfig config(Path store, Duration ackTimeout, List<DatabaseRoute> databases) {
     return new TurnoutConfig(new TurnoutConfig.Servers("127.0.0.1", 0, 0, 0), store, ackTimeout,
-        ImmutableList.copyOf(databases));
+        ImmutableList.copyOf(databases), TurnoutConfig.MigratorSettings.DEFAULT);
   }
 }

@@ -43,6 +43,27 @@ public final class PostgresServer implements AutoCloseable {
     return server;
   }
 
+  /**
+   * A physical streaming standby of {@code primary}, made with pg_basebackup through a new physical slot
+   * named {@code slot}, started on a free port.
+   */
+  public static PostgresServer startStandby(Path dir, PostgresServer primary, String slot, String... settings)
+      throws IOException, InterruptedException {
+    Files.createDirectories(dir);
+    try (Connection c = primary.connect(); java.sql.Statement s = c.createStatement()) {
+      s.execute("select pg_create_physical_replication_slot('" + slot + "')");
+    } catch (SQLException e) {
+      throw new IllegalStateException(e);
+    }
+    Path data = dir.resolve("data");
+    run(List.of(BIN.resolve("pg_basebackup").toString(), "-h", "127.0.0.1", "-p", Integer.toString(primary.port),
+        "-U", "postgres", "-D", data.toString(), "-R", "-S", slot, "-X", "stream", "--no-sync"),
+        dir.resolve("basebackup.log"));
+    PostgresServer standby = new PostgresServer(data, freePort());
+    standby.launch(settings);
+    return standby;
+  }
+
   private void launch(String... settings) throws IOException, InterruptedException {
     List<String> command = new ArrayList<>(List.of(BIN.resolve("postgres").toString(), "-D", dataDir.toString(),
         "-p", Integer.toString(port), "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
@@ -82,6 +103,13 @@ public final class PostgresServer implements AutoCloseable {
 
   public Connection connect() throws SQLException {
     return DriverManager.getConnection(jdbcUrl());
+  }
+
+  /** Immediate stop (SIGKILL), as a crash of the machine would. */
+  public void kill() throws InterruptedException {
+    if (process != null && process.isAlive()) {
+      process.destroyForcibly().waitFor();
+    }
   }
 
   /** Fast shutdown (SIGINT): clients are disconnected, the cluster stays on disk. */

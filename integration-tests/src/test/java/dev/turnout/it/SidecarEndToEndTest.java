@@ -64,7 +64,8 @@ class SidecarEndToEndTest {
 
   private void startPlane(int xdsPort, DatabaseRoute... databases) throws Exception {
     plane = ControlPlane.start(new TurnoutConfig(new TurnoutConfig.Servers("127.0.0.1", xdsPort, 0, 0),
-        dir.resolve("store"), Duration.ofSeconds(10), ImmutableList.copyOf(databases)));
+        dir.resolve("store"), Duration.ofSeconds(10), ImmutableList.copyOf(databases),
+        TurnoutConfig.MigratorSettings.DEFAULT));
   }
 
   private void startSidecar(Duration holdTimeout) throws Exception {

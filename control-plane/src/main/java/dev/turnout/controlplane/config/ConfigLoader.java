@@ -74,7 +74,7 @@ public final class ConfigLoader {
     if (!(root instanceof MappingNode top)) {
       throw new ConfigException(source, List.of("the file must be a YAML mapping with 'server', 'store' and 'databases'"));
     }
-    Map<String, Node> fields = fields(top, "", Set.of("server", "store", "xds", "databases"));
+    Map<String, Node> fields = fields(top, "", Set.of("server", "store", "xds", "databases", "migrator"));
 
     TurnoutConfig.Servers servers = servers(fields.get("server"));
     Path store = baseDirectory.resolve("turnout-data");
@@ -94,10 +94,20 @@ public final class ConfigLoader {
       }
     }
     List<DatabaseRoute> databases = databases(fields.get("databases"), servers);
+    TurnoutConfig.MigratorSettings migrator = TurnoutConfig.MigratorSettings.DEFAULT;
+    if (fields.containsKey("migrator")) {
+      Map<String, Node> m = fields(mapping(fields.get("migrator"), "migrator"), "migrator", Set.of("user", "password_env"));
+      String user = string(m.get("user"), "migrator.user");
+      String env = string(m.get("password_env"), "migrator.password_env");
+      if (env != null && !env.matches("[A-Za-z_][A-Za-z0-9_]*")) {
+        problem(m.get("password_env"), "migrator.password_env: '" + env + "' is not an environment variable name");
+      }
+      migrator = new TurnoutConfig.MigratorSettings(user == null ? "postgres" : user, Optional.ofNullable(env));
+    }
     if (!problems.isEmpty()) {
       throw new ConfigException(source, problems);
     }
-    return new TurnoutConfig(servers, store, ackTimeout, ImmutableList.copyOf(databases));
+    return new TurnoutConfig(servers, store, ackTimeout, ImmutableList.copyOf(databases), migrator);
   }
 
   private TurnoutConfig.Servers servers(Node node) {

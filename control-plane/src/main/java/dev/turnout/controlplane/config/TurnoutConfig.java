@@ -12,7 +12,19 @@ import java.time.Duration;
  * @param databases the databases to seed: they only create entries the store does not have yet
  */
 public record TurnoutConfig(Servers servers, Path storeDirectory, Duration ackTimeout,
-    ImmutableList<DatabaseRoute> databases) {
+    ImmutableList<DatabaseRoute> databases, MigratorSettings migrator) {
+
+  /**
+   * How the migrator connects to PostgreSQL servers: a superuser role, its password read from an environment
+   * variable (never from this file, never logged).
+   */
+  public record MigratorSettings(String user, java.util.Optional<String> passwordEnv) {
+    public static final MigratorSettings DEFAULT = new MigratorSettings("postgres", java.util.Optional.empty());
+
+    public String password() {
+      return passwordEnv.map(System::getenv).orElse(null);
+    }
+  }
 
   /** Listening ports of the control plane; 0 picks a free port (tests). */
   public record Servers(String bindAddress, int xdsPort, int adminPort, int httpPort) {}
@@ -23,10 +35,10 @@ public record TurnoutConfig(Servers servers, Path storeDirectory, Duration ackTi
   public static final Duration DEFAULT_ACK_TIMEOUT = Duration.ofSeconds(30);
 
   public TurnoutConfig withStoreDirectory(Path directory) {
-    return new TurnoutConfig(servers, directory, ackTimeout, databases);
+    return new TurnoutConfig(servers, directory, ackTimeout, databases, migrator);
   }
 
   public TurnoutConfig withServers(Servers newServers) {
-    return new TurnoutConfig(newServers, storeDirectory, ackTimeout, databases);
+    return new TurnoutConfig(newServers, storeDirectory, ackTimeout, databases, migrator);
   }
 }

@@ -48,7 +48,7 @@ public final class SidecarBenchmark {
       int sidecarPort = PostgresServer.freePort();
       TurnoutConfig config = new TurnoutConfig(new TurnoutConfig.Servers("127.0.0.1", 0, 0, 0), dir.resolve("store"),
           Duration.ofSeconds(10), ImmutableList.of(new DatabaseRoute("bench", sidecarPort,
-              Optional.of(new Endpoint("127.0.0.1", pg.port())), Set.of())));
+              Optional.of(new Endpoint("127.0.0.1", pg.port())), Set.of())), TurnoutConfig.MigratorSettings.DEFAULT);
       try (ControlPlane plane = ControlPlane.start(config);
            Sidecar sidecar = Sidecar.start(SidecarConfig.of("127.0.0.1", plane.xdsPort(), "bench-1", "bench"))) {
         awaitSidecar(sidecarPort);

@@ -1,0 +1,35 @@
+package dev.turnout.controlplane.migration;
+
+import dev.turnout.controlplane.store.StoreException;
+import dev.turnout.controlplane.xds.RoutingService;
+import dev.turnout.envoy.Endpoint;
+import dev.turnout.migrator.Router;
+import dev.turnout.migrator.ServerAddress;
+import java.util.concurrent.CompletableFuture;
+
+/** The migrator's {@link Router}, backed by the xDS routing service: futures complete on every sidecar's ACK. */
+public final class XdsRouter implements Router {
+  private final RoutingService routing;
+
+  public XdsRouter(RoutingService routing) {
+    this.routing = routing;
+  }
+
+  @Override
+  public CompletableFuture<Void> route(String database, ServerAddress endpoint) {
+    try {
+      return routing.route(database, new Endpoint(endpoint.host(), endpoint.port())).thenApply(r -> null);
+    } catch (StoreException | RuntimeException e) {
+      return CompletableFuture.failedFuture(e);
+    }
+  }
+
+  @Override
+  public CompletableFuture<Void> drain(String database) {
+    try {
+      return routing.drain(database).thenApply(r -> null);
+    } catch (StoreException | RuntimeException e) {
+      return CompletableFuture.failedFuture(e);
+    }
+  }
+}

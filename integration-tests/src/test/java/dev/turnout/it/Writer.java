@@ -1,0 +1,101 @@
+package dev.turnout.it;
+
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.PreparedStatement;
+import java.sql.SQLException;
+import java.util.Set;
+import java.util.concurrent.ConcurrentSkipListSet;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * An application writing through the sidecar as fast as it can, one autocommit insert at a time, reconnecting
+ * and retrying on any error. It remembers every insert the server acknowledged, and the longest time between
+ * two acknowledged commits: the write-unavailability window a user would see.
+ */
+public final class Writer implements Runnable, AutoCloseable {
+  private final String url;
+  private final Thread thread;
+  private final Set<Long> acknowledged = new ConcurrentSkipListSet<>();
+  private final AtomicLong errors = new AtomicLong();
+  private volatile boolean stop;
+  private volatile long longestGapNanos;
+
+  public Writer(int port, String user) {
+    this.url = PostgresServer.jdbcUrl(port).replace("user=postgres", "user=" + user);
+    this.thread = new Thread(this, "writer");
+  }
+
+  public Writer start() {
+    thread.start();
+    return this;
+  }
+
+  @Override
+  public void run() {
+    Connection c = null;
+    long seq = 0;
+    long lastCommit = System.nanoTime();
+    while (!stop) {
+      seq++;
+      try {
+        if (c == null) {
+          c = DriverManager.getConnection(url);
+        }
+        try (PreparedStatement ps = c.prepareStatement("insert into writes(seq) values (?)")) {
+          ps.setLong(1, seq);
+          ps.executeUpdate();
+        }
+        acknowledged.add(seq);
+        long now = System.nanoTime();
+        longestGapNanos = Math.max(longestGapNanos, now - lastCommit);
+        lastCommit = now;
+      } catch (SQLException e) {
+        errors.incrementAndGet();
+        if (c != null) {
+          try {
+            c.close();
+          } catch (SQLException ignored) {
+            // reconnecting anyway
+          }
+          c = null;
+        }
+        try {
+          Thread.sleep(10);
+        } catch (InterruptedException ie) {
+          return;
+        }
+      }
+    }
+    if (c != null) {
+      try {
+        c.close();
+      } catch (SQLException ignored) {
+        // done
+      }
+    }
+  }
+
+  public Set<Long> acknowledged() {
+    return acknowledged;
+  }
+
+  public long errors() {
+    return errors.get();
+  }
+
+  public double longestGapMillis() {
+    return longestGapNanos / 1e6;
+  }
+
+  /** Forgets the gaps so far: the window is measured from here. */
+  public void resetGap() {
+    longestGapNanos = 0;
+  }
+
+  @Override
+  public void close() throws InterruptedException {
+    stop = true;
+    thread.join(30_000);
+  }
+}

@@ -1,0 +1,106 @@
+package dev.turnout.migrator;
+
+import com.google.common.collect.ImmutableList;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * One move of one database from its source server to its target (a physical standby of it): what was asked,
+ * where it is, and what it has recorded so far. Immutable; every change is a new value saved before acting.
+ */
+public record Migration(String id, Spec spec, Phase phase, Progress progress, ImmutableList<Event> history) {
+
+  /** What the operator asked for. */
+  public record Spec(String database, ServerAddress source, ServerAddress target, Options options) {}
+
+  /**
+   * How the migration behaves.
+   *
+   * @param validationWindow how long the target must keep up before cutover
+   * @param maxLagBytes the replay lag that counts as keeping up
+   * @param phaseDeadline how long any one phase may take before the migration rolls back (or halts)
+   * @param allowDroppingStaleSlots whether preflight may drop inactive logical slots that retain WAL
+   */
+  public record Options(Duration validationWindow, long maxLagBytes, Duration phaseDeadline,
+      boolean allowDroppingStaleSlots) {
+    public static Options defaults() {
+      return new Options(Duration.ofSeconds(30), 16L * 1024 * 1024, Duration.ofMinutes(2), false);
+    }
+  }
+
+  /**
+   * What the migration has recorded in the world.
+   *
+   * @param fencedRoles the source's login roles the fence set NOLOGIN (restored by unfence, and on the target)
+   * @param error why the migration rolled back or halted
+   */
+  public record Progress(Optional<Lsn> finalLsn, ImmutableList<SlotPosition> slots,
+      ImmutableList<String> fencedRoles, Optional<String> error, boolean rollbackConsented) {
+    public static final Progress NONE =
+        new Progress(Optional.empty(), ImmutableList.of(), ImmutableList.of(), Optional.empty(), false);
+
+    public Progress withFinalLsn(Lsn lsn) {
+      return new Progress(Optional.of(lsn), slots, fencedRoles, error, rollbackConsented);
+    }
+
+    public Progress withSlots(List<SlotPosition> s) {
+      return new Progress(finalLsn, ImmutableList.copyOf(s), fencedRoles, error, rollbackConsented);
+    }
+
+    public Progress withFencedRoles(List<String> roles) {
+      return new Progress(finalLsn, slots, ImmutableList.copyOf(roles), error, rollbackConsented);
+    }
+
+    public Progress withError(String e) {
+      return new Progress(finalLsn, slots, fencedRoles, Optional.ofNullable(e), rollbackConsented);
+    }
+
+    public Progress withRollbackConsent() {
+      return new Progress(finalLsn, slots, fencedRoles, error, true);
+    }
+  }
+
+  /** One line of the migration's history: entering a phase, or a figure worth keeping. */
+  public record Event(Instant at, Phase phase, String note) {}
+
+  public static Migration plan(String id, Spec spec, Instant now) {
+    return new Migration(id, spec, Phase.PLANNED, Progress.NONE,
+        ImmutableList.of(new Event(now, Phase.PLANNED, "planned: " + spec.source() + " -> " + spec.target())));
+  }
+
+  public String database() {
+    return spec.database();
+  }
+
+  /** A copy in phase {@code to}, with the transition checked and recorded. */
+  public Migration to(Phase to, Instant now, String note) {
+    phase.checkTransition(to);
+    return new Migration(id, spec, to, progress,
+        ImmutableList.<Event>builder().addAll(history).add(new Event(now, to, note)).build());
+  }
+
+  public Migration with(Progress newProgress) {
+    return new Migration(id, spec, phase, newProgress, history);
+  }
+
+  public Migration note(Instant now, String note) {
+    return new Migration(id, spec, phase, progress,
+        ImmutableList.<Event>builder().addAll(history).add(new Event(now, phase, note)).build());
+  }
+
+  /** When the current phase was entered (notes made in it since do not count). */
+  public Instant phaseStarted() {
+    int i = history.size() - 1;
+    while (i > 0 && history.get(i - 1).phase() == phase) {
+      i--;
+    }
+    return history.get(i).at();
+  }
+
+  @Override
+  public String toString() {
+    return "migration " + id + " of database '" + spec.database() + "'";
+  }
+}

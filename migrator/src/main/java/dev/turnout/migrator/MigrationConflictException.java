@@ -1,0 +1,20 @@
+package dev.turnout.migrator;
+
+/** The request conflicts with the state of a migration (already running, already finalized, consent missing). */
+public final class MigrationConflictException extends MigrationException {
+  private static final long serialVersionUID = 1L;
+
+  /** What kind of conflict, so the admin API can choose its status code. */
+  public enum Kind { ALREADY_EXISTS, FAILED_PRECONDITION, NOT_FOUND }
+
+  private final Kind kind;
+
+  public MigrationConflictException(Kind kind, String message) {
+    super(message);
+    this.kind = kind;
+  }
+
+  public Kind kind() {
+    return kind;
+  }
+}

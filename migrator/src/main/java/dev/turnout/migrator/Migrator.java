@@ -1,0 +1,434 @@
+package dev.turnout.migrator;
+
+import com.google.common.collect.ImmutableList;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.UUID;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.function.Consumer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Runs migrations: one thread per running migration walks it through its phases, saving each new state in
+ * the {@link MigrationStore} before acting on it. A failure or deadline before promotion rolls back; after
+ * promotion the migration halts for an operator, because rolling back would lose the target's new writes.
+ * {@link #resumeAll} picks up, after a crash, every migration the store holds unfinished.
+ */
+public final class Migrator {
+  private static final Logger log = LoggerFactory.getLogger(Migrator.class);
+  private static final Duration POLL = Duration.ofMillis(100);
+
+  private final MigrationStore store;
+  private final Router router;
+  private final Platform.Factory platforms;
+  private final Clock clock;
+  private final Sleeper sleeper;
+  private final ExecutorService runners;
+
+  /** The latest saved state of every migration; written only after the store has it. */
+  private final Map<String, Migration> migrations = new ConcurrentHashMap<>();
+  /** Migrations an operator asked to roll back, by id, and whether they consented to losing target writes. */
+  private final Map<String, Boolean> rollbackRequests = new ConcurrentHashMap<>();
+  private volatile boolean stopping;
+  private final List<Consumer<Migration>> listeners = new java.util.concurrent.CopyOnWriteArrayList<>();
+
+  public Migrator(MigrationStore store, Router router, Platform.Factory platforms, Clock clock, Sleeper sleeper,
+      ExecutorService runners) {
+    this.store = store;
+    this.router = router;
+    this.platforms = platforms;
+    this.clock = clock;
+    this.sleeper = sleeper;
+    this.runners = runners;
+  }
+
+  /**
+   * Stops running migrations without recording anything: like a crash, they resume from the store's saved
+   * phase at the next start (every step is idempotent).
+   */
+  public void stop() {
+    stopping = true;
+    runners.shutdownNow();
+    try {
+      runners.awaitTermination(10, TimeUnit.SECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  /** Loads the store and resumes every unfinished migration that is not halted. */
+  public void resumeAll() throws MigrationException {
+    for (Migration m : store.loadAll()) {
+      migrations.put(m.id(), m);
+    }
+    for (Migration m : migrations.values()) {
+      if (!m.phase().isTerminal() && m.phase() != Phase.HALTED && m.phase() != Phase.COMPLETED) {
+        log.info("{}: resuming in {} after a restart", m, m.phase());
+        runners.execute(() -> run(m.id()));
+      }
+    }
+  }
+
+  /** Records a new migration and starts it; a database has at most one unfinished migration. */
+  public Migration start(Migration.Spec spec) throws MigrationException {
+    synchronized (this) {
+      for (Migration m : migrations.values()) {
+        if (m.database().equals(spec.database()) && !m.phase().isTerminal()) {
+          throw new MigrationConflictException(MigrationConflictException.Kind.ALREADY_EXISTS,
+              "database '" + spec.database() + "' already has " + m + " in " + m.phase());
+        }
+      }
+      Migration planned = Migration.plan(UUID.randomUUID().toString().substring(0, 8), spec, clock.instant());
+      save(planned);
+      runners.execute(() -> run(planned.id()));
+      return planned;
+    }
+  }
+
+  public Optional<Migration> get(String id) {
+    return Optional.ofNullable(migrations.get(id));
+  }
+
+  public ImmutableList<Migration> list() {
+    return migrations.values().stream().sorted(Comparator.comparing(m -> m.history().get(0).at()))
+        .collect(ImmutableList.toImmutableList());
+  }
+
+  /** Called with every saved state, outside any lock. */
+  public void addListener(Consumer<Migration> listener) {
+    listeners.add(listener);
+  }
+
+  /**
+   * Asks for a rollback. Before promotion it needs nothing more; after promotion {@code consent} must say the
+   * operator accepts losing the writes made on the target since cutover.
+   */
+  public Migration rollback(String id, boolean consent) throws MigrationException {
+    Migration m = existing(id);
+    if (m.phase() == Phase.FINALIZED) {
+      throw new MigrationConflictException(MigrationConflictException.Kind.FAILED_PRECONDITION,
+          m + " is finalized: the source is no longer a way back");
+    }
+    if (m.phase() == Phase.ROLLED_BACK || m.phase() == Phase.ROLLING_BACK) {
+      return m;
+    }
+    if (promotedRecorded(m) && !consent) {
+      throw new MigrationConflictException(MigrationConflictException.Kind.FAILED_PRECONDITION, m + " is in "
+          + m.phase() + ": the target has been promoted and may hold writes made since cutover, which a rollback"
+          + " to the source would lose. Roll back with consent to accept that.");
+    }
+    rollbackRequests.put(id, consent);
+    if (m.phase() == Phase.COMPLETED || m.phase() == Phase.HALTED) {
+      runners.execute(() -> run(id)); // no runner is active in these phases
+    }
+    return m;
+  }
+
+  /** Marks a COMPLETED migration final: the source stops being a way back. */
+  public Migration finalizeMigration(String id) throws MigrationException {
+    synchronized (this) {
+      Migration m = existing(id);
+      if (m.phase() == Phase.FINALIZED) {
+        return m;
+      }
+      if (m.phase() != Phase.COMPLETED) {
+        throw new MigrationConflictException(MigrationConflictException.Kind.FAILED_PRECONDITION,
+            m + " is in " + m.phase() + "; only a COMPLETED migration can be finalized");
+      }
+      Migration done = m.to(Phase.FINALIZED, clock.instant(), "finalized by the operator");
+      save(done);
+      return done;
+    }
+  }
+
+  private static boolean promotedRecorded(Migration m) {
+    return m.history().stream().anyMatch(e -> e.phase() == Phase.PROMOTING);
+  }
+
+  private Migration existing(String id) throws MigrationConflictException {
+    Migration m = migrations.get(id);
+    if (m == null) {
+      throw new MigrationConflictException(MigrationConflictException.Kind.NOT_FOUND, "no migration with id '" + id + "'");
+    }
+    return m;
+  }
+
+  private void save(Migration m) throws MigrationException {
+    store.save(m);
+    migrations.put(m.id(), m);
+    for (Consumer<Migration> listener : listeners) {
+      listener.accept(m);
+    }
+  }
+
+  /** Moves to {@code to}: saved before anything of {@code to} is done, logged as one line. */
+  private Migration transition(Migration m, Phase to, String note) throws MigrationException {
+    Instant now = clock.instant();
+    long ms = Duration.between(m.phaseStarted(), now).toMillis();
+    Migration next = m.to(to, now, note);
+    save(next);
+    log.info("migration {} database {}: {} -> {} after {} ms{}{}", m.id(), m.database(), m.phase(), to, ms,
+        m.progress().finalLsn().map(l -> "; final LSN " + l).orElse(""), note.isEmpty() ? "" : "; " + note);
+    return next;
+  }
+
+  /** Thrown inside a phase when the operator asked to roll back. */
+  private static final class RollbackRequested extends MigrationException {
+    private static final long serialVersionUID = 1L;
+
+    RollbackRequested() {
+      super("rollback requested by the operator");
+    }
+  }
+
+  private void run(String id) {
+    Migration m = migrations.get(id);
+    try (Platform platform = platforms.open(m.spec())) {
+      while (true) {
+        m = migrations.get(id);
+        Boolean consent = rollbackRequests.remove(id);
+        if (consent != null && m.phase() != Phase.ROLLING_BACK && !m.phase().isTerminal()) {
+          Migration.Progress p = consent ? m.progress().withRollbackConsent() : m.progress();
+          m = transition(m.with(p.withError("rollback requested by the operator")), Phase.ROLLING_BACK,
+              "rollback requested by the operator");
+        }
+        if (m.phase().isTerminal() || m.phase() == Phase.HALTED || m.phase() == Phase.COMPLETED) {
+          return;
+        }
+        try {
+          Migration after = advance(m, platform);
+          if (after.phase() == m.phase()) {
+            continue; // state saved inside the phase; run it again
+          }
+        } catch (RollbackRequested e) {
+          // loop: the request is handled at the top
+        } catch (MigrationException | RuntimeException e) {
+          if (stopping) {
+            return; // the process is stopping: the next start resumes from the saved phase
+          }
+          Migration current = migrations.get(id);
+          fail(current, e.getMessage());
+        }
+      }
+    } catch (MigrationException | RuntimeException e) {
+      log.error("{}: cannot run: {}", m, e.getMessage(), e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  private void fail(Migration m, String error) {
+    try {
+      Migration withError = m.with(m.progress().withError(error));
+      if (m.phase() == Phase.ROLLING_BACK || m.phase().isPastPointOfNoReturn() && !m.progress().rollbackConsented()) {
+        transition(withError, Phase.HALTED, "halted for an operator: " + error
+            + (m.phase() == Phase.ROLLING_BACK ? "; rollback did not finish, retry it"
+                : "; the target is promoted: resume, or roll back with consent (writes on the target would be lost)"));
+      } else if (m.phase() == Phase.QUIESCING && !sourceReachable(m)) {
+        transition(withError, Phase.HALTED, "halted for an operator: the source is unreachable while quiescing;"
+            + " the route is drained. Decide: bring the source back and roll back, or promote the target by hand");
+      } else {
+        transition(withError, Phase.ROLLING_BACK, "failed: " + error);
+      }
+    } catch (MigrationException e) {
+      log.error("{}: cannot record the failure '{}': {}", m, error, e.getMessage());
+    }
+  }
+
+  private boolean sourceReachable(Migration m) {
+    try (Platform p = platforms.open(m.spec())) {
+      p.sourceLsn();
+      return true;
+    } catch (MigrationException | RuntimeException e) {
+      return false;
+    }
+  }
+
+  private Migration advance(Migration m, Platform platform) throws MigrationException, InterruptedException {
+    return switch (m.phase()) {
+      case PLANNED -> transition(m, Phase.PREFLIGHT, "");
+      case PREFLIGHT -> preflight(m, platform);
+      case REPLICATING -> validate(m, platform);
+      case VALIDATED -> transition(m, Phase.QUIESCING, "");
+      case QUIESCING -> quiesce(m, platform);
+      case CATCHING_UP -> catchUp(m, platform);
+      case PROMOTING -> promote(m, platform);
+      case SHIFTING -> shift(m);
+      case VERIFYING -> verify(m, platform);
+      case ROLLING_BACK -> rollBack(m, platform);
+      default -> throw new IllegalStateException(m + " cannot advance from " + m.phase());
+    };
+  }
+
+  private Migration preflight(Migration m, Platform platform) throws MigrationException {
+    ImmutableList<Platform.Check> checks = platform.preflight(m.spec().options().allowDroppingStaleSlots());
+    List<String> failed = new ArrayList<>();
+    for (Platform.Check c : checks) {
+      m = m.note(clock.instant(), "preflight " + c);
+      if (!c.ok() && c.blocking()) {
+        failed.add(c.name() + ": " + c.detail());
+      }
+    }
+    if (!failed.isEmpty()) {
+      save(m);
+      throw new MigrationException("preflight failed for database '" + m.database() + "': " + String.join("; ", failed));
+    }
+    return transition(m, Phase.REPLICATING, "preflight passed (" + checks.size() + " checks)");
+  }
+
+  /** The target must keep up for the whole window: lag within bounds at every sample, and not growing. */
+  private Migration validate(Migration m, Platform platform) throws MigrationException, InterruptedException {
+    Migration.Options options = m.spec().options();
+    Platform.Sample first = platform.sample();
+    Platform.Sample last = first;
+    long maxLag = first.lagBytes();
+    Instant windowEnd = clock.instant().plus(options.validationWindow());
+    while (clock.instant().isBefore(windowEnd)) {
+      checkInterrupts(m);
+      sleeper.sleep(Duration.ofMillis(250));
+      last = platform.sample();
+      maxLag = Math.max(maxLag, last.lagBytes());
+      if (last.lagBytes() > options.maxLagBytes()) {
+        checkDeadline(m, "the target to keep up (lag " + last.lagBytes() + " bytes > " + options.maxLagBytes() + ")");
+        save(m.note(clock.instant(), "target behind by " + last.lagBytes() + " bytes: window restarted"));
+        return migrations.get(m.id()); // same phase: the window starts over
+      }
+    }
+    double seconds = Math.max(1e-9, (last.atNanos() - first.atNanos()) / 1e9);
+    double walRate = last.sourceLsn().minus(first.sourceLsn()) / seconds;
+    double replayRate = last.replayLsn().minus(first.replayLsn()) / seconds;
+    String figures = String.format(java.util.Locale.ROOT,
+        "validated over %.1f s: WAL generated %.0f B/s, replayed %.0f B/s, max lag %d B, last lag %d B, replay delay %.2f s",
+        seconds, walRate, replayRate, maxLag, last.lagBytes(), last.replayDelaySeconds());
+    return transition(m, Phase.VALIDATED, figures);
+  }
+
+  private Migration quiesce(Migration m, Platform platform) throws MigrationException, InterruptedException {
+    await(m, "the route drain to be ACKed", router.drain(m.database()));
+    if (m.progress().fencedRoles().isEmpty()) {
+      // Record which roles the fence takes away before taking them, so an unfence after a crash restores them.
+      ImmutableList<String> roles = platform.loginRolesToFence();
+      m = m.with(m.progress().withFencedRoles(roles)).note(clock.instant(), "fencing roles " + roles);
+      save(m);
+    }
+    platform.fence(m.progress().fencedRoles());
+    platform.verifyFence(m.progress().fencedRoles());
+    Lsn finalLsn = platform.sourceLsn();
+    m = m.with(m.progress().withFinalLsn(finalLsn));
+    return transition(m, Phase.CATCHING_UP, "source fenced at final LSN " + finalLsn);
+  }
+
+  private Migration catchUp(Migration m, Platform platform) throws MigrationException, InterruptedException {
+    Lsn finalLsn = m.progress().finalLsn().orElseThrow();
+    List<SlotPosition> recorded = new ArrayList<>();
+    for (Platform.Slot slot : platform.sourceSlots()) {
+      String name = slot.name();
+      poll(m, "logical slot " + name + " to confirm " + finalLsn, () -> platform.sourceSlots().stream()
+          .anyMatch(s -> s.name().equals(name) && s.confirmedLsn().atLeast(finalLsn)));
+      Platform.Slot confirmed = platform.sourceSlots().stream().filter(s -> s.name().equals(name)).findFirst().orElseThrow();
+      recorded.add(new SlotPosition(name, confirmed.plugin(), confirmed.confirmedLsn()));
+    }
+    m = m.with(m.progress().withSlots(recorded)).note(clock.instant(), "slots recorded: " + recorded);
+    save(m);
+    poll(m, "the target to replay " + finalLsn, () -> platform.targetReplayLsn().atLeast(finalLsn));
+    platform.armTargetReadOnly();
+    return transition(m, Phase.PROMOTING, "target replayed " + platform.targetReplayLsn());
+  }
+
+  private Migration promote(Migration m, Platform platform) throws MigrationException {
+    platform.promoteTarget();
+    platform.createSlotsOnTarget(m.progress().slots()); // before any write is admitted
+    platform.restoreLoginsOnTarget(m.progress().fencedRoles());
+    platform.admitWritesOnTarget();
+    return transition(m, Phase.SHIFTING, "target promoted; " + m.progress().slots().size() + " slot(s) recreated");
+  }
+
+  private Migration shift(Migration m) throws MigrationException, InterruptedException {
+    await(m, "every sidecar to ACK the route to the target", router.route(m.database(), m.spec().target()));
+    return transition(m, Phase.VERIFYING, "route to " + m.spec().target() + " ACKed");
+  }
+
+  private Migration verify(Migration m, Platform platform) throws MigrationException {
+    platform.writeProbeTarget();
+    return transition(m, Phase.COMPLETED, "write probe committed on " + m.spec().target());
+  }
+
+  /** Undo in reverse, collecting every failure rather than stopping at the first. */
+  private Migration rollBack(Migration m, Platform platform) throws MigrationException, InterruptedException {
+    List<String> failures = new ArrayList<>();
+    try {
+      await(m, "the route back to the source to be ACKed", router.route(m.database(), m.spec().source()));
+    } catch (MigrationException e) {
+      failures.add(e.getMessage());
+    }
+    try {
+      platform.unfence(m.progress().fencedRoles());
+    } catch (MigrationException e) {
+      failures.add(e.getMessage());
+    }
+    try {
+      if (!platform.targetPromoted()) {
+        platform.disarmTarget();
+      }
+    } catch (MigrationException e) {
+      // The target is not routed, so its read-only setting does not matter for safety: note it and go on.
+      m = m.note(clock.instant(), "could not reset the target's read-only default: " + e.getMessage());
+    }
+    if (!failures.isEmpty()) {
+      throw new MigrationException("rollback of " + m + " incomplete: " + String.join("; ", failures));
+    }
+    return transition(m, Phase.ROLLED_BACK, "source " + m.spec().source() + " routed and writable"
+        + m.progress().error().map(e -> "; cause: " + e).orElse(""));
+  }
+
+  private void await(Migration m, String what, java.util.concurrent.CompletableFuture<Void> future)
+      throws MigrationException, InterruptedException {
+    Duration left = Duration.between(clock.instant(), m.phaseStarted().plus(m.spec().options().phaseDeadline()));
+    try {
+      future.get(Math.max(1, left.toMillis()), TimeUnit.MILLISECONDS);
+    } catch (ExecutionException e) {
+      Throwable cause = e.getCause() instanceof java.util.concurrent.CompletionException c ? c.getCause() : e.getCause();
+      throw new MigrationException(m + ": waiting for " + what + " failed: " + cause.getMessage(), cause);
+    } catch (TimeoutException e) {
+      throw new MigrationException(m + ": deadline of " + m.phase() + " passed waiting for " + what);
+    }
+  }
+
+  /** A condition polled until true, within the phase's deadline. */
+  private interface Check {
+    boolean holds() throws MigrationException;
+  }
+
+  private void poll(Migration m, String what, Check condition) throws MigrationException, InterruptedException {
+    while (!condition.holds()) {
+      checkInterrupts(m);
+      checkDeadline(m, what);
+      sleeper.sleep(POLL);
+    }
+  }
+
+  private void checkDeadline(Migration m, String what) throws MigrationException {
+    if (clock.instant().isAfter(m.phaseStarted().plus(m.spec().options().phaseDeadline()))) {
+      throw new MigrationException(m + ": deadline of " + m.phase() + " (" + m.spec().options().phaseDeadline()
+          + ") passed waiting for " + what);
+    }
+  }
+
+  private void checkInterrupts(Migration m) throws RollbackRequested {
+    if (m.phase() != Phase.ROLLING_BACK && rollbackRequests.containsKey(m.id())) {
+      throw new RollbackRequested();
+    }
+  }
+
+}
