@@ -51,6 +51,12 @@ public final class ControlPlane implements AutoCloseable {
 
   public static ControlPlane start(TurnoutConfig config, RoutingService.Resolver resolver)
       throws StoreException, IOException {
+    return start(config, resolver, Migrator.Failpoint.NONE);
+  }
+
+  /** Starts with a failpoint in the migrator, for tests that crash or roll back at an exact step. */
+  public static ControlPlane start(TurnoutConfig config, RoutingService.Resolver resolver,
+      Migrator.Failpoint failpoint) throws StoreException, IOException {
     RouteStore store = FileRouteStore.open(config.storeDirectory());
     ScheduledExecutorService scheduler = Executors.newSingleThreadScheduledExecutor(
         new ThreadFactoryBuilder().setNameFormat("turnout-scheduler").setDaemon(true).build());
@@ -66,7 +72,7 @@ public final class ControlPlane implements AutoCloseable {
           new XdsRouter(xds.routing()),
           PostgresPlatform.factory(new PostgresPlatform.Credentials(config.migrator().user(), config.migrator().password())),
           Clock.systemUTC(), Sleeper.SYSTEM, Executors.newCachedThreadPool(
-              new ThreadFactoryBuilder().setNameFormat("turnout-migration-%d").setDaemon(true).build()));
+              new ThreadFactoryBuilder().setNameFormat("turnout-migration-%d").setDaemon(true).build()), failpoint);
       migrator.resumeAll();
       return new ControlPlane(config, store, scheduler, callbacks, xds, migrator);
     } catch (MigrationException e) {

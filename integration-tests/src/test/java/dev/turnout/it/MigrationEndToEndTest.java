@@ -10,6 +10,7 @@ import dev.turnout.envoy.DatabaseRoute;
 import dev.turnout.envoy.Endpoint;
 import dev.turnout.migrator.Migration;
 import dev.turnout.migrator.MigrationConflictException;
+import dev.turnout.migrator.Migrator;
 import dev.turnout.migrator.Phase;
 import dev.turnout.migrator.ServerAddress;
 import dev.turnout.sidecar.Sidecar;
@@ -40,97 +41,44 @@ import org.junit.jupiter.api.io.TempDir;
 class MigrationEndToEndTest {
   @TempDir Path dir;
 
+  MigrationFixture f;
   PostgresServer source;
   PostgresServer target;
   ControlPlane plane;
-  Sidecar sidecar;
   int appPort;
 
   @BeforeEach
   void setUp() throws Exception {
-    source = PostgresServer.start(dir.resolve("source"), "wal_level=logical", "max_wal_senders=10",
-        "max_replication_slots=10");
-    try (Connection c = source.connect(); Statement s = c.createStatement()) {
-      s.execute("create role app login");
-      s.execute("create table writes(id bigserial primary key, seq bigint not null, at timestamptz default now())");
-      s.execute("grant all on writes, writes_id_seq to app");
-    }
-    target = PostgresServer.startStandby(dir.resolve("target"), source, "turnout_standby", "wal_level=logical",
-        "max_wal_senders=10", "max_replication_slots=10");
-    appPort = PostgresServer.freePort();
-    plane = ControlPlane.start(new TurnoutConfig(new TurnoutConfig.Servers("127.0.0.1", 0, 0, 0),
-        dir.resolve("store"), Duration.ofSeconds(10), ImmutableList.of(new DatabaseRoute("app", appPort,
-            Optional.of(new Endpoint("127.0.0.1", source.port())), Set.of())), TurnoutConfig.MigratorSettings.DEFAULT));
-    sidecar = Sidecar.start(SidecarConfig.of("127.0.0.1", plane.xdsPort(), "app-1", "app")
-        .withHoldTimeout(Duration.ofSeconds(30)).withStaleGrace(Duration.ofMillis(500)));
-    awaitSidecar();
+    f = new MigrationFixture(dir, Migrator.Failpoint.NONE);
+    source = f.source;
+    target = f.target;
+    plane = f.plane;
+    appPort = f.appPort;
   }
 
   @AfterEach
   void tearDown() throws Exception {
-    if (sidecar != null) {
-      sidecar.close();
-    }
-    if (plane != null) {
-      plane.close();
-    }
-    target.close();
-    source.close();
-  }
-
-  private void awaitSidecar() throws Exception {
-    for (int i = 0; i < 300; i++) {
-      try (Connection c = DriverManager.getConnection(PostgresServer.jdbcUrl(appPort))) {
-        return;
-      } catch (SQLException e) {
-        Thread.sleep(50);
-      }
-    }
-    throw new AssertionError("sidecar never served");
+    f.close();
   }
 
   private Migration.Spec spec(Duration window, Duration phaseDeadline) {
-    return new Migration.Spec("app", new ServerAddress("127.0.0.1", source.port()),
-        new ServerAddress("127.0.0.1", target.port()),
-        new Migration.Options(window, 16L * 1024 * 1024, phaseDeadline, false));
+    return f.spec(window, phaseDeadline);
   }
 
   private Migration awaitPhase(String id, Predicate<Phase> done, Duration timeout) throws InterruptedException {
-    long deadline = System.nanoTime() + timeout.toNanos();
-    Migration m = plane.migrator().get(id).orElseThrow();
-    while (!done.test(m.phase())) {
-      if (System.nanoTime() > deadline) {
-        throw new AssertionError("migration stuck in " + m.phase() + "; history:\n" + history(m));
-      }
-      Thread.sleep(50);
-      m = plane.migrator().get(id).orElseThrow();
-    }
-    return m;
+    return f.awaitPhase(id, done, timeout);
   }
 
   private static String history(Migration m) {
-    StringBuilder b = new StringBuilder();
-    m.history().forEach(e -> b.append("  ").append(e.phase()).append(": ").append(e.note()).append('\n'));
-    return b.toString();
+    return MigrationFixture.history(m);
   }
 
   private static Set<Long> seqs(PostgresServer server) throws SQLException {
-    Set<Long> result = new HashSet<>();
-    try (Connection c = server.connect(); Statement s = c.createStatement();
-         ResultSet rs = s.executeQuery("select seq from writes")) {
-      while (rs.next()) {
-        result.add(rs.getLong(1));
-      }
-    }
-    return result;
+    return MigrationFixture.seqs(server);
   }
 
   private static int serverPortOf(int port, String user) throws SQLException {
-    try (Connection c = DriverManager.getConnection(PostgresServer.jdbcUrl(port).replace("user=postgres", "user=" + user));
-         Statement s = c.createStatement(); ResultSet rs = s.executeQuery("select current_setting('port')")) {
-      rs.next();
-      return Integer.parseInt(rs.getString(1));
-    }
+    return MigrationFixture.serverPortOf(port, user);
   }
 
   @Test

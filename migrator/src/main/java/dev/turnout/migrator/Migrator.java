@@ -40,11 +40,31 @@ public final class Migrator {
   private final Map<String, Migration> migrations = new ConcurrentHashMap<>();
   /** Migrations an operator asked to roll back, by id, and whether they consented to losing target writes. */
   private final Map<String, Boolean> rollbackRequests = new ConcurrentHashMap<>();
+  private final Failpoint failpoint;
   private volatile boolean stopping;
   private final List<Consumer<Migration>> listeners = new java.util.concurrent.CopyOnWriteArrayList<>();
 
+  /**
+   * Where tests stop a migration to crash the process or roll it back at an exact point: called around the
+   * save of every transition, on the migration's own thread. {@link #NONE} in production.
+   */
+  public interface Failpoint {
+    /** Before the new state is saved (the previous phase's effects are done), and after. */
+    enum Point { BEFORE_SAVE, AFTER_SAVE }
+
+    void reached(Migration next, Point point) throws InterruptedException;
+
+    Failpoint NONE = (next, point) -> { };
+  }
+
   public Migrator(MigrationStore store, Router router, Platform.Factory platforms, Clock clock, Sleeper sleeper,
       ExecutorService runners) {
+    this(store, router, platforms, clock, sleeper, runners, Failpoint.NONE);
+  }
+
+  public Migrator(MigrationStore store, Router router, Platform.Factory platforms, Clock clock, Sleeper sleeper,
+      ExecutorService runners, Failpoint failpoint) {
+    this.failpoint = failpoint;
     this.store = store;
     this.router = router;
     this.platforms = platforms;
@@ -136,7 +156,7 @@ public final class Migrator {
   }
 
   /** Marks a COMPLETED migration final: the source stops being a way back. */
-  public Migration finalizeMigration(String id) throws MigrationException {
+  public Migration finalizeMigration(String id) throws MigrationException, InterruptedException {
     synchronized (this) {
       Migration m = existing(id);
       if (m.phase() == Phase.FINALIZED) {
@@ -173,13 +193,15 @@ public final class Migrator {
   }
 
   /** Moves to {@code to}: saved before anything of {@code to} is done, logged as one line. */
-  private Migration transition(Migration m, Phase to, String note) throws MigrationException {
+  private Migration transition(Migration m, Phase to, String note) throws MigrationException, InterruptedException {
     Instant now = clock.instant();
     long ms = Duration.between(m.phaseStarted(), now).toMillis();
     Migration next = m.to(to, now, note);
+    failpoint.reached(next, Failpoint.Point.BEFORE_SAVE);
     save(next);
     log.info("migration {} database {}: {} -> {} after {} ms{}{}", m.id(), m.database(), m.phase(), to, ms,
         m.progress().finalLsn().map(l -> "; final LSN " + l).orElse(""), note.isEmpty() ? "" : "; " + note);
+    failpoint.reached(next, Failpoint.Point.AFTER_SAVE);
     return next;
   }
 
@@ -228,7 +250,7 @@ public final class Migrator {
     }
   }
 
-  private void fail(Migration m, String error) {
+  private void fail(Migration m, String error) throws InterruptedException {
     try {
       Migration withError = m.with(m.progress().withError(error));
       if (m.phase() == Phase.ROLLING_BACK || m.phase().isPastPointOfNoReturn() && !m.progress().rollbackConsented()) {
@@ -271,7 +293,7 @@ public final class Migrator {
     };
   }
 
-  private Migration preflight(Migration m, Platform platform) throws MigrationException {
+  private Migration preflight(Migration m, Platform platform) throws MigrationException, InterruptedException {
     ImmutableList<Platform.Check> checks = platform.preflight(m.spec().options().allowDroppingStaleSlots());
     List<String> failed = new ArrayList<>();
     for (Platform.Check c : checks) {
@@ -346,7 +368,7 @@ public final class Migrator {
     return transition(m, Phase.PROMOTING, "target replayed " + platform.targetReplayLsn());
   }
 
-  private Migration promote(Migration m, Platform platform) throws MigrationException {
+  private Migration promote(Migration m, Platform platform) throws MigrationException, InterruptedException {
     platform.promoteTarget();
     platform.createSlotsOnTarget(m.progress().slots()); // before any write is admitted
     platform.restoreLoginsOnTarget(m.progress().fencedRoles());
@@ -359,7 +381,7 @@ public final class Migrator {
     return transition(m, Phase.VERIFYING, "route to " + m.spec().target() + " ACKed");
   }
 
-  private Migration verify(Migration m, Platform platform) throws MigrationException {
+  private Migration verify(Migration m, Platform platform) throws MigrationException, InterruptedException {
     platform.writeProbeTarget();
     return transition(m, Phase.COMPLETED, "write probe committed on " + m.spec().target());
   }

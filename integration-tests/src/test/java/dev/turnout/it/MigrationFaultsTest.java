@@ -1,0 +1,148 @@
+package dev.turnout.it;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.turnout.envoy.Endpoint;
+import dev.turnout.migrator.Migration;
+import dev.turnout.migrator.MigrationConflictException;
+import dev.turnout.migrator.Migrator;
+import dev.turnout.migrator.Phase;
+import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.Statement;
+import java.time.Duration;
+import java.util.Set;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/**
+ * Migrations stopped at exact points by a failpoint: the control plane crashes there and restarts from its
+ * store, or an operator rolls back there. Real PostgreSQL 15 servers, a writer through the sidecar.
+ */
+class MigrationFaultsTest {
+  @TempDir Path dir;
+  MigrationFixture f;
+
+  /** Blocks the migration's thread once at (phase, point) until released, or until the process stops. */
+  static final class Stop implements Migrator.Failpoint {
+    final Phase phase;
+    final Point point;
+    final CountDownLatch reached = new CountDownLatch(1);
+    final CountDownLatch release = new CountDownLatch(1);
+    final AtomicBoolean fired = new AtomicBoolean();
+
+    Stop(Phase phase, Point point) {
+      this.phase = phase;
+      this.point = point;
+    }
+
+    @Override
+    public void reached(Migration next, Point at) throws InterruptedException {
+      if (next.phase() == phase && at == point && fired.compareAndSet(false, true)) {
+        reached.countDown();
+        release.await();
+      }
+    }
+
+    void awaitReached() throws InterruptedException {
+      assertThat(reached.await(60, TimeUnit.SECONDS)).as("failpoint " + phase + " " + point + " reached").isTrue();
+    }
+  }
+
+  @AfterEach
+  void tearDown() throws Exception {
+    if (f != null) {
+      f.close();
+    }
+  }
+
+  @ParameterizedTest(name = "crash {1} {0}")
+  @CsvSource({"REPLICATING,AFTER_SAVE", "CATCHING_UP,BEFORE_SAVE", "CATCHING_UP,AFTER_SAVE", "PROMOTING,AFTER_SAVE",
+      "SHIFTING,AFTER_SAVE", "VERIFYING,BEFORE_SAVE"})
+  void aControlPlaneCrash_isResumedFromTheStore_andTheMigrationCompletesWithNoLostCommit(Phase phase,
+      Migrator.Failpoint.Point point) throws Exception {
+    Stop stop = new Stop(phase, point);
+    f = new MigrationFixture(dir, stop);
+    try (Writer writer = new Writer(f.appPort, "app").start()) {
+      Thread.sleep(300);
+      Migration started = f.migrator().start(f.spec(Duration.ofSeconds(1), Duration.ofSeconds(60)));
+      stop.awaitReached();
+
+      f.crashPlane();
+      Thread.sleep(300);
+      f.startPlane(Migrator.Failpoint.NONE);
+
+      Migration done = f.awaitPhase(started.id(), p -> p == Phase.COMPLETED || p.isTerminal() || p == Phase.HALTED,
+          Duration.ofSeconds(90));
+      Thread.sleep(300);
+      writer.close();
+
+      assertThat(done.phase()).as(MigrationFixture.history(done)).isEqualTo(Phase.COMPLETED);
+      Set<Long> onTarget = MigrationFixture.seqs(f.target);
+      assertThat(onTarget).containsAll(writer.acknowledged());
+      assertThat(onTarget).containsAll(MigrationFixture.seqs(f.source));
+      assertThat(f.plane.routing().table().get("app").orElseThrow().endpoint())
+          .contains(new Endpoint("127.0.0.1", f.target.port()));
+      assertThat(MigrationFixture.serverPortOf(f.appPort, "app")).isEqualTo(f.target.port());
+    }
+  }
+
+  @ParameterizedTest(name = "rollback at {0}")
+  @EnumSource(value = Phase.class, names = {"PREFLIGHT", "REPLICATING", "VALIDATED", "QUIESCING", "CATCHING_UP"})
+  void anOperatorRollbackBeforePromotion_leavesTheSourceRoutedAndWritable_withNoLostWrites(Phase phase)
+      throws Exception {
+    Stop stop = new Stop(phase, Migrator.Failpoint.Point.AFTER_SAVE);
+    f = new MigrationFixture(dir, stop);
+    try (Writer writer = new Writer(f.appPort, "app").start()) {
+      Migration started = f.migrator().start(f.spec(Duration.ofSeconds(1), Duration.ofSeconds(60)));
+      stop.awaitReached();
+      f.migrator().rollback(started.id(), false);
+      stop.release.countDown();
+
+      Migration done = f.awaitPhase(started.id(), Phase::isTerminal, Duration.ofSeconds(60));
+      Thread.sleep(300);
+      writer.close();
+
+      assertThat(done.phase()).as(MigrationFixture.history(done)).isEqualTo(Phase.ROLLED_BACK);
+      assertThat(MigrationFixture.serverPortOf(f.appPort, "app")).isEqualTo(f.source.port());
+      try (Connection c = DriverManager.getConnection(
+          PostgresServer.jdbcUrl(f.appPort).replace("user=postgres", "user=app")); Statement s = c.createStatement()) {
+        s.execute("insert into writes(seq) values (-1)");
+      }
+      assertThat(MigrationFixture.seqs(f.source)).containsAll(writer.acknowledged());
+      try (Connection c = f.target.connect(); Statement s = c.createStatement()) {
+        var rs = s.executeQuery("select pg_is_in_recovery()");
+        rs.next();
+        assertThat(rs.getBoolean(1)).as("the target is still a standby").isTrue();
+      }
+    }
+  }
+
+  @Test
+  void aRollbackAfterPromotion_needsConsent_andWithItRoutesBackToTheSource() throws Exception {
+    Stop stop = new Stop(Phase.SHIFTING, Migrator.Failpoint.Point.AFTER_SAVE);
+    f = new MigrationFixture(dir, stop);
+    Migration started = f.migrator().start(f.spec(Duration.ofSeconds(1), Duration.ofSeconds(60)));
+    stop.awaitReached();
+
+    assertThatThrownBy(() -> f.migrator().rollback(started.id(), false))
+        .isInstanceOf(MigrationConflictException.class)
+        .hasMessageContaining("may hold writes made since cutover")
+        .hasMessageContaining("consent");
+    f.migrator().rollback(started.id(), true);
+    stop.release.countDown();
+
+    Migration done = f.awaitPhase(started.id(), Phase::isTerminal, Duration.ofSeconds(60));
+    assertThat(done.phase()).as(MigrationFixture.history(done)).isEqualTo(Phase.ROLLED_BACK);
+    assertThat(MigrationFixture.serverPortOf(f.appPort, "app")).isEqualTo(f.source.port());
+  }
+}

@@ -1,0 +1,138 @@
+package dev.turnout.it;
+
+import com.google.common.collect.ImmutableList;
+import dev.turnout.controlplane.ControlPlane;
+import dev.turnout.controlplane.config.TurnoutConfig;
+import dev.turnout.controlplane.xds.RoutingService;
+import dev.turnout.envoy.DatabaseRoute;
+import dev.turnout.envoy.Endpoint;
+import dev.turnout.migrator.Migration;
+import dev.turnout.migrator.Migrator;
+import dev.turnout.migrator.Phase;
+import dev.turnout.migrator.ServerAddress;
+import dev.turnout.sidecar.Sidecar;
+import dev.turnout.sidecar.SidecarConfig;
+import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.time.Duration;
+import java.util.HashSet;
+import java.util.Optional;
+import java.util.Set;
+import java.util.function.Predicate;
+
+/**
+ * A database "app" on a real PostgreSQL 15 source with a streaming standby as the migration target, a control
+ * plane on a fixed xDS port (so it can be restarted under the same sidecar), and a sidecar in front.
+ */
+final class MigrationFixture implements AutoCloseable {
+  final Path dir;
+  final PostgresServer source;
+  final PostgresServer target;
+  final int appPort;
+  final int xdsPort;
+  ControlPlane plane;
+  final Sidecar sidecar;
+
+  MigrationFixture(Path dir, Migrator.Failpoint failpoint) throws Exception {
+    this.dir = dir;
+    source = PostgresServer.start(dir.resolve("source"), "wal_level=logical", "max_wal_senders=10",
+        "max_replication_slots=10");
+    try (Connection c = source.connect(); Statement s = c.createStatement()) {
+      s.execute("create role app login");
+      s.execute("create table writes(id bigserial primary key, seq bigint not null, at timestamptz default now())");
+      s.execute("grant all on writes, writes_id_seq to app");
+    }
+    target = PostgresServer.startStandby(dir.resolve("target"), source, "turnout_standby", "wal_level=logical",
+        "max_wal_senders=10", "max_replication_slots=10");
+    appPort = PostgresServer.freePort();
+    xdsPort = PostgresServer.freePort();
+    startPlane(failpoint);
+    sidecar = Sidecar.start(SidecarConfig.of("127.0.0.1", xdsPort, "app-1", "app")
+        .withHoldTimeout(Duration.ofSeconds(30)).withStaleGrace(Duration.ofMillis(500)));
+    for (int i = 0; i < 300; i++) {
+      try (Connection c = DriverManager.getConnection(PostgresServer.jdbcUrl(appPort))) {
+        return;
+      } catch (SQLException e) {
+        Thread.sleep(50);
+      }
+    }
+    throw new AssertionError("sidecar never served");
+  }
+
+  void startPlane(Migrator.Failpoint failpoint) throws Exception {
+    plane = ControlPlane.start(new TurnoutConfig(new TurnoutConfig.Servers("127.0.0.1", xdsPort, 0, 0),
+        dir.resolve("store"), Duration.ofSeconds(10), ImmutableList.of(new DatabaseRoute("app", appPort,
+            Optional.of(new Endpoint("127.0.0.1", source.port())), Set.of())), TurnoutConfig.MigratorSettings.DEFAULT),
+        RoutingService.Resolver.SYSTEM, failpoint);
+  }
+
+  /** Stops the control plane as a crash would, as far as the store can tell: nothing more is recorded. */
+  void crashPlane() throws Exception {
+    plane.close();
+    plane = null;
+  }
+
+  Migrator migrator() {
+    return plane.migrator();
+  }
+
+  Migration.Spec spec(Duration window, Duration phaseDeadline) {
+    return new Migration.Spec("app", new ServerAddress("127.0.0.1", source.port()),
+        new ServerAddress("127.0.0.1", target.port()),
+        new Migration.Options(window, 16L * 1024 * 1024, phaseDeadline, false));
+  }
+
+  Migration awaitPhase(String id, Predicate<Phase> done, Duration timeout) throws InterruptedException {
+    long deadline = System.nanoTime() + timeout.toNanos();
+    Migration m = plane.migrator().get(id).orElseThrow();
+    while (!done.test(m.phase())) {
+      if (System.nanoTime() > deadline) {
+        throw new AssertionError("migration stuck in " + m.phase() + "; history:\n" + history(m));
+      }
+      Thread.sleep(50);
+      m = plane.migrator().get(id).orElseThrow();
+    }
+    return m;
+  }
+
+  static String history(Migration m) {
+    StringBuilder b = new StringBuilder();
+    m.history().forEach(e -> b.append("  ").append(e.phase()).append(": ").append(e.note()).append('\n'));
+    m.progress().error().ifPresent(e -> b.append("  error: ").append(e).append('\n'));
+    return b.toString();
+  }
+
+  static Set<Long> seqs(PostgresServer server) throws SQLException {
+    Set<Long> result = new HashSet<>();
+    try (Connection c = server.connect(); Statement s = c.createStatement();
+         ResultSet rs = s.executeQuery("select seq from writes")) {
+      while (rs.next()) {
+        result.add(rs.getLong(1));
+      }
+    }
+    return result;
+  }
+
+  /** The port of the server a connection as {@code user} on {@code port} reaches. */
+  static int serverPortOf(int port, String user) throws SQLException {
+    try (Connection c = DriverManager.getConnection(PostgresServer.jdbcUrl(port).replace("user=postgres", "user=" + user));
+         Statement s = c.createStatement(); ResultSet rs = s.executeQuery("select current_setting('port')")) {
+      rs.next();
+      return Integer.parseInt(rs.getString(1));
+    }
+  }
+
+  @Override
+  public void close() throws Exception {
+    sidecar.close();
+    if (plane != null) {
+      plane.close();
+    }
+    target.close();
+    source.close();
+  }
+}
