@@ -128,6 +128,38 @@ class MigrationFaultsTest {
   }
 
   @Test
+  void aFailureAfterTheFence_rollsBack_unfencingAndReroutingTheSource_withNoLostWrites() throws Exception {
+    // As quiescing starts, the target stops replaying: CATCHING_UP, after the fence, cannot finish by its deadline.
+    java.util.concurrent.atomic.AtomicReference<PostgresServer> target = new java.util.concurrent.atomic.AtomicReference<>();
+    f = new MigrationFixture(dir, (next, point) -> {
+      if (next.phase() == Phase.QUIESCING && point == Migrator.Failpoint.Point.AFTER_SAVE) {
+        try (Connection c = target.get().connect(); Statement s = c.createStatement()) {
+          s.execute("select pg_wal_replay_pause()");
+        } catch (java.sql.SQLException e) {
+          throw new IllegalStateException(e);
+        }
+      }
+    });
+    target.set(f.target);
+    try (Writer writer = new Writer(f.appPort, "app").start()) {
+      Migration started = f.migrator().start(f.spec(Duration.ofSeconds(1), Duration.ofSeconds(4)));
+      Migration done = f.awaitPhase(started.id(), Phase::isTerminal, Duration.ofSeconds(60));
+      Thread.sleep(500);
+      writer.close();
+
+      assertThat(done.phase()).as(MigrationFixture.history(done)).isEqualTo(Phase.ROLLED_BACK);
+      assertThat(done.progress().error()).get().asString().contains("deadline of CATCHING_UP");
+      assertThat(MigrationFixture.serverPortOf(f.appPort, "app")).as("routed back").isEqualTo(f.source.port());
+      assertThat(MigrationFixture.serverPortOf(f.source.port(), "app")).as("logins restored").isEqualTo(f.source.port());
+      try (Connection c = DriverManager.getConnection(
+          PostgresServer.jdbcUrl(f.source.port()).replace("user=postgres", "user=app")); Statement s = c.createStatement()) {
+        s.execute("insert into writes(seq) values (-1)"); // writable again
+      }
+      assertThat(MigrationFixture.seqs(f.source)).containsAll(writer.acknowledged());
+    }
+  }
+
+  @Test
   void aRollbackAfterPromotion_needsConsent_andWithItRoutesBackToTheSource() throws Exception {
     Stop stop = new Stop(Phase.SHIFTING, Migrator.Failpoint.Point.AFTER_SAVE);
     f = new MigrationFixture(dir, stop);

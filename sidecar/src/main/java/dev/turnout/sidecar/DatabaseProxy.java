@@ -129,7 +129,10 @@ final class DatabaseProxy {
       if (newEndpoint.isPresent()) {
         release.addAll(held.keySet());
       }
-      staleExists = relayed.values().stream().anyMatch(e -> !newEndpoint.equals(Optional.of(e)));
+      // Draining stops new connections only: open ones (a CDC consumer confirming its last changes, say) live on
+      // until another endpoint is assigned. Ending client sessions is the migrator's fence, not the sidecar's.
+      staleExists = newEndpoint.isPresent()
+          && relayed.values().stream().anyMatch(e -> !newEndpoint.equals(Optional.of(e)));
     }
     release.forEach(ch -> ch.eventLoop().execute(() -> releaseHeld(ch)));
     if (staleExists) {
@@ -140,6 +143,9 @@ final class DatabaseProxy {
   private void closeStale() {
     List<Channel> stale = new ArrayList<>();
     synchronized (this) {
+      if (endpoint.isEmpty()) {
+        return; // drained again: nothing is stale while no endpoint is assigned
+      }
       relayed.forEach((ch, e) -> {
         if (!endpoint.equals(Optional.of(e))) {
           stale.add(ch);
