@@ -57,7 +57,7 @@ public final class PostgresServer implements AutoCloseable {
     }
     Path data = dir.resolve("data");
     run(List.of(BIN.resolve("pg_basebackup").toString(), "-h", "127.0.0.1", "-p", Integer.toString(primary.port),
-        "-U", "postgres", "-D", data.toString(), "-R", "-S", slot, "-X", "stream", "--no-sync"),
+        "-U", "postgres", "-D", data.toString(), "-R", "-S", slot, "-X", "stream", "--no-sync", "-c", "fast"),
         dir.resolve("basebackup.log"));
     PostgresServer standby = new PostgresServer(data, freePort());
     standby.launch(settings);
