@@ -10,6 +10,8 @@ import dev.turnout.migrator.Migration;
 import dev.turnout.migrator.Migrator;
 import dev.turnout.migrator.Phase;
 import dev.turnout.migrator.ServerAddress;
+import dev.turnout.migrator.platform.postgres.SameHostReplica;
+import java.nio.file.Files;
 import dev.turnout.sidecar.Sidecar;
 import dev.turnout.sidecar.SidecarConfig;
 import java.nio.file.Path;
@@ -38,16 +40,37 @@ final class MigrationFixture implements AutoCloseable {
   final Sidecar sidecar;
 
   MigrationFixture(Path dir, Migrator.Failpoint failpoint) throws Exception {
+    this(dir, failpoint, PostgresServer.BIN, false);
+  }
+
+  /**
+   * @param bin the PostgreSQL binaries of both servers
+   * @param sqlBackup make the standby with the migrator's {@link SameHostReplica} (SQL backup API) instead of
+   *     pg_basebackup
+   */
+  MigrationFixture(Path dir, Migrator.Failpoint failpoint, Path bin, boolean sqlBackup) throws Exception {
     this.dir = dir;
-    source = PostgresServer.start(dir.resolve("source"), "wal_level=logical", "max_wal_senders=10",
+    source = PostgresServer.start(bin, dir.resolve("source"), "wal_level=logical", "max_wal_senders=10",
         "max_replication_slots=10");
     try (Connection c = source.connect(); Statement s = c.createStatement()) {
       s.execute("create role app login");
       s.execute("create table writes(id bigserial primary key, seq bigint not null, at timestamptz default now())");
       s.execute("grant all on writes, writes_id_seq to app");
     }
-    target = PostgresServer.startStandby(dir.resolve("target"), source, "turnout_standby", "wal_level=logical",
-        "max_wal_senders=10", "max_replication_slots=10");
+    if (sqlBackup) {
+      Path data = dir.resolve("target").resolve("data");
+      Files.createDirectories(data.getParent());
+      int port = PostgresServer.freePort();
+      try (Connection c = source.connect()) {
+        SameHostReplica.create(c, new SameHostReplica.Plan(source.dataDir(), data,
+            new ServerAddress("127.0.0.1", source.port()), port, "turnout_standby", "postgres"));
+      }
+      target = PostgresServer.open(bin, data, port, "wal_level=logical", "max_wal_senders=10",
+          "max_replication_slots=10");
+    } else {
+      target = PostgresServer.startStandby(dir.resolve("target"), source, "turnout_standby", "wal_level=logical",
+          "max_wal_senders=10", "max_replication_slots=10");
+    }
     appPort = PostgresServer.freePort();
     xdsPort = PostgresServer.freePort();
     startPlane(failpoint);

