@@ -36,6 +36,30 @@ class CrossVersionMigrationTest {
     }
   }
 
+  @org.junit.jupiter.api.Test
+  void theMigratorCreatesItsOwnReplica_onPostgres17WithoutPgBasebackup_andMovesTheDatabaseToIt() throws Exception {
+    f = new MigrationFixture(dir, Migrator.Failpoint.NONE, PostgresServer.pg17(), true, true);
+    try (Writer writer = new Writer(f.appPort, "app").start()) {
+      Migration started = f.migrator().start(f.spec(Duration.ofSeconds(1), Duration.ofSeconds(60)));
+      Migration done = f.awaitPhase(started.id(), p -> p == Phase.COMPLETED || p.isTerminal() || p == Phase.HALTED,
+          Duration.ofSeconds(120));
+      Thread.sleep(300);
+      writer.close();
+
+      assertThat(done.phase()).as(MigrationFixture.history(done)).isEqualTo(Phase.COMPLETED);
+      assertThat(done.history()).anySatisfy(e -> assertThat(e.note()).contains("is up"));
+      assertThat(MigrationFixture.serverPortOf(f.appPort, "app")).isEqualTo(f.targetPort);
+      Set<Long> onTarget = new HashSet<>();
+      try (Connection c = java.sql.DriverManager.getConnection(PostgresServer.jdbcUrl(f.targetPort));
+           Statement s = c.createStatement(); ResultSet rs = s.executeQuery("select seq from writes")) {
+        while (rs.next()) {
+          onTarget.add(rs.getLong(1));
+        }
+      }
+      assertThat(onTarget).containsAll(writer.acknowledged());
+    }
+  }
+
   @ParameterizedTest(name = "PostgreSQL {0}")
   @ValueSource(ints = {15, 17})
   void aLiveDatabaseMovesToAReplicaTheMigratorMade_withNoLostCommitAndEveryChangeOnce(int version) throws Exception {

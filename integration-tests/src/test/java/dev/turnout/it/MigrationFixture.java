@@ -33,7 +33,11 @@ import java.util.function.Predicate;
 final class MigrationFixture implements AutoCloseable {
   final Path dir;
   final PostgresServer source;
+  /** Null when the migration makes the target itself: then it listens on {@link #targetPort}. */
   final PostgresServer target;
+  final int targetPort;
+  final Path bin;
+  final boolean migrationMakesReplica;
   final int appPort;
   final int xdsPort;
   ControlPlane plane;
@@ -49,7 +53,15 @@ final class MigrationFixture implements AutoCloseable {
    *     pg_basebackup
    */
   MigrationFixture(Path dir, Migrator.Failpoint failpoint, Path bin, boolean sqlBackup) throws Exception {
+    this(dir, failpoint, bin, sqlBackup, false);
+  }
+
+  /** @param migrationMakesReplica no target is made here: the migration creates and starts it */
+  MigrationFixture(Path dir, Migrator.Failpoint failpoint, Path bin, boolean sqlBackup, boolean migrationMakesReplica)
+      throws Exception {
     this.dir = dir;
+    this.bin = bin;
+    this.migrationMakesReplica = migrationMakesReplica;
     source = PostgresServer.start(bin, dir.resolve("source"), "wal_level=logical", "max_wal_senders=10",
         "max_replication_slots=10");
     try (Connection c = source.connect(); Statement s = c.createStatement()) {
@@ -57,7 +69,9 @@ final class MigrationFixture implements AutoCloseable {
       s.execute("create table writes(id bigserial primary key, seq bigint not null, at timestamptz default now())");
       s.execute("grant all on writes, writes_id_seq to app");
     }
-    if (sqlBackup) {
+    if (migrationMakesReplica) {
+      target = null;
+    } else if (sqlBackup) {
       Path data = dir.resolve("target").resolve("data");
       Files.createDirectories(data.getParent());
       int port = PostgresServer.freePort();
@@ -71,6 +85,7 @@ final class MigrationFixture implements AutoCloseable {
       target = PostgresServer.startStandby(dir.resolve("target"), source, "turnout_standby", "wal_level=logical",
           "max_wal_senders=10", "max_replication_slots=10");
     }
+    targetPort = target == null ? PostgresServer.freePort() : target.port();
     appPort = PostgresServer.freePort();
     xdsPort = PostgresServer.freePort();
     startPlane(failpoint);
@@ -105,8 +120,14 @@ final class MigrationFixture implements AutoCloseable {
 
   Migration.Spec spec(Duration window, Duration phaseDeadline) {
     return new Migration.Spec("app", new ServerAddress("127.0.0.1", source.port()),
-        new ServerAddress("127.0.0.1", target.port()),
-        new Migration.Options(window, 16L * 1024 * 1024, phaseDeadline, false));
+        new ServerAddress("127.0.0.1", targetPort),
+        new Migration.Options(window, 16L * 1024 * 1024, phaseDeadline, false,
+            migrationMakesReplica ? java.util.Optional.of(new Migration.Replica(source.dataDir(), replicaDataDir(), bin))
+                : java.util.Optional.empty()));
+  }
+
+  Path replicaDataDir() {
+    return dir.resolve("replica").resolve("data");
   }
 
   Migration awaitPhase(String id, Predicate<Phase> done, Duration timeout) throws InterruptedException {
@@ -155,7 +176,11 @@ final class MigrationFixture implements AutoCloseable {
     if (plane != null) {
       plane.close();
     }
-    target.close();
+    if (target != null) {
+      target.close();
+    } else if (java.nio.file.Files.exists(replicaDataDir().resolve("postmaster.pid"))) {
+      PostgresServer.stopWithPgCtl(bin, replicaDataDir());
+    }
     source.close();
   }
 }

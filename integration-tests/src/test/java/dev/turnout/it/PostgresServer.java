@@ -153,6 +153,12 @@ public final class PostgresServer implements AutoCloseable {
     return DriverManager.getConnection(jdbcUrl());
   }
 
+  /** Stops a server this class did not start (a replica the migrator started with pg_ctl). */
+  public static void stopWithPgCtl(Path bin, Path dataDir) throws IOException, InterruptedException {
+    run(List.of(bin.resolve("pg_ctl").toString(), "-D", dataDir.toString(), "-m", "fast", "-w", "stop"),
+        dataDir.resolveSibling("pg_ctl-stop.log"));
+  }
+
   /** Immediate stop (SIGKILL), as a crash of the machine would. */
   public void kill() throws InterruptedException {
     if (process != null && process.isAlive()) {

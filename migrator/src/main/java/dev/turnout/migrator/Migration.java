@@ -22,13 +22,24 @@ public record Migration(String id, Spec spec, Phase phase, Progress progress, Im
    * @param maxLagBytes the replay lag that counts as keeping up
    * @param phaseDeadline how long any one phase may take before the migration rolls back (or halts)
    * @param allowDroppingStaleSlots whether preflight may drop inactive logical slots that retain WAL
+   * @param createReplica when present, the migrator makes the target itself on this host before preflight
    */
   public record Options(Duration validationWindow, long maxLagBytes, Duration phaseDeadline,
-      boolean allowDroppingStaleSlots) {
+      boolean allowDroppingStaleSlots, Optional<Replica> createReplica) {
     public static Options defaults() {
-      return new Options(Duration.ofSeconds(30), 16L * 1024 * 1024, Duration.ofMinutes(2), false);
+      return new Options(Duration.ofSeconds(30), 16L * 1024 * 1024, Duration.ofMinutes(2), false, Optional.empty());
+    }
+
+    public Options(Duration validationWindow, long maxLagBytes, Duration phaseDeadline, boolean allowDroppingStaleSlots) {
+      this(validationWindow, maxLagBytes, phaseDeadline, allowDroppingStaleSlots, Optional.empty());
     }
   }
+
+  /**
+   * A same-host target for the migrator to create: the source's data directory (readable here), the new
+   * standby's directory, and the PostgreSQL binaries (pg_ctl, postgres) to start it with.
+   */
+  public record Replica(java.nio.file.Path sourceDataDir, java.nio.file.Path targetDataDir, java.nio.file.Path binDir) {}
 
   /**
    * What the migration has recorded in the world.

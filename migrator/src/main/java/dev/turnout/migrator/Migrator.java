@@ -294,6 +294,11 @@ public final class Migrator {
   }
 
   private Migration preflight(Migration m, Platform platform) throws MigrationException, InterruptedException {
+    if (m.spec().options().createReplica().isPresent()) {
+      platform.ensureTarget();
+      m = m.note(clock.instant(), "replica " + m.spec().target() + " in "
+          + m.spec().options().createReplica().get().targetDataDir() + " is up");
+    }
     ImmutableList<Platform.Check> checks = platform.preflight(m.spec().options().allowDroppingStaleSlots());
     List<String> failed = new ArrayList<>();
     for (Platform.Check c : checks) {

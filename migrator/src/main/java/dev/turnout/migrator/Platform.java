@@ -28,6 +28,12 @@ public interface Platform extends AutoCloseable {
   /** A logical slot on the source and how much WAL it holds back. */
   record Slot(String name, String plugin, boolean active, Lsn confirmedLsn, long retainedBytes) {}
 
+  /**
+   * When the migration asks for a same-host replica that is not there yet, creates and starts it and waits
+   * until it streams; otherwise does nothing.
+   */
+  void ensureTarget() throws MigrationException;
+
   /** Target is a streaming standby of source; parameters, extensions and slots allow the move. */
   ImmutableList<Check> preflight(boolean allowDroppingStaleSlots) throws MigrationException;
 

@@ -7,6 +7,7 @@ import dev.turnout.migrator.MigrationException;
 import dev.turnout.migrator.Platform;
 import dev.turnout.migrator.ServerAddress;
 import dev.turnout.migrator.SlotPosition;
+import java.nio.file.Files;
 import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.PreparedStatement;
@@ -92,6 +93,51 @@ public final class PostgresPlatform implements Platform {
 
   private MigrationException fail(String what, SQLException e) {
     return new MigrationException("database '" + spec.database() + "': " + what + ": " + e.getMessage(), e);
+  }
+
+  @Override
+  public void ensureTarget() throws MigrationException {
+    if (spec.options().createReplica().isEmpty()) {
+      return;
+    }
+    Migration.Replica replica = spec.options().createReplica().get();
+    try {
+      target();
+      return; // already up: a re-run after a crash
+    } catch (SQLException notUp) {
+      // create and start it below
+    }
+    if (!Files.exists(replica.targetDataDir().resolve("PG_VERSION"))) {
+      try {
+        SameHostReplica.create(source(), new SameHostReplica.Plan(replica.sourceDataDir(), replica.targetDataDir(),
+            spec.source(), spec.target().port(), "turnout_" + spec.database().replaceAll("[^a-z0-9_]", "_"),
+            credentials.user()));
+      } catch (SQLException e) {
+        throw fail("connecting to the source to copy it", e);
+      }
+    }
+    SameHostReplica.start(replica.binDir(), replica.targetDataDir());
+    long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(60);
+    while (true) {
+      try {
+        if (bool(target(), "select pg_is_in_recovery()")
+            && "streaming".equals(text(target(), "select coalesce((select status from pg_stat_wal_receiver), '')"))) {
+          return;
+        }
+      } catch (SQLException e) {
+        // still starting
+      }
+      if (System.nanoTime() > deadline) {
+        throw new MigrationException("database '" + spec.database() + "': the replica in " + replica.targetDataDir()
+            + " did not start streaming within 60 s; see its log next to the data directory");
+      }
+      try {
+        Thread.sleep(100);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new MigrationException("interrupted while starting the replica");
+      }
+    }
   }
 
   @Override

@@ -86,7 +86,16 @@ public final class SameHostReplica {
         Files.writeString(target.resolve("tablespace_map"), spcmap, StandardCharsets.UTF_8);
       }
       Files.writeString(target.resolve("standby.signal"), "", StandardCharsets.UTF_8);
-      Files.writeString(target.resolve("postgresql.auto.conf"), "\n# added by turnout: stream from the source\n"
+      // Settings the source was started with on its command line are not in the copied files: carry them over,
+      // so the standby has what a hot standby needs (at least the source's max_connections, and so on).
+      StringBuilder inherited = new StringBuilder("\n# added by turnout: the source's command-line settings\n");
+      try (ResultSet rs = s.executeQuery("select name, setting from pg_settings where source = 'command line'"
+          + " and name not in ('port', 'data_directory', 'config_file', 'hba_file', 'ident_file')")) {
+        while (rs.next()) {
+          inherited.append(rs.getString(1)).append(" = '").append(rs.getString(2).replace("'", "''")).append("'\n");
+        }
+      }
+      Files.writeString(target.resolve("postgresql.auto.conf"), inherited + "\n# added by turnout: stream from the source\n"
           + "primary_conninfo = 'host=" + plan.source().host() + " port=" + plan.source().port() + " user="
           + plan.replicationUser() + " application_name=turnout_replica'\n"
           + "primary_slot_name = '" + plan.slot() + "'\n"
@@ -96,6 +105,33 @@ public final class SameHostReplica {
           + ": " + e.getMessage(), e);
     } catch (IOException e) {
       throw new MigrationException("copying " + plan.sourceDataDir() + " to " + plan.targetDataDir() + ": " + e, e);
+    }
+  }
+
+  /**
+   * Starts the standby with {@code pg_ctl} (it outlives this process, as a server should), logging next to its
+   * data directory. PostgreSQL refuses to run as root: as root it runs in a user namespace ({@code unshare -U}).
+   */
+  public static void start(Path binDir, Path dataDir) throws MigrationException {
+    java.util.List<String> command = new java.util.ArrayList<>();
+    if ("root".equals(System.getProperty("user.name"))) {
+      command.addAll(java.util.List.of("unshare", "-U"));
+    }
+    Path log = dataDir.resolveSibling(dataDir.getFileName() + ".log");
+    command.addAll(java.util.List.of(binDir.resolve("pg_ctl").toString(), "-D", dataDir.toString(), "-l",
+        log.toString(), "-w", "-t", "60", "start"));
+    try {
+      Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
+      String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+      if (p.waitFor() != 0) {
+        throw new MigrationException("pg_ctl start of the replica in " + dataDir + " failed: " + out.trim()
+            + "; see " + log);
+      }
+    } catch (IOException e) {
+      throw new MigrationException("cannot run " + binDir.resolve("pg_ctl") + ": " + e.getMessage(), e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new MigrationException("interrupted while starting the replica in " + dataDir);
     }
   }
 
