@@ -66,7 +66,7 @@ class MigrationFaultsTest {
   }
 
   @ParameterizedTest(name = "crash {1} {0}")
-  @CsvSource({"REPLICATING,AFTER_SAVE", "CATCHING_UP,BEFORE_SAVE", "CATCHING_UP,AFTER_SAVE", "PROMOTING,AFTER_SAVE",
+  @CsvSource({"REPLICATING,AFTER_SAVE", "QUIESCING,AFTER_SAVE", "CATCHING_UP,BEFORE_SAVE", "CATCHING_UP,AFTER_SAVE", "PROMOTING,AFTER_SAVE",
       "SHIFTING,AFTER_SAVE", "VERIFYING,BEFORE_SAVE"})
   void aControlPlaneCrash_isResumedFromTheStore_andTheMigrationCompletesWithNoLostCommit(Phase phase,
       Migrator.Failpoint.Point point) throws Exception {
@@ -156,6 +156,32 @@ class MigrationFaultsTest {
         s.execute("insert into writes(seq) values (-1)"); // writable again
       }
       assertThat(MigrationFixture.seqs(f.source)).containsAll(writer.acknowledged());
+    }
+  }
+
+  @Test
+  void theFence_endsOpenSessions_soNoneCanTurnReadWrite_andRefusesNewLogins() throws Exception {
+    Stop stop = new Stop(Phase.CATCHING_UP, Migrator.Failpoint.Point.AFTER_SAVE);
+    f = new MigrationFixture(dir, stop);
+    String direct = PostgresServer.jdbcUrl(f.source.port()).replace("user=postgres", "user=app");
+    try (Connection open = DriverManager.getConnection(direct)) {
+      Migration started = f.migrator().start(f.spec(Duration.ofSeconds(1), Duration.ofSeconds(60)));
+      stop.awaitReached(); // fenced, final LSN recorded, nothing promoted yet
+
+      assertThatThrownBy(() -> {
+        open.setAutoCommit(false);
+        try (Statement s = open.createStatement()) {
+          s.execute("set transaction read write");
+          s.execute("insert into writes(seq) values (-42)");
+        }
+        open.commit();
+      }).as("a session opened before the fence cannot write").isInstanceOf(java.sql.SQLException.class);
+      assertThatThrownBy(() -> DriverManager.getConnection(direct).close())
+          .as("no new login for the application").hasMessageContaining("not permitted to log in");
+      assertThat(MigrationFixture.seqs(f.source)).doesNotContain(-42L);
+      stop.release.countDown();
+      Migration done = f.awaitPhase(started.id(), p -> p == Phase.COMPLETED || p.isTerminal(), Duration.ofSeconds(60));
+      assertThat(done.phase()).isEqualTo(Phase.COMPLETED);
     }
   }
 
