@@ -60,6 +60,52 @@ class CrossVersionMigrationTest {
     }
   }
 
+  @org.junit.jupiter.api.Test
+  void onPostgres17_failoverSlotsSyncedToTheTarget_areVerifiedNotRecreated_andTheConsumerMissesNothing()
+      throws Exception {
+    f = new MigrationFixture(dir, Migrator.Failpoint.NONE, PostgresServer.pg17(), true, false,
+        "sync_replication_slots=on", "hot_standby_feedback=on");
+    try (Connection c = f.source.connect(); Statement s = c.createStatement()) {
+      s.execute("select pg_create_logical_replication_slot('cdc', 'test_decoding', false, false, true)");
+      s.execute("alter system set synchronized_standby_slots = 'turnout_standby'"); // only after the base backup
+      s.execute("select pg_reload_conf()");
+    }
+    try (CdcConsumer consumer = new CdcConsumer(f.appPort, "cdc").start();
+         Writer writer = new Writer(f.appPort, "app").start()) {
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
+      while (!syncedOnTarget("cdc")) {
+        assertThat(System.nanoTime()).as("slot cdc synced to the standby").isLessThan(deadline);
+        Thread.sleep(200);
+      }
+      Migration started = f.migrator().start(f.spec(Duration.ofSeconds(1), Duration.ofSeconds(60)));
+      Migration done = f.awaitPhase(started.id(), p -> p == Phase.COMPLETED || p.isTerminal() || p == Phase.HALTED,
+          Duration.ofSeconds(90));
+      assertThat(done.phase()).as(MigrationFixture.history(done)).isEqualTo(Phase.COMPLETED);
+      Thread.sleep(500);
+      writer.close();
+      Set<Long> acknowledged = writer.acknowledged();
+      long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+      while (!consumer.changes().stream().map(CdcConsumer.Change::seq).collect(Collectors.toSet())
+          .containsAll(acknowledged) && System.nanoTime() < until) {
+        Thread.sleep(100);
+      }
+      consumer.close();
+
+      assertThat(done.history()).anySatisfy(e -> assertThat(e.note()).contains("cdc verified (synced as a failover slot"));
+      Map<Long, Set<Long>> lsnsBySeq = new HashMap<>();
+      consumer.changes().forEach(ch -> lsnsBySeq.computeIfAbsent(ch.seq(), k -> new HashSet<>()).add(ch.lsn()));
+      assertThat(lsnsBySeq.keySet()).containsAll(acknowledged);
+      assertThat(lsnsBySeq.values()).allSatisfy(lsns -> assertThat(lsns).hasSize(1));
+    }
+  }
+
+  private boolean syncedOnTarget(String slot) throws java.sql.SQLException {
+    try (Connection c = f.target.connect(); Statement s = c.createStatement(); ResultSet rs = s.executeQuery(
+        "select synced and not temporary from pg_replication_slots where slot_name = '" + slot + "'")) {
+      return rs.next() && rs.getBoolean(1);
+    }
+  }
+
   @ParameterizedTest(name = "PostgreSQL {0}")
   @ValueSource(ints = {15, 17})
   void aLiveDatabaseMovesToAReplicaTheMigratorMade_withNoLostCommitAndEveryChangeOnce(int version) throws Exception {

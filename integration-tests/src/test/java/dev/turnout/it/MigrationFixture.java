@@ -57,8 +57,8 @@ final class MigrationFixture implements AutoCloseable {
   }
 
   /** @param migrationMakesReplica no target is made here: the migration creates and starts it */
-  MigrationFixture(Path dir, Migrator.Failpoint failpoint, Path bin, boolean sqlBackup, boolean migrationMakesReplica)
-      throws Exception {
+  MigrationFixture(Path dir, Migrator.Failpoint failpoint, Path bin, boolean sqlBackup, boolean migrationMakesReplica,
+      String... extraTargetSettings) throws Exception {
     this.dir = dir;
     this.bin = bin;
     this.migrationMakesReplica = migrationMakesReplica;
@@ -79,6 +79,13 @@ final class MigrationFixture implements AutoCloseable {
         SameHostReplica.create(c, new SameHostReplica.Plan(source.dataDir(), data,
             new ServerAddress("127.0.0.1", source.port()), port, "turnout_standby", "postgres"));
       }
+      // In the configuration file, not on the command line, so the migrator can change them (ALTER SYSTEM).
+      StringBuilder conf = new StringBuilder();
+      for (String setting : extraTargetSettings) {
+        int eq = setting.indexOf('=');
+        conf.append(setting, 0, eq).append(" = '").append(setting.substring(eq + 1)).append("'\n");
+      }
+      Files.writeString(data.resolve("postgresql.auto.conf"), conf, java.nio.file.StandardOpenOption.APPEND);
       target = PostgresServer.open(bin, data, port, "wal_level=logical", "max_wal_senders=10",
           "max_replication_slots=10");
     } else {

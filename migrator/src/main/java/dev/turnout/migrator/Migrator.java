@@ -369,16 +369,17 @@ public final class Migrator {
     m = m.with(m.progress().withSlots(recorded)).note(clock.instant(), "slots recorded: " + recorded);
     save(m);
     poll(m, "the target to replay " + finalLsn, () -> platform.targetReplayLsn().atLeast(finalLsn));
+    platform.syncFailoverSlots();
     platform.armTargetReadOnly();
     return transition(m, Phase.PROMOTING, "target replayed " + platform.targetReplayLsn());
   }
 
   private Migration promote(Migration m, Platform platform) throws MigrationException, InterruptedException {
     platform.promoteTarget();
-    platform.createSlotsOnTarget(m.progress().slots()); // before any write is admitted
+    ImmutableList<String> slots = platform.createSlotsOnTarget(m.progress().slots()); // before any write is admitted
     platform.restoreLoginsOnTarget(m.progress().fencedRoles());
     platform.admitWritesOnTarget();
-    return transition(m, Phase.SHIFTING, "target promoted; " + m.progress().slots().size() + " slot(s) recreated");
+    return transition(m, Phase.SHIFTING, "target promoted; slots: " + (slots.isEmpty() ? "none" : String.join("; ", slots)));
   }
 
   private Migration shift(Migration m) throws MigrationException, InterruptedException {

@@ -66,8 +66,17 @@ public interface Platform extends AutoCloseable {
 
   boolean targetPromoted() throws MigrationException;
 
-  /** Creates on the (still read-only) target each slot it lacks. */
-  void createSlotsOnTarget(List<SlotPosition> slots) throws MigrationException;
+  /**
+   * Before promotion: where the target syncs failover slots from the source (PostgreSQL 17+), stops the sync
+   * worker and syncs once more, so the slots carry the source's final positions into the promotion.
+   */
+  void syncFailoverSlots() throws MigrationException;
+
+  /**
+   * On the promoted, still read-only target: verifies each slot that came over by failover sync (same plugin,
+   * usable) and creates each one it lacks. Returns one line per slot saying which.
+   */
+  ImmutableList<String> createSlotsOnTarget(List<SlotPosition> slots) throws MigrationException;
 
   /** The fenced roles came over to the target as NOLOGIN with the catalog: let them log in there. */
   void restoreLoginsOnTarget(List<String> roles) throws MigrationException;

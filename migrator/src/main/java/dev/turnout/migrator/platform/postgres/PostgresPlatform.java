@@ -449,11 +449,73 @@ public final class PostgresPlatform implements Platform {
   }
 
   @Override
-  public void createSlotsOnTarget(List<SlotPosition> slotPositions) throws MigrationException {
+  public void syncFailoverSlots() throws MigrationException {
     try {
-      Set<String> existing = new HashSet<>(column(target(), "select slot_name from pg_replication_slots"));
+      if (Integer.parseInt(text(target(), "show server_version_num")) < 170000
+          || !bool(target(), "select current_setting('sync_replication_slots')::bool")) {
+        return;
+      }
+      // The sync worker naps up to 30 s when idle: stop it and sync now (the function refuses while it runs).
+      try (Statement s = target().createStatement()) {
+        s.execute("alter system set sync_replication_slots = off");
+        s.execute("select pg_reload_conf()");
+        try (ResultSet rs = s.executeQuery("select source from pg_settings where name = 'sync_replication_slots'")) {
+          rs.next();
+          if ("command line".equals(rs.getString(1))) {
+            throw new MigrationException("database '" + spec.database() + "': sync_replication_slots is set on the"
+                + " target's command line, so it cannot be turned off for the final slot sync before promotion;"
+                + " set it in postgresql.conf instead");
+          }
+        }
+        for (int attempt = 0; ; attempt++) {
+          boolean workerGone;
+          try (ResultSet rs = s.executeQuery(
+              "select count(*) = 0 from pg_stat_activity where backend_type = 'slotsync worker'")) {
+            rs.next();
+            workerGone = rs.getBoolean(1);
+          }
+          if (workerGone) {
+            try {
+              s.execute("select pg_sync_replication_slots()");
+              break;
+            } catch (SQLException stillRunning) {
+              if (attempt > 300) {
+                throw stillRunning;
+              }
+            }
+          } else if (attempt > 300) {
+            throw new MigrationException("database '" + spec.database() + "': the target's slot sync worker did"
+                + " not stop within 30 s after sync_replication_slots was turned off");
+          }
+          s.execute("select pg_sleep(0.1)");
+        }
+      }
+    } catch (SQLException e) {
+      throw fail("syncing failover slots to the target", e);
+    }
+  }
+
+  @Override
+  public ImmutableList<String> createSlotsOnTarget(List<SlotPosition> slotPositions) throws MigrationException {
+    ImmutableList.Builder<String> done = ImmutableList.builder();
+    try {
+      Map<String, String> existing = new HashMap<>();
+      try (Statement s = target().createStatement(); ResultSet rs = s.executeQuery(
+          "select slot_name, coalesce(plugin, '') || '|' || coalesce(confirmed_flush_lsn::text, '') || '|'"
+              + " || (wal_status = 'lost')::text from pg_replication_slots")) {
+        while (rs.next()) {
+          existing.put(rs.getString(1), rs.getString(2));
+        }
+      }
       for (SlotPosition slot : slotPositions) {
-        if (existing.contains(slot.name())) {
+        String found = existing.get(slot.name());
+        if (found != null) {
+          String[] parts = found.split("\\|", -1);
+          if (!parts[0].equals(slot.plugin()) || "true".equals(parts[2])) {
+            throw new MigrationException("database '" + spec.database() + "': slot " + slot.name() + " on the target"
+                + " is not the source's (plugin " + parts[0] + ", lost " + parts[2] + "); expected " + slot.plugin());
+          }
+          done.add(slot.name() + " verified (synced as a failover slot, confirmed " + parts[1] + ")");
           continue;
         }
         try (PreparedStatement ps = target().prepareStatement("select pg_create_logical_replication_slot(?, ?)")) {
@@ -461,10 +523,12 @@ public final class PostgresPlatform implements Platform {
           ps.setString(2, slot.plugin());
           ps.execute();
         }
+        done.add(slot.name() + " created (" + slot.plugin() + "; consumers resume from " + slot.confirmedLsn() + ")");
       }
     } catch (SQLException e) {
       throw fail("recreating logical slots on the target", e);
     }
+    return done.build();
   }
 
   @Override

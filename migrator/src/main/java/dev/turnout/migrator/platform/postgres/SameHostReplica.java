@@ -97,7 +97,7 @@ public final class SameHostReplica {
       }
       Files.writeString(target.resolve("postgresql.auto.conf"), inherited + "\n# added by turnout: stream from the source\n"
           + "primary_conninfo = 'host=" + plan.source().host() + " port=" + plan.source().port() + " user="
-          + plan.replicationUser() + " application_name=turnout_replica'\n"
+          + plan.replicationUser() + " dbname=postgres application_name=turnout_replica'\n"
           + "primary_slot_name = '" + plan.slot() + "'\n"
           + "port = " + plan.targetPort() + "\n", StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.APPEND);
     } catch (SQLException e) {
