@@ -1,7 +1,11 @@
 package dev.turnout.controlplane;
 
 import com.google.common.util.concurrent.ThreadFactoryBuilder;
+import dev.turnout.controlplane.admin.AdminService;
 import dev.turnout.controlplane.config.TurnoutConfig;
+import io.grpc.Server;
+import io.grpc.netty.NettyServerBuilder;
+import java.net.InetSocketAddress;
 import dev.turnout.controlplane.migration.XdsRouter;
 import dev.turnout.controlplane.store.FileMigrationStore;
 import dev.turnout.migrator.MigrationException;
@@ -33,9 +37,11 @@ public final class ControlPlane implements AutoCloseable {
   private final ExecutorService callbacks;
   private final XdsServer xds;
   private final Migrator migrator;
+  private final Server admin;
 
   private ControlPlane(TurnoutConfig config, RouteStore store, ScheduledExecutorService scheduler,
-      ExecutorService callbacks, XdsServer xds, Migrator migrator) {
+      ExecutorService callbacks, XdsServer xds, Migrator migrator, Server admin) {
+    this.admin = admin;
     this.config = config;
     this.store = store;
     this.scheduler = scheduler;
@@ -74,7 +80,12 @@ public final class ControlPlane implements AutoCloseable {
           Clock.systemUTC(), Sleeper.SYSTEM, Executors.newCachedThreadPool(
               new ThreadFactoryBuilder().setNameFormat("turnout-migration-%d").setDaemon(true).build()), failpoint);
       migrator.resumeAll();
-      return new ControlPlane(config, store, scheduler, callbacks, xds, migrator);
+      Server admin = NettyServerBuilder
+          .forAddress(new InetSocketAddress(config.servers().bindAddress(), config.servers().adminPort()))
+          .addService(new AdminService(migrator, xds.routing(), xds.tracker()))
+          .build().start();
+      log.info("admin API (turnout.admin.v1.Admin) listening on {}:{}", config.servers().bindAddress(), admin.getPort());
+      return new ControlPlane(config, store, scheduler, callbacks, xds, migrator, admin);
     } catch (MigrationException e) {
       xds.shutdown();
       scheduler.shutdownNow();
@@ -104,6 +115,10 @@ public final class ControlPlane implements AutoCloseable {
     return xds.tracker();
   }
 
+  public int adminPort() {
+    return admin.getPort();
+  }
+
   public int xdsPort() {
     return xds.port();
   }
@@ -118,6 +133,7 @@ public final class ControlPlane implements AutoCloseable {
 
   @Override
   public void close() throws StoreException {
+    admin.shutdownNow();
     migrator.stop(); // running migrations resume from the store at the next start, as after a crash
     xds.shutdown();
     scheduler.shutdownNow();

@@ -130,6 +130,46 @@ public final class Migrator {
     listeners.add(listener);
   }
 
+  public void removeListener(Consumer<Migration> listener) {
+    listeners.remove(listener);
+  }
+
+  /**
+   * The dry run: every action a real run of {@code spec} would take, in order, touching nothing. A database
+   * with an unfinished migration is refused as {@link #start} would refuse it.
+   */
+  public ImmutableList<String> dryRun(Migration.Spec spec) throws MigrationConflictException {
+    for (Migration m : migrations.values()) {
+      if (m.database().equals(spec.database()) && !m.phase().isTerminal()) {
+        throw new MigrationConflictException(MigrationConflictException.Kind.ALREADY_EXISTS,
+            "database '" + spec.database() + "' already has " + m + " in " + m.phase());
+      }
+    }
+    String db = spec.database();
+    Migration.Options o = spec.options();
+    ImmutableList.Builder<String> plan = ImmutableList.builder();
+    plan.add("PLANNED: save the migration of database '" + db + "' from " + spec.source() + " to " + spec.target());
+    o.createReplica().ifPresent(r -> plan.add("PREFLIGHT: create a same-host replica of " + spec.source() + " in "
+        + r.targetDataDir() + " (pg_backup_start, copy " + r.sourceDataDir() + ", pg_backup_stop, physical slot),"
+        + " start it with " + r.binDir().resolve("pg_ctl") + " and wait until it streams"));
+    plan.add("PREFLIGHT: check " + spec.target() + " is a standby of " + spec.source() + " (system identifier,"
+        + " streaming, timeline), parameters, extensions, logical slots"
+        + (o.allowDroppingStaleSlots() ? "; drop inactive slots that retain WAL" : "; fail on an inactive slot"));
+    plan.add("REPLICATING: sample lag and WAL rates for " + o.validationWindow().toSeconds() + " s; the target must"
+        + " stay within " + o.maxLagBytes() + " bytes");
+    plan.add("QUIESCING: drain route '" + db + "' and wait for every subscribed sidecar's ACK (new connections are held)");
+    plan.add("QUIESCING: fence " + spec.source() + ": default_transaction_read_only=on, other login roles NOLOGIN,"
+        + " end client sessions; verify; record the final LSN");
+    plan.add("CATCHING_UP: wait for each logical slot's consumer to confirm the final LSN; record the slots");
+    plan.add("CATCHING_UP: wait for " + spec.target() + " to replay the final LSN; arm it read-only");
+    plan.add("PROMOTING: pg_promote " + spec.target() + "; confirm the new timeline; recreate (or verify synced)"
+        + " slots; restore the fenced roles' logins; admit writes");
+    plan.add("SHIFTING: route '" + db + "' to " + spec.target() + " and wait for every subscribed sidecar's ACK");
+    plan.add("VERIFYING: commit a write probe on " + spec.target());
+    plan.add("COMPLETED: keep " + spec.source() + " fenced and intact until the migration is finalized");
+    return plan.build();
+  }
+
   /**
    * Asks for a rollback. Before promotion it needs nothing more; after promotion {@code consent} must say the
    * operator accepts losing the writes made on the target since cutover.

@@ -6,7 +6,8 @@ import picocli.CommandLine.Command;
 /** The {@code turnout} command line: one jar for the server and the operators' tools. */
 @Command(name = "turnout", mixinStandardHelpOptions = true, version = "turnout 0.1.0",
     description = "Owns how applications reach their PostgreSQL databases.",
-    subcommands = {ServerCommand.class, SidecarCommand.class, BootstrapCommand.class})
+    subcommands = {ServerCommand.class, SidecarCommand.class, MigrateCommand.class, RoutesCommand.Routes.class,
+        RoutesCommand.Nodes.class, BootstrapCommand.class})
 public final class Turnout {
 
   public static void main(String[] args) {

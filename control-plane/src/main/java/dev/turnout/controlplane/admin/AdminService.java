@@ -1,0 +1,330 @@
+package dev.turnout.controlplane.admin;
+
+import com.google.protobuf.Duration;
+import com.google.protobuf.Timestamp;
+import dev.turnout.admin.v1.AdminGrpc;
+import dev.turnout.admin.v1.Database;
+import dev.turnout.admin.v1.DatabaseRouting;
+import dev.turnout.admin.v1.Event;
+import dev.turnout.admin.v1.FinalizeMigrationRequest;
+import dev.turnout.admin.v1.GetMigrationRequest;
+import dev.turnout.admin.v1.GetRoutingSnapshotRequest;
+import dev.turnout.admin.v1.ListDatabasesRequest;
+import dev.turnout.admin.v1.ListDatabasesResponse;
+import dev.turnout.admin.v1.ListMigrationsRequest;
+import dev.turnout.admin.v1.ListMigrationsResponse;
+import dev.turnout.admin.v1.ListNodesRequest;
+import dev.turnout.admin.v1.ListNodesResponse;
+import dev.turnout.admin.v1.MigrationOptions;
+import dev.turnout.admin.v1.Node;
+import dev.turnout.admin.v1.NodeAck;
+import dev.turnout.admin.v1.RollbackMigrationRequest;
+import dev.turnout.admin.v1.RoutingSnapshot;
+import dev.turnout.admin.v1.Slot;
+import dev.turnout.admin.v1.StartMigrationRequest;
+import dev.turnout.admin.v1.TypeStatus;
+import dev.turnout.admin.v1.WatchMigrationRequest;
+import dev.turnout.controlplane.xds.AckTracker;
+import dev.turnout.controlplane.xds.NodeStatus;
+import dev.turnout.controlplane.xds.RoutingService;
+import dev.turnout.controlplane.xds.XdsType;
+import dev.turnout.envoy.DatabaseRoute;
+import dev.turnout.envoy.Endpoint;
+import dev.turnout.envoy.RoutingTable;
+import dev.turnout.migrator.Migration;
+import dev.turnout.migrator.MigrationConflictException;
+import dev.turnout.migrator.MigrationException;
+import dev.turnout.migrator.Migrator;
+import dev.turnout.migrator.Phase;
+import dev.turnout.migrator.ServerAddress;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.stub.ServerCallStreamObserver;
+import io.grpc.stub.StreamObserver;
+import java.nio.file.Path;
+import java.util.Optional;
+import java.util.function.Consumer;
+
+/**
+ * {@code turnout.admin.v1.Admin}: validates every request, maps the domain's errors to status codes that mean
+ * what they say, each description naming the database or migration.
+ */
+public final class AdminService extends AdminGrpc.AdminImplBase {
+  private static final java.time.Duration MAX_WINDOW = java.time.Duration.ofHours(6);
+
+  private final Migrator migrator;
+  private final RoutingService routing;
+  private final AckTracker tracker;
+
+  public AdminService(Migrator migrator, RoutingService routing, AckTracker tracker) {
+    this.migrator = migrator;
+    this.routing = routing;
+    this.tracker = tracker;
+  }
+
+  /** A call body that may fail with a status or a domain exception. */
+  private interface Call<T> {
+    T run() throws Exception;
+  }
+
+  private static <T> void unary(StreamObserver<T> response, Call<T> call) {
+    T result;
+    try {
+      result = call.run();
+    } catch (StatusRuntimeException e) {
+      response.onError(e);
+      return;
+    } catch (MigrationConflictException e) {
+      Status status = switch (e.kind()) {
+        case ALREADY_EXISTS -> Status.ALREADY_EXISTS;
+        case NOT_FOUND -> Status.NOT_FOUND;
+        case FAILED_PRECONDITION -> Status.FAILED_PRECONDITION;
+      };
+      response.onError(status.withDescription(e.getMessage()).asRuntimeException());
+      return;
+    } catch (MigrationException e) {
+      response.onError(Status.UNAVAILABLE.withDescription(e.getMessage()).asRuntimeException());
+      return;
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      response.onError(Status.CANCELLED.withDescription("interrupted").asRuntimeException());
+      return;
+    } catch (Exception e) {
+      response.onError(Status.INTERNAL.withDescription(String.valueOf(e.getMessage())).asRuntimeException());
+      return;
+    }
+    response.onNext(result);
+    response.onCompleted();
+  }
+
+  private static StatusRuntimeException invalid(String message) {
+    return Status.INVALID_ARGUMENT.withDescription(message).asRuntimeException();
+  }
+
+  @Override
+  public void startMigration(StartMigrationRequest request, StreamObserver<dev.turnout.admin.v1.Migration> response) {
+    unary(response, () -> {
+      Migration.Spec spec = spec(request);
+      if (request.getOptions().getDryRun()) {
+        return dev.turnout.admin.v1.Migration.newBuilder().setDatabase(spec.database())
+            .setSource(spec.source().toString()).setTarget(spec.target().toString()).setPhase("DRY_RUN")
+            .addAllPlannedActions(migrator.dryRun(spec)).build();
+      }
+      return toProto(migrator.start(spec));
+    });
+  }
+
+  private Migration.Spec spec(StartMigrationRequest request) {
+    String database = request.getDatabase();
+    if (database.isBlank()) {
+      throw invalid("database is required");
+    }
+    RoutingTable table = routing.table();
+    DatabaseRoute route = table.get(database).orElseThrow(() -> Status.NOT_FOUND.withDescription(
+        "unknown database '" + database + "'; known: " + table.databases().keySet()).asRuntimeException());
+    if (request.getTarget().isBlank()) {
+      throw invalid("database '" + database + "': target is required (host:port of the standby to move to)");
+    }
+    Endpoint target;
+    try {
+      target = Endpoint.parse(request.getTarget());
+    } catch (IllegalArgumentException e) {
+      throw invalid("database '" + database + "': target: " + e.getMessage());
+    }
+    Endpoint source = route.endpoint().orElseThrow(() -> Status.FAILED_PRECONDITION.withDescription(
+        "database '" + database + "' is drained (no current endpoint): nothing to migrate from").asRuntimeException());
+    if (source.equals(target)) {
+      throw invalid("database '" + database + "': target " + target + " is its current endpoint");
+    }
+    MigrationOptions o = request.getOptions();
+    Migration.Options defaults = Migration.Options.defaults();
+    java.time.Duration window = o.hasValidationWindow() ? duration(database, "validation_window", o.getValidationWindow())
+        : defaults.validationWindow();
+    java.time.Duration deadline = o.hasPhaseDeadline() ? duration(database, "phase_deadline", o.getPhaseDeadline())
+        : defaults.phaseDeadline();
+    if (window.compareTo(MAX_WINDOW) > 0) {
+      throw invalid("database '" + database + "': validation_window " + window + " is over the maximum " + MAX_WINDOW);
+    }
+    if (o.getMaxLagBytes() < 0) {
+      throw invalid("database '" + database + "': max_lag_bytes " + o.getMaxLagBytes() + " is negative");
+    }
+    Optional<Migration.Replica> replica = Optional.empty();
+    if (o.hasCreateReplica()) {
+      var r = o.getCreateReplica();
+      if (r.getSourceDataDir().isBlank() || r.getTargetDataDir().isBlank() || r.getBinDir().isBlank()) {
+        throw invalid("database '" + database + "': create_replica needs source_data_dir, target_data_dir and bin_dir");
+      }
+      replica = Optional.of(new Migration.Replica(Path.of(r.getSourceDataDir()), Path.of(r.getTargetDataDir()),
+          Path.of(r.getBinDir())));
+    }
+    return new Migration.Spec(database, new ServerAddress(source.host(), source.port()),
+        new ServerAddress(target.host(), target.port()), new Migration.Options(window,
+            o.getMaxLagBytes() == 0 ? defaults.maxLagBytes() : o.getMaxLagBytes(), deadline,
+            o.getAllowDroppingStaleSlots(), replica));
+  }
+
+  private static java.time.Duration duration(String database, String field, Duration d) {
+    if (d.getSeconds() < 0 || d.getNanos() < 0 || d.getNanos() > 999_999_999 || (d.getSeconds() == 0 && d.getNanos() == 0)) {
+      throw invalid("database '" + database + "': " + field + " must be a positive duration");
+    }
+    return java.time.Duration.ofSeconds(d.getSeconds(), d.getNanos());
+  }
+
+  private Migration existing(String id) {
+    if (id.isBlank()) {
+      throw invalid("migration id is required");
+    }
+    return migrator.get(id).orElseThrow(() ->
+        Status.NOT_FOUND.withDescription("no migration with id '" + id + "'").asRuntimeException());
+  }
+
+  @Override
+  public void getMigration(GetMigrationRequest request, StreamObserver<dev.turnout.admin.v1.Migration> response) {
+    unary(response, () -> toProto(existing(request.getId())));
+  }
+
+  @Override
+  public void listMigrations(ListMigrationsRequest request, StreamObserver<ListMigrationsResponse> response) {
+    unary(response, () -> {
+      ListMigrationsResponse.Builder b = ListMigrationsResponse.newBuilder();
+      migrator.list().stream().filter(m -> request.getDatabase().isEmpty() || m.database().equals(request.getDatabase()))
+          .forEach(m -> b.addMigrations(toProto(m)));
+      return b.build();
+    });
+  }
+
+  @Override
+  public void watchMigration(WatchMigrationRequest request, StreamObserver<dev.turnout.admin.v1.Migration> response) {
+    Migration first;
+    try {
+      first = existing(request.getId());
+    } catch (StatusRuntimeException e) {
+      response.onError(e);
+      return;
+    }
+    ServerCallStreamObserver<dev.turnout.admin.v1.Migration> call =
+        (ServerCallStreamObserver<dev.turnout.admin.v1.Migration>) response;
+    Object lock = new Object();
+    boolean[] done = {false};
+    Consumer<Migration> listener = new Consumer<>() {
+      @Override
+      public void accept(Migration m) {
+        if (!m.id().equals(first.id())) {
+          return;
+        }
+        synchronized (lock) {
+          if (done[0] || call.isCancelled()) {
+            return;
+          }
+          call.onNext(toProto(m));
+          if (isSettled(m.phase())) {
+            done[0] = true;
+            call.onCompleted();
+            migrator.removeListener(this);
+          }
+        }
+      }
+    };
+    call.setOnCancelHandler(() -> migrator.removeListener(listener));
+    migrator.addListener(listener);
+    listener.accept(migrator.get(first.id()).orElse(first)); // the state now, in case nothing changes again
+  }
+
+  static boolean isSettled(Phase phase) {
+    return phase == Phase.COMPLETED || phase == Phase.HALTED || phase.isTerminal();
+  }
+
+  @Override
+  public void rollbackMigration(RollbackMigrationRequest request, StreamObserver<dev.turnout.admin.v1.Migration> response) {
+    unary(response, () -> {
+      existing(request.getId());
+      return toProto(migrator.rollback(request.getId(), request.getConsentToLoseWrites()));
+    });
+  }
+
+  @Override
+  public void finalizeMigration(FinalizeMigrationRequest request, StreamObserver<dev.turnout.admin.v1.Migration> response) {
+    unary(response, () -> {
+      existing(request.getId());
+      return toProto(migrator.finalizeMigration(request.getId()));
+    });
+  }
+
+  @Override
+  public void listDatabases(ListDatabasesRequest request, StreamObserver<ListDatabasesResponse> response) {
+    unary(response, () -> {
+      ListDatabasesResponse.Builder b = ListDatabasesResponse.newBuilder();
+      routing.table().databases().values().forEach(r -> b.addDatabases(toProto(r)));
+      return b.build();
+    });
+  }
+
+  private Database toProto(DatabaseRoute r) {
+    return Database.newBuilder().setName(r.name()).setListenPort(r.listenPort())
+        .setEndpoint(r.endpoint().map(Endpoint::toString).orElse("")).addAllServices(r.services())
+        .setEndpointVersion(routing.endpointVersion(r.name())).build();
+  }
+
+  @Override
+  public void getRoutingSnapshot(GetRoutingSnapshotRequest request, StreamObserver<RoutingSnapshot> response) {
+    unary(response, () -> {
+      RoutingSnapshot.Builder b = RoutingSnapshot.newBuilder().setVersion(routing.version());
+      var nodes = tracker.nodes();
+      if (!request.getNode().isEmpty() && nodes.stream().noneMatch(n -> n.nodeId().equals(request.getNode()))) {
+        throw Status.NOT_FOUND.withDescription("no node '" + request.getNode() + "' has connected since the control"
+            + " plane started").asRuntimeException();
+      }
+      for (DatabaseRoute r : routing.table().databases().values()) {
+        Database db = toProto(r);
+        DatabaseRouting.Builder d = DatabaseRouting.newBuilder().setDatabase(db);
+        for (NodeStatus n : nodes) {
+          if (!r.allows(n.cluster()) || (!request.getNode().isEmpty() && !n.nodeId().equals(request.getNode()))) {
+            continue;
+          }
+          NodeStatus.TypeStatus eds = n.types().get(XdsType.EDS);
+          NodeAck.Builder ack = NodeAck.newBuilder().setNodeId(n.nodeId()).setCluster(n.cluster())
+              .setConnected(n.connected());
+          if (eds != null) {
+            ack.setSentVersion(eds.sentVersion()).setAckedVersion(eds.ackedVersion())
+                .setCurrent(eds.ackedVersion() >= db.getEndpointVersion());
+            eds.lastNack().ifPresent(nack -> ack.setNackError(nack.error()));
+          }
+          d.addNodes(ack);
+        }
+        b.addDatabases(d);
+      }
+      return b.build();
+    });
+  }
+
+  @Override
+  public void listNodes(ListNodesRequest request, StreamObserver<ListNodesResponse> response) {
+    unary(response, () -> {
+      ListNodesResponse.Builder b = ListNodesResponse.newBuilder();
+      for (NodeStatus n : tracker.nodes()) {
+        Node.Builder node = Node.newBuilder().setId(n.nodeId()).setCluster(n.cluster()).setConnected(n.connected());
+        n.types().forEach((type, s) -> {
+          TypeStatus.Builder t = TypeStatus.newBuilder().setType(type.name()).setSentVersion(s.sentVersion())
+              .setAckedVersion(s.ackedVersion());
+          s.lastNack().ifPresent(nack -> t.setNackError(nack.error()).setNackedVersion(nack.version()));
+          node.addTypes(t);
+        });
+        b.addNodes(node);
+      }
+      return b.build();
+    });
+  }
+
+  static dev.turnout.admin.v1.Migration toProto(Migration m) {
+    dev.turnout.admin.v1.Migration.Builder b = dev.turnout.admin.v1.Migration.newBuilder().setId(m.id())
+        .setDatabase(m.database()).setSource(m.spec().source().toString()).setTarget(m.spec().target().toString())
+        .setPhase(m.phase().name()).setError(m.progress().error().orElse(""));
+    m.progress().finalLsn().ifPresent(l -> b.setFinalLsn(l.toString()));
+    m.progress().slots().forEach(s -> b.addSlots(Slot.newBuilder().setName(s.name()).setPlugin(s.plugin())
+        .setConfirmedLsn(s.confirmedLsn().toString())));
+    m.history().forEach(e -> b.addHistory(Event.newBuilder()
+        .setAt(Timestamp.newBuilder().setSeconds(e.at().getEpochSecond()).setNanos(e.at().getNano()))
+        .setPhase(e.phase().name()).setNote(e.note())));
+    return b.build();
+  }
+}

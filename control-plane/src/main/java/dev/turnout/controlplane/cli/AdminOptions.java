@@ -1,0 +1,34 @@
+package dev.turnout.controlplane.cli;
+
+import dev.turnout.admin.v1.AdminGrpc;
+import dev.turnout.envoy.Endpoint;
+import io.grpc.ManagedChannel;
+import io.grpc.StatusRuntimeException;
+import io.grpc.netty.NettyChannelBuilder;
+import java.util.concurrent.TimeUnit;
+import picocli.CommandLine.Option;
+
+/** The {@code --admin} option every operator command shares, and the channel it opens. */
+final class AdminOptions {
+  @Option(names = "--admin", defaultValue = "127.0.0.1:18001", paramLabel = "HOST:PORT",
+      description = "The control plane's admin API (default 127.0.0.1:18001)")
+  String admin;
+
+  ManagedChannel channel() {
+    Endpoint e = Endpoint.parse(admin);
+    return NettyChannelBuilder.forAddress(e.host(), e.port()).usePlaintext().build();
+  }
+
+  static AdminGrpc.AdminBlockingStub stub(ManagedChannel channel) {
+    return AdminGrpc.newBlockingStub(channel).withDeadlineAfter(30, TimeUnit.SECONDS);
+  }
+
+  /** Prints a gRPC error as an operator reads it and returns the exit code: 2 for bad input, 1 otherwise. */
+  static int report(String command, StatusRuntimeException e) {
+    System.err.println("turnout " + command + ": " + e.getStatus().getCode() + ": " + e.getStatus().getDescription());
+    return switch (e.getStatus().getCode()) {
+      case INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS, FAILED_PRECONDITION -> 2;
+      default -> 1;
+    };
+  }
+}

@@ -1,0 +1,229 @@
+package dev.turnout.controlplane.cli;
+
+import com.google.protobuf.Duration;
+import dev.turnout.admin.v1.AdminGrpc;
+import dev.turnout.admin.v1.FinalizeMigrationRequest;
+import dev.turnout.admin.v1.GetMigrationRequest;
+import dev.turnout.admin.v1.ListMigrationsRequest;
+import dev.turnout.admin.v1.Migration;
+import dev.turnout.admin.v1.MigrationOptions;
+import dev.turnout.admin.v1.ReplicaPlan;
+import dev.turnout.admin.v1.RollbackMigrationRequest;
+import dev.turnout.admin.v1.StartMigrationRequest;
+import dev.turnout.admin.v1.WatchMigrationRequest;
+import dev.turnout.controlplane.config.Durations;
+import io.grpc.ManagedChannel;
+import io.grpc.StatusRuntimeException;
+import java.io.PrintStream;
+import java.time.Instant;
+import java.util.Iterator;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/** {@code turnout migrate}: start, watch, roll back and finalize migrations through the admin API. */
+@Command(name = "migrate", mixinStandardHelpOptions = true, description = "Move databases between servers.",
+    subcommands = {MigrateCommand.Start.class, MigrateCommand.StatusCmd.class, MigrateCommand.Watch.class,
+        MigrateCommand.Rollback.class, MigrateCommand.Finalize.class})
+final class MigrateCommand {
+
+  @Command(name = "start", mixinStandardHelpOptions = true,
+      description = "Start moving DATABASE to --target (a streaming standby of its current server).")
+  static final class Start implements Callable<Integer> {
+    @Mixin AdminOptions admin;
+    @Parameters(index = "0", paramLabel = "DATABASE") String database;
+    @Option(names = "--target", required = true, paramLabel = "HOST:PORT") String target;
+    @Option(names = "--window", paramLabel = "DURATION", description = "Validation window (default 30s)") String window;
+    @Option(names = "--deadline", paramLabel = "DURATION", description = "Deadline of each phase (default 2m)") String deadline;
+    @Option(names = "--max-lag-bytes", description = "Lag that counts as keeping up (default 16 MiB)") long maxLag;
+    @Option(names = "--allow-dropping-stale-slots", description = "Drop inactive slots that retain WAL") boolean dropStale;
+    @Option(names = "--dry-run", description = "Print, in order, every action the real run would take; start nothing")
+    boolean dryRun;
+    @Option(names = "--create-replica", arity = "3", paramLabel = "DIR",
+        description = "Make the target first: SOURCE_DATA_DIR TARGET_DATA_DIR BIN_DIR (same host)") String[] replica;
+    @Option(names = "--watch", description = "Then watch it until it settles") boolean watch;
+
+    @Override
+    public Integer call() {
+      MigrationOptions.Builder o = MigrationOptions.newBuilder().setDryRun(dryRun).setMaxLagBytes(maxLag)
+          .setAllowDroppingStaleSlots(dropStale);
+      try {
+        if (window != null) {
+          o.setValidationWindow(proto(Durations.parse("--window", window)));
+        }
+        if (deadline != null) {
+          o.setPhaseDeadline(proto(Durations.parse("--deadline", deadline)));
+        }
+      } catch (IllegalArgumentException e) {
+        System.err.println("turnout migrate start: " + e.getMessage());
+        return 2;
+      }
+      if (replica != null) {
+        o.setCreateReplica(ReplicaPlan.newBuilder().setSourceDataDir(replica[0]).setTargetDataDir(replica[1])
+            .setBinDir(replica[2]));
+      }
+      ManagedChannel channel = admin.channel();
+      try {
+        Migration m = AdminOptions.stub(channel).startMigration(StartMigrationRequest.newBuilder()
+            .setDatabase(database).setTarget(target).setOptions(o).build());
+        if (dryRun) {
+          System.out.println("dry run: migration of database '" + m.getDatabase() + "' from " + m.getSource() + " to "
+              + m.getTarget() + " would:");
+          for (int i = 0; i < m.getPlannedActionsCount(); i++) {
+            System.out.printf("%2d. %s%n", i + 1, m.getPlannedActions(i));
+          }
+          return 0;
+        }
+        System.out.println("migration " + m.getId() + " of database '" + m.getDatabase() + "' started: "
+            + m.getSource() + " -> " + m.getTarget());
+        return watch ? Watch.follow(channel, m.getId(), System.out) : 0;
+      } catch (StatusRuntimeException e) {
+        return AdminOptions.report("migrate start", e);
+      } finally {
+        channel.shutdownNow();
+      }
+    }
+
+    private static Duration proto(java.time.Duration d) {
+      return Duration.newBuilder().setSeconds(d.getSeconds()).setNanos(d.getNano()).build();
+    }
+  }
+
+  @Command(name = "status", mixinStandardHelpOptions = true, description = "One migration in detail, or all of them.")
+  static final class StatusCmd implements Callable<Integer> {
+    @Mixin AdminOptions admin;
+    @Parameters(index = "0", arity = "0..1", paramLabel = "ID") String id;
+
+    @Override
+    public Integer call() {
+      ManagedChannel channel = admin.channel();
+      try {
+        AdminGrpc.AdminBlockingStub stub = AdminOptions.stub(channel);
+        if (id == null) {
+          System.out.printf("%-10s %-16s %-14s %-22s %s%n", "ID", "DATABASE", "PHASE", "TARGET", "ERROR");
+          for (Migration m : stub.listMigrations(ListMigrationsRequest.getDefaultInstance()).getMigrationsList()) {
+            System.out.printf("%-10s %-16s %-14s %-22s %s%n", m.getId(), m.getDatabase(), m.getPhase(), m.getTarget(),
+                m.getError());
+          }
+          return 0;
+        }
+        Migration m = stub.getMigration(GetMigrationRequest.newBuilder().setId(id).build());
+        System.out.println("migration " + m.getId() + " of database '" + m.getDatabase() + "': " + m.getSource()
+            + " -> " + m.getTarget() + ", " + m.getPhase());
+        if (!m.getFinalLsn().isEmpty()) {
+          System.out.println("final LSN " + m.getFinalLsn());
+        }
+        m.getSlotsList().forEach(s -> System.out.println("slot " + s.getName() + " (" + s.getPlugin() + ") at "
+            + s.getConfirmedLsn()));
+        m.getHistoryList().forEach(e -> System.out.println("  " + Instant.ofEpochSecond(e.getAt().getSeconds(),
+            e.getAt().getNanos()) + " " + e.getPhase() + (e.getNote().isEmpty() ? "" : ": " + e.getNote())));
+        if (!m.getError().isEmpty()) {
+          System.out.println("error: " + m.getError());
+        }
+        return 0;
+      } catch (StatusRuntimeException e) {
+        return AdminOptions.report("migrate status", e);
+      } finally {
+        channel.shutdownNow();
+      }
+    }
+  }
+
+  @Command(name = "watch", mixinStandardHelpOptions = true,
+      description = "Follow a migration until it settles: a live view on a terminal, one line per change when piped.")
+  static final class Watch implements Callable<Integer> {
+    @Mixin AdminOptions admin;
+    @Parameters(index = "0", paramLabel = "ID") String id;
+
+    @Override
+    public Integer call() {
+      ManagedChannel channel = admin.channel();
+      try {
+        return follow(channel, id, System.out);
+      } catch (StatusRuntimeException e) {
+        return AdminOptions.report("migrate watch", e);
+      } finally {
+        channel.shutdownNow();
+      }
+    }
+
+    /** Exit code: 0 when COMPLETED or FINALIZED, 3 when ROLLED_BACK or HALTED. */
+    static int follow(ManagedChannel channel, String id, PrintStream out) {
+      boolean live = System.console() != null;
+      Iterator<Migration> updates = AdminGrpc.newBlockingStub(channel)
+          .watchMigration(WatchMigrationRequest.newBuilder().setId(id).build());
+      int printed = 0;
+      Migration last = null;
+      while (updates.hasNext()) {
+        last = updates.next();
+        for (int i = printed; i < last.getHistoryCount(); i++) {
+          var e = last.getHistory(i);
+          String line = e.getPhase() + (e.getNote().isEmpty() ? "" : ": " + e.getNote());
+          out.println(live ? "\r\033[K" + line : line);
+        }
+        printed = last.getHistoryCount();
+        if (live) {
+          out.print("\033[1m[" + last.getPhase() + "]\033[0m migration " + last.getId() + " of " + last.getDatabase()
+              + (last.getFinalLsn().isEmpty() ? "" : ", final LSN " + last.getFinalLsn()));
+          out.flush();
+        }
+      }
+      if (live) {
+        out.println();
+      }
+      if (last == null) {
+        return 1;
+      }
+      out.println("migration " + last.getId() + ": " + last.getPhase()
+          + (last.getError().isEmpty() ? "" : " (" + last.getError() + ")"));
+      return last.getPhase().equals("COMPLETED") || last.getPhase().equals("FINALIZED") ? 0 : 3;
+    }
+  }
+
+  @Command(name = "rollback", mixinStandardHelpOptions = true,
+      description = "Route back to the source and unfence it. After promotion it needs --consent-to-lose-writes.")
+  static final class Rollback implements Callable<Integer> {
+    @Mixin AdminOptions admin;
+    @Parameters(index = "0", paramLabel = "ID") String id;
+    @Option(names = "--consent-to-lose-writes",
+        description = "Accept losing the writes made on the promoted target since cutover") boolean consent;
+
+    @Override
+    public Integer call() {
+      ManagedChannel channel = admin.channel();
+      try {
+        Migration m = AdminOptions.stub(channel).rollbackMigration(RollbackMigrationRequest.newBuilder().setId(id)
+            .setConsentToLoseWrites(consent).build());
+        System.out.println("rollback of migration " + m.getId() + " requested (was " + m.getPhase() + ")");
+        return 0;
+      } catch (StatusRuntimeException e) {
+        return AdminOptions.report("migrate rollback", e);
+      } finally {
+        channel.shutdownNow();
+      }
+    }
+  }
+
+  @Command(name = "finalize", mixinStandardHelpOptions = true,
+      description = "Finalize a COMPLETED migration: the source stops being a way back.")
+  static final class Finalize implements Callable<Integer> {
+    @Mixin AdminOptions admin;
+    @Parameters(index = "0", paramLabel = "ID") String id;
+
+    @Override
+    public Integer call() {
+      ManagedChannel channel = admin.channel();
+      try {
+        Migration m = AdminOptions.stub(channel).finalizeMigration(FinalizeMigrationRequest.newBuilder().setId(id).build());
+        System.out.println("migration " + m.getId() + " " + m.getPhase());
+        return 0;
+      } catch (StatusRuntimeException e) {
+        return AdminOptions.report("migrate finalize", e);
+      } finally {
+        channel.shutdownNow();
+      }
+    }
+  }
+}

@@ -1,0 +1,79 @@
+package dev.turnout.controlplane.cli;
+
+import com.google.protobuf.util.JsonFormat;
+import dev.turnout.admin.v1.GetRoutingSnapshotRequest;
+import dev.turnout.admin.v1.ListNodesRequest;
+import dev.turnout.admin.v1.Node;
+import dev.turnout.admin.v1.RoutingSnapshot;
+import io.grpc.ManagedChannel;
+import io.grpc.StatusRuntimeException;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/** {@code turnout routes} and {@code turnout nodes}: what every sidecar routes to, and what it has ACKed. */
+final class RoutesCommand {
+  private RoutesCommand() {}
+
+  @Command(name = "routes", mixinStandardHelpOptions = true,
+      description = "Per database: its endpoint and version, and per node what it was sent and has ACKed.")
+  static final class Routes implements Callable<Integer> {
+    @Mixin AdminOptions admin;
+    @Option(names = "--node", paramLabel = "ID", description = "Only this node") String node;
+    @Option(names = "--json", description = "The snapshot as JSON") boolean json;
+
+    @Override
+    public Integer call() throws Exception {
+      ManagedChannel channel = admin.channel();
+      try {
+        RoutingSnapshot snapshot = AdminOptions.stub(channel).getRoutingSnapshot(GetRoutingSnapshotRequest.newBuilder()
+            .setNode(node == null ? "" : node).build());
+        if (json) {
+          System.out.println(JsonFormat.printer().print(snapshot));
+          return 0;
+        }
+        System.out.println("routing table version " + snapshot.getVersion());
+        for (var d : snapshot.getDatabasesList()) {
+          var db = d.getDatabase();
+          System.out.printf("%s (port %d): %s at version %d%n", db.getName(), db.getListenPort(),
+              db.getEndpoint().isEmpty() ? "(drained)" : db.getEndpoint(), db.getEndpointVersion());
+          for (var n : d.getNodesList()) {
+            System.out.printf("  %-24s %-14s %-12s sent %-6d acked %-6d %s%s%n", n.getNodeId(), n.getCluster(),
+                n.getConnected() ? "connected" : "gone", n.getSentVersion(), n.getAckedVersion(),
+                n.getCurrent() ? "current" : "BEHIND", n.getNackError().isEmpty() ? "" : "  NACK: " + n.getNackError());
+          }
+        }
+        return 0;
+      } catch (StatusRuntimeException e) {
+        return AdminOptions.report("routes", e);
+      } finally {
+        channel.shutdownNow();
+      }
+    }
+  }
+
+  @Command(name = "nodes", mixinStandardHelpOptions = true, description = "Every sidecar seen since the start.")
+  static final class Nodes implements Callable<Integer> {
+    @Mixin AdminOptions admin;
+
+    @Override
+    public Integer call() {
+      ManagedChannel channel = admin.channel();
+      try {
+        for (Node n : AdminOptions.stub(channel).listNodes(ListNodesRequest.getDefaultInstance()).getNodesList()) {
+          StringBuilder types = new StringBuilder();
+          n.getTypesList().forEach(t -> types.append(' ').append(t.getType()).append(' ').append(t.getAckedVersion())
+              .append('/').append(t.getSentVersion()).append(t.getNackError().isEmpty() ? "" : " NACK: " + t.getNackError()));
+          System.out.printf("%-24s %-14s %-10s%s%n", n.getId(), n.getCluster(), n.getConnected() ? "connected" : "gone",
+              types);
+        }
+        return 0;
+      } catch (StatusRuntimeException e) {
+        return AdminOptions.report("nodes", e);
+      } finally {
+        channel.shutdownNow();
+      }
+    }
+  }
+}

@@ -1,0 +1,169 @@
+package dev.turnout.controlplane.admin;
+
+import static dev.turnout.controlplane.TestConfigs.database;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import com.google.protobuf.Duration;
+import dev.turnout.admin.v1.AdminGrpc;
+import dev.turnout.admin.v1.FinalizeMigrationRequest;
+import dev.turnout.admin.v1.GetMigrationRequest;
+import dev.turnout.admin.v1.GetRoutingSnapshotRequest;
+import dev.turnout.admin.v1.ListDatabasesRequest;
+import dev.turnout.admin.v1.ListNodesRequest;
+import dev.turnout.admin.v1.MigrationOptions;
+import dev.turnout.admin.v1.RollbackMigrationRequest;
+import dev.turnout.admin.v1.StartMigrationRequest;
+import dev.turnout.admin.v1.WatchMigrationRequest;
+import dev.turnout.controlplane.ControlPlane;
+import dev.turnout.controlplane.TestConfigs;
+import dev.turnout.controlplane.xds.AdsTestClientAccess;
+import io.grpc.ManagedChannel;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.netty.NettyChannelBuilder;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Random;
+import java.util.Set;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The admin API over a real gRPC socket: answers, and the status codes bad input gets. */
+class AdminServiceTest {
+  @TempDir Path dir;
+  ControlPlane plane;
+  ManagedChannel channel;
+  AdminGrpc.AdminBlockingStub admin;
+
+  @BeforeEach
+  void start() throws Exception {
+    plane = ControlPlane.start(TestConfigs.config(dir, java.time.Duration.ofSeconds(5), List.of(
+        database("orders", 15432, "10.0.0.5:5432", "checkout"), database("ledger", 15433, "10.0.0.7:5432"))));
+    channel = NettyChannelBuilder.forAddress("127.0.0.1", plane.adminPort()).usePlaintext().build();
+    admin = AdminGrpc.newBlockingStub(channel);
+  }
+
+  @AfterEach
+  void stop() throws Exception {
+    channel.shutdownNow();
+    plane.close();
+  }
+
+  private static Status.Code code(Runnable call) {
+    try {
+      call.run();
+      return Status.Code.OK;
+    } catch (StatusRuntimeException e) {
+      return e.getStatus().getCode();
+    }
+  }
+
+  @Test
+  void listDatabases_showsEndpointsServicesAndVersions() {
+    var dbs = admin.listDatabases(ListDatabasesRequest.getDefaultInstance()).getDatabasesList();
+    assertThat(dbs).extracting(d -> d.getName()).containsExactly("ledger", "orders");
+    assertThat(dbs.get(1).getEndpoint()).isEqualTo("10.0.0.5:5432");
+    assertThat(dbs.get(1).getServicesList()).containsExactly("checkout");
+    assertThat(dbs.get(1).getEndpointVersion()).isPositive();
+  }
+
+  @Test
+  void theRoutingSnapshot_saysWhichNodeAckedWhichVersion() throws Exception {
+    try (var client = AdsTestClientAccess.connect(plane.xdsPort(), "checkout-1", "checkout")) {
+      client.awaitEndpoints("orders", "ledger");
+      var snapshot = admin.getRoutingSnapshot(GetRoutingSnapshotRequest.getDefaultInstance());
+      var orders = snapshot.getDatabasesList().stream().filter(d -> d.getDatabase().getName().equals("orders"))
+          .findFirst().orElseThrow();
+      assertThat(orders.getNodesList()).singleElement().satisfies(n -> {
+        assertThat(n.getNodeId()).isEqualTo("checkout-1");
+        assertThat(n.getConnected()).isTrue();
+        assertThat(n.getCurrent()).isTrue();
+        assertThat(n.getAckedVersion()).isGreaterThanOrEqualTo(orders.getDatabase().getEndpointVersion());
+      });
+      assertThat(admin.listNodes(ListNodesRequest.getDefaultInstance()).getNodesList())
+          .extracting(n -> n.getId()).containsExactly("checkout-1");
+      assertThat(code(() -> admin.getRoutingSnapshot(GetRoutingSnapshotRequest.newBuilder().setNode("nope").build())))
+          .isEqualTo(Status.Code.NOT_FOUND);
+    }
+  }
+
+  @Test
+  void aDryRun_listsEveryActionInOrder_andStartsNothing() {
+    var m = admin.startMigration(StartMigrationRequest.newBuilder().setDatabase("orders").setTarget("10.0.0.6:5432")
+        .setOptions(MigrationOptions.newBuilder().setDryRun(true)).build());
+    assertThat(m.getPlannedActionsList()).hasSizeGreaterThan(8);
+    assertThat(m.getPlannedActions(0)).startsWith("PLANNED");
+    assertThat(m.getPlannedActionsList()).anySatisfy(a -> assertThat(a).startsWith("QUIESCING: fence 10.0.0.5:5432"));
+    assertThat(m.getPlannedActionsList().get(m.getPlannedActionsCount() - 1)).startsWith("COMPLETED");
+    assertThat(plane.migrator().list()).isEmpty();
+  }
+
+  @Test
+  void badRequests_getStatusCodesThatMeanWhatTheySay_namingTheDatabaseOrMigration() {
+    var unknown = assertThatThrownBy(() -> admin.startMigration(StartMigrationRequest.newBuilder()
+        .setDatabase("nope").setTarget("10.0.0.6:5432").build())).isInstanceOf(StatusRuntimeException.class);
+    unknown.hasMessageContaining("NOT_FOUND").hasMessageContaining("unknown database 'nope'");
+    assertThatThrownBy(() -> admin.startMigration(StartMigrationRequest.newBuilder().setDatabase("orders")
+        .setTarget("10.0.0.6").build())).hasMessageContaining("INVALID_ARGUMENT")
+        .hasMessageContaining("database 'orders': target: endpoint '10.0.0.6' has no port");
+    assertThatThrownBy(() -> admin.startMigration(StartMigrationRequest.newBuilder().setDatabase("orders")
+        .setTarget("10.0.0.5:5432").build())).hasMessageContaining("INVALID_ARGUMENT")
+        .hasMessageContaining("is its current endpoint");
+    assertThatThrownBy(() -> admin.startMigration(StartMigrationRequest.newBuilder().setDatabase("orders")
+        .setTarget("10.0.0.6:5432").setOptions(MigrationOptions.newBuilder()
+            .setValidationWindow(Duration.newBuilder().setSeconds(-5))).build()))
+        .hasMessageContaining("INVALID_ARGUMENT").hasMessageContaining("validation_window must be a positive duration");
+    assertThat(code(() -> admin.startMigration(StartMigrationRequest.getDefaultInstance())))
+        .isEqualTo(Status.Code.INVALID_ARGUMENT);
+    assertThatThrownBy(() -> admin.getMigration(GetMigrationRequest.newBuilder().setId("feedbeef").build()))
+        .hasMessageContaining("NOT_FOUND").hasMessageContaining("no migration with id 'feedbeef'");
+    assertThat(code(() -> admin.getMigration(GetMigrationRequest.getDefaultInstance())))
+        .isEqualTo(Status.Code.INVALID_ARGUMENT);
+    assertThat(code(() -> admin.rollbackMigration(RollbackMigrationRequest.newBuilder().setId("x").build())))
+        .isEqualTo(Status.Code.NOT_FOUND);
+    assertThat(code(() -> admin.finalizeMigration(FinalizeMigrationRequest.newBuilder().setId("x").build())))
+        .isEqualTo(Status.Code.NOT_FOUND);
+    assertThat(code(() -> admin.watchMigration(WatchMigrationRequest.newBuilder().setId("x").build()).hasNext()))
+        .isEqualTo(Status.Code.NOT_FOUND);
+  }
+
+  /** Random and mangled requests: each answered with a status that blames the request, never INTERNAL. */
+  @Test
+  void fuzzedRequests_neverBreakTheServer_andAreAnsweredAsBadInput() throws Exception {
+    Random random = new Random(20261127);
+    Set<Status.Code> allowed = Set.of(Status.Code.OK, Status.Code.INVALID_ARGUMENT, Status.Code.NOT_FOUND,
+        Status.Code.FAILED_PRECONDITION, Status.Code.ALREADY_EXISTS);
+    String[] pieces = {"orders", "ledger", "", " ", "10.0.0.6:5432", "[::1]:5432", "::1:5432", "host:99999",
+        "h\u00e9llo:5", "a".repeat(300), "10.0.0.5:5432", "x:-1", "\u0000", "orders;drop", "0.0.0.0:0"};
+    for (int i = 0; i < 400; i++) {
+      StartMigrationRequest.Builder start;
+      if (random.nextBoolean()) {
+        byte[] bytes = new byte[random.nextInt(64)];
+        random.nextBytes(bytes);
+        try {
+          start = StartMigrationRequest.parseFrom(bytes).toBuilder();
+        } catch (com.google.protobuf.InvalidProtocolBufferException e) {
+          start = StartMigrationRequest.newBuilder();
+        }
+      } else {
+        start = StartMigrationRequest.newBuilder().setDatabase(pieces[random.nextInt(pieces.length)])
+            .setTarget(pieces[random.nextInt(pieces.length)]).setOptions(MigrationOptions.newBuilder()
+                .setValidationWindow(Duration.newBuilder().setSeconds(random.nextInt(200_000) - 100)
+                    .setNanos(random.nextInt(2_000_000_000) - 1_000_000_000))
+                .setMaxLagBytes(random.nextLong()));
+      }
+      // Never start a real migration to a random host: the fuzzing is of validation.
+      start.setOptions(start.getOptions().toBuilder().setDryRun(true));
+      StartMigrationRequest request = start.build();
+      assertThat(code(() -> admin.startMigration(request))).as(request.toString()).isIn(allowed);
+      String id = pieces[random.nextInt(pieces.length)];
+      assertThat(code(() -> admin.getMigration(GetMigrationRequest.newBuilder().setId(id).build()))).isIn(allowed);
+      assertThat(code(() -> admin.rollbackMigration(RollbackMigrationRequest.newBuilder().setId(id)
+          .setConsentToLoseWrites(random.nextBoolean()).build()))).isIn(allowed);
+    }
+    assertThat(admin.listDatabases(ListDatabasesRequest.getDefaultInstance()).getDatabasesCount()).isEqualTo(2);
+  }
+}
