@@ -103,16 +103,21 @@ public final class Migrator {
   /** Records a new migration and starts it; a database has at most one unfinished migration. */
   public Migration start(Migration.Spec spec) throws MigrationException {
     synchronized (this) {
-      for (Migration m : migrations.values()) {
-        if (m.database().equals(spec.database()) && !m.phase().isTerminal()) {
-          throw new MigrationConflictException(MigrationConflictException.Kind.ALREADY_EXISTS,
-              "database '" + spec.database() + "' already has " + m + " in " + m.phase());
-        }
-      }
+      refuseSecond(spec);
       Migration planned = Migration.plan(UUID.randomUUID().toString().substring(0, 8), spec, clock.instant());
       save(planned);
       runners.execute(() -> run(planned.id()));
       return planned;
+    }
+  }
+
+  private void refuseSecond(Migration.Spec spec) throws MigrationConflictException {
+    for (Migration m : migrations.values()) {
+      if (m.database().equals(spec.database()) && !m.phase().isTerminal()) {
+        throw new MigrationConflictException(MigrationConflictException.Kind.ALREADY_EXISTS,
+            "database '" + spec.database() + "' already has migration " + m.id() + " in " + m.phase()
+                + (m.phase() == Phase.COMPLETED ? "; finalize it or roll it back first" : ""));
+      }
     }
   }
 
@@ -139,12 +144,7 @@ public final class Migrator {
    * with an unfinished migration is refused as {@link #start} would refuse it.
    */
   public ImmutableList<String> dryRun(Migration.Spec spec) throws MigrationConflictException {
-    for (Migration m : migrations.values()) {
-      if (m.database().equals(spec.database()) && !m.phase().isTerminal()) {
-        throw new MigrationConflictException(MigrationConflictException.Kind.ALREADY_EXISTS,
-            "database '" + spec.database() + "' already has " + m + " in " + m.phase());
-      }
-    }
+    refuseSecond(spec);
     String db = spec.database();
     Migration.Options o = spec.options();
     ImmutableList.Builder<String> plan = ImmutableList.builder();
