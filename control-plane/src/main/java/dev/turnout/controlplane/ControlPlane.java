@@ -2,6 +2,7 @@ package dev.turnout.controlplane;
 
 import com.google.common.util.concurrent.ThreadFactoryBuilder;
 import dev.turnout.controlplane.admin.AdminService;
+import dev.turnout.controlplane.admin.HttpEndpoint;
 import dev.turnout.controlplane.config.TurnoutConfig;
 import io.grpc.Server;
 import io.grpc.netty.NettyServerBuilder;
@@ -38,10 +39,12 @@ public final class ControlPlane implements AutoCloseable {
   private final XdsServer xds;
   private final Migrator migrator;
   private final Server admin;
+  private final HttpEndpoint http;
 
   private ControlPlane(TurnoutConfig config, RouteStore store, ScheduledExecutorService scheduler,
-      ExecutorService callbacks, XdsServer xds, Migrator migrator, Server admin) {
+      ExecutorService callbacks, XdsServer xds, Migrator migrator, Server admin, HttpEndpoint http) {
     this.admin = admin;
+    this.http = http;
     this.config = config;
     this.store = store;
     this.scheduler = scheduler;
@@ -80,12 +83,17 @@ public final class ControlPlane implements AutoCloseable {
           Clock.systemUTC(), Sleeper.SYSTEM, Executors.newCachedThreadPool(
               new ThreadFactoryBuilder().setNameFormat("turnout-migration-%d").setDaemon(true).build()), failpoint);
       migrator.resumeAll();
+      AdminService adminService = new AdminService(migrator, xds.routing(), xds.tracker());
       Server admin = NettyServerBuilder
           .forAddress(new InetSocketAddress(config.servers().bindAddress(), config.servers().adminPort()))
-          .addService(new AdminService(migrator, xds.routing(), xds.tracker()))
+          .addService(adminService)
           .build().start();
-      log.info("admin API (turnout.admin.v1.Admin) listening on {}:{}", config.servers().bindAddress(), admin.getPort());
-      return new ControlPlane(config, store, scheduler, callbacks, xds, migrator, admin);
+      HttpEndpoint http = new HttpEndpoint(new InetSocketAddress(config.servers().bindAddress(),
+          config.servers().httpPort()), adminService, xds.routing(), xds.tracker(), migrator);
+      http.ready(true);
+      log.info("admin API (turnout.admin.v1.Admin) on {}:{}; HTTP (/healthz /readyz /metrics /v1/routes) on {}:{}",
+          config.servers().bindAddress(), admin.getPort(), config.servers().bindAddress(), http.port());
+      return new ControlPlane(config, store, scheduler, callbacks, xds, migrator, admin, http);
     } catch (MigrationException e) {
       xds.shutdown();
       scheduler.shutdownNow();
@@ -115,6 +123,10 @@ public final class ControlPlane implements AutoCloseable {
     return xds.tracker();
   }
 
+  public int httpPort() {
+    return http.port();
+  }
+
   public int adminPort() {
     return admin.getPort();
   }
@@ -133,6 +145,7 @@ public final class ControlPlane implements AutoCloseable {
 
   @Override
   public void close() throws StoreException {
+    http.close();
     admin.shutdownNow();
     migrator.stop(); // running migrations resume from the store at the next start, as after a crash
     xds.shutdown();

@@ -75,6 +75,11 @@ class CliEndToEndTest {
     assertThat(turnout("routes", "--json").out()).contains("\"nodeId\": \"app-1\"").contains("\"current\": true");
     assertThat(turnout("nodes").out()).contains("app-1").contains("EDS");
     assertThat(turnout("migrate", "status", id).out()).contains("final LSN").contains("COMPLETED");
+    String metrics = java.net.http.HttpClient.newHttpClient().send(java.net.http.HttpRequest.newBuilder(
+            java.net.URI.create("http://127.0.0.1:" + f.plane.httpPort() + "/metrics")).build(),
+        java.net.http.HttpResponse.BodyHandlers.ofString()).body();
+    assertThat(metrics).contains("turnout_migration_phase{database=\"app\",migration=\"" + id + "\",phase=\"COMPLETED\"} 1.0")
+        .containsPattern("turnout_migration_replication_lag_bytes\\{database=\"app\",migration=\"" + id + "\"");
 
     Result early = turnout("migrate", "start", "app", "--target", "127.0.0.1:" + f.source.port());
     assertThat(early.exit()).isEqualTo(2);

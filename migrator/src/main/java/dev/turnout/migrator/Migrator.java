@@ -42,6 +42,11 @@ public final class Migrator {
   private final Map<String, Boolean> rollbackRequests = new ConcurrentHashMap<>();
   private final Failpoint failpoint;
   private volatile boolean stopping;
+
+  /** The latest replication figures of each migration that is validating, for metrics. */
+  public record Figures(long lagBytes, double replayDelaySeconds, double walBytesPerSecond, double replayBytesPerSecond) {}
+
+  private final Map<String, Figures> figures = new ConcurrentHashMap<>();
   private final List<Consumer<Migration>> listeners = new java.util.concurrent.CopyOnWriteArrayList<>();
 
   /**
@@ -119,6 +124,11 @@ public final class Migrator {
                 + (m.phase() == Phase.COMPLETED ? "; finalize it or roll it back first" : ""));
       }
     }
+  }
+
+  /** The latest replication figures of a migration, once it has sampled. */
+  public Optional<Figures> figures(String id) {
+    return Optional.ofNullable(figures.get(id));
   }
 
   public Optional<Migration> get(String id) {
@@ -364,8 +374,12 @@ public final class Migrator {
     while (clock.instant().isBefore(windowEnd)) {
       checkInterrupts(m);
       sleeper.sleep(Duration.ofMillis(250));
+      Platform.Sample previous = last;
       last = platform.sample();
       maxLag = Math.max(maxLag, last.lagBytes());
+      double dt = Math.max(1e-9, (last.atNanos() - previous.atNanos()) / 1e9);
+      figures.put(m.id(), new Figures(last.lagBytes(), last.replayDelaySeconds(),
+          last.sourceLsn().minus(previous.sourceLsn()) / dt, last.replayLsn().minus(previous.replayLsn()) / dt));
       if (last.lagBytes() > options.maxLagBytes()) {
         checkDeadline(m, "the target to keep up (lag " + last.lagBytes() + " bytes > " + options.maxLagBytes() + ")");
         save(m.note(clock.instant(), "target behind by " + last.lagBytes() + " bytes: window restarted"));

@@ -267,7 +267,13 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
 
   @Override
   public void getRoutingSnapshot(GetRoutingSnapshotRequest request, StreamObserver<RoutingSnapshot> response) {
-    unary(response, () -> {
+    unary(response, () -> snapshot(request.getNode()));
+  }
+
+  /** The routing snapshot: every database, and per node allowed to reach it what it has ACKed. */
+  public RoutingSnapshot snapshot(String onlyNode) {
+    GetRoutingSnapshotRequest request = GetRoutingSnapshotRequest.newBuilder().setNode(onlyNode).build();
+    {
       RoutingSnapshot.Builder b = RoutingSnapshot.newBuilder().setVersion(routing.version());
       var nodes = tracker.nodes();
       if (!request.getNode().isEmpty() && nodes.stream().noneMatch(n -> n.nodeId().equals(request.getNode()))) {
@@ -294,7 +300,7 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
         b.addDatabases(d);
       }
       return b.build();
-    });
+    }
   }
 
   @Override

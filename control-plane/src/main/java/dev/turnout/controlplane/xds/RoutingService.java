@@ -50,6 +50,8 @@ public final class RoutingService {
   private final Resolver resolver;
   private final Duration ackTimeout;
   private final Object lock = new Object();
+  private final java.util.List<java.util.function.Consumer<RouteResult>> ackListeners =
+      new java.util.concurrent.CopyOnWriteArrayList<>();
 
   @GuardedBy("lock")
   private RoutingTable table = RoutingTable.EMPTY;
@@ -170,7 +172,16 @@ public final class RoutingService {
         log.warn("route {}: {} -> {} version {} NOT acked: {}", database, describe(previous), describe(target),
             waitFor, e.getMessage());
       }
-    }).thenApplyAsync(r -> new RouteResult(database, previous, target, waitFor, r), callbacks);
+    }).thenApplyAsync(r -> {
+      RouteResult result = new RouteResult(database, previous, target, waitFor, r);
+      ackListeners.forEach(l -> l.accept(result));
+      return result;
+    }, callbacks);
+  }
+
+  /** Called with every route change every subscribed node ACKed (for the ACK-latency metric). */
+  public void onAcked(java.util.function.Consumer<RouteResult> listener) {
+    ackListeners.add(listener);
   }
 
   public RoutingTable table() {

@@ -1,0 +1,123 @@
+package dev.turnout.controlplane.admin;
+
+import com.google.protobuf.util.JsonFormat;
+import com.sun.net.httpserver.HttpExchange;
+import com.sun.net.httpserver.HttpServer;
+import dev.turnout.admin.v1.RoutingSnapshot;
+import dev.turnout.controlplane.xds.AckTracker;
+import dev.turnout.controlplane.xds.NodeStatus;
+import dev.turnout.controlplane.xds.RoutingService;
+import dev.turnout.migrator.Migration;
+import dev.turnout.migrator.Migrator;
+import io.grpc.StatusRuntimeException;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.MultiGauge;
+import io.micrometer.core.instrument.Tags;
+import io.micrometer.core.instrument.Timer;
+import io.micrometer.prometheusmetrics.PrometheusConfig;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.Function;
+
+/**
+ * The HTTP side for SREs and probes: {@code /healthz}, {@code /readyz}, {@code /metrics} (Prometheus text, via
+ * Micrometer) and {@code /v1/routes} (the routing snapshot as JSON).
+ */
+public final class HttpEndpoint implements AutoCloseable {
+  private final HttpServer server;
+  private final PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+  private volatile boolean ready;
+
+  public HttpEndpoint(InetSocketAddress address, AdminService admin, RoutingService routing, AckTracker tracker,
+      Migrator migrator) throws IOException {
+    server = HttpServer.create(address, 0);
+    Timer ackLatency = Timer.builder("turnout_route_ack").description("Route change to the last subscribed node's ACK")
+        .publishPercentiles(0.5, 0.99).register(registry);
+    routing.onAcked(r -> ackLatency.record(r.ack().elapsed()));
+    Gauge.builder("turnout_xds_connected_nodes", tracker, t -> t.nodes().stream().filter(NodeStatus::connected).count())
+        .description("Sidecars with an open xDS stream").register(registry);
+    Gauge.builder("turnout_routing_version", routing, RoutingService::version)
+        .description("The routing table's current version").register(registry);
+    MultiGauge endpointVersion = MultiGauge.builder("turnout_database_endpoint_version")
+        .description("Version at which the database's endpoint last changed").register(registry);
+    MultiGauge currentNodes = MultiGauge.builder("turnout_database_nodes_current")
+        .description("Connected nodes that have ACKed the database's current endpoint").register(registry);
+    MultiGauge phase = MultiGauge.builder("turnout_migration_phase")
+        .description("1 for the phase each migration is in").register(registry);
+    MultiGauge lag = MultiGauge.builder("turnout_migration_replication_lag_bytes").register(registry);
+    MultiGauge delay = MultiGauge.builder("turnout_migration_replay_delay_seconds").register(registry);
+    MultiGauge walRate = MultiGauge.builder("turnout_migration_wal_generated_bytes_per_second").register(registry);
+    MultiGauge replayRate = MultiGauge.builder("turnout_migration_wal_replayed_bytes_per_second").register(registry);
+
+    server.createContext("/healthz", ex -> send(ex, 200, "text/plain", "ok\n"));
+    server.createContext("/readyz", ex -> send(ex, ready ? 200 : 503, "text/plain", ready ? "ready\n" : "starting\n"));
+    server.createContext("/metrics", ex -> {
+      RoutingSnapshot snapshot = admin.snapshot("");
+      List<MultiGauge.Row<?>> versions = new ArrayList<>();
+      List<MultiGauge.Row<?>> current = new ArrayList<>();
+      for (var d : snapshot.getDatabasesList()) {
+        Tags tags = Tags.of("database", d.getDatabase().getName());
+        versions.add(MultiGauge.Row.of(tags, d.getDatabase().getEndpointVersion()));
+        current.add(MultiGauge.Row.of(tags, d.getNodesList().stream().filter(n -> n.getConnected() && n.getCurrent()).count()));
+      }
+      endpointVersion.register(versions, true);
+      currentNodes.register(current, true);
+      List<Migration> active = migrator.list().stream().filter(m -> !m.phase().isTerminal()).toList();
+      phase.register(rows(active, m -> 1), true);
+      lag.register(rows(active, m -> migrator.figures(m.id()).map(Migrator.Figures::lagBytes).orElse(null)), true);
+      delay.register(rows(active, m -> migrator.figures(m.id()).map(Migrator.Figures::replayDelaySeconds).orElse(null)), true);
+      walRate.register(rows(active, m -> migrator.figures(m.id()).map(Migrator.Figures::walBytesPerSecond).orElse(null)), true);
+      replayRate.register(rows(active, m -> migrator.figures(m.id()).map(Migrator.Figures::replayBytesPerSecond).orElse(null)), true);
+      send(ex, 200, "text/plain; version=0.0.4; charset=utf-8", registry.scrape());
+    });
+    server.createContext("/v1/routes", ex -> {
+      String query = ex.getRequestURI().getQuery();
+      String node = query != null && query.startsWith("node=") ? query.substring(5) : "";
+      try {
+        send(ex, 200, "application/json", JsonFormat.printer().print(admin.snapshot(node)) + "\n");
+      } catch (StatusRuntimeException e) {
+        send(ex, 404, "application/json", "{\"error\":\"" + e.getStatus().getDescription().replace("\"", "'") + "\"}\n");
+      }
+    });
+    server.start();
+  }
+
+  private static List<MultiGauge.Row<?>> rows(List<Migration> migrations, Function<Migration, Number> value) {
+    List<MultiGauge.Row<?>> rows = new ArrayList<>();
+    for (Migration m : migrations) {
+      Number v = value.apply(m);
+      if (v != null) {
+        rows.add(MultiGauge.Row.of(Tags.of("database", m.database(), "migration", m.id(), "phase", m.phase().name()), v));
+      }
+    }
+    return rows;
+  }
+
+  private static void send(HttpExchange ex, int status, String type, String body) throws IOException {
+    byte[] bytes = body.getBytes(StandardCharsets.UTF_8);
+    ex.getResponseHeaders().set("Content-Type", type);
+    ex.sendResponseHeaders(status, bytes.length);
+    try (OutputStream out = ex.getResponseBody()) {
+      out.write(bytes);
+    }
+  }
+
+  public void ready(boolean isReady) {
+    ready = isReady;
+  }
+
+  public int port() {
+    return server.getAddress().getPort();
+  }
+
+  @Override
+  public void close() {
+    ready = false;
+    server.stop(0);
+  }
+}
