@@ -1,5 +1,9 @@
 package dev.turnout.it;
 
+import dev.turnout.controlplane.demo.CdcConsumer;
+
+import dev.turnout.controlplane.demo.Writer;
+
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.turnout.migrator.Migration;

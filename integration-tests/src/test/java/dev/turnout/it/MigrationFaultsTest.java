@@ -1,5 +1,7 @@
 package dev.turnout.it;
 
+import dev.turnout.controlplane.demo.Writer;
+
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 

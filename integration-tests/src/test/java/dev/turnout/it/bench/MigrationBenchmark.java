@@ -1,12 +1,13 @@
 package dev.turnout.it.bench;
 
+import dev.turnout.controlplane.demo.Writer;
+
 import com.google.common.collect.ImmutableList;
 import dev.turnout.controlplane.ControlPlane;
 import dev.turnout.controlplane.config.TurnoutConfig;
 import dev.turnout.envoy.DatabaseRoute;
 import dev.turnout.envoy.Endpoint;
 import dev.turnout.it.PostgresServer;
-import dev.turnout.it.Writer;
 import dev.turnout.migrator.Migration;
 import dev.turnout.migrator.Phase;
 import dev.turnout.migrator.ServerAddress;

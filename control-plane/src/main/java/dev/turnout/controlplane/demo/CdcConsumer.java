@@ -1,4 +1,4 @@
-package dev.turnout.it;
+package dev.turnout.controlplane.demo;
 
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
@@ -21,10 +21,11 @@ import org.postgresql.replication.PGReplicationStream;
  * through the sidecar, confirming what it has processed, reconnecting from its last confirmed position when the
  * connection drops. It records every inserted {@code seq} with the LSN it arrived at.
  */
-final class CdcConsumer implements Runnable, AutoCloseable {
+public final class CdcConsumer implements Runnable, AutoCloseable {
   private static final Pattern SEQ = Pattern.compile("table public\\.writes: INSERT: .*seq\\[bigint\\]:(-?\\d+)");
 
-  record Change(long seq, long lsn, int connection) {}
+  /** One inserted row as the consumer saw it. */
+  public record Change(long seq, long lsn, int connection) {}
 
   private final int port;
   private final String slot;
@@ -34,13 +35,13 @@ final class CdcConsumer implements Runnable, AutoCloseable {
   private volatile boolean stop;
   private volatile LogSequenceNumber confirmed = LogSequenceNumber.INVALID_LSN;
 
-  CdcConsumer(int port, String slot) {
+  public CdcConsumer(int port, String slot) {
     this.port = port;
     this.slot = slot;
     this.thread = new Thread(this, "cdc-consumer");
   }
 
-  CdcConsumer start() {
+  public CdcConsumer start() {
     thread.start();
     return this;
   }
@@ -92,11 +93,11 @@ final class CdcConsumer implements Runnable, AutoCloseable {
     confirmed = lsn;
   }
 
-  List<Change> changes() {
+  public List<Change> changes() {
     return changes;
   }
 
-  int connections() {
+  public int connections() {
     return connections.get();
   }
 

@@ -1,4 +1,4 @@
-package dev.turnout.it;
+package dev.turnout.controlplane.demo;
 
 import java.sql.Connection;
 import java.sql.DriverManager;
@@ -21,8 +21,10 @@ public final class Writer implements Runnable, AutoCloseable {
   private volatile boolean stop;
   private volatile long longestGapNanos;
 
+  /** Writes to {@code writes(seq)} in database postgres through loopback {@code port}, as {@code user}. */
   public Writer(int port, String user) {
-    this.url = PostgresServer.jdbcUrl(port).replace("user=postgres", "user=" + user);
+    this.url = "jdbc:postgresql://127.0.0.1:" + port + "/postgres?user=" + user
+        + "&sslmode=disable&connectTimeout=30&socketTimeout=60";
     this.thread = new Thread(this, "writer");
   }
 
@@ -61,7 +63,7 @@ public final class Writer implements Runnable, AutoCloseable {
           c = null;
         }
         try {
-          Thread.sleep(10);
+          Thread.sleep(10); // a client's retry pause, not the product's timing
         } catch (InterruptedException ie) {
           return;
         }
