@@ -4,7 +4,10 @@ import com.google.common.util.concurrent.ThreadFactoryBuilder;
 import dev.turnout.controlplane.admin.AdminService;
 import dev.turnout.controlplane.admin.HttpEndpoint;
 import dev.turnout.controlplane.config.TurnoutConfig;
+import dev.turnout.controlplane.security.AdminAuthorization;
+import dev.turnout.controlplane.security.PeerIdentity;
 import io.grpc.Server;
+import io.grpc.ServerInterceptors;
 import io.grpc.netty.NettyServerBuilder;
 import java.net.InetSocketAddress;
 import dev.turnout.controlplane.migration.XdsRouter;
@@ -84,10 +87,17 @@ public final class ControlPlane implements AutoCloseable {
               new ThreadFactoryBuilder().setNameFormat("turnout-migration-%d").setDaemon(true).build()), failpoint);
       migrator.resumeAll();
       AdminService adminService = new AdminService(migrator, xds.routing(), xds.tracker());
-      Server admin = NettyServerBuilder
-          .forAddress(new InetSocketAddress(config.servers().bindAddress(), config.servers().adminPort()))
-          .addService(adminService)
-          .build().start();
+      NettyServerBuilder adminBuilder = NettyServerBuilder
+          .forAddress(new InetSocketAddress(config.servers().bindAddress(), config.servers().adminPort()));
+      if (config.servers().tls().isPresent()) {
+        TurnoutConfig.Tls tls = config.servers().tls().get();
+        adminBuilder.sslContext(dev.turnout.controlplane.security.Tls.serverContext(tls))
+            .addService(ServerInterceptors.intercept(adminService,
+                new AdminAuthorization(tls.adminWriters(), tls.adminReaders()), new PeerIdentity()));
+      } else {
+        adminBuilder.addService(adminService);
+      }
+      Server admin = adminBuilder.build().start();
       HttpEndpoint http = new HttpEndpoint(new InetSocketAddress(config.servers().bindAddress(),
           config.servers().httpPort()), adminService, xds.routing(), xds.tracker(), migrator);
       http.ready(true);

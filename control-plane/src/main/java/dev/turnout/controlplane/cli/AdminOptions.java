@@ -14,9 +14,29 @@ final class AdminOptions {
       description = "The control plane's admin API (default 127.0.0.1:18001)")
   String admin;
 
+  @Option(names = "--tls-cert", paramLabel = "PEM", description = "Client certificate, for an admin API with mTLS")
+  java.nio.file.Path tlsCert;
+
+  @Option(names = "--tls-key", paramLabel = "PEM", description = "The client certificate's private key")
+  java.nio.file.Path tlsKey;
+
+  @Option(names = "--tls-ca", paramLabel = "PEM", description = "CA that signed the control plane's certificate")
+  java.nio.file.Path tlsCa;
+
   ManagedChannel channel() {
     Endpoint e = Endpoint.parse(admin);
-    return NettyChannelBuilder.forAddress(e.host(), e.port()).usePlaintext().build();
+    NettyChannelBuilder builder = NettyChannelBuilder.forAddress(e.host(), e.port());
+    if (tlsCert == null && tlsKey == null && tlsCa == null) {
+      return builder.usePlaintext().build();
+    }
+    if (tlsCert == null || tlsKey == null || tlsCa == null) {
+      throw new IllegalArgumentException("--tls-cert, --tls-key and --tls-ca go together");
+    }
+    try {
+      return builder.sslContext(dev.turnout.controlplane.security.Tls.clientContext(tlsCert, tlsKey, tlsCa)).build();
+    } catch (java.io.IOException ex) {
+      throw new IllegalArgumentException(ex.getMessage(), ex);
+    }
   }
 
   static AdminGrpc.AdminBlockingStub stub(ManagedChannel channel) {

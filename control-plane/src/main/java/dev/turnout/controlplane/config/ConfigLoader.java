@@ -115,12 +115,16 @@ public final class ConfigLoader {
     int admin = TurnoutConfig.DEFAULT_ADMIN_PORT;
     int http = TurnoutConfig.DEFAULT_HTTP_PORT;
     String bind = "0.0.0.0";
+    Optional<TurnoutConfig.Tls> tls = Optional.empty();
     if (node != null) {
       Map<String, Node> f = fields(mapping(node, "server"), "server",
-          Set.of("bind_address", "xds_port", "admin_port", "http_port"));
+          Set.of("bind_address", "xds_port", "admin_port", "http_port", "tls"));
       xds = port(f.get("xds_port"), "server.xds_port", xds);
       admin = port(f.get("admin_port"), "server.admin_port", admin);
       http = port(f.get("http_port"), "server.http_port", http);
+      if (f.containsKey("tls")) {
+        tls = tls(f.get("tls"));
+      }
       String b = string(f.get("bind_address"), "server.bind_address");
       if (b != null) {
         bind = b;
@@ -133,7 +137,54 @@ public final class ConfigLoader {
         }
       }
     }
-    return new TurnoutConfig.Servers(bind, xds, admin, http);
+    return new TurnoutConfig.Servers(bind, xds, admin, http, tls);
+  }
+
+  private Optional<TurnoutConfig.Tls> tls(Node node) {
+    Map<String, Node> f = fields(mapping(node, "server.tls"), "server.tls",
+        Set.of("cert_chain", "private_key", "client_ca", "admin_writers", "admin_readers"));
+    Path cert = file(f, node, "cert_chain");
+    Path key = file(f, node, "private_key");
+    Path ca = file(f, node, "client_ca");
+    Set<String> writers = names(f.get("admin_writers"), "server.tls.admin_writers");
+    Set<String> readers = names(f.get("admin_readers"), "server.tls.admin_readers");
+    if (cert == null || key == null || ca == null) {
+      return Optional.empty();
+    }
+    return Optional.of(new TurnoutConfig.Tls(cert, key, ca, writers, readers));
+  }
+
+  private Path file(Map<String, Node> fields, Node parent, String name) {
+    String where = "server.tls." + name;
+    String text = string(fields.get(name), where);
+    if (text == null) {
+      problem(parent, where + ": is required (a PEM file)");
+      return null;
+    }
+    Path path = baseDirectory.resolve(text).normalize();
+    if (!Files.isReadable(path)) {
+      problem(fields.get(name), where + ": " + path + " is not a readable file");
+      return null;
+    }
+    return path;
+  }
+
+  private Set<String> names(Node node, String where) {
+    Set<String> names = new LinkedHashSet<>();
+    if (node == null) {
+      return names;
+    }
+    if (!(node instanceof SequenceNode list)) {
+      problem(node, where + ": must be a list of certificate common names");
+      return names;
+    }
+    for (Node item : list.getValue()) {
+      String s = string(item, where + "[]");
+      if (s != null && !s.isBlank()) {
+        names.add(s);
+      }
+    }
+    return names;
   }
 
   private List<DatabaseRoute> databases(Node node, TurnoutConfig.Servers servers) {

@@ -26,8 +26,26 @@ public record TurnoutConfig(Servers servers, Path storeDirectory, Duration ackTi
     }
   }
 
-  /** Listening ports of the control plane; 0 picks a free port (tests). */
-  public record Servers(String bindAddress, int xdsPort, int adminPort, int httpPort) {}
+  /**
+   * Listening ports of the control plane (0 picks a free port, for tests), and TLS when configured.
+   *
+   * @param tls when present, xDS and the admin API require client certificates signed by its CA
+   */
+  public record Servers(String bindAddress, int xdsPort, int adminPort, int httpPort, java.util.Optional<Tls> tls) {
+    public Servers(String bindAddress, int xdsPort, int adminPort, int httpPort) {
+      this(bindAddress, xdsPort, adminPort, httpPort, java.util.Optional.empty());
+    }
+  }
+
+  /**
+   * Mutual TLS for xDS and the admin API. A sidecar's certificate CN must equal its node.cluster; an admin
+   * client's CN decides what it may call.
+   *
+   * @param adminWriters identities (certificate CNs) allowed to start, roll back and finalize migrations
+   * @param adminReaders identities allowed the read-only admin calls besides the writers; empty allows any client
+   */
+  public record Tls(Path certChain, Path privateKey, Path clientCa, java.util.Set<String> adminWriters,
+      java.util.Set<String> adminReaders) {}
 
   public static final int DEFAULT_XDS_PORT = 18000;
   public static final int DEFAULT_ADMIN_PORT = 18001;

@@ -22,9 +22,13 @@ final class XdsCallbacks implements DiscoveryServerCallbacks {
   private final AckTracker tracker;
   private final SnapshotPublisher publisher;
 
-  XdsCallbacks(AckTracker tracker, SnapshotPublisher publisher) {
+  private final boolean requireIdentity;
+
+  /** @param requireIdentity the server runs mTLS: a node's certificate CN must equal its node.cluster */
+  XdsCallbacks(AckTracker tracker, SnapshotPublisher publisher, boolean requireIdentity) {
     this.tracker = tracker;
     this.publisher = publisher;
+    this.requireIdentity = requireIdentity;
   }
 
   @Override
@@ -45,11 +49,19 @@ final class XdsCallbacks implements DiscoveryServerCallbacks {
         request.getResponseNonce(), request.hasErrorDetail() ? request.getErrorDetail().getMessage() : "");
   }
 
-  private static void requireNode(boolean present, io.envoyproxy.envoy.config.core.v3.Node node)
+  private void requireNode(boolean present, io.envoyproxy.envoy.config.core.v3.Node node)
       throws RequestException {
     if (!present || node.getId().isEmpty()) {
       throw new RequestException(Status.INVALID_ARGUMENT.withDescription(
           "every xDS request must carry node.id and node.cluster (do not set set_node_on_first_message_only)"));
+    }
+    if (requireIdentity) {
+      // The service decides which databases a node gets: a certificate for one service cannot ask for another's.
+      String identity = dev.turnout.controlplane.security.PeerIdentity.KEY.get();
+      if (identity == null || !identity.equals(node.getCluster())) {
+        throw new RequestException(Status.PERMISSION_DENIED.withDescription("node " + node.getId()
+            + " asks as service '" + node.getCluster() + "' but its certificate is for '" + identity + "'"));
+      }
     }
   }
 

@@ -6,7 +6,10 @@ import dev.turnout.controlplane.store.RouteStore;
 import dev.turnout.controlplane.store.StoreException;
 import io.envoyproxy.controlplane.cache.v3.SimpleCache;
 import io.envoyproxy.controlplane.server.V3DiscoveryServer;
+import dev.turnout.controlplane.security.PeerIdentity;
+import dev.turnout.controlplane.security.Tls;
 import io.grpc.BindableService;
+import io.grpc.ServerInterceptors;
 import io.grpc.Server;
 import io.grpc.netty.NettyServerBuilder;
 import java.io.IOException;
@@ -36,21 +39,26 @@ public final class XdsServer {
 
   /** Loads the routing state from the store and publishes it; the server is not listening yet. */
   public static XdsServer create(RouteStore store, TurnoutConfig config, Clock clock,
-      ScheduledExecutorService scheduler, Executor callbacks, RoutingService.Resolver resolver) throws StoreException {
+      ScheduledExecutorService scheduler, Executor callbacks, RoutingService.Resolver resolver)
+      throws StoreException, java.io.IOException {
     AckTracker tracker = new AckTracker(clock);
     SimpleCache<String> cache = new SimpleCache<>(node -> node.getCluster());
     SnapshotPublisher publisher = new SnapshotPublisher(cache);
     RoutingService routing = new RoutingService(store, publisher, tracker, scheduler, callbacks, resolver,
         config.ackTimeout());
     routing.start(config.databases());
-    V3DiscoveryServer discovery = new V3DiscoveryServer(new XdsCallbacks(tracker, publisher), cache);
+    boolean mtls = config.servers().tls().isPresent();
+    V3DiscoveryServer discovery = new V3DiscoveryServer(new XdsCallbacks(tracker, publisher, mtls), cache);
     NettyServerBuilder builder = NettyServerBuilder
         .forAddress(new InetSocketAddress(config.servers().bindAddress(), config.servers().xdsPort()))
         // Sidecars keep one long-lived stream; keepalives find dead peers so their ACK state stops counting.
         .permitKeepAliveTime(10, TimeUnit.SECONDS)
         .permitKeepAliveWithoutCalls(true);
+    if (mtls) {
+      builder.sslContext(Tls.serverContext(config.servers().tls().get()));
+    }
     for (BindableService service : services(discovery)) {
-      builder.addService(service);
+      builder.addService(ServerInterceptors.intercept(service, new PeerIdentity()));
     }
     return new XdsServer(tracker, publisher, routing, discovery, builder.build());
   }

@@ -132,6 +132,29 @@ class ConfigLoaderTest {
   }
 
   @Test
+  void tls_namesEachMissingFile_andReadsTheAdminIdentities(@org.junit.jupiter.api.io.TempDir Path dir) throws Exception {
+    java.nio.file.Files.writeString(dir.resolve("server.crt"), "x");
+    java.nio.file.Files.writeString(dir.resolve("server.key"), "x");
+    String yaml = """
+        server:
+          tls:
+            cert_chain: server.crt
+            private_key: server.key
+            client_ca: %s
+            admin_writers: [ops-admin]
+        """;
+    assertThatThrownBy(() -> ConfigLoader.parse(yaml.formatted("missing-ca.crt"), "turnout.yaml", dir))
+        .hasMessageContaining("line 5: server.tls.client_ca: " + dir.resolve("missing-ca.crt") + " is not a readable file");
+    java.nio.file.Files.writeString(dir.resolve("ca.crt"), "x");
+    TurnoutConfig config = ConfigLoader.parse(yaml.formatted("ca.crt"), "turnout.yaml", dir);
+    assertThat(config.servers().tls()).get().satisfies(t -> {
+      assertThat(t.clientCa()).isEqualTo(dir.resolve("ca.crt"));
+      assertThat(t.adminWriters()).containsExactly("ops-admin");
+      assertThat(t.adminReaders()).isEmpty();
+    });
+  }
+
+  @Test
   void aFileThatIsNotAMapping_isRefused() {
     assertThatThrownBy(() -> parse("- just\n- a list\n")).hasMessageContaining("must be a YAML mapping");
   }

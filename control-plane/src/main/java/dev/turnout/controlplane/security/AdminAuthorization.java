@@ -1,0 +1,43 @@
+package dev.turnout.controlplane.security;
+
+import com.google.common.collect.ImmutableSet;
+import io.grpc.Metadata;
+import io.grpc.ServerCall;
+import io.grpc.ServerCallHandler;
+import io.grpc.ServerInterceptor;
+import io.grpc.Status;
+import java.util.Set;
+
+/**
+ * Who may call what on the admin API when it runs with client certificates: the calls that change things
+ * (start, roll back, finalize) only for the configured writers; the read-only calls for the readers too
+ * (every authenticated client when no readers are configured). Runs after {@link PeerIdentity}.
+ */
+public final class AdminAuthorization implements ServerInterceptor {
+  private static final Set<String> CHANGING = ImmutableSet.of("StartMigration", "RollbackMigration",
+      "FinalizeMigration");
+
+  private final Set<String> writers;
+  private final Set<String> readers;
+
+  /** @param readers identities allowed the read-only calls besides the writers; empty allows every client */
+  public AdminAuthorization(Set<String> writers, Set<String> readers) {
+    this.writers = ImmutableSet.copyOf(writers);
+    this.readers = ImmutableSet.copyOf(readers);
+  }
+
+  @Override
+  public <Q, R> ServerCall.Listener<Q> interceptCall(ServerCall<Q, R> call, Metadata headers,
+      ServerCallHandler<Q, R> next) {
+    String method = call.getMethodDescriptor().getBareMethodName();
+    String identity = PeerIdentity.KEY.get();
+    boolean allowed = identity != null && (CHANGING.contains(method) ? writers.contains(identity)
+        : readers.isEmpty() || readers.contains(identity) || writers.contains(identity));
+    if (!allowed) {
+      call.close(Status.PERMISSION_DENIED.withDescription("identity '" + identity + "' may not call " + method
+          + (CHANGING.contains(method) ? " (allowed: the configured admin writers)" : "")), new Metadata());
+      return new ServerCall.Listener<>() {};
+    }
+    return next.startCall(call, headers);
+  }
+}

@@ -1,0 +1,112 @@
+package dev.turnout.controlplane.security;
+
+import static dev.turnout.controlplane.TestConfigs.database;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import com.google.common.collect.ImmutableList;
+import dev.turnout.admin.v1.AdminGrpc;
+import dev.turnout.admin.v1.ListDatabasesRequest;
+import dev.turnout.admin.v1.MigrationOptions;
+import dev.turnout.admin.v1.StartMigrationRequest;
+import dev.turnout.controlplane.ControlPlane;
+import dev.turnout.controlplane.config.TurnoutConfig;
+import dev.turnout.controlplane.xds.XdsType;
+import dev.turnout.sidecar.Sidecar;
+import dev.turnout.sidecar.SidecarConfig;
+import io.grpc.ManagedChannel;
+import io.grpc.netty.NettyChannelBuilder;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Optional;
+import java.util.Set;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** xDS and the admin API with client certificates: who is let in, and to do what. */
+class MutualTlsTest {
+  @TempDir Path dir;
+  TestCertificates certs;
+  ControlPlane plane;
+
+  @BeforeEach
+  void start() throws Exception {
+    certs = new TestCertificates(dir);
+    for (String name : new String[] {"ops-admin", "sre-viewer", "checkout", "billing"}) {
+      certs.issue(name);
+    }
+    TurnoutConfig.Tls tls = new TurnoutConfig.Tls(certs.crt("turnout-control-plane"), certs.key("turnout-control-plane"),
+        certs.ca(), Set.of("ops-admin"), Set.of("sre-viewer"));
+    plane = ControlPlane.start(new TurnoutConfig(new TurnoutConfig.Servers("127.0.0.1", 0, 0, 0, Optional.of(tls)),
+        dir.resolve("store"), Duration.ofSeconds(5), ImmutableList.of(database("orders", freePort(), "10.0.0.5:5432",
+            "checkout")), TurnoutConfig.MigratorSettings.DEFAULT));
+  }
+
+  @AfterEach
+  void stop() throws Exception {
+    plane.close();
+  }
+
+  private AdminGrpc.AdminBlockingStub adminAs(String who) throws Exception {
+    ManagedChannel channel = NettyChannelBuilder.forAddress("127.0.0.1", plane.adminPort())
+        .sslContext(Tls.clientContext(certs.crt(who), certs.key(who), certs.ca())).build();
+    return AdminGrpc.newBlockingStub(channel);
+  }
+
+  private static StartMigrationRequest dryRun() {
+    return StartMigrationRequest.newBuilder().setDatabase("orders").setTarget("10.0.0.6:5432")
+        .setOptions(MigrationOptions.newBuilder().setDryRun(true)).build();
+  }
+
+  @Test
+  void aClientWithoutAWriterIdentity_mayRead_butNotStartAMigration() throws Exception {
+    AdminGrpc.AdminBlockingStub viewer = adminAs("sre-viewer");
+    assertThat(viewer.listDatabases(ListDatabasesRequest.getDefaultInstance()).getDatabasesCount()).isEqualTo(1);
+    assertThatThrownBy(() -> viewer.startMigration(dryRun()))
+        .hasMessageContaining("PERMISSION_DENIED").hasMessageContaining("identity 'sre-viewer' may not call StartMigration");
+
+    assertThat(adminAs("ops-admin").startMigration(dryRun()).getPlannedActionsCount()).isPositive();
+    assertThatThrownBy(() -> adminAs("checkout").listDatabases(ListDatabasesRequest.getDefaultInstance()))
+        .as("not a reader either").hasMessageContaining("PERMISSION_DENIED");
+  }
+
+  @Test
+  void aClientWithoutACertificate_isNotLetIn() {
+    ManagedChannel plain = NettyChannelBuilder.forAddress("127.0.0.1", plane.adminPort()).usePlaintext().build();
+    assertThatThrownBy(() -> AdminGrpc.newBlockingStub(plain).listDatabases(ListDatabasesRequest.getDefaultInstance()))
+        .hasMessageContaining("UNAVAILABLE");
+    plain.shutdownNow();
+  }
+
+  @Test
+  void aSidecarWithItsServicesCertificate_isServed_overMutualTls() throws Exception {
+    try (Sidecar sidecar = Sidecar.start(SidecarConfig.of("127.0.0.1", plane.xdsPort(), "checkout-1", "checkout")
+        .withTls(new SidecarConfig.Tls(certs.crt("checkout"), certs.key("checkout"), certs.ca())))) {
+      long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+      while (sidecar.listenAddress("orders").isEmpty() && System.nanoTime() < deadline) {
+        Thread.sleep(20);
+      }
+      assertThat(sidecar.listenAddress("orders")).isPresent();
+      assertThat(plane.tracker().node("checkout-1").orElseThrow().ackedVersion(XdsType.LDS)).isPositive();
+    }
+  }
+
+  @Test
+  void aSidecarWhoseCertificateIsForAnotherService_isRefused() throws Exception {
+    try (Sidecar sidecar = Sidecar.start(SidecarConfig.of("127.0.0.1", plane.xdsPort(), "sneaky-1", "checkout")
+        .withTls(new SidecarConfig.Tls(certs.crt("billing"), certs.key("billing"), certs.ca())))) {
+      Thread.sleep(1500);
+      assertThat(sidecar.listenAddress("orders")).as("no databases for a mismatched identity").isEmpty();
+      assertThat(sidecar.connectedToControlPlane()).isFalse();
+      assertThat(plane.tracker().node("sneaky-1")).isEmpty();
+    }
+  }
+
+  private static int freePort() throws Exception {
+    try (var s = new java.net.ServerSocket(0)) {
+      return s.getLocalPort();
+    }
+  }
+}
