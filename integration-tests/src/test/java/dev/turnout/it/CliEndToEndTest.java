@@ -76,7 +76,8 @@ class CliEndToEndTest {
     assertThat(routes.out()).containsPattern("app-1\\s+app\\s+connected .* current");
     assertThat(turnout("routes", "--json").out()).contains("\"nodeId\": \"app-1\"").contains("\"current\": true");
     assertThat(turnout("nodes").out()).contains("app-1").contains("EDS");
-    assertThat(turnout("migrate", "status", id).out()).contains("final LSN").contains("COMPLETED");
+    assertThat(turnout("migrate", "status", id).out()).contains("final LSN").contains("COMPLETED")
+        .contains("sidecars on the current route 1/1");
     String metrics = java.net.http.HttpClient.newHttpClient().send(java.net.http.HttpRequest.newBuilder(
             java.net.URI.create("http://127.0.0.1:" + f.plane.httpPort() + "/metrics")).build(),
         java.net.http.HttpResponse.BodyHandlers.ofString()).body();
@@ -103,6 +104,9 @@ class CliEndToEndTest {
       assertThat(again.err()).contains("ALREADY_EXISTS").contains("database 'app' already has migration " + secondId);
 
       f.awaitPhase(secondId, p -> p == Phase.REPLICATING || p.isTerminal(), java.time.Duration.ofSeconds(30));
+      Thread.sleep(1500);
+      assertThat(turnout("migrate", "status", secondId).out())
+          .containsPattern("now: window \\d+\\.\\d/60 s  lag \\d+ B .* sidecars on the current route 1/1");
       assertThat(turnout("migrate", "rollback", secondId).exit()).isZero();
       Result watched = turnout("migrate", "watch", secondId);
       assertThat(watched.exit()).as("watch exits 3 when rolled back").isEqualTo(3);

@@ -206,6 +206,8 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
         (ServerCallStreamObserver<dev.turnout.admin.v1.Migration>) response;
     Object lock = new Object();
     boolean[] done = {false};
+    java.util.concurrent.atomic.AtomicReference<java.util.concurrent.ScheduledFuture<?>> ticking =
+        new java.util.concurrent.atomic.AtomicReference<>();
     Consumer<Migration> listener = new Consumer<>() {
       @Override
       public void accept(Migration m) {
@@ -221,14 +223,32 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
             done[0] = true;
             call.onCompleted();
             migrator.removeListener(this);
+            var t = ticking.get();
+            if (t != null) {
+              t.cancel(false);
+            }
           }
         }
       }
     };
-    call.setOnCancelHandler(() -> migrator.removeListener(listener));
+    // Figures move between saved states: send the state with fresh figures every second until it settles.
+    java.util.concurrent.ScheduledFuture<?> ticks = TICKER.scheduleAtFixedRate(
+        () -> migrator.get(first.id()).ifPresent(listener), 1, 1, java.util.concurrent.TimeUnit.SECONDS);
+    ticking.set(ticks);
+    call.setOnCancelHandler(() -> {
+      migrator.removeListener(listener);
+      ticks.cancel(false);
+    });
     migrator.addListener(listener);
     listener.accept(migrator.get(first.id()).orElse(first)); // the state now, in case nothing changes again
+    if (isSettled(migrator.get(first.id()).orElse(first).phase())) {
+      ticks.cancel(false);
+    }
   }
+
+  private static final java.util.concurrent.ScheduledExecutorService TICKER =
+      java.util.concurrent.Executors.newSingleThreadScheduledExecutor(
+          new com.google.common.util.concurrent.ThreadFactoryBuilder().setNameFormat("turnout-watch").setDaemon(true).build());
 
   static boolean isSettled(Phase phase) {
     return phase == Phase.COMPLETED || phase == Phase.HALTED || phase.isTerminal();
@@ -321,7 +341,34 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
     });
   }
 
-  static dev.turnout.admin.v1.Migration toProto(Migration m) {
+  dev.turnout.admin.v1.Migration toProto(Migration m) {
+    dev.turnout.admin.v1.Migration.Builder b = bare(m).toBuilder();
+    dev.turnout.admin.v1.Live.Builder live = dev.turnout.admin.v1.Live.newBuilder()
+        .setWindowSeconds(m.spec().options().validationWindow().toMillis() / 1000.0);
+    migrator.figures(m.id()).ifPresent(f -> live.setSampled(true).setLagBytes(f.lagBytes())
+        .setReplayDelaySeconds(f.replayDelaySeconds()).setWalBytesPerSecond(f.walBytesPerSecond())
+        .setReplayBytesPerSecond(f.replayBytesPerSecond()));
+    if (m.phase() == Phase.REPLICATING) {
+      live.setWindowElapsedSeconds(java.time.Duration.between(m.phaseStarted(), java.time.Instant.now()).toMillis() / 1000.0);
+    }
+    routing.table().get(m.database()).ifPresent(route -> {
+      long version = routing.endpointVersion(m.database());
+      int nodes = 0;
+      int acked = 0;
+      for (NodeStatus n : tracker.nodes()) {
+        if (n.connected() && route.allows(n.cluster())) {
+          nodes++;
+          if (n.ackedVersion(XdsType.EDS) >= version) {
+            acked++;
+          }
+        }
+      }
+      live.setNodes(nodes).setNodesAcked(acked);
+    });
+    return b.setLive(live).build();
+  }
+
+  static dev.turnout.admin.v1.Migration bare(Migration m) {
     dev.turnout.admin.v1.Migration.Builder b = dev.turnout.admin.v1.Migration.newBuilder().setId(m.id())
         .setDatabase(m.database()).setSource(m.spec().source().toString()).setTarget(m.spec().target().toString())
         .setPhase(m.phase().name()).setError(m.progress().error().orElse(""));

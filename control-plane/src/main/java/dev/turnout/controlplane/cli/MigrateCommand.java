@@ -122,6 +122,7 @@ final class MigrateCommand {
         if (!m.getError().isEmpty()) {
           System.out.println("error: " + m.getError());
         }
+        System.out.println("now: " + Watch.progress(m));
         return 0;
       } catch (StatusRuntimeException e) {
         return AdminOptions.report("migrate status", e);
@@ -149,6 +150,25 @@ final class MigrateCommand {
       }
     }
 
+    /** The live line: window progress, lag and rates, and how many sidecars have the current route. */
+    static String progress(Migration m) {
+      var l = m.getLive();
+      StringBuilder b = new StringBuilder();
+      if (m.getPhase().equals("REPLICATING")) {
+        b.append(String.format("window %.1f/%.0f s  ", Math.min(l.getWindowElapsedSeconds(), l.getWindowSeconds()),
+            l.getWindowSeconds()));
+      }
+      if (l.getSampled()) {
+        b.append(String.format("lag %d B (%.2f s)  WAL %.0f kB/s, replayed %.0f kB/s  ", l.getLagBytes(),
+            l.getReplayDelaySeconds(), l.getWalBytesPerSecond() / 1000, l.getReplayBytesPerSecond() / 1000));
+      }
+      if (!m.getFinalLsn().isEmpty()) {
+        b.append("final LSN ").append(m.getFinalLsn()).append("  ");
+      }
+      b.append("sidecars on the current route ").append(l.getNodesAcked()).append('/').append(l.getNodes());
+      return b.toString();
+    }
+
     /** Exit code: 0 when COMPLETED or FINALIZED, 3 when ROLLED_BACK or HALTED. */
     static int follow(ManagedChannel channel, String id, PrintStream out) {
       boolean live = System.console() != null;
@@ -158,6 +178,9 @@ final class MigrateCommand {
       Migration last = null;
       while (updates.hasNext()) {
         last = updates.next();
+        if (last.getHistoryCount() == printed && !live) {
+          continue; // a figures-only update: nothing new for a pipe
+        }
         for (int i = printed; i < last.getHistoryCount(); i++) {
           var e = last.getHistory(i);
           String line = e.getPhase() + (e.getNote().isEmpty() ? "" : ": " + e.getNote());
@@ -165,8 +188,7 @@ final class MigrateCommand {
         }
         printed = last.getHistoryCount();
         if (live) {
-          out.print("\033[1m[" + last.getPhase() + "]\033[0m migration " + last.getId() + " of " + last.getDatabase()
-              + (last.getFinalLsn().isEmpty() ? "" : ", final LSN " + last.getFinalLsn()));
+          out.print("\r\033[K\033[1m[" + last.getPhase() + "]\033[0m " + progress(last));
           out.flush();
         }
       }
