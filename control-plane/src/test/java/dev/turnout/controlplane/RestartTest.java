@@ -69,6 +69,23 @@ class RestartTest {
   }
 
   @Test
+  void aRouteRightAfterAStart_waitsTheReconnectGrace_andCountsASidecarThatComesBackDuringIt() throws Exception {
+    var config = TestConfigs.config(dir, Duration.ofSeconds(10), List.of(database("orders", 15432, "10.0.0.5:5432")))
+        .withReconnectGrace(Duration.ofMillis(1500));
+    try (ControlPlane plane = ControlPlane.start(config)) {
+      long start = System.nanoTime();
+      var change = plane.routing().route("orders", Endpoint.parse("10.0.0.6:5432"));
+      Thread.sleep(300);
+      assertThat(change).as("no sidecar yet, but the grace is not over").isNotDone();
+      try (var returning = dev.turnout.controlplane.xds.AdsTestClientAccess.connect(plane.xdsPort(), "back-1", "svc")) {
+        var result = change.get(10, TimeUnit.SECONDS);
+        assertThat(result.ack().ackedBy()).containsExactly("back-1");
+        assertThat(Duration.ofNanos(System.nanoTime() - start)).isGreaterThanOrEqualTo(Duration.ofMillis(1400));
+      }
+    }
+  }
+
+  @Test
   void twoProcessesCannotShareADataDirectory() throws Exception {
     var config = TestConfigs.config(dir, Duration.ofSeconds(5), List.of(database("orders", 15432, "10.0.0.5:5432")));
     try (ControlPlane plane = ControlPlane.start(config)) {

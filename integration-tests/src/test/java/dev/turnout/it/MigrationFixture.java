@@ -41,6 +41,7 @@ final class MigrationFixture implements AutoCloseable {
   final int appPort;
   final int xdsPort;
   ControlPlane plane;
+  private boolean restarted;
   final Sidecar sidecar;
 
   MigrationFixture(Path dir, Migrator.Failpoint failpoint) throws Exception {
@@ -111,8 +112,11 @@ final class MigrationFixture implements AutoCloseable {
   void startPlane(Migrator.Failpoint failpoint) throws Exception {
     plane = ControlPlane.start(new TurnoutConfig(new TurnoutConfig.Servers("127.0.0.1", xdsPort, 0, 0),
         dir.resolve("store"), Duration.ofSeconds(10), ImmutableList.of(new DatabaseRoute("app", appPort,
-            Optional.of(new Endpoint("127.0.0.1", source.port())), Set.of())), TurnoutConfig.MigratorSettings.DEFAULT),
+            Optional.of(new Endpoint("127.0.0.1", source.port())), Set.of())), TurnoutConfig.MigratorSettings.DEFAULT)
+            // A restarted control plane must give the sidecar time to come back before calling a route done.
+            .withReconnectGrace(restarted ? java.time.Duration.ofSeconds(5) : java.time.Duration.ZERO),
         RoutingService.Resolver.SYSTEM, failpoint);
+    restarted = true;
   }
 
   /** Stops the control plane as a crash would, as far as the store can tell: nothing more is recorded. */

@@ -86,11 +86,20 @@ public final class ConfigLoader {
       }
     }
     Duration ackTimeout = TurnoutConfig.DEFAULT_ACK_TIMEOUT;
+    Duration grace = TurnoutConfig.DEFAULT_RECONNECT_GRACE;
     if (fields.containsKey("xds")) {
-      Map<String, Node> xds = fields(mapping(fields.get("xds"), "xds"), "xds", Set.of("ack_timeout"));
+      Map<String, Node> xds = fields(mapping(fields.get("xds"), "xds"), "xds", Set.of("ack_timeout", "reconnect_grace"));
       Duration parsed = duration(xds.get("ack_timeout"), "xds.ack_timeout");
       if (parsed != null) {
         ackTimeout = parsed;
+      }
+      if (xds.containsKey("reconnect_grace")) {
+        String text = string(xds.get("reconnect_grace"), "xds.reconnect_grace");
+        try {
+          grace = text == null ? grace : Durations.parse("xds.reconnect_grace:", text);
+        } catch (IllegalArgumentException e) {
+          problem(xds.get("reconnect_grace"), e.getMessage());
+        }
       }
     }
     List<DatabaseRoute> databases = databases(fields.get("databases"), servers);
@@ -107,7 +116,8 @@ public final class ConfigLoader {
     if (!problems.isEmpty()) {
       throw new ConfigException(source, problems);
     }
-    return new TurnoutConfig(servers, store, ackTimeout, ImmutableList.copyOf(databases), migrator);
+    return new TurnoutConfig(servers, store, new TurnoutConfig.Xds(ackTimeout, grace), ImmutableList.copyOf(databases),
+        migrator);
   }
 
   private TurnoutConfig.Servers servers(Node node) {

@@ -8,11 +8,35 @@ import java.time.Duration;
 /**
  * The validated contents of {@code turnout.yaml}.
  *
- * @param ackTimeout how long a route change waits for every subscribed sidecar to ACK before naming stragglers
+ * @param xds how route changes wait for sidecars
  * @param databases the databases to seed: they only create entries the store does not have yet
  */
-public record TurnoutConfig(Servers servers, Path storeDirectory, Duration ackTimeout,
+public record TurnoutConfig(Servers servers, Path storeDirectory, Xds xds,
     ImmutableList<DatabaseRoute> databases, MigratorSettings migrator) {
+
+  /**
+   * @param ackTimeout how long a route change waits for every subscribed sidecar to ACK before naming stragglers
+   * @param reconnectGrace after a start, how long route changes keep waiting for sidecars to reconnect: a
+   *     restarted control plane knows no sidecar until it reconnects, and must not call a change done while
+   *     sidecars that still route the old way are on their way back
+   */
+  public record Xds(Duration ackTimeout, Duration reconnectGrace) {}
+
+  public static final Duration DEFAULT_RECONNECT_GRACE = Duration.ofSeconds(5);
+
+  /** For embedded uses (tests, the demo, benchmarks) where no sidecar predates the process: no reconnect grace. */
+  public TurnoutConfig(Servers servers, Path storeDirectory, Duration ackTimeout, ImmutableList<DatabaseRoute> databases,
+      MigratorSettings migrator) {
+    this(servers, storeDirectory, new Xds(ackTimeout, Duration.ZERO), databases, migrator);
+  }
+
+  public Duration ackTimeout() {
+    return xds.ackTimeout();
+  }
+
+  public TurnoutConfig withReconnectGrace(Duration grace) {
+    return new TurnoutConfig(servers, storeDirectory, new Xds(xds.ackTimeout(), grace), databases, migrator);
+  }
 
   /**
    * How the migrator connects to PostgreSQL servers: a superuser role, its password read from an environment
@@ -53,10 +77,10 @@ public record TurnoutConfig(Servers servers, Path storeDirectory, Duration ackTi
   public static final Duration DEFAULT_ACK_TIMEOUT = Duration.ofSeconds(30);
 
   public TurnoutConfig withStoreDirectory(Path directory) {
-    return new TurnoutConfig(servers, directory, ackTimeout, databases, migrator);
+    return new TurnoutConfig(servers, directory, xds, databases, migrator);
   }
 
   public TurnoutConfig withServers(Servers newServers) {
-    return new TurnoutConfig(newServers, storeDirectory, ackTimeout, databases, migrator);
+    return new TurnoutConfig(newServers, storeDirectory, xds, databases, migrator);
   }
 }

@@ -46,8 +46,31 @@ public final class AckTracker {
   @GuardedBy("lock")
   private final List<Waiter> waiters = new ArrayList<>();
 
+  /** Until then waiters do not complete: sidecars of a restarted control plane may still be reconnecting. */
+  private final java.time.Instant settleUntil;
+
   public AckTracker(Clock clock) {
+    this(clock, Duration.ZERO);
+  }
+
+  public AckTracker(Clock clock, Duration reconnectGrace) {
     this.clock = clock;
+    this.settleUntil = clock.instant().plus(reconnectGrace);
+  }
+
+  /** How long until waiters may first complete (zero once the reconnect grace is over). */
+  public Duration untilSettled() {
+    Duration left = Duration.between(clock.instant(), settleUntil);
+    return left.isNegative() ? Duration.ZERO : left;
+  }
+
+  /** Re-checks every waiter (the reconnect grace has passed). */
+  public void reevaluate() {
+    List<Runnable> completions;
+    synchronized (lock) {
+      completions = evaluate();
+    }
+    completions.forEach(Runnable::run);
   }
 
   private static final class TypeState {
@@ -235,6 +258,9 @@ public final class AckTracker {
   @GuardedBy("lock")
   private List<Runnable> evaluate() {
     List<Runnable> done = new ArrayList<>();
+    if (clock.instant().isBefore(settleUntil)) {
+      return done; // nodes that predate this process may not have reconnected yet
+    }
     for (Iterator<Waiter> it = waiters.iterator(); it.hasNext(); ) {
       Waiter w = it.next();
       if (w.future.isDone()) {

@@ -162,6 +162,10 @@ public final class RoutingService {
       }
     }
     CompletableFuture<AckTracker.AckReport> acks = tracker.awaitAck(database, waitFor, current::allows);
+    long settle = tracker.untilSettled().toMillis();
+    if (settle > 0) {
+      scheduler.schedule(tracker::reevaluate, settle + 1, TimeUnit.MILLISECONDS);
+    }
     var timeout = scheduler.schedule(() -> tracker.expire(acks), ackTimeout.toMillis(), TimeUnit.MILLISECONDS);
     return acks.whenComplete((r, e) -> {
       timeout.cancel(false);

@@ -41,7 +41,7 @@ public final class XdsServer {
   public static XdsServer create(RouteStore store, TurnoutConfig config, Clock clock,
       ScheduledExecutorService scheduler, Executor callbacks, RoutingService.Resolver resolver)
       throws StoreException, java.io.IOException {
-    AckTracker tracker = new AckTracker(clock);
+    AckTracker tracker = new AckTracker(clock, config.xds().reconnectGrace());
     SimpleCache<String> cache = new SimpleCache<>(node -> node.getCluster());
     SnapshotPublisher publisher = new SnapshotPublisher(cache);
     RoutingService routing = new RoutingService(store, publisher, tracker, scheduler, callbacks, resolver,
