@@ -82,7 +82,8 @@ class CliEndToEndTest {
             java.net.URI.create("http://127.0.0.1:" + f.plane.httpPort() + "/metrics")).build(),
         java.net.http.HttpResponse.BodyHandlers.ofString()).body();
     assertThat(metrics).contains("turnout_migration_phase{database=\"app\",migration=\"" + id + "\",phase=\"COMPLETED\"} 1.0")
-        .containsPattern("turnout_migration_replication_lag_bytes\\{database=\"app\",migration=\"" + id + "\"");
+        .containsPattern("turnout_migration_replication_lag_bytes\\{database=\"app\",migration=\"" + id + "\"")
+        .containsPattern("turnout_migration_slot_lag_bytes\\{database=\"app\",migration=\"" + id + "\"");
 
     Result early = turnout("migrate", "start", "app", "--target", "127.0.0.1:" + f.source.port());
     assertThat(early.exit()).isEqualTo(2);

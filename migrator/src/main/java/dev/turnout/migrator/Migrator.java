@@ -44,7 +44,8 @@ public final class Migrator {
   private volatile boolean stopping;
 
   /** The latest replication figures of each migration that is validating, for metrics. */
-  public record Figures(long lagBytes, double replayDelaySeconds, double walBytesPerSecond, double replayBytesPerSecond) {}
+  public record Figures(long lagBytes, double replayDelaySeconds, double walBytesPerSecond, double replayBytesPerSecond,
+      long slotLagBytes) {}
 
   private final Map<String, Figures> figures = new ConcurrentHashMap<>();
   private final List<Consumer<Migration>> listeners = new java.util.concurrent.CopyOnWriteArrayList<>();
@@ -378,8 +379,12 @@ public final class Migrator {
       last = platform.sample();
       maxLag = Math.max(maxLag, last.lagBytes());
       double dt = Math.max(1e-9, (last.atNanos() - previous.atNanos()) / 1e9);
+      long slotLag = 0;
+      for (Platform.Slot slot : platform.sourceSlots()) {
+        slotLag = Math.max(slotLag, last.sourceLsn().minus(slot.confirmedLsn()));
+      }
       figures.put(m.id(), new Figures(last.lagBytes(), last.replayDelaySeconds(),
-          last.sourceLsn().minus(previous.sourceLsn()) / dt, last.replayLsn().minus(previous.replayLsn()) / dt));
+          last.sourceLsn().minus(previous.sourceLsn()) / dt, last.replayLsn().minus(previous.replayLsn()) / dt, slotLag));
       if (last.lagBytes() > options.maxLagBytes()) {
         checkDeadline(m, "the target to keep up (lag " + last.lagBytes() + " bytes > " + options.maxLagBytes() + ")");
         save(m.note(clock.instant(), "target behind by " + last.lagBytes() + " bytes: window restarted"));

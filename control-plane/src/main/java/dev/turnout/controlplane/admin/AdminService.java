@@ -347,7 +347,7 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
         .setWindowSeconds(m.spec().options().validationWindow().toMillis() / 1000.0);
     migrator.figures(m.id()).ifPresent(f -> live.setSampled(true).setLagBytes(f.lagBytes())
         .setReplayDelaySeconds(f.replayDelaySeconds()).setWalBytesPerSecond(f.walBytesPerSecond())
-        .setReplayBytesPerSecond(f.replayBytesPerSecond()));
+        .setReplayBytesPerSecond(f.replayBytesPerSecond()).setSlotLagBytes(f.slotLagBytes()));
     if (m.phase() == Phase.REPLICATING) {
       live.setWindowElapsedSeconds(java.time.Duration.between(m.phaseStarted(), java.time.Instant.now()).toMillis() / 1000.0);
     }

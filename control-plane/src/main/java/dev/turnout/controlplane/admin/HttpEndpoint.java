@@ -53,6 +53,8 @@ public final class HttpEndpoint implements AutoCloseable {
     MultiGauge delay = MultiGauge.builder("turnout_migration_replay_delay_seconds").register(registry);
     MultiGauge walRate = MultiGauge.builder("turnout_migration_wal_generated_bytes_per_second").register(registry);
     MultiGauge replayRate = MultiGauge.builder("turnout_migration_wal_replayed_bytes_per_second").register(registry);
+    MultiGauge slotLag = MultiGauge.builder("turnout_migration_slot_lag_bytes")
+        .description("How far the furthest-behind logical slot's consumer is from the source's WAL").register(registry);
 
     server.createContext("/healthz", ex -> send(ex, 200, "text/plain", "ok\n"));
     server.createContext("/readyz", ex -> send(ex, ready ? 200 : 503, "text/plain", ready ? "ready\n" : "starting\n"));
@@ -73,6 +75,7 @@ public final class HttpEndpoint implements AutoCloseable {
       delay.register(rows(active, m -> migrator.figures(m.id()).map(Migrator.Figures::replayDelaySeconds).orElse(null)), true);
       walRate.register(rows(active, m -> migrator.figures(m.id()).map(Migrator.Figures::walBytesPerSecond).orElse(null)), true);
       replayRate.register(rows(active, m -> migrator.figures(m.id()).map(Migrator.Figures::replayBytesPerSecond).orElse(null)), true);
+      slotLag.register(rows(active, m -> migrator.figures(m.id()).map(Migrator.Figures::slotLagBytes).orElse(null)), true);
       send(ex, 200, "text/plain; version=0.0.4; charset=utf-8", registry.scrape());
     });
     server.createContext("/v1/routes", ex -> {
