@@ -1,6 +1,7 @@
 package dev.turnout.it;
 
 import com.google.common.collect.ImmutableList;
+import dev.turnout.controlplane.demo.CdcConsumer;
 import dev.turnout.controlplane.ControlPlane;
 import dev.turnout.controlplane.config.TurnoutConfig;
 import dev.turnout.controlplane.xds.RoutingService;
@@ -170,6 +171,31 @@ final class MigrationFixture implements AutoCloseable {
       }
     }
     return result;
+  }
+
+  /**
+   * Waits up to 30 s for the consumer to have seen every acknowledged commit, stops it, and asserts each was
+   * seen exactly once: no gap, and a redelivery at the same LSN counts once. Returns how many distinct
+   * commits it saw.
+   */
+  static int assertEveryCommitSeenOnce(CdcConsumer consumer, Set<Long> acknowledged) throws InterruptedException {
+    long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(30);
+    java.util.Map<Long, Set<Long>> lsnsBySeq = new java.util.HashMap<>();
+    while (true) {
+      lsnsBySeq.clear();
+      consumer.changes().forEach(ch -> lsnsBySeq.computeIfAbsent(ch.seq(), k -> new HashSet<>()).add(ch.lsn()));
+      if (lsnsBySeq.keySet().containsAll(acknowledged) || System.nanoTime() > deadline) {
+        break;
+      }
+      Thread.sleep(100);
+    }
+    consumer.close();
+    org.assertj.core.api.Assertions.assertThat(lsnsBySeq.keySet())
+        .as("no gap: every acknowledged commit reached the consumer").containsAll(acknowledged);
+    org.assertj.core.api.Assertions.assertThat(lsnsBySeq.values())
+        .as("exactly once (a redelivery at the same LSN is deduplicated)")
+        .allSatisfy(lsns -> org.assertj.core.api.Assertions.assertThat(lsns).hasSize(1));
+    return lsnsBySeq.size();
   }
 
   /** The port of the server a connection as {@code user} on {@code port} reaches. */

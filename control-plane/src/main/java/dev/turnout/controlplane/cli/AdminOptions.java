@@ -39,6 +39,32 @@ final class AdminOptions {
     }
   }
 
+  /** One admin call's body, given the channel. */
+  interface Body {
+    int run(ManagedChannel channel) throws Exception;
+  }
+
+  /**
+   * Opens the channel, runs {@code body}, closes the channel; a bad option or a gRPC error becomes a message
+   * naming {@code command} and the exit code {@link #report} gives.
+   */
+  int call(String command, Body body) throws Exception {
+    ManagedChannel channel;
+    try {
+      channel = channel();
+    } catch (IllegalArgumentException e) {
+      System.err.println("turnout " + command + ": " + e.getMessage());
+      return 2;
+    }
+    try {
+      return body.run(channel);
+    } catch (StatusRuntimeException e) {
+      return report(command, e);
+    } finally {
+      channel.shutdownNow();
+    }
+  }
+
   static AdminGrpc.AdminBlockingStub stub(ManagedChannel channel) {
     return AdminGrpc.newBlockingStub(channel).withDeadlineAfter(30, TimeUnit.SECONDS);
   }

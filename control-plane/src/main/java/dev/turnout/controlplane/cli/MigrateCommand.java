@@ -46,7 +46,7 @@ final class MigrateCommand {
     @Option(names = "--watch", description = "Then watch it until it settles") boolean watch;
 
     @Override
-    public Integer call() {
+    public Integer call() throws Exception {
       MigrationOptions.Builder o = MigrationOptions.newBuilder().setDryRun(dryRun).setMaxLagBytes(maxLag)
           .setAllowDroppingStaleSlots(dropStale);
       try {
@@ -64,8 +64,7 @@ final class MigrateCommand {
         o.setCreateReplica(ReplicaPlan.newBuilder().setSourceDataDir(replica[0]).setTargetDataDir(replica[1])
             .setBinDir(replica[2]));
       }
-      ManagedChannel channel = admin.channel();
-      try {
+      return admin.call("migrate start", channel -> {
         Migration m = AdminOptions.stub(channel).startMigration(StartMigrationRequest.newBuilder()
             .setDatabase(database).setTarget(target).setOptions(o).build());
         if (dryRun) {
@@ -79,11 +78,7 @@ final class MigrateCommand {
         System.out.println("migration " + m.getId() + " of database '" + m.getDatabase() + "' started: "
             + m.getSource() + " -> " + m.getTarget());
         return watch ? Watch.follow(channel, m.getId(), System.out) : 0;
-      } catch (StatusRuntimeException e) {
-        return AdminOptions.report("migrate start", e);
-      } finally {
-        channel.shutdownNow();
-      }
+      });
     }
 
     private static Duration proto(java.time.Duration d) {
@@ -97,9 +92,8 @@ final class MigrateCommand {
     @Parameters(index = "0", arity = "0..1", paramLabel = "ID") String id;
 
     @Override
-    public Integer call() {
-      ManagedChannel channel = admin.channel();
-      try {
+    public Integer call() throws Exception {
+      return admin.call("migrate status", channel -> {
         AdminGrpc.AdminBlockingStub stub = AdminOptions.stub(channel);
         if (id == null) {
           System.out.printf("%-10s %-16s %-14s %-22s %s%n", "ID", "DATABASE", "PHASE", "TARGET", "ERROR");
@@ -124,11 +118,7 @@ final class MigrateCommand {
         }
         System.out.println("now: " + Watch.progress(m));
         return 0;
-      } catch (StatusRuntimeException e) {
-        return AdminOptions.report("migrate status", e);
-      } finally {
-        channel.shutdownNow();
-      }
+      });
     }
   }
 
@@ -139,15 +129,10 @@ final class MigrateCommand {
     @Parameters(index = "0", paramLabel = "ID") String id;
 
     @Override
-    public Integer call() {
-      ManagedChannel channel = admin.channel();
-      try {
+    public Integer call() throws Exception {
+      return admin.call("migrate watch", channel -> {
         return follow(channel, id, System.out);
-      } catch (StatusRuntimeException e) {
-        return AdminOptions.report("migrate watch", e);
-      } finally {
-        channel.shutdownNow();
-      }
+      });
     }
 
     /** The live line: window progress, lag and rates, and how many sidecars have the current route. */
@@ -213,18 +198,13 @@ final class MigrateCommand {
         description = "Accept losing the writes made on the promoted target since cutover") boolean consent;
 
     @Override
-    public Integer call() {
-      ManagedChannel channel = admin.channel();
-      try {
+    public Integer call() throws Exception {
+      return admin.call("migrate rollback", channel -> {
         Migration m = AdminOptions.stub(channel).rollbackMigration(RollbackMigrationRequest.newBuilder().setId(id)
             .setConsentToLoseWrites(consent).build());
         System.out.println("rollback of migration " + m.getId() + " requested (was " + m.getPhase() + ")");
         return 0;
-      } catch (StatusRuntimeException e) {
-        return AdminOptions.report("migrate rollback", e);
-      } finally {
-        channel.shutdownNow();
-      }
+      });
     }
   }
 
@@ -235,17 +215,12 @@ final class MigrateCommand {
     @Parameters(index = "0", paramLabel = "ID") String id;
 
     @Override
-    public Integer call() {
-      ManagedChannel channel = admin.channel();
-      try {
+    public Integer call() throws Exception {
+      return admin.call("migrate finalize", channel -> {
         Migration m = AdminOptions.stub(channel).finalizeMigration(FinalizeMigrationRequest.newBuilder().setId(id).build());
         System.out.println("migration " + m.getId() + " " + m.getPhase());
         return 0;
-      } catch (StatusRuntimeException e) {
-        return AdminOptions.report("migrate finalize", e);
-      } finally {
-        channel.shutdownNow();
-      }
+      });
     }
   }
 }

@@ -25,8 +25,7 @@ final class RoutesCommand {
 
     @Override
     public Integer call() throws Exception {
-      ManagedChannel channel = admin.channel();
-      try {
+      return admin.call("routes", channel -> {
         RoutingSnapshot snapshot = AdminOptions.stub(channel).getRoutingSnapshot(GetRoutingSnapshotRequest.newBuilder()
             .setNode(node == null ? "" : node).build());
         if (json) {
@@ -45,11 +44,7 @@ final class RoutesCommand {
           }
         }
         return 0;
-      } catch (StatusRuntimeException e) {
-        return AdminOptions.report("routes", e);
-      } finally {
-        channel.shutdownNow();
-      }
+      });
     }
   }
 
@@ -58,9 +53,8 @@ final class RoutesCommand {
     @Mixin AdminOptions admin;
 
     @Override
-    public Integer call() {
-      ManagedChannel channel = admin.channel();
-      try {
+    public Integer call() throws Exception {
+      return admin.call("nodes", channel -> {
         for (Node n : AdminOptions.stub(channel).listNodes(ListNodesRequest.getDefaultInstance()).getNodesList()) {
           StringBuilder types = new StringBuilder();
           n.getTypesList().forEach(t -> types.append(' ').append(t.getType()).append(' ').append(t.getAckedVersion())
@@ -69,11 +63,7 @@ final class RoutesCommand {
               types);
         }
         return 0;
-      } catch (StatusRuntimeException e) {
-        return AdminOptions.report("nodes", e);
-      } finally {
-        channel.shutdownNow();
-      }
+      });
     }
   }
 }
