@@ -182,12 +182,7 @@ public final class PostgresServer implements AutoCloseable {
   }
 
   static List<String> asServerUser(List<String> command) {
-    if (!"root".equals(System.getProperty("user.name"))) {
-      return command;
-    }
-    List<String> wrapped = new ArrayList<>(List.of("unshare", "-U"));
-    wrapped.addAll(command);
-    return wrapped;
+    return dev.turnout.migrator.platform.postgres.SameHostReplica.asServerUser(command);
   }
 
   private static void run(List<String> command, Path log) throws IOException, InterruptedException {

@@ -8,7 +8,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
@@ -85,12 +84,7 @@ public final class LocalPostgres {
   }
 
   private static void run(List<String> command, Path log) throws IOException, MigrationException {
-    List<String> full = new ArrayList<>();
-    if ("root".equals(System.getProperty("user.name"))) {
-      full.addAll(List.of("unshare", "-U"));
-    }
-    full.addAll(command);
-    Process p = new ProcessBuilder(full).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+    Process p = new ProcessBuilder(SameHostReplica.asServerUser(command)).redirectErrorStream(true).redirectOutput(log.toFile()).start();
     try {
       if (!p.waitFor(120, TimeUnit.SECONDS) || p.exitValue() != 0) {
         throw new MigrationException(command.get(0) + " failed: " + Files.readString(log, StandardCharsets.UTF_8));

@@ -113,13 +113,9 @@ public final class SameHostReplica {
    * data directory. PostgreSQL refuses to run as root: as root it runs in a user namespace ({@code unshare -U}).
    */
   public static void start(Path binDir, Path dataDir) throws MigrationException {
-    java.util.List<String> command = new java.util.ArrayList<>();
-    if ("root".equals(System.getProperty("user.name"))) {
-      command.addAll(java.util.List.of("unshare", "-U"));
-    }
     Path log = dataDir.resolveSibling(dataDir.getFileName() + ".log");
-    command.addAll(java.util.List.of(binDir.resolve("pg_ctl").toString(), "-D", dataDir.toString(), "-l",
-        log.toString(), "-w", "-t", "60", "start"));
+    java.util.List<String> command = asServerUser(java.util.List.of(binDir.resolve("pg_ctl").toString(), "-D",
+        dataDir.toString(), "-l", log.toString(), "-w", "-t", "60", "start"));
     try {
       Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
       String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
@@ -133,6 +129,20 @@ public final class SameHostReplica {
       Thread.currentThread().interrupt();
       throw new MigrationException("interrupted while starting the replica in " + dataDir);
     }
+  }
+
+  /**
+   * A PostgreSQL server command (initdb, pg_ctl, postgres) as this process may run it: PostgreSQL refuses to
+   * run as root, so as root it runs in a new user namespace ({@code unshare -U}), where it is not root and the
+   * files it makes still belong to this user outside.
+   */
+  public static java.util.List<String> asServerUser(java.util.List<String> command) {
+    if (!"root".equals(System.getProperty("user.name"))) {
+      return command;
+    }
+    java.util.List<String> wrapped = new java.util.ArrayList<>(java.util.List.of("unshare", "-U"));
+    wrapped.addAll(command);
+    return wrapped;
   }
 
   private static int serverVersion(Statement s) throws SQLException {
