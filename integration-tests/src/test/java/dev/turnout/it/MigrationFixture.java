@@ -163,14 +163,9 @@ final class MigrationFixture implements AutoCloseable {
   }
 
   static Set<Long> seqs(PostgresServer server) throws SQLException {
-    Set<Long> result = new HashSet<>();
-    try (Connection c = server.connect(); Statement s = c.createStatement();
-         ResultSet rs = s.executeQuery("select seq from writes")) {
-      while (rs.next()) {
-        result.add(rs.getLong(1));
-      }
+    try (Connection c = server.connect()) {
+      return dev.turnout.controlplane.demo.Writer.seqsOn(c);
     }
-    return result;
   }
 
   /**

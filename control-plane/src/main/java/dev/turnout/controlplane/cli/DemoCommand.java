@@ -24,7 +24,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.sql.Connection;
 import java.sql.DriverManager;
-import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
 import java.util.Comparator;
@@ -157,14 +156,9 @@ final class DemoCommand implements Callable<Integer> {
   }
 
   private static Set<Long> rows(int port) throws SQLException {
-    Set<Long> result = new HashSet<>();
-    try (Connection c = DriverManager.getConnection(url(port, "postgres")); Statement s = c.createStatement();
-         ResultSet rs = s.executeQuery("select seq from writes")) {
-      while (rs.next()) {
-        result.add(rs.getLong(1));
-      }
+    try (Connection c = DriverManager.getConnection(url(port, "postgres"))) {
+      return Writer.seqsOn(c);
     }
-    return result;
   }
 
   private static void awaitServing(int port) throws Exception {

@@ -78,6 +78,18 @@ public final class Writer implements Runnable, AutoCloseable {
     }
   }
 
+  /** Every {@code seq} present in {@code writes} on the server behind {@code connection}: what it holds. */
+  public static Set<Long> seqsOn(Connection connection) throws SQLException {
+    Set<Long> result = new java.util.HashSet<>();
+    try (java.sql.Statement s = connection.createStatement();
+         java.sql.ResultSet rs = s.executeQuery("select seq from writes")) {
+      while (rs.next()) {
+        result.add(rs.getLong(1));
+      }
+    }
+    return result;
+  }
+
   public Set<Long> acknowledged() {
     return acknowledged;
   }

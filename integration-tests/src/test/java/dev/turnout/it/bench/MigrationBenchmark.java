@@ -17,7 +17,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.sql.Connection;
 import java.sql.DriverManager;
-import java.sql.ResultSet;
 import java.sql.Statement;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -121,14 +120,9 @@ public final class MigrationBenchmark {
   }
 
   private static Set<Long> seqs(PostgresServer server) throws java.sql.SQLException {
-    Set<Long> result = new HashSet<>();
-    try (Connection c = server.connect(); Statement s = c.createStatement();
-         ResultSet rs = s.executeQuery("select seq from writes")) {
-      while (rs.next()) {
-        result.add(rs.getLong(1));
-      }
+    try (Connection c = server.connect()) {
+      return Writer.seqsOn(c);
     }
-    return result;
   }
 
   private static Migration await(ControlPlane plane, String id, java.util.function.Predicate<Phase> done)
