@@ -85,11 +85,12 @@ class MutualTlsTest {
     try (Sidecar sidecar = Sidecar.start(SidecarConfig.of("127.0.0.1", plane.xdsPort(), "checkout-1", "checkout")
         .withTls(new SidecarConfig.Tls(certs.crt("checkout"), certs.key("checkout"), certs.ca())))) {
       long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
-      while (sidecar.listenAddress("orders").isEmpty() && System.nanoTime() < deadline) {
+      // The sidecar opens its listener, then ACKs: wait for the ACK to reach the tracker too.
+      while ((sidecar.listenAddress("orders").isEmpty() || ldsAcked("checkout-1") == 0) && System.nanoTime() < deadline) {
         Thread.sleep(20);
       }
       assertThat(sidecar.listenAddress("orders")).isPresent();
-      assertThat(plane.tracker().node("checkout-1").orElseThrow().ackedVersion(XdsType.LDS)).isPositive();
+      assertThat(ldsAcked("checkout-1")).isPositive();
     }
   }
 
@@ -102,6 +103,10 @@ class MutualTlsTest {
       assertThat(sidecar.connectedToControlPlane()).isFalse();
       assertThat(plane.tracker().node("sneaky-1")).isEmpty();
     }
+  }
+
+  private long ldsAcked(String node) {
+    return plane.tracker().node(node).map(n -> n.ackedVersion(XdsType.LDS)).orElse(0L);
   }
 
   private static int freePort() throws Exception {
