@@ -139,6 +139,11 @@ public final class PostgresServer implements AutoCloseable {
     return port;
   }
 
+  /** The postmaster's process (new backends are forked from it and inherit, say, its CPU affinity). */
+  public ProcessHandle process() {
+    return process.toHandle();
+  }
+
   public String jdbcUrl() {
     return jdbcUrl(port);
   }
