@@ -1,0 +1,702 @@
+package dev.turnout.it.aws;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.dataformat.cbor.CBORFactory;
+import com.fasterxml.jackson.dataformat.cbor.CBORGenerator;
+import com.sun.net.httpserver.HttpExchange;
+import com.sun.net.httpserver.HttpServer;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.net.URI;
+import java.net.URLDecoder;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.UUID;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+
+/**
+ * A FAKE of the AWS APIs Turnout's AWS platform calls, for tests only: the RDS Query API (namespace
+ * {@code http://rds.amazonaws.com/doc/2014-10-31/}), the EC2 Query API (namespace
+ * {@code http://ec2.amazonaws.com/doc/2016-11-15/}, DescribeSecurityGroups only) and CloudWatch GetMetricData (Smithy
+ * RPC v2 CBOR, as SDK 2.57.8's CloudWatch client speaks it). It answers with the documented response and error
+ * shapes, keeps its state in memory and moves resources through statuses. It is not AWS: it checks no signatures and
+ * knows only the operations and fields listed on its methods.
+ *
+ * <p>One endpoint ({@link #endpoint()}, plain HTTP on 127.0.0.1) serves the three services: CloudWatch by its path
+ * {@code /service/GraniteServiceVersion20100801/operation/NAME}; EC2 by {@code Action=DescribeSecurityGroups} or
+ * {@code Version=2016-11-15}; anything else is RDS. A transitional status (creating, modifying, rebooting, promoting)
+ * lasts {@link #statusSteps} Describe calls of that resource and the next one reports "available", so tests do not
+ * depend on time. The test's hooks run when their transition completes, before the Describe that reports it answers.
+ */
+public final class FakeAws implements AutoCloseable {
+
+  public static final String ACCOUNT = "123456789012";
+  private static final String REGION = "us-east-1";
+  private static final String RDS_NS = "http://rds.amazonaws.com/doc/2014-10-31/";
+  private static final String EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15/";
+  private static final String CLOUDWATCH_PATH = "/service/GraniteServiceVersion20100801/operation/";
+  private static final int MAX_DATAPOINTS = 60;
+  private static final Map<String, Double> DEFAULT_METRICS = Map.of("RDSToAuroraPostgreSQLReplicaLag", 0.0,
+      "OldestReplicationSlotLag", 0.0, "TransactionLogsGeneration", 1200.0,
+      "TransactionLogsDiskUsage", 67108864.0, "FreeStorageSpace", 107374182400.0);
+  private static final CBORFactory CBOR_FACTORY = new CBORFactory();
+  private static final ObjectMapper CBOR = new ObjectMapper(CBOR_FACTORY);
+
+  /** What instances and clusters share: a status and the transition in progress. */
+  private abstract static class Resource {
+    final String id;
+    String status = "available";
+    boolean transitioning;        // status is transitional; "available" follows after describesLeft Describes
+    int describesLeft;
+    Runnable onComplete;          // state change applied (under the lock) when the transition completes
+    Map<String, Runnable> hooks;  // the test's hooks by id, looked up when the transition completes
+    Resource(String id) { this.id = id; }
+  }
+
+  private static final class Instance extends Resource {
+    final String engine, engineVersion, instanceClass, host, subnetGroup, parameterGroup;
+    final String cluster; // DBClusterIdentifier of a cluster member, else null
+    final int port;
+    List<String> securityGroups;
+    final List<String> replicaClusters = new ArrayList<>();
+
+    Instance(String id, String engine, String engineVersion, String instanceClass, String host, int port,
+        List<String> securityGroups, String subnetGroup, String parameterGroup, String cluster) {
+      super(id);
+      this.engine = engine;
+      this.engineVersion = engineVersion;
+      this.instanceClass = instanceClass;
+      this.host = host;
+      this.port = port;
+      this.securityGroups = List.copyOf(securityGroups);
+      this.subnetGroup = subnetGroup;
+      this.parameterGroup = parameterGroup;
+      this.cluster = cluster;
+    }
+  }
+
+  private static final class Cluster extends Resource {
+    final String engineVersion, host, subnetGroup, parameterGroup;
+    final int port;
+    final List<String> securityGroups;
+    String replicationSource; // the source instance ARN while a replica
+    final List<String> members = new ArrayList<>(); // the first is the writer
+
+    Cluster(String id, String engineVersion, String host, int port, List<String> securityGroups, String subnetGroup,
+        String parameterGroup, String replicationSource) {
+      super(id);
+      this.engineVersion = engineVersion;
+      this.host = host;
+      this.port = port;
+      this.securityGroups = List.copyOf(securityGroups);
+      this.subnetGroup = subnetGroup;
+      this.parameterGroup = parameterGroup;
+      this.replicationSource = replicationSource;
+    }
+  }
+
+  private record SecurityGroup(String id, String vpcId, List<String> ingressCidrs) {}
+
+  private record Endpoint(String host, int port) {}
+
+  private record Reply(int status, String contentType, byte[] body) {}
+
+  private static final class AwsError extends Exception {
+    final int status;
+    final String code;
+    AwsError(int status, String code, String message) {
+      super(message, null, false, false);
+      this.status = status;
+      this.code = code;
+    }
+  }
+
+  private final HttpServer server;
+  private final ExecutorService executor;
+  private final Map<String, Instance> instances = new LinkedHashMap<>();
+  private final Map<String, Cluster> clusters = new LinkedHashMap<>();
+  private final Map<String, SecurityGroup> securityGroups = new LinkedHashMap<>();
+  private final Map<String, Map<String, String>> tags = new HashMap<>();
+  private final Map<String, Endpoint> newClusterEndpoints = new HashMap<>();
+  private final Map<String, Runnable> promoteHooks = new HashMap<>();
+  private final Map<String, Runnable> rebootHooks = new HashMap<>();
+  private final Map<String, Integer> throttles = new HashMap<>();
+  private final Set<String> neverAvailable = new HashSet<>();
+  private final Set<String> failPromotion = new HashSet<>();
+  private final Map<String, Double> metrics = new HashMap<>(DEFAULT_METRICS);
+  private final List<String> calls = new ArrayList<>();
+  private int statusSteps = 2;
+
+  private FakeAws() throws IOException {
+    server = HttpServer.create(new InetSocketAddress("127.0.0.1", 0), 0);
+    executor = Executors.newFixedThreadPool(4, r -> {
+      Thread t = new Thread(r, "fake-aws");
+      t.setDaemon(true);
+      return t;
+    });
+    server.setExecutor(executor);
+    server.createContext("/", this::handle);
+  }
+
+  public static FakeAws start() throws IOException {
+    FakeAws fake = new FakeAws();
+    fake.server.start();
+    return fake;
+  }
+
+  /** http://127.0.0.1:PORT, for every client's endpointOverride. */
+  public URI endpoint() {
+    return URI.create("http://127.0.0.1:" + server.getAddress().getPort());
+  }
+
+  // ---- setup ----
+
+  /** An RDS for PostgreSQL instance (engine "postgres"), status "available". */
+  public synchronized void addInstance(String id, String engineVersion, String host, int port,
+      List<String> securityGroupIds, String subnetGroup, String parameterGroup) {
+    instances.put(id, new Instance(id, "postgres", engineVersion, "db.r6g.large", host, port, securityGroupIds,
+        subnetGroup, parameterGroup, null));
+  }
+
+  /** A VPC security group with ingress rules from these CIDRs on port 5432 (tcp). */
+  public synchronized void addSecurityGroup(String groupId, String vpcId, List<String> ingressCidrs) {
+    securityGroups.put(groupId, new SecurityGroup(groupId, vpcId, List.copyOf(ingressCidrs)));
+  }
+
+  /**
+   * An existing Aurora PostgreSQL cluster that is a read replica of sourceInstanceId (attach mode), with one writer
+   * instance "&lt;clusterId&gt;-1", both "available"; its endpoint is host:port.
+   */
+  public synchronized void addReplicaCluster(String clusterId, String sourceInstanceId, String host, int port) {
+    Instance source = known(instances.get(sourceInstanceId), sourceInstanceId);
+    Cluster c = new Cluster(clusterId, source.engineVersion, host, port, source.securityGroups, source.subnetGroup,
+        null, arn("db", sourceInstanceId));
+    clusters.put(clusterId, c);
+    source.replicaClusters.add(clusterId);
+    addMember(c, clusterId + "-1", "db.r6g.large");
+  }
+
+  /** The endpoint a cluster created later by CreateDBCluster with this id will report. */
+  public synchronized void endpointForNewCluster(String clusterId, String host, int port) {
+    newClusterEndpoints.put(clusterId, new Endpoint(host, port));
+  }
+
+  /** How many Describe calls a transitional status lasts before the next status. Default 2. */
+  public synchronized void statusSteps(int describesPerStatus) {
+    statusSteps = describesPerStatus;
+  }
+
+  /** Runs when a promotion of this cluster completes. */
+  public synchronized void onPromote(String clusterId, Runnable action) {
+    promoteHooks.put(clusterId, action);
+  }
+
+  /** Runs when a reboot of this instance completes. */
+  public synchronized void onReboot(String instanceId, Runnable action) {
+    rebootHooks.put(instanceId, action);
+  }
+
+  /** The next n calls of action answer HTTP 400 "Throttling" (RDS/EC2: XML error; CloudWatch: CBOR error). */
+  public synchronized void throttle(String action, int n) {
+    throttles.put(action, n);
+  }
+
+  /** The cluster (created or existing) never leaves "creating". */
+  public synchronized void neverAvailable(String clusterId) {
+    neverAvailable.add(clusterId);
+  }
+
+  /** PromoteReadReplicaDBCluster on this cluster answers 400 InvalidDBClusterStateFault. */
+  public synchronized void failPromotion(String clusterId) {
+    failPromotion.add(clusterId);
+  }
+
+  /**
+   * GetMetricData answers this value for every datapoint of metricName, with any dimensions. Unset metrics answer
+   * RDSToAuroraPostgreSQLReplicaLag 0, OldestReplicationSlotLag 0, TransactionLogsGeneration 1200,
+   * TransactionLogsDiskUsage 67108864, FreeStorageSpace 107374182400; any other metric answers no datapoints.
+   */
+  public synchronized void metric(String metricName, double value) {
+    metrics.put(metricName, value);
+  }
+
+  // ---- assertions ----
+
+  /**
+   * Every call received, in order: "Action Param1=v1 Param2=v2", form parameters sorted by name without Action and
+   * Version; CloudWatch as "GetMetricData" and the metric names queried. Throttled calls end with " -> Throttling".
+   */
+  public synchronized List<String> calls() {
+    return List.copyOf(calls);
+  }
+
+  public synchronized String instanceStatus(String id) {
+    return known(instances.get(id), id).status;
+  }
+
+  public synchronized List<String> instanceSecurityGroups(String id) {
+    return known(instances.get(id), id).securityGroups;
+  }
+
+  public synchronized Map<String, String> tags(String arn) {
+    return Map.copyOf(tags.getOrDefault(arn, Map.of()));
+  }
+
+  public synchronized String clusterStatus(String clusterId) {
+    return status(known(clusters.get(clusterId), clusterId));
+  }
+
+  /** The source instance ARN while the cluster is a replica. */
+  public synchronized Optional<String> clusterReplicationSource(String clusterId) {
+    return Optional.ofNullable(known(clusters.get(clusterId), clusterId).replicationSource);
+  }
+
+  @Override
+  public void close() {
+    server.stop(0);
+    executor.shutdownNow();
+  }
+
+  private static <T> T known(T resource, String id) {
+    return Objects.requireNonNull(resource, () -> "the fake has no " + id);
+  }
+
+  // ---- HTTP ----
+
+  private void handle(HttpExchange exchange) throws IOException {
+    try (exchange) {
+      byte[] body = exchange.getRequestBody().readAllBytes();
+      String path = exchange.getRequestURI().getPath();
+      boolean cloudWatch = path.startsWith(CLOUDWATCH_PATH);
+      List<Runnable> hooks = new ArrayList<>();
+      Reply reply;
+      try {
+        synchronized (this) {
+          reply = cloudWatch ? cloudWatch(path.substring(CLOUDWATCH_PATH.length()), body)
+              : query(new String(body, StandardCharsets.UTF_8), hooks);
+        }
+        hooks.forEach(Runnable::run); // outside the lock: a hook may take long or look at the fake
+      } catch (RuntimeException | IOException e) {
+        e.printStackTrace();
+        reply = xmlError(false, new AwsError(500, "InternalFailure", "fake: " + e));
+      }
+      exchange.getResponseHeaders().set("Content-Type", reply.contentType());
+      exchange.getResponseHeaders().set("x-amzn-RequestId", UUID.randomUUID().toString());
+      if (cloudWatch) {
+        exchange.getResponseHeaders().set("smithy-protocol", "rpc-v2-cbor");
+      }
+      exchange.sendResponseHeaders(reply.status(), reply.body().length == 0 ? -1 : reply.body().length);
+      exchange.getResponseBody().write(reply.body());
+    }
+  }
+
+  private boolean throttled(String action) {
+    int left = throttles.getOrDefault(action, 0);
+    throttles.put(action, Math.max(0, left - 1));
+    return left > 0;
+  }
+
+  // ---- RDS and EC2: Query protocol, form-encoded POST, XML answers ----
+
+  private Reply query(String form, List<Runnable> hooks) {
+    Map<String, String> p = new TreeMap<>();
+    for (String pair : form.split("&")) {
+      int eq = pair.indexOf('=');
+      if (eq > 0) {
+        p.put(URLDecoder.decode(pair.substring(0, eq), StandardCharsets.UTF_8),
+            URLDecoder.decode(pair.substring(eq + 1), StandardCharsets.UTF_8));
+      }
+    }
+    String action = p.getOrDefault("Action", "");
+    boolean ec2 = action.equals("DescribeSecurityGroups") || "2016-11-15".equals(p.get("Version"));
+    StringBuilder line = new StringBuilder(action);
+    p.forEach((k, v) -> {
+      if (!k.equals("Action") && !k.equals("Version")) {
+        line.append(' ').append(k).append('=').append(v);
+      }
+    });
+    boolean throttled = throttled(action);
+    calls.add(throttled ? line + " -> Throttling" : line.toString());
+    try {
+      check(!throttled, 400, "Throttling", "Rate exceeded");
+      return switch (action) {
+        case "DescribeDBInstances" -> rds(action, describeInstances(p.get("DBInstanceIdentifier"), hooks));
+        case "DescribeDBClusters" -> rds(action, describeClusters(p.get("DBClusterIdentifier"), hooks));
+        case "CreateDBCluster" -> rds(action, clusterXml(createCluster(p)));
+        case "CreateDBInstance" -> rds(action, instanceXml(createInstance(p)));
+        case "ModifyDBInstance" -> rds(action, instanceXml(modifyInstance(p)));
+        case "RebootDBInstance" -> rds(action, instanceXml(rebootInstance(p)));
+        case "PromoteReadReplicaDBCluster" -> rds(action, clusterXml(promote(p)));
+        case "AddTagsToResource" -> rds(action, addTags(p));
+        case "RemoveTagsFromResource" -> rds(action, removeTags(p));
+        case "ListTagsForResource" -> rds(action, listTags(p));
+        case "DescribeSecurityGroups" -> describeSecurityGroups(p);
+        default -> throw new AwsError(400, "InvalidAction", "The action " + action + " is not valid for this fake");
+      };
+    } catch (AwsError e) {
+      return xmlError(ec2, e);
+    }
+  }
+
+  private String describeInstances(String id, List<Runnable> hooks) throws AwsError {
+    StringBuilder x = new StringBuilder("<DBInstances>");
+    for (Instance i : id == null ? List.copyOf(instances.values()) : List.of(existingInstance(id))) {
+      step(i, hooks);
+      x.append(instanceXml(i));
+    }
+    return x.append("</DBInstances>").toString();
+  }
+
+  private String describeClusters(String id, List<Runnable> hooks) throws AwsError {
+    StringBuilder x = new StringBuilder("<DBClusters>");
+    for (Cluster c : id == null ? List.copyOf(clusters.values()) : List.of(existingCluster(id))) {
+      step(c, hooks);
+      x.append(clusterXml(c));
+    }
+    return x.append("</DBClusters>").toString();
+  }
+
+  private Cluster createCluster(Map<String, String> p) throws AwsError {
+    String id = required(p, "DBClusterIdentifier");
+    check(!clusters.containsKey(id), 400, "DBClusterAlreadyExistsFault", "DB cluster already exists");
+    String sourceId = p.get("ReplicationSourceIdentifier");
+    Instance source = sourceId == null ? null : existingInstance(sourceId);
+    Endpoint endpoint = newClusterEndpoints.getOrDefault(id,
+        new Endpoint(id + ".cluster-fake." + REGION + ".rds.amazonaws.com", 5432));
+    Cluster c = new Cluster(id, p.getOrDefault("EngineVersion", source == null ? "16.4" : source.engineVersion),
+        endpoint.host(), endpoint.port(), members(p, "VpcSecurityGroupIds.VpcSecurityGroupId"),
+        p.getOrDefault("DBSubnetGroupName", "default"), p.get("DBClusterParameterGroupName"),
+        source == null ? null : arn("db", source.id));
+    if (source != null) {
+      source.replicaClusters.add(id);
+    }
+    clusters.put(id, c);
+    begin(c, "creating", null, null);
+    return c;
+  }
+
+  private Instance createInstance(Map<String, String> p) throws AwsError {
+    String id = required(p, "DBInstanceIdentifier");
+    check(!instances.containsKey(id), 400, "DBInstanceAlreadyExists", "DB instance already exists");
+    check(p.containsKey("DBClusterIdentifier"), 400, "InvalidParameterCombination",
+        "this fake only creates Aurora cluster instances");
+    Cluster c = existingCluster(p.get("DBClusterIdentifier"));
+    Instance i = addMember(c, id, p.getOrDefault("DBInstanceClass", "db.r6g.large"));
+    begin(i, "creating", null, null);
+    return i;
+  }
+
+  /** A cluster member: the cluster's endpoint, security groups and subnet group; the first member is the writer. */
+  private Instance addMember(Cluster c, String id, String instanceClass) {
+    Instance i = new Instance(id, "aurora-postgresql", c.engineVersion, instanceClass, c.host, c.port,
+        c.securityGroups, c.subnetGroup, "default.aurora-postgresql" + c.engineVersion.split("\\.")[0], c.id);
+    c.members.add(id);
+    instances.put(id, i);
+    return i;
+  }
+
+  private Instance modifyInstance(Map<String, String> p) throws AwsError {
+    Instance i = availableInstance(required(p, "DBInstanceIdentifier"));
+    List<String> groups = members(p, "VpcSecurityGroupIds.VpcSecurityGroupId");
+    begin(i, "modifying", groups.isEmpty() ? null : () -> i.securityGroups = groups, null);
+    return i;
+  }
+
+  private Instance rebootInstance(Map<String, String> p) throws AwsError {
+    Instance i = availableInstance(required(p, "DBInstanceIdentifier"));
+    begin(i, "rebooting", null, rebootHooks);
+    return i;
+  }
+
+  private Cluster promote(Map<String, String> p) throws AwsError {
+    Cluster c = existingCluster(required(p, "DBClusterIdentifier"));
+    check(!failPromotion.contains(c.id) && c.replicationSource != null && status(c).equals("available"), 400,
+        "InvalidDBClusterStateFault", "DBCluster " + c.id + " is not a read replica in the available state");
+    begin(c, "promoting", () -> {
+      Instance source = instances.get(c.replicationSource.substring(c.replicationSource.lastIndexOf(':') + 1));
+      if (source != null) {
+        source.replicaClusters.remove(c.id);
+      }
+      c.replicationSource = null;
+    }, promoteHooks);
+    return c;
+  }
+
+  private void begin(Resource r, String status, Runnable onComplete, Map<String, Runnable> hooks) {
+    r.status = status;
+    r.transitioning = true;
+    r.describesLeft = statusSteps;
+    r.onComplete = onComplete;
+    r.hooks = hooks;
+  }
+
+  /** One Describe of r: counts its transition down; completing it collects the test's hook to run. */
+  private void step(Resource r, List<Runnable> hooks) {
+    if (!r.transitioning || neverAvailable.contains(r.id) || r.describesLeft-- > 0) {
+      return;
+    }
+    r.status = "available";
+    r.transitioning = false;
+    if (r.onComplete != null) {
+      r.onComplete.run();
+    }
+    if (r.hooks != null && r.hooks.containsKey(r.id)) {
+      hooks.add(r.hooks.get(r.id));
+    }
+  }
+
+  private String status(Cluster c) {
+    return neverAvailable.contains(c.id) ? "creating" : c.status;
+  }
+
+  private String addTags(Map<String, String> p) throws AwsError {
+    Map<String, String> t = taggable(required(p, "ResourceName"));
+    for (int n = 1; p.containsKey("Tags.Tag." + n + ".Key"); n++) {
+      t.put(p.get("Tags.Tag." + n + ".Key"), p.getOrDefault("Tags.Tag." + n + ".Value", ""));
+    }
+    return null;
+  }
+
+  private String removeTags(Map<String, String> p) throws AwsError {
+    taggable(required(p, "ResourceName")).keySet().removeAll(members(p, "TagKeys.member"));
+    return null;
+  }
+
+  private String listTags(Map<String, String> p) throws AwsError {
+    StringBuilder x = new StringBuilder("<TagList>");
+    taggable(required(p, "ResourceName"))
+        .forEach((k, v) -> el(x.append("<Tag>"), "Key", k, "Value", v).append("</Tag>"));
+    return x.append("</TagList>").toString();
+  }
+
+  private Map<String, String> taggable(String arn) throws AwsError {
+    if (arn.contains(":db:")) {
+      existingInstance(arn);
+    } else if (arn.contains(":cluster:")) {
+      existingCluster(arn);
+    }
+    return tags.computeIfAbsent(arn, a -> new LinkedHashMap<>());
+  }
+
+  private Reply describeSecurityGroups(Map<String, String> p) throws AwsError {
+    List<String> ids = members(p, "GroupId");
+    StringBuilder x = el(new StringBuilder("<DescribeSecurityGroupsResponse xmlns=\"" + EC2_NS + "\">"),
+        "requestId", UUID.randomUUID().toString()).append("<securityGroupInfo>");
+    for (String id : ids.isEmpty() ? List.copyOf(securityGroups.keySet()) : ids) {
+      SecurityGroup g = securityGroups.get(id);
+      check(g != null, 400, "InvalidGroup.NotFound", "The security group '" + id + "' does not exist");
+      el(x.append("<item>"), "ownerId", ACCOUNT, "groupId", g.id(), "groupName", g.id() + "-name",
+          "groupDescription", "fake security group", "vpcId", g.vpcId()).append("<ipPermissions>");
+      if (!g.ingressCidrs().isEmpty()) {
+        x.append("<item><ipProtocol>tcp</ipProtocol><fromPort>5432</fromPort><toPort>5432</toPort><groups/><ipRanges>");
+        g.ingressCidrs().forEach(cidr -> el(x.append("<item>"), "cidrIp", cidr).append("</item>"));
+        x.append("</ipRanges><ipv6Ranges/><prefixListIds/></item>");
+      }
+      x.append("</ipPermissions><ipPermissionsEgress/></item>");
+    }
+    x.append("</securityGroupInfo></DescribeSecurityGroupsResponse>");
+    return new Reply(200, "text/xml", x.toString().getBytes(StandardCharsets.UTF_8));
+  }
+
+  private String instanceXml(Instance i) {
+    String vpc = i.securityGroups.stream().map(securityGroups::get).filter(Objects::nonNull)
+        .map(SecurityGroup::vpcId).findFirst().orElse("vpc-00000000");
+    StringBuilder x = el(new StringBuilder("<DBInstance>"), "DBInstanceIdentifier", i.id,
+        "DBInstanceArn", arn("db", i.id), "DBInstanceClass", i.instanceClass, "Engine", i.engine,
+        "EngineVersion", i.engineVersion, "DBInstanceStatus", i.status, "AllocatedStorage", "100",
+        "DBClusterIdentifier", i.cluster);
+    el(x.append("<Endpoint>"), "Address", i.host, "Port", String.valueOf(i.port)).append("</Endpoint>");
+    securityGroupsXml(x, i.securityGroups);
+    el(x.append("<DBSubnetGroup>"), "DBSubnetGroupName", i.subnetGroup, "VpcId", vpc,
+        "SubnetGroupStatus", "Complete");
+    el(x.append("</DBSubnetGroup><DBParameterGroups><DBParameterGroup>"),
+        "DBParameterGroupName", i.parameterGroup, "ParameterApplyStatus", "in-sync");
+    x.append("</DBParameterGroup></DBParameterGroups><ReadReplicaDBClusterIdentifiers>");
+    i.replicaClusters.forEach(c -> el(x, "ReadReplicaDBClusterIdentifier", c));
+    return x.append("</ReadReplicaDBClusterIdentifiers></DBInstance>").toString();
+  }
+
+  private String clusterXml(Cluster c) {
+    StringBuilder x = el(new StringBuilder("<DBCluster>"), "DBClusterIdentifier", c.id,
+        "DBClusterArn", arn("cluster", c.id), "Engine", "aurora-postgresql", "EngineVersion", c.engineVersion,
+        "EngineMode", "provisioned", "Status", status(c), "Endpoint", c.host,
+        "ReaderEndpoint", c.host.replace(".cluster-", ".cluster-ro-"), "Port", String.valueOf(c.port),
+        "DBSubnetGroup", c.subnetGroup, "DBClusterParameterGroup", c.parameterGroup,
+        "ReplicationSourceIdentifier", c.replicationSource).append("<DBClusterMembers>");
+    for (String member : c.members) {
+      el(x.append("<DBClusterMember>"), "DBInstanceIdentifier", member,
+          "IsClusterWriter", String.valueOf(member.equals(c.members.get(0))),
+          "DBClusterParameterGroupStatus", "in-sync").append("</DBClusterMember>");
+    }
+    securityGroupsXml(x.append("</DBClusterMembers>"), c.securityGroups);
+    return x.append("</DBCluster>").toString();
+  }
+
+  private static void securityGroupsXml(StringBuilder x, List<String> groups) {
+    x.append("<VpcSecurityGroups>");
+    groups.forEach(g -> el(x.append("<VpcSecurityGroupMembership>"), "VpcSecurityGroupId", g, "Status", "active")
+        .append("</VpcSecurityGroupMembership>"));
+    x.append("</VpcSecurityGroups>");
+  }
+
+  /** An RDS answer: ActionResponse/ActionResult/result (no ActionResult when null) + ResponseMetadata/RequestId. */
+  private static Reply rds(String action, String result) {
+    StringBuilder x = new StringBuilder("<" + action + "Response xmlns=\"" + RDS_NS + "\">");
+    if (result != null) {
+      x.append('<').append(action).append("Result>").append(result).append("</").append(action).append("Result>");
+    }
+    el(x.append("<ResponseMetadata>"), "RequestId", UUID.randomUUID().toString());
+    x.append("</ResponseMetadata></").append(action).append("Response>");
+    return new Reply(200, "text/xml", x.toString().getBytes(StandardCharsets.UTF_8));
+  }
+
+  /** RDS: ErrorResponse/Error/{Type,Code,Message}, RequestId. EC2: Response/Errors/Error/{Code,Message}, RequestID. */
+  private static Reply xmlError(boolean ec2, AwsError e) {
+    String id = UUID.randomUUID().toString();
+    String xml = ec2
+        ? el(el(new StringBuilder("<Response><Errors><Error>"), "Code", e.code, "Message", e.getMessage())
+            .append("</Error></Errors>"), "RequestID", id).append("</Response>").toString()
+        : el(el(new StringBuilder("<ErrorResponse xmlns=\"" + RDS_NS + "\"><Error>"),
+            "Type", e.status >= 500 ? "Receiver" : "Sender", "Code", e.code, "Message", e.getMessage())
+            .append("</Error>"), "RequestId", id).append("</ErrorResponse>").toString();
+    return new Reply(e.status, "text/xml", xml.getBytes(StandardCharsets.UTF_8));
+  }
+
+  /** The instance by id or ARN, else 404 DBInstanceNotFound. */
+  private Instance existingInstance(String idOrArn) throws AwsError {
+    Instance i = instances.get(idOrArn.substring(idOrArn.lastIndexOf(':') + 1));
+    check(i != null, 404, "DBInstanceNotFound", "DBInstance " + idOrArn + " not found.");
+    return i;
+  }
+
+  private Instance availableInstance(String id) throws AwsError {
+    Instance i = existingInstance(id);
+    check(i.status.equals("available"), 400, "InvalidDBInstanceState", "Instance " + id + " is not available");
+    return i;
+  }
+
+  /** The cluster by id or ARN, else 404 DBClusterNotFoundFault. */
+  private Cluster existingCluster(String idOrArn) throws AwsError {
+    Cluster c = clusters.get(idOrArn.substring(idOrArn.lastIndexOf(':') + 1));
+    check(c != null, 404, "DBClusterNotFoundFault", "DBCluster " + idOrArn + " not found.");
+    return c;
+  }
+
+  private static void check(boolean ok, int status, String code, String message) throws AwsError {
+    if (!ok) {
+      throw new AwsError(status, code, message);
+    }
+  }
+
+  private static String required(Map<String, String> p, String name) throws AwsError {
+    String v = p.get(name);
+    check(v != null && !v.isEmpty(), 400, "MissingParameter", "The request must contain the parameter " + name);
+    return v;
+  }
+
+  /** The values of the Query protocol list prefix.1, prefix.2, ... */
+  private static List<String> members(Map<String, String> p, String prefix) {
+    List<String> values = new ArrayList<>();
+    for (int n = 1; p.containsKey(prefix + "." + n); n++) {
+      values.add(p.get(prefix + "." + n));
+    }
+    return values;
+  }
+
+  private static String arn(String type, String id) {
+    return "arn:aws:rds:" + REGION + ":" + ACCOUNT + ":" + type + ":" + id;
+  }
+
+  /** Appends &lt;name&gt;escaped value&lt;/name&gt; for each name, value pair; skips null values. */
+  private static StringBuilder el(StringBuilder x, String... namesAndValues) {
+    for (int n = 0; n < namesAndValues.length; n += 2) {
+      String name = namesAndValues[n];
+      String value = namesAndValues[n + 1];
+      if (value != null) {
+        x.append('<').append(name).append('>')
+            .append(value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
+            .append("</").append(name).append('>');
+      }
+    }
+    return x;
+  }
+
+  // ---- CloudWatch: Smithy RPC v2 CBOR ----
+
+  private Reply cloudWatch(String operation, byte[] body) throws IOException {
+    JsonNode request = body.length == 0 ? CBOR.createObjectNode() : CBOR.readTree(body);
+    StringBuilder line = new StringBuilder(operation);
+    request.path("MetricDataQueries")
+        .forEach(q -> line.append(' ').append(q.path("MetricStat").path("Metric").path("MetricName").asText("-")));
+    if (throttled(operation)) {
+      calls.add(line + " -> Throttling");
+      return cborError("Throttling", "Rate exceeded");
+    }
+    calls.add(line.toString());
+    if (!operation.equals("GetMetricData")) {
+      return cborError("InvalidAction", "The action " + operation + " is not valid for this fake");
+    }
+    // Timestamps are CBOR tag 1 over epoch seconds (the SDK sends a float or double); Jackson's tree keeps the number.
+    double start = request.path("StartTime").asDouble();
+    double end = request.path("EndTime").asDouble();
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    try (CBORGenerator g = CBOR_FACTORY.createGenerator(out)) {
+      g.writeStartObject();
+      g.writeArrayFieldStart("MetricDataResults");
+      for (JsonNode q : request.path("MetricDataQueries")) {
+        String name = q.path("MetricStat").path("Metric").path("MetricName").asText(null);
+        Double value = name == null ? null : metrics.get(name);
+        // One datapoint per Period from StartTime (rounded down to the minute) to EndTime: the newest 60, newest first.
+        int period = Math.max(1, q.path("MetricStat").path("Period").asInt(60));
+        long first = (long) Math.floor(start / 60) * 60;
+        long count = value == null || end <= first ? 0 : (long) Math.ceil((end - first) / period);
+        long points = Math.min(count, MAX_DATAPOINTS);
+        g.writeStartObject();
+        g.writeStringField("Id", q.path("Id").asText());
+        g.writeStringField("Label", q.path("Label").asText(name == null ? q.path("Id").asText() : name));
+        g.writeArrayFieldStart("Timestamps");
+        for (long n = count - 1; n >= count - points; n--) {
+          g.writeTag(1);
+          g.writeNumber((double) (first + n * period));
+        }
+        g.writeEndArray();
+        g.writeArrayFieldStart("Values");
+        for (long n = 0; n < points; n++) {
+          g.writeNumber(value);
+        }
+        g.writeEndArray();
+        g.writeStringField("StatusCode", "Complete");
+        g.writeEndObject();
+      }
+      g.writeEndArray();
+      g.writeArrayFieldStart("Messages");
+      g.writeEndArray();
+      g.writeEndObject();
+    }
+    return new Reply(200, "application/cbor", out.toByteArray());
+  }
+
+  /** An RPC v2 CBOR error: HTTP 400 and a map of __type (the error code) and message. */
+  private static Reply cborError(String code, String message) throws IOException {
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    try (CBORGenerator g = CBOR_FACTORY.createGenerator(out)) {
+      g.writeStartObject();
+      g.writeStringField("__type", code);
+      g.writeStringField("message", message);
+      g.writeEndObject();
+    }
+    return new Reply(400, "application/cbor", out.toByteArray());
+  }
+}

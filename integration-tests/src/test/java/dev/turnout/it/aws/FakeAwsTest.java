@@ -1,0 +1,325 @@
+package dev.turnout.it.aws;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.tuple;
+
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import software.amazon.awssdk.auth.credentials.AwsBasicCredentials;
+import software.amazon.awssdk.auth.credentials.StaticCredentialsProvider;
+import software.amazon.awssdk.awscore.client.builder.AwsClientBuilder;
+import software.amazon.awssdk.awscore.exception.AwsServiceException;
+import software.amazon.awssdk.awscore.retry.AwsRetryStrategy;
+import software.amazon.awssdk.core.client.builder.SdkSyncClientBuilder;
+import software.amazon.awssdk.http.urlconnection.UrlConnectionHttpClient;
+import software.amazon.awssdk.regions.Region;
+import software.amazon.awssdk.retries.api.BackoffStrategy;
+import software.amazon.awssdk.services.cloudwatch.CloudWatchClient;
+import software.amazon.awssdk.services.cloudwatch.model.Dimension;
+import software.amazon.awssdk.services.cloudwatch.model.GetMetricDataResponse;
+import software.amazon.awssdk.services.cloudwatch.model.MetricDataQuery;
+import software.amazon.awssdk.services.cloudwatch.model.MetricDataResult;
+import software.amazon.awssdk.services.cloudwatch.model.StatusCode;
+import software.amazon.awssdk.services.ec2.Ec2Client;
+import software.amazon.awssdk.services.ec2.model.Ec2Exception;
+import software.amazon.awssdk.services.ec2.model.SecurityGroup;
+import software.amazon.awssdk.services.rds.RdsClient;
+import software.amazon.awssdk.services.rds.model.DBCluster;
+import software.amazon.awssdk.services.rds.model.DBInstance;
+import software.amazon.awssdk.services.rds.model.DbInstanceNotFoundException;
+import software.amazon.awssdk.services.rds.model.RdsException;
+import software.amazon.awssdk.services.rds.model.Tag;
+import software.amazon.awssdk.services.rds.model.VpcSecurityGroupMembership;
+
+/** Drives every operation of {@link FakeAws} through the real AWS SDK v2 clients: the answers parse. */
+class FakeAwsTest {
+
+  private static final String SOURCE_ARN = "arn:aws:rds:us-east-1:" + FakeAws.ACCOUNT + ":db:orders";
+
+  private FakeAws fake;
+  private RdsClient rds;
+  private Ec2Client ec2;
+  private CloudWatchClient cloudWatch;
+
+  @BeforeEach
+  void start() throws Exception {
+    fake = FakeAws.start();
+    fake.addSecurityGroup("sg-old", "vpc-1", List.of("10.0.0.0/16"));
+    fake.addSecurityGroup("sg-new", "vpc-1", List.of("10.0.0.0/16", "10.1.0.0/16"));
+    fake.addInstance("orders", "16.4", "orders.abc.us-east-1.rds.amazonaws.com", 5432, List.of("sg-old"),
+        "private-subnets", "orders-params");
+    rds = client(RdsClient.builder());
+    ec2 = client(Ec2Client.builder());
+    cloudWatch = client(CloudWatchClient.builder());
+  }
+
+  /** A real client against the fake; standard retries without backoff so throttling tests stay fast. */
+  private <B extends AwsClientBuilder<B, C> & SdkSyncClientBuilder<B, C>, C> C client(B builder) {
+    return builder.endpointOverride(fake.endpoint())
+        .region(Region.US_EAST_1)
+        .credentialsProvider(StaticCredentialsProvider.create(AwsBasicCredentials.create("AKIDFAKE", "fake-secret")))
+        .httpClientBuilder(UrlConnectionHttpClient.builder())
+        .overrideConfiguration(o -> o.retryStrategy(AwsRetryStrategy.standardRetryStrategy().toBuilder()
+            .backoffStrategy(BackoffStrategy.retryImmediately())
+            .throttlingBackoffStrategy(BackoffStrategy.retryImmediately())
+            .build()))
+        .build();
+  }
+
+  @AfterEach
+  void stop() {
+    rds.close();
+    ec2.close();
+    cloudWatch.close();
+    fake.close();
+  }
+
+  private DBInstance instance(String id) {
+    return rds.describeDBInstances(r -> r.dbInstanceIdentifier(id)).dbInstances().get(0);
+  }
+
+  private DBCluster cluster(String id) {
+    return rds.describeDBClusters(r -> r.dbClusterIdentifier(id)).dbClusters().get(0);
+  }
+
+  @Test
+  void describeInstance_returnsDocumentedShape() {
+    DBInstance i = instance("orders");
+
+    assertThat(i.dbInstanceIdentifier()).isEqualTo("orders");
+    assertThat(i.dbInstanceArn()).isEqualTo(SOURCE_ARN);
+    assertThat(i.dbInstanceClass()).isEqualTo("db.r6g.large");
+    assertThat(i.engine()).isEqualTo("postgres");
+    assertThat(i.engineVersion()).isEqualTo("16.4");
+    assertThat(i.dbInstanceStatus()).isEqualTo("available");
+    assertThat(i.endpoint().address()).isEqualTo("orders.abc.us-east-1.rds.amazonaws.com");
+    assertThat(i.endpoint().port()).isEqualTo(5432);
+    assertThat(i.allocatedStorage()).isEqualTo(100);
+    assertThat(i.vpcSecurityGroups())
+        .extracting(VpcSecurityGroupMembership::vpcSecurityGroupId, VpcSecurityGroupMembership::status)
+        .containsExactly(tuple("sg-old", "active"));
+    assertThat(i.dbSubnetGroup().dbSubnetGroupName()).isEqualTo("private-subnets");
+    assertThat(i.dbSubnetGroup().vpcId()).isEqualTo("vpc-1");
+    assertThat(i.dbParameterGroups().get(0).dbParameterGroupName()).isEqualTo("orders-params");
+    assertThat(i.dbParameterGroups().get(0).parameterApplyStatus()).isEqualTo("in-sync");
+    assertThat(i.dbClusterIdentifier()).isNull();
+    assertThat(i.readReplicaDBClusterIdentifiers()).isEmpty();
+    assertThat(rds.describeDBInstances().dbInstances()).hasSize(1);
+    assertThat(fake.calls()).containsExactly("DescribeDBInstances DBInstanceIdentifier=orders", "DescribeDBInstances");
+  }
+
+  @Test
+  void createCluster_becomesAvailable_afterStatusSteps() {
+    fake.endpointForNewCluster("orders-aurora", "127.0.0.1", 6543);
+
+    DBCluster created = rds.createDBCluster(r -> r.dbClusterIdentifier("orders-aurora").engine("aurora-postgresql")
+        .engineVersion("16.4").replicationSourceIdentifier(SOURCE_ARN).dbSubnetGroupName("private-subnets")
+        .vpcSecurityGroupIds("sg-old")).dbCluster();
+    rds.createDBInstance(r -> r.dbInstanceIdentifier("orders-aurora-1").dbClusterIdentifier("orders-aurora")
+        .dbInstanceClass("db.r6g.large").engine("aurora-postgresql"));
+
+    assertThat(created.status()).isEqualTo("creating");
+    List<String> clusterStatuses = new ArrayList<>();
+    List<String> instanceStatuses = new ArrayList<>();
+    for (int n = 0; n < 3; n++) {
+      clusterStatuses.add(cluster("orders-aurora").status());
+      instanceStatuses.add(instance("orders-aurora-1").dbInstanceStatus());
+    }
+    assertThat(clusterStatuses).containsExactly("creating", "creating", "available");
+    assertThat(instanceStatuses).containsExactly("creating", "creating", "available");
+    DBCluster c = cluster("orders-aurora");
+    assertThat(c.dbClusterArn()).isEqualTo("arn:aws:rds:us-east-1:" + FakeAws.ACCOUNT + ":cluster:orders-aurora");
+    assertThat(c.engine()).isEqualTo("aurora-postgresql");
+    assertThat(c.endpoint()).isEqualTo("127.0.0.1");
+    assertThat(c.port()).isEqualTo(6543);
+    assertThat(c.replicationSourceIdentifier()).isEqualTo(SOURCE_ARN);
+    assertThat(c.dbClusterMembers()).singleElement().satisfies(m -> {
+      assertThat(m.dbInstanceIdentifier()).isEqualTo("orders-aurora-1");
+      assertThat(m.isClusterWriter()).isTrue();
+    });
+    assertThat(c.vpcSecurityGroups()).extracting(VpcSecurityGroupMembership::vpcSecurityGroupId)
+        .containsExactly("sg-old");
+    assertThat(instance("orders-aurora-1").dbClusterIdentifier()).isEqualTo("orders-aurora");
+    assertThat(instance("orders").readReplicaDBClusterIdentifiers()).containsExactly("orders-aurora");
+    assertThat(fake.calls()).contains("CreateDBCluster DBClusterIdentifier=orders-aurora"
+        + " DBSubnetGroupName=private-subnets Engine=aurora-postgresql EngineVersion=16.4"
+        + " ReplicationSourceIdentifier=" + SOURCE_ARN
+        + " VpcSecurityGroupIds.VpcSecurityGroupId.1=sg-old");
+    assertThatThrownBy(() -> rds.createDBCluster(r -> r.dbClusterIdentifier("orders-aurora")))
+        .isInstanceOfSatisfying(RdsException.class,
+            e -> assertThat(e.awsErrorDetails().errorCode()).isEqualTo("DBClusterAlreadyExistsFault"));
+
+    fake.neverAvailable("stuck");
+    rds.createDBCluster(r -> r.dbClusterIdentifier("stuck").engine("aurora-postgresql"));
+    for (int n = 0; n < 5; n++) {
+      assertThat(cluster("stuck").status()).isEqualTo("creating");
+    }
+  }
+
+  @Test
+  void modifySecurityGroups_applyWhenAvailable_andRebootRunsHook() {
+    fake.statusSteps(1);
+    AtomicInteger rebooted = new AtomicInteger();
+    fake.onReboot("orders", rebooted::incrementAndGet);
+
+    DBInstance modifying = rds.modifyDBInstance(r -> r.dbInstanceIdentifier("orders")
+        .vpcSecurityGroupIds("sg-old", "sg-new").applyImmediately(true)).dbInstance();
+    assertThat(modifying.dbInstanceStatus()).isEqualTo("modifying");
+    assertThat(instance("orders").dbInstanceStatus()).isEqualTo("modifying");
+    assertThat(fake.instanceSecurityGroups("orders")).containsExactly("sg-old");
+    assertThatThrownBy(() -> rds.rebootDBInstance(r -> r.dbInstanceIdentifier("orders")))
+        .isInstanceOfSatisfying(RdsException.class,
+            e -> assertThat(e.awsErrorDetails().errorCode()).isEqualTo("InvalidDBInstanceState"));
+    DBInstance modified = instance("orders");
+    assertThat(modified.dbInstanceStatus()).isEqualTo("available");
+    assertThat(modified.vpcSecurityGroups()).extracting(VpcSecurityGroupMembership::vpcSecurityGroupId)
+        .containsExactly("sg-old", "sg-new");
+
+    assertThat(rds.rebootDBInstance(r -> r.dbInstanceIdentifier("orders")).dbInstance().dbInstanceStatus())
+        .isEqualTo("rebooting");
+    assertThat(instance("orders").dbInstanceStatus()).isEqualTo("rebooting");
+    assertThat(rebooted).hasValue(0);
+    assertThat(instance("orders").dbInstanceStatus()).isEqualTo("available");
+    assertThat(rebooted).hasValue(1);
+    assertThat(fake.instanceStatus("orders")).isEqualTo("available");
+    assertThat(fake.calls()).contains("ModifyDBInstance ApplyImmediately=true DBInstanceIdentifier=orders"
+        + " VpcSecurityGroupIds.VpcSecurityGroupId.1=sg-old VpcSecurityGroupIds.VpcSecurityGroupId.2=sg-new");
+  }
+
+  @Test
+  void promote_runsHook_andClearsReplicationSource() {
+    fake.addReplicaCluster("orders-aurora", "orders", "127.0.0.1", 6543);
+    AtomicInteger promoted = new AtomicInteger();
+    fake.onPromote("orders-aurora", promoted::incrementAndGet);
+    assertThat(cluster("orders-aurora").replicationSourceIdentifier()).isEqualTo(SOURCE_ARN);
+    assertThat(instance("orders-aurora-1").dbInstanceStatus()).isEqualTo("available");
+    assertThat(instance("orders").readReplicaDBClusterIdentifiers()).containsExactly("orders-aurora");
+
+    assertThat(rds.promoteReadReplicaDBCluster(r -> r.dbClusterIdentifier("orders-aurora")).dbCluster().status())
+        .isEqualTo("promoting");
+    assertThat(cluster("orders-aurora").status()).isEqualTo("promoting");
+    assertThat(cluster("orders-aurora").status()).isEqualTo("promoting");
+    assertThat(promoted).hasValue(0);
+    DBCluster done = cluster("orders-aurora");
+
+    assertThat(done.status()).isEqualTo("available");
+    assertThat(promoted).hasValue(1);
+    assertThat(done.replicationSourceIdentifier()).isNull();
+    assertThat(fake.clusterReplicationSource("orders-aurora")).isEmpty();
+    assertThat(instance("orders").readReplicaDBClusterIdentifiers()).isEmpty();
+    assertThatThrownBy(() -> rds.promoteReadReplicaDBCluster(r -> r.dbClusterIdentifier("orders-aurora")))
+        .isInstanceOfSatisfying(RdsException.class,
+            e -> assertThat(e.awsErrorDetails().errorCode()).isEqualTo("InvalidDBClusterStateFault"));
+  }
+
+  @Test
+  void tags_addListRemove() {
+    rds.addTagsToResource(r -> r.resourceName(SOURCE_ARN).tags(
+        Tag.builder().key("turnout:migration").value("m-1").build(), Tag.builder().key("team").value("db").build()));
+    assertThat(rds.listTagsForResource(r -> r.resourceName(SOURCE_ARN)).tagList())
+        .extracting(Tag::key, Tag::value)
+        .containsExactly(tuple("turnout:migration", "m-1"),
+            tuple("team", "db"));
+
+    rds.removeTagsFromResource(r -> r.resourceName(SOURCE_ARN).tagKeys("team"));
+
+    assertThat(fake.tags(SOURCE_ARN)).containsExactly(Map.entry("turnout:migration", "m-1"));
+    assertThat(rds.listTagsForResource(r -> r.resourceName(SOURCE_ARN)).tagList()).extracting(Tag::key)
+        .containsExactly("turnout:migration");
+    assertThat(fake.calls()).contains("RemoveTagsFromResource ResourceName=" + SOURCE_ARN + " TagKeys.member.1=team");
+  }
+
+  @Test
+  void describeSecurityGroups_returnsIngressRules_andUnknownGroupFails() {
+    List<SecurityGroup> groups = ec2.describeSecurityGroups(r -> r.groupIds("sg-new")).securityGroups();
+
+    assertThat(groups).singleElement().satisfies(g -> {
+      assertThat(g.groupId()).isEqualTo("sg-new");
+      assertThat(g.vpcId()).isEqualTo("vpc-1");
+      assertThat(g.ipPermissions()).singleElement().satisfies(p -> {
+        assertThat(p.ipProtocol()).isEqualTo("tcp");
+        assertThat(p.fromPort()).isEqualTo(5432);
+        assertThat(p.toPort()).isEqualTo(5432);
+        assertThat(p.ipRanges()).extracting(range -> range.cidrIp()).containsExactly("10.0.0.0/16", "10.1.0.0/16");
+      });
+    });
+    assertThat(fake.calls()).containsExactly("DescribeSecurityGroups GroupId.1=sg-new");
+    assertThatThrownBy(() -> ec2.describeSecurityGroups(r -> r.groupIds("sg-nope")))
+        .isInstanceOfSatisfying(Ec2Exception.class, e -> {
+          assertThat(e.awsErrorDetails().errorCode()).isEqualTo("InvalidGroup.NotFound");
+          assertThat(e.statusCode()).isEqualTo(400);
+        });
+  }
+
+  @Test
+  void getMetricData_answersSetValue_onePointPerPeriod_newestFirst() {
+    fake.metric("RDSToAuroraPostgreSQLReplicaLag", 3.5);
+    Instant end = Instant.parse("2030-01-01T00:05:00Z");
+
+    GetMetricDataResponse response = cloudWatch.getMetricData(r -> r.startTime(end.minusSeconds(300)).endTime(end)
+        .metricDataQueries(query("lag", "RDSToAuroraPostgreSQLReplicaLag"), query("wal", "TransactionLogsGeneration")));
+
+    MetricDataResult lag = response.metricDataResults().get(0);
+    assertThat(lag.id()).isEqualTo("lag");
+    assertThat(lag.label()).isEqualTo("RDSToAuroraPostgreSQLReplicaLag");
+    assertThat(lag.statusCode()).isEqualTo(StatusCode.COMPLETE);
+    assertThat(lag.values()).containsExactly(3.5, 3.5, 3.5, 3.5, 3.5);
+    assertThat(lag.timestamps()).hasSize(5).first().isEqualTo(end.minusSeconds(60));
+    assertThat(lag.timestamps()).last().isEqualTo(end.minusSeconds(300));
+    assertThat(response.metricDataResults().get(1).values()).hasSize(5).containsOnly(1200.0);
+    assertThat(fake.calls()).containsExactly("GetMetricData RDSToAuroraPostgreSQLReplicaLag TransactionLogsGeneration");
+  }
+
+  private static MetricDataQuery query(String id, String metric) {
+    return MetricDataQuery.builder().id(id).metricStat(s -> s.period(60).stat("Maximum").metric(m -> m
+        .namespace("AWS/RDS").metricName(metric).dimensions(Dimension.builder().name("DBInstanceIdentifier")
+            .value("orders").build()))).build();
+  }
+
+  @Test
+  void throttle_isRetriedBySdk_andLogged() {
+    fake.throttle("DescribeDBInstances", 2);
+    fake.throttle("GetMetricData", 1);
+
+    assertThat(instance("orders").dbInstanceStatus()).isEqualTo("available");
+    Instant end = Instant.now();
+    assertThat(cloudWatch.getMetricData(r -> r.startTime(end.minusSeconds(120)).endTime(end)
+        .metricDataQueries(query("slot", "OldestReplicationSlotLag"))).metricDataResults().get(0).values())
+        .isNotEmpty().containsOnly(0.0);
+
+    assertThat(fake.calls()).containsExactly(
+        "DescribeDBInstances DBInstanceIdentifier=orders -> Throttling",
+        "DescribeDBInstances DBInstanceIdentifier=orders -> Throttling",
+        "DescribeDBInstances DBInstanceIdentifier=orders",
+        "GetMetricData OldestReplicationSlotLag -> Throttling",
+        "GetMetricData OldestReplicationSlotLag");
+    fake.throttle("GetMetricData", 5);
+    assertThatThrownBy(() -> cloudWatch.getMetricData(r -> r.startTime(end.minusSeconds(120)).endTime(end)
+        .metricDataQueries(query("slot", "OldestReplicationSlotLag"))))
+        .isInstanceOfSatisfying(AwsServiceException.class,
+            e -> assertThat(e.awsErrorDetails().errorCode()).isEqualTo("Throttling"));
+  }
+
+  @Test
+  void failPromotion_andUnknownInstance_surfaceAsSdkErrors() {
+    fake.addReplicaCluster("orders-aurora", "orders", "127.0.0.1", 6543);
+    fake.failPromotion("orders-aurora");
+
+    assertThatThrownBy(() -> rds.promoteReadReplicaDBCluster(r -> r.dbClusterIdentifier("orders-aurora")))
+        .isInstanceOfSatisfying(RdsException.class, e -> {
+          assertThat(e.awsErrorDetails().errorCode()).isEqualTo("InvalidDBClusterStateFault");
+          assertThat(e.statusCode()).isEqualTo(400);
+        });
+    assertThat(fake.clusterStatus("orders-aurora")).isEqualTo("available");
+    assertThatThrownBy(() -> instance("nope")).isInstanceOf(DbInstanceNotFoundException.class);
+    assertThatThrownBy(() -> cluster("nope")).isInstanceOfSatisfying(RdsException.class,
+        e -> assertThat(e.awsErrorDetails().errorCode()).isEqualTo("DBClusterNotFoundFault"));
+  }
+}
