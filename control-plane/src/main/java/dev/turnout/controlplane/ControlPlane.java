@@ -4,26 +4,30 @@ import com.google.common.util.concurrent.ThreadFactoryBuilder;
 import dev.turnout.controlplane.admin.AdminService;
 import dev.turnout.controlplane.admin.HttpEndpoint;
 import dev.turnout.controlplane.config.TurnoutConfig;
+import dev.turnout.controlplane.migration.XdsRouter;
 import dev.turnout.controlplane.security.AdminAuthorization;
 import dev.turnout.controlplane.security.PeerIdentity;
-import io.grpc.Server;
-import io.grpc.ServerInterceptors;
-import io.grpc.netty.NettyServerBuilder;
-import java.net.InetSocketAddress;
-import dev.turnout.controlplane.migration.XdsRouter;
 import dev.turnout.controlplane.store.FileMigrationStore;
-import dev.turnout.migrator.MigrationException;
-import dev.turnout.migrator.Migrator;
-import dev.turnout.migrator.Sleeper;
-import dev.turnout.migrator.platform.postgres.PostgresPlatform;
 import dev.turnout.controlplane.store.FileRouteStore;
 import dev.turnout.controlplane.store.RouteStore;
 import dev.turnout.controlplane.store.StoreException;
 import dev.turnout.controlplane.xds.AckTracker;
 import dev.turnout.controlplane.xds.RoutingService;
 import dev.turnout.controlplane.xds.XdsServer;
+import dev.turnout.migrator.MigrationConflictException;
+import dev.turnout.migrator.MigrationException;
+import dev.turnout.migrator.Migrator;
+import dev.turnout.migrator.Platform;
+import dev.turnout.migrator.Sleeper;
+import dev.turnout.migrator.platform.aws.AwsPlatform;
+import dev.turnout.migrator.platform.postgres.PostgresPlatform;
+import io.grpc.Server;
+import io.grpc.ServerInterceptors;
+import io.grpc.netty.NettyServerBuilder;
 import java.io.IOException;
+import java.net.InetSocketAddress;
 import java.time.Clock;
+import java.util.Optional;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
@@ -82,7 +86,7 @@ public final class ControlPlane implements AutoCloseable {
           config.servers().bindAddress(), xds.port(), config.storeDirectory());
       Migrator migrator = new Migrator(new FileMigrationStore(config.storeDirectory()),
           new XdsRouter(xds.routing()),
-          PostgresPlatform.factory(new PostgresPlatform.Credentials(config.migrator().user(), config.migrator().password())),
+          platforms(config.migrator()),
           Clock.systemUTC(), Sleeper.SYSTEM, Executors.newCachedThreadPool(
               new ThreadFactoryBuilder().setNameFormat("turnout-migration-%d").setDaemon(true).build()), failpoint);
       migrator.resumeAll();
@@ -119,6 +123,22 @@ public final class ControlPlane implements AutoCloseable {
       store.close();
       throw e;
     }
+  }
+
+  /** PostgreSQL to PostgreSQL by default; RDS to Aurora for specs that name an Aurora cluster. */
+  private static Platform.Factory platforms(TurnoutConfig.MigratorSettings settings) {
+    PostgresPlatform.Credentials credentials = new PostgresPlatform.Credentials(settings.user(), settings.password());
+    Platform.Factory postgres = PostgresPlatform.factory(credentials);
+    Optional<Platform.Factory> aws = settings.aws().map(a -> AwsPlatform.factory(credentials, a, Clock.systemUTC(),
+        Sleeper.SYSTEM));
+    return spec -> {
+      if (spec.aurora().isEmpty()) {
+        return postgres.open(spec);
+      }
+      return aws.orElseThrow(() -> new MigrationConflictException(MigrationConflictException.Kind.FAILED_PRECONDITION,
+          "database '" + spec.database() + "': an Aurora migration needs migrator.aws in turnout.yaml"
+              + " (fence_security_group at least)")).open(spec);
+    };
   }
 
   public Migrator migrator() {

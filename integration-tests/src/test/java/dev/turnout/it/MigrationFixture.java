@@ -1,9 +1,9 @@
 package dev.turnout.it;
 
 import com.google.common.collect.ImmutableList;
-import dev.turnout.controlplane.demo.CdcConsumer;
 import dev.turnout.controlplane.ControlPlane;
 import dev.turnout.controlplane.config.TurnoutConfig;
+import dev.turnout.controlplane.demo.CdcConsumer;
 import dev.turnout.controlplane.xds.RoutingService;
 import dev.turnout.envoy.DatabaseRoute;
 import dev.turnout.envoy.Endpoint;
@@ -12,9 +12,9 @@ import dev.turnout.migrator.Migrator;
 import dev.turnout.migrator.Phase;
 import dev.turnout.migrator.ServerAddress;
 import dev.turnout.migrator.platform.postgres.SameHostReplica;
-import java.nio.file.Files;
 import dev.turnout.sidecar.Sidecar;
 import dev.turnout.sidecar.SidecarConfig;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.sql.Connection;
 import java.sql.DriverManager;
@@ -42,6 +42,7 @@ final class MigrationFixture implements AutoCloseable {
   final int appPort;
   final int xdsPort;
   ControlPlane plane;
+  private final TurnoutConfig.MigratorSettings settings;
   private boolean restarted;
   final Sidecar sidecar;
 
@@ -61,7 +62,15 @@ final class MigrationFixture implements AutoCloseable {
   /** @param migrationMakesReplica no target is made here: the migration creates and starts it */
   MigrationFixture(Path dir, Migrator.Failpoint failpoint, Path bin, boolean sqlBackup, boolean migrationMakesReplica,
       String... extraTargetSettings) throws Exception {
+    this(dir, failpoint, bin, sqlBackup, migrationMakesReplica, TurnoutConfig.MigratorSettings.DEFAULT,
+        extraTargetSettings);
+  }
+
+  /** @param settings the control plane's migrator section (AWS settings, say) */
+  MigrationFixture(Path dir, Migrator.Failpoint failpoint, Path bin, boolean sqlBackup, boolean migrationMakesReplica,
+      TurnoutConfig.MigratorSettings settings, String... extraTargetSettings) throws Exception {
     this.dir = dir;
+    this.settings = settings;
     this.bin = bin;
     this.migrationMakesReplica = migrationMakesReplica;
     source = PostgresServer.start(bin, dir.resolve("source"), "wal_level=logical", "max_wal_senders=10",
@@ -113,7 +122,7 @@ final class MigrationFixture implements AutoCloseable {
   void startPlane(Migrator.Failpoint failpoint) throws Exception {
     plane = ControlPlane.start(new TurnoutConfig(new TurnoutConfig.Servers("127.0.0.1", xdsPort, 0, 0),
         dir.resolve("store"), Duration.ofSeconds(10), ImmutableList.of(new DatabaseRoute("app", appPort,
-            Optional.of(new Endpoint("127.0.0.1", source.port())), Set.of())), TurnoutConfig.MigratorSettings.DEFAULT)
+            Optional.of(new Endpoint("127.0.0.1", source.port())), Set.of())), settings)
             // A restarted control plane must give the sidecar time to come back before calling a route done.
             .withReconnectGrace(restarted ? java.time.Duration.ofSeconds(5) : java.time.Duration.ZERO),
         RoutingService.Resolver.SYSTEM, failpoint);

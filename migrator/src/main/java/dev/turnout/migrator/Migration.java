@@ -12,8 +12,59 @@ import java.util.Optional;
  */
 public record Migration(String id, Spec spec, Phase phase, Progress progress, ImmutableList<Event> history) {
 
-  /** What the operator asked for. */
-  public record Spec(String database, ServerAddress source, ServerAddress target, Options options) {}
+  /**
+   * What the operator asked for.
+   *
+   * @param aurora present when the source is an Amazon RDS instance and the target an Aurora cluster: the AWS
+   *     platform runs the migration, and {@code target} is the cluster's writer endpoint
+   */
+  public record Spec(String database, ServerAddress source, ServerAddress target, Options options,
+      Optional<Aurora> aurora) {
+    public Spec {
+      aurora = aurora == null ? Optional.empty() : aurora; // migrations saved before the field existed
+    }
+
+    /** A migration between two PostgreSQL servers reachable by JDBC. */
+    public Spec(String database, ServerAddress source, ServerAddress target, Options options) {
+      this(database, source, target, options, Optional.empty());
+    }
+  }
+
+  /**
+   * An RDS for PostgreSQL instance moving to an Aurora PostgreSQL cluster that is (or will be made) its read
+   * replica.
+   *
+   * @param sourceInstance the RDS instance identifier
+   * @param targetCluster the Aurora cluster identifier
+   * @param createInstanceClass when present, the migrator creates the cluster and its writer instance of this
+   *     class; when empty, the cluster must already exist as a replica of the source
+   */
+  public record Aurora(String sourceInstance, String targetCluster, Optional<String> createInstanceClass) {
+    private static final java.util.regex.Pattern ID = java.util.regex.Pattern.compile("[a-zA-Z][a-zA-Z0-9-]{0,62}");
+    private static final java.util.regex.Pattern INSTANCE_CLASS = java.util.regex.Pattern.compile("db\\.[a-z0-9]+\\.[a-z0-9]+");
+
+    public Aurora {
+      createInstanceClass = createInstanceClass == null ? Optional.empty() : createInstanceClass;
+      check(sourceInstance, "source instance");
+      check(targetCluster, "target cluster");
+      if (createInstanceClass.isPresent() && !INSTANCE_CLASS.matcher(createInstanceClass.get()).matches()) {
+        throw new IllegalArgumentException("instance class '" + createInstanceClass.get()
+            + "' is not an RDS instance class like db.r6g.large");
+      }
+    }
+
+    private static void check(String id, String what) {
+      if (id == null || !ID.matcher(id).matches() || id.endsWith("-") || id.contains("--")) {
+        throw new IllegalArgumentException(what + " identifier '" + id + "' is not an RDS identifier (a letter,"
+            + " then up to 62 letters, digits or single hyphens, not ending in a hyphen)");
+      }
+    }
+
+    /** The writer instance the migrator creates in the cluster. */
+    public String writerInstance() {
+      return targetCluster + "-1";
+    }
+  }
 
   /**
    * How the migration behaves.

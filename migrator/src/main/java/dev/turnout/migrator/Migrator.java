@@ -110,6 +110,9 @@ public final class Migrator {
   public Migration start(Migration.Spec spec) throws MigrationException {
     synchronized (this) {
       refuseSecond(spec);
+      try (Platform platform = platforms.open(spec)) {
+        // Opening touches no server; it refuses a spec this control plane has no platform for before it is saved.
+      }
       Migration planned = Migration.plan(UUID.randomUUID().toString().substring(0, 8), spec, clock.instant());
       save(planned);
       runners.execute(() -> run(planned.id()));
@@ -154,31 +157,63 @@ public final class Migrator {
    * The dry run: every action a real run of {@code spec} would take, in order, touching nothing. A database
    * with an unfinished migration is refused as {@link #start} would refuse it.
    */
-  public ImmutableList<String> dryRun(Migration.Spec spec) throws MigrationConflictException {
+  public ImmutableList<String> dryRun(Migration.Spec spec) throws MigrationException {
     refuseSecond(spec);
     String db = spec.database();
     Migration.Options o = spec.options();
+    boolean aws = spec.aurora().isPresent();
     ImmutableList.Builder<String> plan = ImmutableList.builder();
     plan.add("PLANNED: save the migration of database '" + db + "' from " + spec.source() + " to " + spec.target());
     o.createReplica().ifPresent(r -> plan.add("PREFLIGHT: create a same-host replica of " + spec.source() + " in "
         + r.targetDataDir() + " (pg_backup_start, copy " + r.sourceDataDir() + ", pg_backup_stop, physical slot),"
         + " start it with " + r.binDir().resolve("pg_ctl") + " and wait until it streams"));
+    spec.aurora().ifPresent(a -> plan.add("PREFLIGHT: " + a.createInstanceClass()
+        .map(c -> "create Aurora cluster " + a.targetCluster() + " as a read replica of " + a.sourceInstance()
+            + " with writer " + a.writerInstance() + " (" + c + ") and wait until both are available")
+        .orElse("attach to Aurora cluster " + a.targetCluster() + ", which must be a read replica of " + a.sourceInstance())));
     plan.add("PREFLIGHT: check " + spec.target() + " is a standby of " + spec.source() + " (system identifier,"
         + " streaming, timeline), parameters, extensions, logical slots"
+        + (aws ? ", the AWS constraints and CloudWatch figures" : "")
         + (o.allowDroppingStaleSlots() ? "; drop inactive slots that retain WAL" : "; fail on an inactive slot"));
     plan.add("REPLICATING: sample lag and WAL rates for " + o.validationWindow().toSeconds() + " s; the target must"
         + " stay within " + o.maxLagBytes() + " bytes");
     plan.add("QUIESCING: drain route '" + db + "' and wait for every subscribed sidecar's ACK (new connections are held)");
-    plan.add("QUIESCING: fence " + spec.source() + ": default_transaction_read_only=on, other login roles NOLOGIN,"
-        + " end client sessions; verify; record the final LSN");
+    plan.add("QUIESCING: fence " + spec.source() + (aws
+        ? ": record its security groups in a tag, swap them for the fence group, other login roles NOLOGIN,"
+            + " reboot to end client sessions; verify; record the final LSN"
+        : ": default_transaction_read_only=on, other login roles NOLOGIN, end client sessions; verify; record the final LSN"));
     plan.add("CATCHING_UP: wait for each logical slot's consumer to confirm the final LSN; record the slots");
-    plan.add("CATCHING_UP: wait for " + spec.target() + " to replay the final LSN; arm it read-only");
-    plan.add("PROMOTING: pg_promote " + spec.target() + "; confirm the new timeline; recreate (or verify synced)"
-        + " slots; restore the fenced roles' logins; admit writes");
+    plan.add("CATCHING_UP: wait for " + spec.target() + " to replay the final LSN" + (aws ? "" : "; arm it read-only"));
+    plan.add("PROMOTING: " + (aws ? "promote cluster " + spec.aurora().get().targetCluster() + " and wait until it is"
+        + " available and writable" : "pg_promote " + spec.target() + "; confirm the new timeline")
+        + "; recreate (or verify synced) slots; restore the fenced roles' logins; admit writes");
     plan.add("SHIFTING: route '" + db + "' to " + spec.target() + " and wait for every subscribed sidecar's ACK");
     plan.add("VERIFYING: commit a write probe on " + spec.target());
     plan.add("COMPLETED: keep " + spec.source() + " fenced and intact until the migration is finalized");
-    return plan.build();
+    plan.add("ROLLING_BACK: only if the migration fails before COMPLETED, or on request: route '" + db + "' back to "
+        + spec.source() + " and wait for the ACKs; unfence " + spec.source());
+    ImmutableList<String> calls;
+    try (Platform platform = platforms.open(spec)) {
+      calls = platform.plannedCalls();
+    }
+    return calls.isEmpty() ? plan.build() : interleave(plan.build(), calls);
+  }
+
+  /** Each platform call goes after the last plan line of its phase. */
+  private static ImmutableList<String> interleave(List<String> plan, List<String> calls) {
+    ImmutableList.Builder<String> out = ImmutableList.builder();
+    for (int i = 0; i < plan.size(); i++) {
+      out.add(plan.get(i));
+      String phase = phaseOf(plan.get(i));
+      if (i + 1 == plan.size() || !phaseOf(plan.get(i + 1)).equals(phase)) {
+        calls.stream().filter(c -> phaseOf(c).equals(phase)).map(c -> "  " + c).forEach(out::add);
+      }
+    }
+    return out.build();
+  }
+
+  private static String phaseOf(String line) {
+    return line.substring(0, Math.max(0, line.indexOf(':')));
   }
 
   /**
@@ -304,10 +339,14 @@ public final class Migrator {
   private void fail(Migration m, String error) throws InterruptedException {
     try {
       Migration withError = m.with(m.progress().withError(error));
-      if (m.phase() == Phase.ROLLING_BACK || m.phase().isPastPointOfNoReturn() && !m.progress().rollbackConsented()) {
+      if (m.phase() == Phase.ROLLING_BACK
+          || m.phase().isPastPointOfNoReturn() && m.phase() != Phase.PROMOTING && !m.progress().rollbackConsented()) {
         transition(withError, Phase.HALTED, "halted for an operator: " + error
             + (m.phase() == Phase.ROLLING_BACK ? "; rollback did not finish, retry it"
                 : "; the target is promoted: resume, or roll back with consent (writes on the target would be lost)"));
+      } else if (m.phase() == Phase.PROMOTING && !m.progress().rollbackConsented() && !targetNotPromoted(m)) {
+        transition(withError, Phase.HALTED, "halted for an operator: " + error
+            + "; the target may be promoted: resume, or roll back with consent (writes on the target would be lost)");
       } else if (m.phase() == Phase.QUIESCING && !sourceReachable(m)) {
         transition(withError, Phase.HALTED, "halted for an operator: the source is unreachable while quiescing;"
             + " the route is drained. Decide: bring the source back and roll back, or promote the target by hand");
@@ -316,6 +355,18 @@ public final class Migrator {
       }
     } catch (MigrationException e) {
       log.error("{}: cannot record the failure '{}': {}", m, error, e.getMessage());
+    }
+  }
+
+  /**
+   * True only when the target answers that it is still a standby: a promotion that failed before it began
+   * (AWS refused the call, say) leaves nothing to lose, so the migration rolls back instead of halting.
+   */
+  private boolean targetNotPromoted(Migration m) {
+    try (Platform p = platforms.open(m.spec())) {
+      return !p.targetPromoted();
+    } catch (MigrationException | RuntimeException e) {
+      return false;
     }
   }
 
@@ -345,10 +396,9 @@ public final class Migrator {
   }
 
   private Migration preflight(Migration m, Platform platform) throws MigrationException, InterruptedException {
-    if (m.spec().options().createReplica().isPresent()) {
-      platform.ensureTarget();
-      m = m.note(clock.instant(), "replica " + m.spec().target() + " in "
-          + m.spec().options().createReplica().get().targetDataDir() + " is up");
+    Optional<String> made = platform.ensureTarget();
+    if (made.isPresent()) {
+      m = m.note(clock.instant(), made.get());
     }
     ImmutableList<Platform.Check> checks = platform.preflight(m.spec().options().allowDroppingStaleSlots());
     List<String> failed = new ArrayList<>();

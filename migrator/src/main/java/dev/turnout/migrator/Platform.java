@@ -29,10 +29,11 @@ public interface Platform extends AutoCloseable {
   record Slot(String name, String plugin, boolean active, Lsn confirmedLsn, long retainedBytes) {}
 
   /**
-   * When the migration asks for a same-host replica that is not there yet, creates and starts it and waits
-   * until it streams; otherwise does nothing.
+   * When the migration asks the migrator to make its target (a same-host replica, an Aurora replica cluster)
+   * and it is not there yet, creates it and waits until it replicates; otherwise does nothing. Returns a line
+   * for the migration's history when it did something.
    */
-  void ensureTarget() throws MigrationException;
+  java.util.Optional<String> ensureTarget() throws MigrationException;
 
   /** Target is a streaming standby of source; parameters, extensions and slots allow the move. */
   ImmutableList<Check> preflight(boolean allowDroppingStaleSlots) throws MigrationException;
@@ -89,6 +90,14 @@ public interface Platform extends AutoCloseable {
 
   /** Commits a transaction that needs a write-capable server. */
   void writeProbeTarget() throws MigrationException;
+
+  /**
+   * Calls on outside APIs a real run would make, in order, each as {@code "PHASE: Call Param=value ..."}, for
+   * the dry run. Platforms that act only through SQL have none.
+   */
+  default ImmutableList<String> plannedCalls() throws MigrationException {
+    return ImmutableList.of();
+  }
 
   @Override
   void close();

@@ -122,12 +122,19 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
     RoutingTable table = routing.table();
     DatabaseRoute route = table.get(database).orElseThrow(() -> Status.NOT_FOUND.withDescription(
         "unknown database '" + database + "'; known: " + table.databases().keySet()).asRuntimeException());
-    if (request.getTarget().isBlank()) {
+    Optional<Migration.Aurora> aurora = aurora(database, request.getOptions());
+    String targetText = request.getTarget();
+    if (targetText.isBlank() && aurora.isPresent()) {
+      Endpoint source = route.endpoint().orElseThrow(() -> Status.FAILED_PRECONDITION.withDescription("database '"
+          + database + "' has no endpoint to migrate from").asRuntimeException());
+      targetText = auroraEndpoint(database, source, aurora.get().targetCluster());
+    }
+    if (targetText.isBlank()) {
       throw invalid("database '" + database + "': target is required (host:port of the standby to move to)");
     }
     Endpoint target;
     try {
-      target = Endpoint.parse(request.getTarget());
+      target = Endpoint.parse(targetText);
     } catch (IllegalArgumentException e) {
       throw invalid("database '" + database + "': target: " + e.getMessage());
     }
@@ -160,7 +167,36 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
     return new Migration.Spec(database, new ServerAddress(source.host(), source.port()),
         new ServerAddress(target.host(), target.port()), new Migration.Options(window,
             o.getMaxLagBytes() == 0 ? defaults.maxLagBytes() : o.getMaxLagBytes(), deadline,
-            o.getAllowDroppingStaleSlots(), replica));
+            o.getAllowDroppingStaleSlots(), replica), aurora);
+  }
+
+  private static Optional<Migration.Aurora> aurora(String database, MigrationOptions o) {
+    if (!o.hasAurora()) {
+      return Optional.empty();
+    }
+    if (o.hasCreateReplica()) {
+      throw invalid("database '" + database + "': aurora and create_replica exclude each other");
+    }
+    var a = o.getAurora();
+    try {
+      return Optional.of(new Migration.Aurora(a.getSourceInstance(), a.getTargetCluster(),
+          a.getCreateInstanceClass().isBlank() ? Optional.empty() : Optional.of(a.getCreateInstanceClass())));
+    } catch (IllegalArgumentException e) {
+      throw invalid("database '" + database + "': aurora: " + e.getMessage());
+    }
+  }
+
+  private static final java.util.regex.Pattern RDS_HOST =
+      java.util.regex.Pattern.compile("[^.]+\\.([a-z0-9]+)\\.([a-z0-9-]+)\\.rds\\.amazonaws\\.com");
+
+  /** An Aurora cluster's writer endpoint shares the account-and-region suffix of the instance endpoints. */
+  static String auroraEndpoint(String database, Endpoint source, String cluster) {
+    java.util.regex.Matcher m = RDS_HOST.matcher(source.host());
+    if (!m.matches()) {
+      throw invalid("database '" + database + "': cannot derive the Aurora cluster endpoint from the source host '"
+          + source.host() + "' (not an RDS endpoint name); give the target as host:port");
+    }
+    return cluster + ".cluster-" + m.group(1) + "." + m.group(2) + ".rds.amazonaws.com:" + source.port();
   }
 
   private static java.time.Duration duration(String database, String field, Duration d) {

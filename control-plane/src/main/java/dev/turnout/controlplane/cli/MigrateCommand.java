@@ -2,6 +2,7 @@ package dev.turnout.controlplane.cli;
 
 import com.google.protobuf.Duration;
 import dev.turnout.admin.v1.AdminGrpc;
+import dev.turnout.admin.v1.AuroraPlan;
 import dev.turnout.admin.v1.FinalizeMigrationRequest;
 import dev.turnout.admin.v1.GetMigrationRequest;
 import dev.turnout.admin.v1.ListMigrationsRequest;
@@ -30,11 +31,20 @@ import picocli.CommandLine.Parameters;
 final class MigrateCommand {
 
   @Command(name = "start", mixinStandardHelpOptions = true,
-      description = "Start moving DATABASE to --target (a streaming standby of its current server).")
+      description = {"Start moving DATABASE to --target (a streaming standby of its current server).",
+          "From Amazon RDS to Aurora: --aurora-source INSTANCE --aurora-cluster CLUSTER [--aurora-create CLASS]"
+              + " (--target defaults to the cluster's writer endpoint)."})
   static final class Start implements Callable<Integer> {
     @Mixin AdminOptions admin;
     @Parameters(index = "0", paramLabel = "DATABASE") String database;
-    @Option(names = "--target", required = true, paramLabel = "HOST:PORT") String target;
+    @Option(names = "--target", paramLabel = "HOST:PORT") String target;
+    @Option(names = "--aurora-source", paramLabel = "INSTANCE", description = "The RDS instance the database is on")
+    String auroraSource;
+    @Option(names = "--aurora-cluster", paramLabel = "CLUSTER", description = "The Aurora cluster to move it to")
+    String auroraCluster;
+    @Option(names = "--aurora-create", paramLabel = "CLASS",
+        description = "Create the cluster as a read replica of the source, with a writer of this class (db.r6g.large)")
+    String auroraCreate;
     @Option(names = "--window", paramLabel = "DURATION", description = "Validation window (default 30s)") String window;
     @Option(names = "--deadline", paramLabel = "DURATION", description = "Deadline of each phase (default 2m)") String deadline;
     @Option(names = "--max-lag-bytes", description = "Lag that counts as keeping up (default 16 MiB)") long maxLag;
@@ -60,13 +70,24 @@ final class MigrateCommand {
         System.err.println("turnout migrate start: " + e.getMessage());
         return 2;
       }
+      if (auroraSource != null || auroraCluster != null || auroraCreate != null) {
+        if (auroraSource == null || auroraCluster == null) {
+          System.err.println("turnout migrate start: an Aurora migration needs both --aurora-source and --aurora-cluster");
+          return 2;
+        }
+        o.setAurora(AuroraPlan.newBuilder().setSourceInstance(auroraSource).setTargetCluster(auroraCluster)
+            .setCreateInstanceClass(auroraCreate == null ? "" : auroraCreate));
+      } else if (target == null) {
+        System.err.println("turnout migrate start: --target HOST:PORT is required (or --aurora-source and --aurora-cluster)");
+        return 2;
+      }
       if (replica != null) {
         o.setCreateReplica(ReplicaPlan.newBuilder().setSourceDataDir(replica[0]).setTargetDataDir(replica[1])
             .setBinDir(replica[2]));
       }
       return admin.call("migrate start", channel -> {
         Migration m = AdminOptions.stub(channel).startMigration(StartMigrationRequest.newBuilder()
-            .setDatabase(database).setTarget(target).setOptions(o).build());
+            .setDatabase(database).setTarget(target == null ? "" : target).setOptions(o).build());
         if (dryRun) {
           System.out.println("dry run: migration of database '" + m.getDatabase() + "' from " + m.getSource() + " to "
               + m.getTarget() + " would:");

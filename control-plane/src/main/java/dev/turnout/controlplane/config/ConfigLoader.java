@@ -3,7 +3,10 @@ package dev.turnout.controlplane.config;
 import com.google.common.collect.ImmutableList;
 import dev.turnout.envoy.DatabaseRoute;
 import dev.turnout.envoy.Endpoint;
+import dev.turnout.migrator.platform.aws.AwsSettings;
 import java.io.IOException;
+import java.net.URI;
+import java.net.URISyntaxException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -105,19 +108,59 @@ public final class ConfigLoader {
     List<DatabaseRoute> databases = databases(fields.get("databases"), servers);
     TurnoutConfig.MigratorSettings migrator = TurnoutConfig.MigratorSettings.DEFAULT;
     if (fields.containsKey("migrator")) {
-      Map<String, Node> m = fields(mapping(fields.get("migrator"), "migrator"), "migrator", Set.of("user", "password_env"));
+      Map<String, Node> m = fields(mapping(fields.get("migrator"), "migrator"), "migrator",
+          Set.of("user", "password_env", "aws"));
       String user = string(m.get("user"), "migrator.user");
       String env = string(m.get("password_env"), "migrator.password_env");
       if (env != null && !env.matches("[A-Za-z_][A-Za-z0-9_]*")) {
         problem(m.get("password_env"), "migrator.password_env: '" + env + "' is not an environment variable name");
       }
-      migrator = new TurnoutConfig.MigratorSettings(user == null ? "postgres" : user, Optional.ofNullable(env));
+      migrator = new TurnoutConfig.MigratorSettings(user == null ? "postgres" : user, Optional.ofNullable(env),
+          m.containsKey("aws") ? aws(m.get("aws")) : Optional.empty());
     }
     if (!problems.isEmpty()) {
       throw new ConfigException(source, problems);
     }
     return new TurnoutConfig(servers, store, new TurnoutConfig.Xds(ackTimeout, grace), ImmutableList.copyOf(databases),
         migrator);
+  }
+
+  /** {@code migrator.aws}: region and credentials are the SDK's default chains, never this file. */
+  private Optional<AwsSettings> aws(Node node) {
+    Map<String, Node> a = fields(mapping(node, "migrator.aws"), "migrator.aws", Set.of("fence_security_group",
+        "endpoint", "replica_deadline", "operation_deadline", "poll_interval"));
+    AwsSettings d = AwsSettings.defaults("sg-0");
+    String group = string(a.get("fence_security_group"), "migrator.aws.fence_security_group");
+    if (group == null) {
+      problem(node, "migrator.aws.fence_security_group is required: the security group the fence gives the source"
+          + " (it must admit the control plane and no application)");
+      return Optional.empty();
+    }
+    Optional<URI> endpoint = Optional.empty();
+    String url = string(a.get("endpoint"), "migrator.aws.endpoint");
+    if (url != null) {
+      try {
+        URI uri = new URI(url);
+        if (!"https".equals(uri.getScheme()) && !"http".equals(uri.getScheme()) || uri.getHost() == null) {
+          throw new URISyntaxException(url, "not an http(s) URL with a host");
+        }
+        endpoint = Optional.of(uri);
+      } catch (URISyntaxException e) {
+        problem(a.get("endpoint"), "migrator.aws.endpoint: '" + url + "' is not an http(s) URL with a host");
+      }
+    }
+    Duration replica = Optional.ofNullable(duration(a.get("replica_deadline"), "migrator.aws.replica_deadline"))
+        .orElse(d.replicaDeadline());
+    Duration operation = Optional.ofNullable(duration(a.get("operation_deadline"), "migrator.aws.operation_deadline"))
+        .orElse(d.operationDeadline());
+    Duration poll = Optional.ofNullable(duration(a.get("poll_interval"), "migrator.aws.poll_interval"))
+        .orElse(d.pollInterval());
+    try {
+      return Optional.of(new AwsSettings(endpoint, group, replica, operation, poll));
+    } catch (IllegalArgumentException e) {
+      problem(a.get("fence_security_group"), "migrator.aws: " + e.getMessage());
+      return Optional.empty();
+    }
   }
 
   private TurnoutConfig.Servers servers(Node node) {

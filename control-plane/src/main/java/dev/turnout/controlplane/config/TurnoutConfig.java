@@ -41,9 +41,16 @@ public record TurnoutConfig(Servers servers, Path storeDirectory, Xds xds,
   /**
    * How the migrator connects to PostgreSQL servers: a superuser role, its password read from an environment
    * variable (never from this file, never logged).
+   *
+   * @param aws present when this control plane may run RDS-to-Aurora migrations
    */
-  public record MigratorSettings(String user, java.util.Optional<String> passwordEnv) {
+  public record MigratorSettings(String user, java.util.Optional<String> passwordEnv,
+      java.util.Optional<dev.turnout.migrator.platform.aws.AwsSettings> aws) {
     public static final MigratorSettings DEFAULT = new MigratorSettings("postgres", java.util.Optional.empty());
+
+    public MigratorSettings(String user, java.util.Optional<String> passwordEnv) {
+      this(user, passwordEnv, java.util.Optional.empty());
+    }
 
     public String password() {
       return passwordEnv.map(System::getenv).orElse(null);

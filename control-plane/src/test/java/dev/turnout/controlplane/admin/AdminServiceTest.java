@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.google.protobuf.Duration;
 import dev.turnout.admin.v1.AdminGrpc;
+import dev.turnout.admin.v1.AuroraPlan;
 import dev.turnout.admin.v1.FinalizeMigrationRequest;
 import dev.turnout.admin.v1.GetMigrationRequest;
 import dev.turnout.admin.v1.GetRoutingSnapshotRequest;
@@ -97,7 +98,9 @@ class AdminServiceTest {
     assertThat(m.getPlannedActionsList()).hasSizeGreaterThan(8);
     assertThat(m.getPlannedActions(0)).startsWith("PLANNED");
     assertThat(m.getPlannedActionsList()).anySatisfy(a -> assertThat(a).startsWith("QUIESCING: fence 10.0.0.5:5432"));
-    assertThat(m.getPlannedActionsList().get(m.getPlannedActionsCount() - 1)).startsWith("COMPLETED");
+    assertThat(m.getPlannedActionsList().get(m.getPlannedActionsCount() - 2)).startsWith("COMPLETED");
+    assertThat(m.getPlannedActionsList().get(m.getPlannedActionsCount() - 1))
+        .startsWith("ROLLING_BACK: only if the migration fails before COMPLETED, or on request");
     assertThat(plane.migrator().list()).isEmpty();
   }
 
@@ -128,6 +131,37 @@ class AdminServiceTest {
         .isEqualTo(Status.Code.NOT_FOUND);
     assertThat(code(() -> admin.watchMigration(WatchMigrationRequest.newBuilder().setId("x").build()).hasNext()))
         .isEqualTo(Status.Code.NOT_FOUND);
+  }
+
+  @Test
+  void anAuroraMigration_isValidated_andNeedsTheAwsSection() {
+    MigrationOptions.Builder bad = MigrationOptions.newBuilder().setAurora(AuroraPlan.newBuilder()
+        .setSourceInstance("orders-rds").setTargetCluster("-nope"));
+    assertThatThrownBy(() -> admin.startMigration(StartMigrationRequest.newBuilder().setDatabase("orders")
+        .setTarget("10.0.0.6:5432").setOptions(bad).build())).hasMessageContaining("INVALID_ARGUMENT")
+        .hasMessageContaining("database 'orders': aurora: target cluster identifier '-nope' is not an RDS identifier");
+    MigrationOptions.Builder badClass = MigrationOptions.newBuilder().setAurora(AuroraPlan.newBuilder()
+        .setSourceInstance("orders-rds").setTargetCluster("orders-aurora").setCreateInstanceClass("large"));
+    assertThatThrownBy(() -> admin.startMigration(StartMigrationRequest.newBuilder().setDatabase("orders")
+        .setTarget("10.0.0.6:5432").setOptions(badClass).build())).hasMessageContaining("INVALID_ARGUMENT")
+        .hasMessageContaining("instance class 'large'");
+    assertThatThrownBy(() -> admin.startMigration(StartMigrationRequest.newBuilder().setDatabase("orders")
+        .setOptions(MigrationOptions.newBuilder().setAurora(AuroraPlan.newBuilder().setSourceInstance("orders-rds")
+            .setTargetCluster("orders-aurora"))).build())).hasMessageContaining("INVALID_ARGUMENT")
+        .hasMessageContaining("cannot derive the Aurora cluster endpoint from the source host '10.0.0.5'");
+    MigrationOptions.Builder good = MigrationOptions.newBuilder().setAurora(AuroraPlan.newBuilder()
+        .setSourceInstance("orders-rds").setTargetCluster("orders-aurora"));
+    assertThatThrownBy(() -> admin.startMigration(StartMigrationRequest.newBuilder().setDatabase("orders")
+        .setTarget("10.0.0.6:5432").setOptions(good).build())).hasMessageContaining("FAILED_PRECONDITION")
+        .hasMessageContaining("needs migrator.aws in turnout.yaml");
+    assertThat(plane.migrator().list()).as("nothing was saved").isEmpty();
+  }
+
+  @Test
+  void theAuroraWriterEndpoint_isDerivedFromTheSourcesRdsEndpoint() {
+    assertThat(AdminService.auroraEndpoint("orders", new dev.turnout.envoy.Endpoint(
+        "orders-rds.c9akciq32.us-east-1.rds.amazonaws.com", 5432), "orders-aurora"))
+        .isEqualTo("orders-aurora.cluster-c9akciq32.us-east-1.rds.amazonaws.com:5432");
   }
 
   /** Random and mangled requests: each answered with a status that blames the request, never INTERNAL. */

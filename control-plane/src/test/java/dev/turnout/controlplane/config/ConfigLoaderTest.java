@@ -47,6 +47,38 @@ class ConfigLoaderTest {
   }
 
   @Test
+  void theMigratorsAwsSection_isReadWithDefaults_andBadValuesAreNamed() throws Exception {
+    TurnoutConfig config = parse("""
+        migrator:
+          aws:
+            fence_security_group: sg-0fe4ce
+            endpoint: https://vpce-1.rds.us-east-1.vpce.amazonaws.com
+            replica_deadline: 90m
+        """);
+    var aws = config.migrator().aws().orElseThrow();
+    assertThat(aws.fenceSecurityGroup()).isEqualTo("sg-0fe4ce");
+    assertThat(aws.endpointOverride()).contains(java.net.URI.create("https://vpce-1.rds.us-east-1.vpce.amazonaws.com"));
+    assertThat(aws.replicaDeadline()).isEqualTo(java.time.Duration.ofMinutes(90));
+    assertThat(aws.operationDeadline()).isEqualTo(java.time.Duration.ofMinutes(30));
+    assertThat(parse("databases: []\n").migrator().aws()).isEmpty();
+
+    assertThatThrownBy(() -> parse("""
+        migrator:
+          aws:
+            fence_security_group: default
+            endpoint: ftp://x
+            poll_interval: soon
+            region: us-east-1
+        """)).isInstanceOf(ConfigException.class)
+        .hasMessageContaining("fence security group 'default' is not a security group id")
+        .hasMessageContaining("migrator.aws.endpoint: 'ftp://x' is not an http(s) URL")
+        .hasMessageContaining("migrator.aws.poll_interval")
+        .hasMessageContaining("region");
+    assertThatThrownBy(() -> parse("migrator:\n  aws: {}\n"))
+        .hasMessageContaining("migrator.aws.fence_security_group is required");
+  }
+
+  @Test
   void malformedYaml_namesTheLine() {
     assertThatThrownBy(() -> parse("""
         databases:

@@ -19,6 +19,7 @@ import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Properties;
 import java.util.Set;
 
@@ -96,14 +97,15 @@ public final class PostgresPlatform implements Platform {
   }
 
   @Override
-  public void ensureTarget() throws MigrationException {
+  public Optional<String> ensureTarget() throws MigrationException {
     if (spec.options().createReplica().isEmpty()) {
-      return;
+      return Optional.empty();
     }
     Migration.Replica replica = spec.options().createReplica().get();
+    String done = "replica " + spec.target() + " in " + replica.targetDataDir() + " is up";
     try {
       target();
-      return; // already up: a re-run after a crash
+      return Optional.of(done); // already up: a re-run after a crash
     } catch (SQLException notUp) {
       // create and start it below
     }
@@ -122,7 +124,7 @@ public final class PostgresPlatform implements Platform {
       try {
         if (bool(target(), "select pg_is_in_recovery()")
             && "streaming".equals(text(target(), "select coalesce((select status from pg_stat_wal_receiver), '')"))) {
-          return;
+          return Optional.of(done);
         }
       } catch (SQLException e) {
         // still starting
@@ -287,13 +289,29 @@ public final class PostgresPlatform implements Platform {
     try (Statement s = source().createStatement()) {
       s.execute("alter system set default_transaction_read_only = on");
       s.execute("select pg_reload_conf()");
+    } catch (SQLException e) {
+      throw fail("fencing the source " + spec.source(), e);
+    }
+    refuseLogins(roles);
+    endClientSessions();
+  }
+
+  /** Sets {@code roles} NOLOGIN on the source ({@code ALTER ROLE} replicates to the target). */
+  public void refuseLogins(List<String> roles) throws MigrationException {
+    try (Statement s = source().createStatement()) {
       for (String role : roles) {
         s.execute("alter role " + quote(role) + " nologin");
       }
-      // Sessions opened before the fence keep their rights: end them all. New ones are refused or read-only.
+    } catch (SQLException e) {
+      throw fail("refusing logins on the source " + spec.source(), e);
+    }
+  }
+
+  /** Ends every client session on the source but the migrator's own; sessions opened before a fence keep their rights. */
+  public void endClientSessions() throws MigrationException {
+    try (Statement s = source().createStatement()) {
       for (int attempt = 0; attempt < 50; attempt++) {
-        int left = clientSessions(s);
-        if (left == 0) {
+        if (clientSessions(s) == 0) {
           return;
         }
         s.execute("select pg_terminate_backend(pid) from pg_stat_activity"
@@ -303,7 +321,7 @@ public final class PostgresPlatform implements Platform {
       throw new MigrationException("database '" + spec.database() + "': client sessions on " + spec.source()
           + " did not end");
     } catch (SQLException e) {
-      throw fail("fencing the source " + spec.source(), e);
+      throw fail("ending client sessions on the source " + spec.source(), e);
     }
   }
 
@@ -317,6 +335,22 @@ public final class PostgresPlatform implements Platform {
 
   @Override
   public void verifyFence(List<String> roles) throws MigrationException {
+    verifySessionsEndedAndLoginsRefused(roles);
+    try (Connection fresh = DriverManager.getConnection("jdbc:postgresql://" + spec.source() + "/postgres",
+        credentials.user(), credentials.password());
+         Statement fs = fresh.createStatement();
+         ResultSet rs = fs.executeQuery("show default_transaction_read_only")) {
+      rs.next();
+      if (!"on".equals(rs.getString(1))) {
+        throw new MigrationException("fence of " + spec.source() + " not holding: new sessions are not read-only");
+      }
+    } catch (SQLException e) {
+      throw fail("verifying the fence of " + spec.source(), e);
+    }
+  }
+
+  /** Throws unless no client session is open on the source and none of {@code roles} can log in. */
+  public void verifySessionsEndedAndLoginsRefused(List<String> roles) throws MigrationException {
     try (Statement s = source().createStatement()) {
       int sessions = clientSessions(s);
       if (sessions != 0) {
@@ -336,15 +370,6 @@ public final class PostgresPlatform implements Platform {
       if (!stillLogin.isEmpty()) {
         throw new MigrationException("fence of " + spec.source() + " not holding: roles can still log in: " + stillLogin);
       }
-      try (Connection fresh = DriverManager.getConnection("jdbc:postgresql://" + spec.source() + "/postgres",
-          credentials.user(), credentials.password());
-           Statement fs = fresh.createStatement();
-           ResultSet rs = fs.executeQuery("show default_transaction_read_only")) {
-        rs.next();
-        if (!"on".equals(rs.getString(1))) {
-          throw new MigrationException("fence of " + spec.source() + " not holding: new sessions are not read-only");
-        }
-      }
     } catch (SQLException e) {
       throw fail("verifying the fence of " + spec.source(), e);
     }
@@ -361,14 +386,34 @@ public final class PostgresPlatform implements Platform {
 
   @Override
   public void unfence(List<String> roles) throws MigrationException {
+    restoreLogins(roles);
     try (Statement s = source().createStatement()) {
-      for (String role : roles) {
-        s.execute("alter role " + quote(role) + " login");
-      }
       s.execute("alter system reset default_transaction_read_only");
       s.execute("select pg_reload_conf()");
     } catch (SQLException e) {
       throw fail("unfencing the source " + spec.source(), e);
+    }
+  }
+
+  /** Undo of {@link #refuseLogins}. */
+  public void restoreLogins(List<String> roles) throws MigrationException {
+    try (Statement s = source().createStatement()) {
+      for (String role : roles) {
+        s.execute("alter role " + quote(role) + " login");
+      }
+    } catch (SQLException e) {
+      throw fail("restoring logins on the source " + spec.source(), e);
+    }
+  }
+
+  /** The source's tables whose changes physical replication does not carry (they are empty on a promoted replica). */
+  public ImmutableList<String> unloggedTables() throws MigrationException {
+    try {
+      return ImmutableList.copyOf(column(source(), "select format('%I.%I', n.nspname, c.relname) from pg_class c"
+          + " join pg_namespace n on n.oid = c.relnamespace where c.relpersistence = 'u' and c.relkind in ('r', 'p')"
+          + " order by 1"));
+    } catch (SQLException e) {
+      throw fail("listing unlogged tables", e);
     }
   }
 

@@ -1,0 +1,286 @@
+package dev.turnout.it;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.turnout.admin.v1.AdminGrpc;
+import dev.turnout.admin.v1.GetMigrationRequest;
+import dev.turnout.controlplane.config.TurnoutConfig;
+import dev.turnout.controlplane.demo.CdcConsumer;
+import dev.turnout.controlplane.demo.Writer;
+import dev.turnout.envoy.Endpoint;
+import dev.turnout.it.aws.FakeAws;
+import dev.turnout.migrator.Migration;
+import dev.turnout.migrator.Migrator;
+import dev.turnout.migrator.Phase;
+import dev.turnout.migrator.ServerAddress;
+import dev.turnout.migrator.platform.aws.AwsSettings;
+import io.grpc.ManagedChannel;
+import io.grpc.ManagedChannelBuilder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.time.Duration;
+import java.util.List;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Collectors;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Amazon RDS to Aurora against {@link FakeAws} (AWS is not reachable here): the RDS instance and the Aurora
+ * cluster's writer are real PostgreSQL 15 servers — a primary and its streaming standby — that the fake names
+ * as their endpoints, promotes when the cluster is promoted, and whose sessions it ends when the instance
+ * reboots. An application writes through the sidecar the whole time.
+ */
+class AwsMigrationTest {
+  private static final String SOURCE = "orders-rds";
+  private static final String CLUSTER = "orders-aurora";
+  private static final String APP_GROUP = "sg-0a1b2c3d";
+  private static final String FENCE_GROUP = "sg-0fe4ce";
+  private static final List<String> MUTATING = List.of("CreateDBCluster", "CreateDBInstance", "AddTagsToResource",
+      "ModifyDBInstance", "RebootDBInstance", "PromoteReadReplicaDBCluster", "RemoveTagsFromResource");
+
+  @TempDir Path dir;
+  FakeAws aws;
+  MigrationFixture f;
+
+  @BeforeAll
+  static void credentials() {
+    // The SDK's default chains read these; nothing here is a real credential.
+    System.setProperty("aws.accessKeyId", "AKIAFAKEFAKEFAKEFAKE");
+    System.setProperty("aws.secretAccessKey", "fake-secret-for-the-fake");
+    System.setProperty("aws.region", "us-east-1");
+  }
+
+  private void setUp(Duration replicaDeadline) throws Exception {
+    setUp(replicaDeadline, Migrator.Failpoint.NONE);
+  }
+
+  private void setUp(Duration replicaDeadline, Migrator.Failpoint failpoint) throws Exception {
+    aws = FakeAws.start();
+    AwsSettings settings = new AwsSettings(Optional.of(aws.endpoint()), FENCE_GROUP, replicaDeadline,
+        Duration.ofSeconds(30), Duration.ofMillis(20));
+    f = new MigrationFixture(dir, failpoint, PostgresServer.BIN, false, false,
+        new TurnoutConfig.MigratorSettings("postgres", Optional.empty(), Optional.of(settings)));
+    aws.addSecurityGroup(APP_GROUP, "vpc-1", List.of("10.0.0.0/16"));
+    aws.addSecurityGroup(FENCE_GROUP, "vpc-1", List.of("10.9.0.10/32"));
+    aws.addInstance(SOURCE, "15.4", "127.0.0.1", f.source.port(), List.of(APP_GROUP), "orders-subnets",
+        "default.postgres15");
+    aws.endpointForNewCluster(CLUSTER, "127.0.0.1", f.target.port());
+    aws.onPromote(CLUSTER, () -> sql(f.target, "select pg_promote(true, 60)"));
+    aws.onReboot(SOURCE, () -> sql(f.source, "select pg_terminate_backend(pid) from pg_stat_activity"
+        + " where backend_type = 'client backend' and pid <> pg_backend_pid()"));
+  }
+
+  @AfterEach
+  void tearDown() throws Exception {
+    if (f != null) {
+      f.close();
+    }
+    if (aws != null) {
+      aws.close();
+    }
+  }
+
+  private static void sql(PostgresServer server, String statement) {
+    try (Connection c = server.connect(); Statement s = c.createStatement()) {
+      s.execute(statement);
+    } catch (SQLException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  private Migration.Spec spec(Optional<String> createClass, Duration window) {
+    return new Migration.Spec("app", new ServerAddress("127.0.0.1", f.source.port()),
+        new ServerAddress("127.0.0.1", f.target.port()),
+        new Migration.Options(window, 16L * 1024 * 1024, Duration.ofSeconds(60), false),
+        Optional.of(new Migration.Aurora(SOURCE, CLUSTER, createClass)));
+  }
+
+  private List<String> mutatingCalls(List<String> lines) {
+    return lines.stream().map(l -> l.replaceFirst("^\\s*[A-Z_]+: ", "").split(" ")[0])
+        .filter(MUTATING::contains).toList();
+  }
+
+  @Test
+  void rdsToAurora_createsTheReplica_fencesBySecurityGroup_promotes_andShiftsTheRoute_losingNoCommit() throws Exception {
+    setUp(Duration.ofSeconds(60));
+    try (Connection c = f.source.connect(); Statement s = c.createStatement()) {
+      s.execute("select pg_create_logical_replication_slot('cdc', 'test_decoding')");
+    }
+    aws.throttle("DescribeDBClusters", 2);
+    aws.throttle("ModifyDBInstance", 1);
+    Migration.Spec spec = spec(Optional.of("db.r6g.large"), Duration.ofSeconds(2));
+    List<String> planned = f.migrator().dryRun(spec);
+    int callsBefore = aws.calls().size();
+    try (CdcConsumer consumer = new CdcConsumer(f.appPort, "cdc").start();
+         Writer writer = new Writer(f.appPort, "app").start()) {
+      Thread.sleep(500);
+      Migration started = f.migrator().start(spec);
+      Migration done = f.awaitPhase(started.id(), p -> p == Phase.COMPLETED || p.isTerminal() || p == Phase.HALTED,
+          Duration.ofSeconds(120));
+      assertThat(done.phase()).as(MigrationFixture.history(done)).isEqualTo(Phase.COMPLETED);
+      Thread.sleep(500);
+      writer.close();
+
+      assertThat(done.history().stream().map(Migration.Event::phase).distinct().toList())
+          .as("the same phase log as the PostgreSQL platform").containsExactly(Phase.PLANNED, Phase.PREFLIGHT,
+              Phase.REPLICATING, Phase.VALIDATED, Phase.QUIESCING, Phase.CATCHING_UP, Phase.PROMOTING,
+              Phase.SHIFTING, Phase.VERIFYING, Phase.COMPLETED);
+      assertThat(done.history()).extracting(Migration.Event::note).anySatisfy(n -> assertThat(n)
+          .contains("Aurora cluster " + CLUSTER).contains("creating -> available"));
+      Set<Long> onTarget = MigrationFixture.seqs(f.target);
+      assertThat(onTarget).as("every acknowledged commit is on the promoted cluster").containsAll(writer.acknowledged());
+      assertThat(onTarget).as("nothing committed on the source after the fence").containsAll(MigrationFixture.seqs(f.source));
+      MigrationFixture.assertEveryCommitSeenOnce(consumer, writer.acknowledged());
+      assertThat(f.plane.routing().table().get("app").orElseThrow().endpoint())
+          .contains(new Endpoint("127.0.0.1", f.target.port()));
+      assertThat(MigrationFixture.serverPortOf(f.appPort, "app")).isEqualTo(f.target.port());
+    }
+
+    assertThat(aws.instanceSecurityGroups(SOURCE)).as("fenced: only the fence group").containsExactly(FENCE_GROUP);
+    assertThat(aws.tags(arn(SOURCE))).as("the original groups recorded for a rollback")
+        .containsEntry("turnout:fenced-security-groups", APP_GROUP);
+    assertThat(aws.clusterReplicationSource(CLUSTER)).as("promoted: no longer a replica").isEmpty();
+    List<String> made = aws.calls().subList(callsBefore, aws.calls().size());
+    assertThat(made).as("throttled calls were retried").anyMatch(c -> c.endsWith("-> Throttling"));
+    List<String> forward = planned.stream().filter(l -> !l.trim().startsWith("ROLLING_BACK")).toList();
+    assertThat(mutatingCalls(made.stream().filter(c -> !c.endsWith("-> Throttling")).toList()))
+        .as("the changes the dry run listed, in its order").containsExactlyElementsOf(mutatingCalls(forward));
+    assertThat(made).anySatisfy(c -> assertThat(c).startsWith("CreateDBCluster")
+        .contains("ReplicationSourceIdentifier=" + arn(SOURCE)).contains("DBClusterIdentifier=" + CLUSTER));
+
+    ManagedChannel channel = ManagedChannelBuilder.forAddress("127.0.0.1", f.plane.adminPort()).usePlaintext().build();
+    try {
+      var view = AdminGrpc.newBlockingStub(channel).getMigration(GetMigrationRequest.newBuilder()
+          .setId(f.migrator().list().get(0).id()).build());
+      assertThat(view.getPhase()).isEqualTo("COMPLETED");
+      assertThat(view.getTarget()).isEqualTo("127.0.0.1:" + f.target.port());
+      assertThat(view.getSlotsList()).extracting(s -> s.getName()).containsExactly("cdc");
+    } finally {
+      channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+    }
+  }
+
+  @Test
+  void aReplicaThatNeverBecomesAvailable_passesItsDeadline_andRollsBack_leavingTheSourceUntouched() throws Exception {
+    setUp(Duration.ofSeconds(2));
+    aws.neverAvailable(CLUSTER);
+    Migration started = f.migrator().start(spec(Optional.of("db.r6g.large"), Duration.ofSeconds(1)));
+    Migration done = f.awaitPhase(started.id(), p -> p.isTerminal() || p == Phase.HALTED || p == Phase.COMPLETED,
+        Duration.ofSeconds(60));
+
+    assertThat(done.phase()).as(MigrationFixture.history(done)).isEqualTo(Phase.ROLLED_BACK);
+    assertThat(done.progress().error().orElseThrow()).contains("deadline").contains("Aurora cluster " + CLUSTER)
+        .contains("creating");
+    assertThat(aws.instanceSecurityGroups(SOURCE)).containsExactly(APP_GROUP);
+    assertThat(aws.tags(arn(SOURCE))).doesNotContainKey("turnout:fenced-security-groups");
+    assertThat(aws.calls()).noneMatch(c -> c.startsWith("ModifyDBInstance") || c.startsWith("RebootDBInstance"));
+    assertThat(MigrationFixture.serverPortOf(f.appPort, "app")).as("still routed to the source").isEqualTo(f.source.port());
+  }
+
+  @Test
+  void aFailedPromotion_rollsBack_restoringTheSecurityGroupsAndLogins() throws Exception {
+    setUp(Duration.ofSeconds(60));
+    aws.failPromotion(CLUSTER);
+    try (Writer writer = new Writer(f.appPort, "app").start()) {
+      Thread.sleep(300);
+      Migration started = f.migrator().start(spec(Optional.of("db.r6g.large"), Duration.ofSeconds(1)));
+      Migration done = f.awaitPhase(started.id(), p -> p.isTerminal() || p == Phase.HALTED || p == Phase.COMPLETED,
+          Duration.ofSeconds(90));
+      assertThat(done.phase()).as(MigrationFixture.history(done)).isEqualTo(Phase.ROLLED_BACK);
+      assertThat(done.progress().error().orElseThrow()).contains("PromoteReadReplicaDBCluster")
+          .contains("InvalidDBClusterStateFault");
+      assertThat(done.history()).extracting(Migration.Event::phase).contains(Phase.QUIESCING, Phase.PROMOTING);
+      Thread.sleep(500);
+      writer.close();
+      assertThat(MigrationFixture.seqs(f.source)).as("every acknowledged commit is on the source")
+          .containsAll(writer.acknowledged());
+    }
+    assertThat(aws.calls().stream().filter(c -> c.startsWith("ModifyDBInstance") && !c.endsWith("-> Throttling")))
+        .as("fenced with the fence group, then given its own back")
+        .satisfiesExactly(c -> assertThat(c).contains(FENCE_GROUP), c -> assertThat(c).contains(APP_GROUP));
+    assertThat(aws.instanceSecurityGroups(SOURCE)).as("the recorded groups are back").containsExactly(APP_GROUP);
+    assertThat(aws.tags(arn(SOURCE))).as("the record is gone with the fence").doesNotContainKey("turnout:fenced-security-groups");
+    assertThat(aws.clusterReplicationSource(CLUSTER)).as("the cluster is still a replica").contains(arn(SOURCE));
+    assertThat(MigrationFixture.serverPortOf(f.appPort, "app")).as("the application reaches the source again")
+        .isEqualTo(f.source.port());
+    try (Connection c = f.target.connect(); Statement s = c.createStatement();
+         java.sql.ResultSet rs = s.executeQuery("select pg_is_in_recovery()")) {
+      rs.next();
+      assertThat(rs.getBoolean(1)).as("the target server is still a standby").isTrue();
+    }
+  }
+
+  @Test
+  void aCrashAfterTheFence_thenAFailedPromotion_rollsBackFromTheRecordKeptInAws() throws Exception {
+    MigrationFaultsTest.Stop stop = new MigrationFaultsTest.Stop(Phase.CATCHING_UP, Migrator.Failpoint.Point.AFTER_SAVE);
+    setUp(Duration.ofSeconds(60), stop);
+    aws.failPromotion(CLUSTER);
+    Migration started = f.migrator().start(spec(Optional.of("db.r6g.large"), Duration.ofSeconds(1)));
+    stop.awaitReached();
+    assertThat(aws.instanceSecurityGroups(SOURCE)).as("fenced when the control plane dies").containsExactly(FENCE_GROUP);
+
+    f.crashPlane();
+    f.startPlane(Migrator.Failpoint.NONE);
+    Migration done = f.awaitPhase(started.id(), p -> p.isTerminal() || p == Phase.HALTED || p == Phase.COMPLETED,
+        Duration.ofSeconds(90));
+
+    assertThat(done.phase()).as(MigrationFixture.history(done)).isEqualTo(Phase.ROLLED_BACK);
+    assertThat(aws.calls().stream().filter(c -> c.startsWith("RebootDBInstance"))).as("the fence ran once").hasSize(1);
+    assertThat(aws.instanceSecurityGroups(SOURCE)).as("restored by a process that only had the tag")
+        .containsExactly(APP_GROUP);
+    assertThat(aws.tags(arn(SOURCE))).doesNotContainKey("turnout:fenced-security-groups");
+    assertThat(MigrationFixture.serverPortOf(f.appPort, "app")).isEqualTo(f.source.port());
+  }
+
+  @Test
+  void aSourceShortOfStorage_failsPreflight_namingTheFigures_andChangesNothing() throws Exception {
+    setUp(Duration.ofSeconds(60));
+    aws.addReplicaCluster(CLUSTER, SOURCE, "127.0.0.1", f.target.port());
+    aws.metric("FreeStorageSpace", 600L * 1024 * 1024);
+    Migration started = f.migrator().start(spec(Optional.empty(), Duration.ofSeconds(1)));
+    Migration done = f.awaitPhase(started.id(), p -> p.isTerminal() || p == Phase.HALTED || p == Phase.COMPLETED,
+        Duration.ofSeconds(60));
+
+    assertThat(done.phase()).as(MigrationFixture.history(done)).isEqualTo(Phase.ROLLED_BACK);
+    assertThat(done.progress().error().orElseThrow()).contains("storage: free 0.6 GiB");
+    assertThat(done.history()).extracting(Migration.Event::note)
+        .anySatisfy(n -> assertThat(n).contains("ok   aws replica").contains("a read replica of " + SOURCE))
+        .anySatisfy(n -> assertThat(n).contains("ok   oldest slot lag: within one 64 MB WAL segment"));
+    assertThat(aws.calls()).noneMatch(c -> MUTATING.contains(c.split(" ")[0]));
+  }
+
+  /**
+   * The dry run's transcript — every phase and every AWS call with its parameters, in order — against a golden
+   * file. Ports are the only thing that varies between runs. Regenerate with -Dturnout.regenerate=true.
+   */
+  @Test
+  void theDryRun_listsEveryAwsCall_inOrder_withItsParameters() throws Exception {
+    setUp(Duration.ofSeconds(60));
+    List<String> planned = f.migrator().dryRun(spec(Optional.of("db.r6g.large"), Duration.ofSeconds(30)));
+    String transcript = planned.stream().collect(Collectors.joining("\n", "", "\n"))
+        .replace("127.0.0.1:" + f.source.port(), "127.0.0.1:SOURCE_PORT")
+        .replace("127.0.0.1:" + f.target.port(), "127.0.0.1:TARGET_PORT");
+    Path golden = Path.of("src/test/resources/aws/dry-run.golden.txt");
+    if (Boolean.getBoolean("turnout.regenerate")) {
+      Files.createDirectories(golden.getParent());
+      Files.writeString(golden, transcript, StandardCharsets.UTF_8);
+    }
+    assertThat(transcript).isEqualTo(Files.readString(golden, StandardCharsets.UTF_8));
+    assertThat(aws.calls()).as("a dry run changes nothing")
+        .noneMatch(c -> MUTATING.contains(c.split(" ")[0]));
+    assertThat(f.migrator().list()).as("and starts nothing").isEmpty();
+  }
+
+  private static String arn(String instance) {
+    return "arn:aws:rds:us-east-1:" + FakeAws.ACCOUNT + ":db:" + instance;
+  }
+}

@@ -1,0 +1,270 @@
+package dev.turnout.migrator.platform.aws;
+
+import com.google.common.collect.ImmutableList;
+import com.google.common.collect.ImmutableMap;
+import dev.turnout.migrator.MigrationException;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.stream.Collectors;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import software.amazon.awssdk.awscore.exception.AwsServiceException;
+import software.amazon.awssdk.core.exception.SdkException;
+import software.amazon.awssdk.http.urlconnection.UrlConnectionHttpClient;
+import software.amazon.awssdk.services.cloudwatch.CloudWatchClient;
+import software.amazon.awssdk.services.cloudwatch.model.Dimension;
+import software.amazon.awssdk.services.cloudwatch.model.GetMetricDataResponse;
+import software.amazon.awssdk.services.cloudwatch.model.Metric;
+import software.amazon.awssdk.services.cloudwatch.model.MetricDataQuery;
+import software.amazon.awssdk.services.cloudwatch.model.MetricDataResult;
+import software.amazon.awssdk.services.cloudwatch.model.MetricStat;
+import software.amazon.awssdk.services.ec2.Ec2Client;
+import software.amazon.awssdk.services.ec2.model.SecurityGroup;
+import software.amazon.awssdk.services.rds.RdsClient;
+import software.amazon.awssdk.services.rds.model.DBCluster;
+import software.amazon.awssdk.services.rds.model.DBInstance;
+import software.amazon.awssdk.services.rds.model.DbClusterNotFoundException;
+import software.amazon.awssdk.services.rds.model.DbInstanceNotFoundException;
+import software.amazon.awssdk.services.rds.model.Tag;
+
+/**
+ * Every AWS call the platform makes passes here and is logged as one line in the form the dry run prints
+ * ({@code CreateDBCluster DBClusterIdentifier=orders-aurora Engine=aurora-postgresql ...}), so what the dry run
+ * promises and what a real run does are built by the same {@link Call} factories. Retries with backoff on
+ * throttling are the SDK's (standard mode, up to {@link #MAX_ATTEMPTS} attempts per call).
+ */
+final class AwsApi implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(AwsApi.class);
+  static final int MAX_ATTEMPTS = 8;
+  static final String ENGINE = "aurora-postgresql";
+
+  /** One API call with its parameters in the order AWS documents them. Holds no secret. */
+  record Call(String action, ImmutableMap<String, String> params) {
+    static Call of(String action, String... keyValues) {
+      Map<String, String> p = new LinkedHashMap<>();
+      for (int i = 0; i < keyValues.length; i += 2) {
+        p.put(keyValues[i], keyValues[i + 1]);
+      }
+      return new Call(action, ImmutableMap.copyOf(p));
+    }
+
+    @Override
+    public String toString() {
+      return action + params.entrySet().stream().map(e -> " " + e.getKey() + "=" + e.getValue()).collect(Collectors.joining());
+    }
+  }
+
+  static Call describeInstanceCall(String id) {
+    return Call.of("DescribeDBInstances", "DBInstanceIdentifier", id);
+  }
+
+  static Call describeClusterCall(String id) {
+    return Call.of("DescribeDBClusters", "DBClusterIdentifier", id);
+  }
+
+  static Call createClusterCall(String id, String engineVersion, String sourceArn, String subnetGroup, List<String> groups) {
+    return Call.of("CreateDBCluster", "DBClusterIdentifier", id, "Engine", ENGINE, "EngineVersion", engineVersion,
+        "ReplicationSourceIdentifier", sourceArn, "DBSubnetGroupName", subnetGroup,
+        "VpcSecurityGroupIds", String.join(",", groups));
+  }
+
+  static Call createInstanceCall(String id, String clusterId, String instanceClass) {
+    return Call.of("CreateDBInstance", "DBInstanceIdentifier", id, "DBClusterIdentifier", clusterId,
+        "DBInstanceClass", instanceClass, "Engine", ENGINE);
+  }
+
+  static Call describeSecurityGroupsCall(List<String> ids) {
+    return Call.of("DescribeSecurityGroups", "GroupIds", String.join(",", ids));
+  }
+
+  static Call listTagsCall(String arn) {
+    return Call.of("ListTagsForResource", "ResourceName", arn);
+  }
+
+  static Call addTagCall(String arn, String key, String value) {
+    return Call.of("AddTagsToResource", "ResourceName", arn, "Tags", key + "=" + value);
+  }
+
+  static Call removeTagCall(String arn, String key) {
+    return Call.of("RemoveTagsFromResource", "ResourceName", arn, "TagKeys", key);
+  }
+
+  static Call modifySecurityGroupsCall(String id, List<String> groups) {
+    return Call.of("ModifyDBInstance", "DBInstanceIdentifier", id, "VpcSecurityGroupIds", String.join(",", groups),
+        "ApplyImmediately", "true");
+  }
+
+  static Call rebootCall(String id) {
+    return Call.of("RebootDBInstance", "DBInstanceIdentifier", id);
+  }
+
+  static Call promoteCall(String clusterId) {
+    return Call.of("PromoteReadReplicaDBCluster", "DBClusterIdentifier", clusterId);
+  }
+
+  static Call metricsCall(String instanceId, List<String> names, Duration window) {
+    return Call.of("GetMetricData", "Namespace", "AWS/RDS", "DBInstanceIdentifier", instanceId,
+        "MetricNames", String.join(",", names), "Period", "60", "Stat", "Maximum", "Window", window.toMinutes() + "m");
+  }
+
+  private final RdsClient rds;
+  private final Ec2Client ec2;
+  private final CloudWatchClient cloudWatch;
+
+  private AwsApi(RdsClient rds, Ec2Client ec2, CloudWatchClient cloudWatch) {
+    this.rds = rds;
+    this.ec2 = ec2;
+    this.cloudWatch = cloudWatch;
+  }
+
+  /** Clients with the default credential and region chains; throws if either finds nothing. */
+  static AwsApi connect(AwsSettings settings) throws MigrationException {
+    try {
+      var rds = RdsClient.builder().httpClient(UrlConnectionHttpClient.create())
+          .overrideConfiguration(o -> o.retryStrategy(r -> r.maxAttempts(MAX_ATTEMPTS)));
+      var ec2 = Ec2Client.builder().httpClient(UrlConnectionHttpClient.create())
+          .overrideConfiguration(o -> o.retryStrategy(r -> r.maxAttempts(MAX_ATTEMPTS)));
+      var cw = CloudWatchClient.builder().httpClient(UrlConnectionHttpClient.create())
+          .overrideConfiguration(o -> o.retryStrategy(r -> r.maxAttempts(MAX_ATTEMPTS)));
+      settings.endpointOverride().ifPresent(uri -> {
+        rds.endpointOverride(uri);
+        ec2.endpointOverride(uri);
+        cw.endpointOverride(uri);
+      });
+      return new AwsApi(rds.build(), ec2.build(), cw.build());
+    } catch (SdkException e) {
+      throw new MigrationException("cannot set up the AWS clients (region and credentials come from the SDK's"
+          + " default chains: AWS_REGION, AWS_PROFILE, instance or container role): " + e.getMessage(), e);
+    }
+  }
+
+  private interface Action<T> {
+    T run();
+  }
+
+  private <T> T call(Call call, Action<T> action) throws MigrationException {
+    log.debug("AWS {}", call);
+    try {
+      return action.run();
+    } catch (AwsServiceException e) {
+      throw new AwsCallException(call, e.awsErrorDetails() == null ? "" : e.awsErrorDetails().errorCode(),
+          e.awsErrorDetails() == null ? e.getMessage() : e.awsErrorDetails().errorMessage(), e);
+    } catch (SdkException e) {
+      throw new AwsCallException(call, "", e.getMessage(), e);
+    }
+  }
+
+  /** A refused or failed AWS call, naming the call and AWS's error code. */
+  static final class AwsCallException extends MigrationException {
+    private static final long serialVersionUID = 1L;
+    private final String code;
+
+    AwsCallException(Call call, String code, String message, Throwable cause) {
+      super("AWS " + call.action() + " failed" + (code.isEmpty() ? "" : " (" + code + ")") + ": " + message, cause);
+      this.code = code;
+    }
+
+    String code() {
+      return code;
+    }
+  }
+
+  Optional<DBInstance> instance(String id) throws MigrationException {
+    try {
+      return call(describeInstanceCall(id), () -> rds.describeDBInstances(r -> r.dbInstanceIdentifier(id))
+          .dbInstances().stream().findFirst());
+    } catch (AwsCallException e) {
+      if (e.getCause() instanceof DbInstanceNotFoundException) {
+        return Optional.empty();
+      }
+      throw e;
+    }
+  }
+
+  Optional<DBCluster> cluster(String id) throws MigrationException {
+    try {
+      return call(describeClusterCall(id), () -> rds.describeDBClusters(r -> r.dbClusterIdentifier(id))
+          .dbClusters().stream().findFirst());
+    } catch (AwsCallException e) {
+      if (e.getCause() instanceof DbClusterNotFoundException) {
+        return Optional.empty();
+      }
+      throw e;
+    }
+  }
+
+  void createCluster(String id, String engineVersion, String sourceArn, String subnetGroup, List<String> groups)
+      throws MigrationException {
+    call(createClusterCall(id, engineVersion, sourceArn, subnetGroup, groups), () -> rds.createDBCluster(r -> r
+        .dbClusterIdentifier(id).engine(ENGINE).engineVersion(engineVersion).replicationSourceIdentifier(sourceArn)
+        .dbSubnetGroupName(subnetGroup).vpcSecurityGroupIds(groups)));
+  }
+
+  void createInstance(String id, String clusterId, String instanceClass) throws MigrationException {
+    call(createInstanceCall(id, clusterId, instanceClass), () -> rds.createDBInstance(r -> r
+        .dbInstanceIdentifier(id).dbClusterIdentifier(clusterId).dbInstanceClass(instanceClass).engine(ENGINE)));
+  }
+
+  List<SecurityGroup> securityGroups(List<String> ids) throws MigrationException {
+    return call(describeSecurityGroupsCall(ids), () -> ec2.describeSecurityGroups(r -> r.groupIds(ids)).securityGroups());
+  }
+
+  Map<String, String> tags(String arn) throws MigrationException {
+    return call(listTagsCall(arn), () -> rds.listTagsForResource(r -> r.resourceName(arn)).tagList().stream()
+        .collect(Collectors.toMap(Tag::key, Tag::value, (a, b) -> b, LinkedHashMap::new)));
+  }
+
+  void addTag(String arn, String key, String value) throws MigrationException {
+    call(addTagCall(arn, key, value), () -> rds.addTagsToResource(r -> r.resourceName(arn)
+        .tags(Tag.builder().key(key).value(value).build())));
+  }
+
+  void removeTag(String arn, String key) throws MigrationException {
+    call(removeTagCall(arn, key), () -> rds.removeTagsFromResource(r -> r.resourceName(arn).tagKeys(key)));
+  }
+
+  void modifySecurityGroups(String id, List<String> groups) throws MigrationException {
+    call(modifySecurityGroupsCall(id, groups), () -> rds.modifyDBInstance(r -> r.dbInstanceIdentifier(id)
+        .vpcSecurityGroupIds(groups).applyImmediately(true)));
+  }
+
+  void reboot(String id) throws MigrationException {
+    call(rebootCall(id), () -> rds.rebootDBInstance(r -> r.dbInstanceIdentifier(id)));
+  }
+
+  void promote(String clusterId) throws MigrationException {
+    call(promoteCall(clusterId), () -> rds.promoteReadReplicaDBCluster(r -> r.dbClusterIdentifier(clusterId)));
+  }
+
+  /** The maximum of each metric per minute over {@code window} before {@code now}, newest first. */
+  Map<String, List<Double>> metrics(String instanceId, List<String> names, Duration window, Instant now)
+      throws MigrationException {
+    List<MetricDataQuery> queries = new ArrayList<>();
+    for (int i = 0; i < names.size(); i++) {
+      queries.add(MetricDataQuery.builder().id("m" + i).metricStat(MetricStat.builder()
+          .metric(Metric.builder().namespace("AWS/RDS").metricName(names.get(i))
+              .dimensions(Dimension.builder().name("DBInstanceIdentifier").value(instanceId).build()).build())
+          .period(60).stat("Maximum").build()).build());
+    }
+    GetMetricDataResponse response = call(metricsCall(instanceId, names, window), () -> cloudWatch.getMetricData(r -> r
+        .startTime(now.minus(window)).endTime(now).metricDataQueries(queries)));
+    Map<String, List<Double>> out = new LinkedHashMap<>();
+    for (MetricDataResult result : response.metricDataResults()) {
+      int index = Integer.parseInt(result.id().substring(1));
+      out.put(names.get(index), ImmutableList.copyOf(result.values()));
+    }
+    return out;
+  }
+
+  @Override
+  public void close() {
+    rds.close();
+    ec2.close();
+    cloudWatch.close();
+  }
+}

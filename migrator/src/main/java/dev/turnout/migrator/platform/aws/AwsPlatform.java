@@ -1,0 +1,583 @@
+package dev.turnout.migrator.platform.aws;
+
+import com.google.common.base.Splitter;
+import com.google.common.collect.ImmutableList;
+import dev.turnout.migrator.Lsn;
+import dev.turnout.migrator.Migration;
+import dev.turnout.migrator.MigrationException;
+import dev.turnout.migrator.Platform;
+import dev.turnout.migrator.ServerAddress;
+import dev.turnout.migrator.Sleeper;
+import dev.turnout.migrator.SlotPosition;
+import dev.turnout.migrator.platform.postgres.PostgresPlatform;
+import java.net.InetAddress;
+import java.net.UnknownHostException;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.function.Predicate;
+import java.util.stream.Collectors;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import software.amazon.awssdk.services.ec2.model.SecurityGroup;
+import software.amazon.awssdk.services.rds.model.DBCluster;
+import software.amazon.awssdk.services.rds.model.DBInstance;
+import software.amazon.awssdk.services.rds.model.VpcSecurityGroupMembership;
+
+/**
+ * Amazon RDS for PostgreSQL to an Aurora PostgreSQL cluster that is its read replica: the AWS side through the
+ * SDK (RDS, EC2, CloudWatch), the database side over JDBC through {@link PostgresPlatform}, whose checks, slot
+ * handling and probes it reuses.
+ *
+ * <p>What differs from two plain PostgreSQL servers, and why:
+ * <ul>
+ *   <li>RDS forbids {@code ALTER SYSTEM}, so the fence is the network and the roles: the source's security groups
+ *       are swapped for the fence group (the originals recorded first, in a tag on the instance, so a rollback
+ *       after a crash still finds them), other login roles are set NOLOGIN, and a reboot ends every session.
+ *       Swapping the instance's groups rather than revoking rules in them leaves other instances that share a
+ *       group untouched.
+ *   <li>Aurora cannot be armed read-only before promotion either: until SHIFTING no sidecar routes to the
+ *       cluster, and the slots are recreated right after promotion, before the route names it.
+ *   <li>Promotion is {@code PromoteReadReplicaDBCluster}; the cluster counts as promoted from the moment AWS
+ *       reports it promoting, so a failure then halts rather than rolls back.
+ * </ul>
+ */
+public final class AwsPlatform implements Platform {
+  private static final Logger log = LoggerFactory.getLogger(AwsPlatform.class);
+  /** Tag on the source instance holding its security groups while it is fenced. */
+  static final String FENCE_TAG = "turnout:fenced-security-groups";
+  static final String REPLICA_LAG = "RDSToAuroraPostgreSQLReplicaLag";
+  static final List<String> SOURCE_METRICS = List.of("FreeStorageSpace", "TransactionLogsDiskUsage",
+      "TransactionLogsGeneration", "OldestReplicationSlotLag");
+  /** CloudWatch's OldestReplicationSlotLag moves in whole WAL segments of 64 MB on RDS. */
+  private static final long SEGMENT = 64L << 20;
+  private static final Duration METRICS_WINDOW = Duration.ofMinutes(10);
+  private static final Duration METRICS_REFRESH = Duration.ofMinutes(1);
+  private static final Duration MAX_POLL = Duration.ofSeconds(60);
+
+  private final Migration.Spec spec;
+  private final Migration.Aurora aurora;
+  private final AwsSettings settings;
+  private final PostgresPlatform sql;
+  private final Clock clock;
+  private final Sleeper sleeper;
+  private AwsApi api; // opened on first use; only the migration's runner thread touches this platform
+  private Instant lagFetchedAt = Instant.MIN;
+  private double lagSeconds;
+
+  AwsPlatform(Migration.Spec spec, PostgresPlatform sql, AwsSettings settings, Clock clock, Sleeper sleeper) {
+    this.spec = spec;
+    this.aurora = spec.aurora().orElseThrow(() -> new IllegalArgumentException(spec.database() + " is not an Aurora migration"));
+    this.sql = sql;
+    this.settings = settings;
+    this.clock = clock;
+    this.sleeper = sleeper;
+  }
+
+  /** A factory for Aurora migrations; every other spec is refused (the control plane picks the platform). */
+  public static Platform.Factory factory(PostgresPlatform.Credentials credentials, AwsSettings settings, Clock clock,
+      Sleeper sleeper) {
+    return spec -> new AwsPlatform(spec, new PostgresPlatform(spec, credentials), settings, clock, sleeper);
+  }
+
+  private AwsApi api() throws MigrationException {
+    if (api == null) {
+      api = AwsApi.connect(settings);
+    }
+    return api;
+  }
+
+  private String db() {
+    return "database '" + spec.database() + "'";
+  }
+
+  private DBInstance source() throws MigrationException {
+    return api().instance(aurora.sourceInstance()).orElseThrow(() -> new MigrationException(db() + ": RDS instance '"
+        + aurora.sourceInstance() + "' does not exist (in this account and region)"));
+  }
+
+  private Optional<DBCluster> cluster() throws MigrationException {
+    return api().cluster(aurora.targetCluster());
+  }
+
+  private static List<String> groups(DBInstance i) {
+    return i.vpcSecurityGroups().stream().map(VpcSecurityGroupMembership::vpcSecurityGroupId).toList();
+  }
+
+  @Override
+  public Optional<String> ensureTarget() throws MigrationException {
+    DBInstance src = source();
+    List<String> changes = new ArrayList<>();
+    if (cluster().isEmpty()) {
+      if (aurora.createInstanceClass().isEmpty()) {
+        throw new MigrationException(db() + ": Aurora cluster '" + aurora.targetCluster() + "' does not exist;"
+            + " give an instance class to have the migrator create it as a replica of " + aurora.sourceInstance());
+      }
+      api().createCluster(aurora.targetCluster(), src.engineVersion(), src.dbInstanceArn(),
+          src.dbSubnetGroup().dbSubnetGroupName(), groups(src));
+      changes.add("created cluster " + aurora.targetCluster());
+    }
+    changes.addAll(await("Aurora cluster " + aurora.targetCluster() + " to be available", settings.replicaDeadline(),
+        () -> cluster().map(DBCluster::status).orElse("missing"), "available"::equals));
+    if (aurora.createInstanceClass().isPresent()) {
+      if (api().instance(aurora.writerInstance()).isEmpty()) {
+        api().createInstance(aurora.writerInstance(), aurora.targetCluster(), aurora.createInstanceClass().get());
+        changes.add("created writer " + aurora.writerInstance());
+      }
+      changes.addAll(await("writer instance " + aurora.writerInstance() + " to be available", settings.replicaDeadline(),
+          () -> api().instance(aurora.writerInstance()).map(DBInstance::dbInstanceStatus).orElse("missing"),
+          "available"::equals));
+    }
+    return Optional.of("Aurora cluster " + aurora.targetCluster() + ": " + String.join(", ", changes));
+  }
+
+  private interface Probe {
+    String status() throws MigrationException;
+  }
+
+  /**
+   * Polls with doubling pauses until {@code done} holds or {@code deadline} passes; logs and returns every
+   * status seen, so the migration's history shows how a slow AWS operation went.
+   */
+  private List<String> await(String what, Duration deadline, Probe probe, Predicate<String> done)
+      throws MigrationException {
+    Instant start = clock.instant();
+    Duration pause = settings.pollInterval();
+    List<String> seen = new ArrayList<>();
+    while (true) {
+      String status = probe.status();
+      if (seen.isEmpty() || !seen.get(seen.size() - 1).equals(status)) {
+        log.info("{}: waiting for {}: {} after {} s", db(), what, status,
+            Duration.between(start, clock.instant()).toSeconds());
+        seen.add(status);
+      }
+      if (done.test(status)) {
+        return List.of(what.replaceFirst(" to be .*", "") + " " + String.join(" -> ", seen) + " in "
+            + Duration.between(start, clock.instant()).toSeconds() + " s");
+      }
+      if (clock.instant().isAfter(start.plus(deadline))) {
+        throw new MigrationException(db() + ": deadline of " + deadline + " passed waiting for " + what
+            + "; statuses seen: " + String.join(" -> ", seen));
+      }
+      try {
+        sleeper.sleep(pause);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new MigrationException(db() + ": interrupted waiting for " + what);
+      }
+      pause = pause.multipliedBy(2).compareTo(MAX_POLL) > 0 ? MAX_POLL : pause.multipliedBy(2);
+    }
+  }
+
+  @Override
+  public ImmutableList<Check> preflight(boolean allowDroppingStaleSlots) throws MigrationException {
+    ImmutableList.Builder<Check> checks = ImmutableList.builder();
+    Optional<DBInstance> maybeSource = api().instance(aurora.sourceInstance());
+    Optional<DBCluster> maybeCluster = cluster();
+    if (maybeSource.isEmpty() || maybeCluster.isEmpty()) {
+      checks.add(new Check("aws resources", false, true, maybeSource.isEmpty()
+          ? "RDS instance '" + aurora.sourceInstance() + "' does not exist"
+          : "Aurora cluster '" + aurora.targetCluster() + "' does not exist"));
+      return checks.build();
+    }
+    DBInstance src = maybeSource.get();
+    DBCluster cluster = maybeCluster.get();
+    checks.add(sourceCheck(src));
+    checks.add(replicaCheck(src, cluster));
+    checks.add(oneReplicaCheck(src));
+    checks.add(sameAccountCheck(src, cluster));
+    checks.add(engineVersionCheck(src, cluster));
+    checks.add(fenceGroupCheck(src));
+    ImmutableList<String> unlogged = sql.unloggedTables();
+    checks.add(new Check("unlogged tables", unlogged.isEmpty(), false, unlogged.isEmpty()
+        ? "none" : "not replicated, empty on the target after cutover: " + String.join(", ", unlogged)));
+    checks.addAll(metricChecks(src));
+    checks.addAll(sql.preflight(allowDroppingStaleSlots));
+    return checks.build();
+  }
+
+  private Check sourceCheck(DBInstance src) {
+    boolean engine = "postgres".equals(src.engine());
+    boolean available = "available".equals(src.dbInstanceStatus());
+    boolean routed = src.endpoint() != null && sameServer(src.endpoint().address(), src.endpoint().port(), spec.source());
+    return new Check("aws source", engine && available && routed, true, "RDS instance " + aurora.sourceInstance()
+        + " engine " + src.engine() + " " + src.engineVersion() + ", " + src.dbInstanceStatus()
+        + (routed ? ", the database's current endpoint" : ", endpoint " + (src.endpoint() == null ? "none"
+            : src.endpoint().address() + ":" + src.endpoint().port()) + " is not the database's route " + spec.source())
+        + (available ? "" : " (must be available)") + (engine ? "" : " (must be postgres)"));
+  }
+
+  private Check replicaCheck(DBInstance src, DBCluster cluster) {
+    boolean replica = src.dbInstanceArn().equals(cluster.replicationSourceIdentifier());
+    boolean engine = AwsApi.ENGINE.equals(cluster.engine());
+    boolean available = "available".equals(cluster.status());
+    boolean target = cluster.endpoint() != null && sameServer(cluster.endpoint(), cluster.port(), spec.target());
+    return new Check("aws replica", replica && engine && available && target, true, "Aurora cluster "
+        + aurora.targetCluster() + " " + cluster.engine() + " " + cluster.engineVersion() + ", " + cluster.status()
+        + (replica ? ", a read replica of " + aurora.sourceInstance()
+            : ", replicating from " + Optional.ofNullable(cluster.replicationSourceIdentifier()).orElse("nothing")
+                + " instead of " + src.dbInstanceArn())
+        + (target ? ", writer endpoint " + spec.target() : ", writer endpoint " + cluster.endpoint() + ":"
+            + cluster.port() + " is not the migration's target " + spec.target()));
+  }
+
+  private Check oneReplicaCheck(DBInstance src) {
+    List<String> others = src.readReplicaDBClusterIdentifiers().stream()
+        .filter(id -> !id.equals(aurora.targetCluster()) && !id.endsWith(":cluster:" + aurora.targetCluster()))
+        .toList();
+    return new Check("aws one aurora replica", others.isEmpty(), true, others.isEmpty()
+        ? aurora.sourceInstance() + " has no other Aurora replica"
+        : aurora.sourceInstance() + " already replicates to " + others + "; RDS allows one Aurora replica per instance");
+  }
+
+  private Check sameAccountCheck(DBInstance src, DBCluster cluster) {
+    List<String> s = Splitter.on(':').splitToList(src.dbInstanceArn());
+    List<String> t = Splitter.on(':').splitToList(cluster.dbClusterArn());
+    boolean same = s.size() > 4 && t.size() > 4 && s.get(3).equals(t.get(3)) && s.get(4).equals(t.get(4));
+    return new Check("aws region and account", same, true, same
+        ? "both in " + s.get(3) + ", account " + s.get(4)
+        : src.dbInstanceArn() + " and " + cluster.dbClusterArn() + " must share region and account");
+  }
+
+  private Check engineVersionCheck(DBInstance src, DBCluster cluster) {
+    int[] from = version(src.engineVersion());
+    int[] to = version(cluster.engineVersion());
+    boolean ok = from[0] == to[0] && to[1] >= from[1];
+    return new Check("aws engine version", ok, true, "source " + src.engineVersion() + ", Aurora "
+        + cluster.engineVersion() + (ok ? "" : ": the replica needs the same major version and the same or a later minor"));
+  }
+
+  private static int[] version(String v) {
+    int[] out = new int[2];
+    String[] parts = (v == null ? "0" : v).split("\\.");
+    for (int i = 0; i < 2 && i < parts.length; i++) {
+      try {
+        out[i] = Integer.parseInt(parts[i].replaceAll("[^0-9].*", ""));
+      } catch (NumberFormatException e) {
+        out[i] = 0;
+      }
+    }
+    return out;
+  }
+
+  private Check fenceGroupCheck(DBInstance src) throws MigrationException {
+    String fence = settings.fenceSecurityGroup();
+    List<SecurityGroup> found;
+    try {
+      found = api().securityGroups(List.of(fence));
+    } catch (AwsApi.AwsCallException e) {
+      return new Check("aws fence group", false, true, fence + ": " + e.getMessage());
+    }
+    if (found.isEmpty()) {
+      return new Check("aws fence group", false, true, fence + " does not exist");
+    }
+    SecurityGroup group = found.get(0);
+    String vpc = src.dbSubnetGroup() == null ? null : src.dbSubnetGroup().vpcId();
+    boolean sameVpc = group.vpcId() != null && group.vpcId().equals(vpc);
+    String admits = group.ipPermissions().stream().flatMap(p -> p.ipRanges().stream()).map(r -> r.cidrIp())
+        .collect(Collectors.joining(", "));
+    return new Check("aws fence group", sameVpc, true, fence + (sameVpc ? " in " + vpc : " is in " + group.vpcId()
+        + ", the source in " + vpc) + "; admits " + (admits.isEmpty() ? "nothing" : admits)
+        + " (it must admit the control plane and no application)");
+  }
+
+  /**
+   * CloudWatch over the last ten minutes. Quirks: OldestReplicationSlotLag moves in whole 64 MB segments, so
+   * one segment means "nothing measurable"; an idle instance still writes heartbeat WAL, so generation never
+   * reads zero; RDSToAuroraPostgreSQLReplicaLag is measured on the Aurora writer, in seconds.
+   */
+  private List<Check> metricChecks(DBInstance src) throws MigrationException {
+    Instant now = clock.instant();
+    Map<String, List<Double>> m = api().metrics(aurora.sourceInstance(), SOURCE_METRICS, METRICS_WINDOW, now);
+    List<Check> checks = new ArrayList<>();
+    Optional<Double> free = min(m.get("FreeStorageSpace"));
+    Optional<Double> walDisk = max(m.get("TransactionLogsDiskUsage"));
+    if (free.isEmpty() || walDisk.isEmpty()) {
+      checks.add(new Check("storage", false, false, "no FreeStorageSpace/TransactionLogsDiskUsage datapoints in "
+          + METRICS_WINDOW.toMinutes() + " min"));
+    } else {
+      double needed = Math.max(2 * walDisk.get(), 1L << 30);
+      checks.add(new Check("storage", free.get() >= needed, true, String.format(java.util.Locale.ROOT,
+          "free %.1f GiB, WAL on disk %.0f MiB (at least %.1f GiB free needed while the source keeps WAL for the"
+              + " replica and slots)", free.get() / (1L << 30), walDisk.get() / (1L << 20), needed / (1L << 30))));
+    }
+    Optional<Double> generation = avg(m.get("TransactionLogsGeneration"));
+    checks.add(new Check("wal generation", true, false, generation.map(g -> String.format(java.util.Locale.ROOT,
+        "%.0f B/s on average%s", g, g < 4096 ? " (about the heartbeat an idle RDS instance writes)" : ""))
+        .orElse("no datapoints")));
+    Optional<Double> slotLag = max(m.get("OldestReplicationSlotLag"));
+    long segments = slotLag.map(v -> (long) Math.ceil(v / SEGMENT)).orElse(0L);
+    checks.add(new Check("oldest slot lag", segments <= 1, false, slotLag.isEmpty() ? "no datapoints"
+        : segments <= 1 ? "within one 64 MB WAL segment (the metric's step)"
+            : segments + " WAL segments (" + segments * 64 + " MB) held back by the oldest slot; see the slot checks"));
+    Map<String, List<Double>> lag = api().metrics(aurora.writerInstance(), List.of(REPLICA_LAG), METRICS_WINDOW, now);
+    Optional<Double> maxLag = max(lag.get(REPLICA_LAG));
+    checks.add(new Check("aurora replica lag", maxLag.map(v -> v <= 30).orElse(false), false, maxLag
+        .map(v -> String.format(java.util.Locale.ROOT, "at most %.0f s over %d min", v, METRICS_WINDOW.toMinutes()))
+        .orElse("no datapoints for " + aurora.writerInstance())));
+    return checks;
+  }
+
+  private static Optional<Double> min(List<Double> v) {
+    return v == null ? Optional.empty() : v.stream().min(Double::compare);
+  }
+
+  private static Optional<Double> max(List<Double> v) {
+    return v == null ? Optional.empty() : v.stream().max(Double::compare);
+  }
+
+  private static Optional<Double> avg(List<Double> v) {
+    return v == null || v.isEmpty() ? Optional.empty() : Optional.of(v.stream().mapToDouble(d -> d).average().orElse(0));
+  }
+
+  /** The same host name, or names that resolve to a common address; and the same port. */
+  private static boolean sameServer(String host, Integer port, ServerAddress address) {
+    if (port == null || port != address.port()) {
+      return false;
+    }
+    if (host.equalsIgnoreCase(address.host())) {
+      return true;
+    }
+    try {
+      Set<InetAddress> a = new HashSet<>(Arrays.asList(InetAddress.getAllByName(host)));
+      return Arrays.stream(InetAddress.getAllByName(address.host())).anyMatch(a::contains);
+    } catch (UnknownHostException e) {
+      return false;
+    }
+  }
+
+  /** SQL figures, with Aurora's own replica lag (CloudWatch, refreshed at most once a minute) as the delay. */
+  @Override
+  public Sample sample() throws MigrationException {
+    Sample s = sql.sample();
+    Instant now = clock.instant();
+    if (Duration.between(lagFetchedAt, now).compareTo(METRICS_REFRESH) >= 0) {
+      lagFetchedAt = now;
+      lagSeconds = max(api().metrics(aurora.writerInstance(), List.of(REPLICA_LAG), Duration.ofMinutes(2), now)
+          .get(REPLICA_LAG)).orElse(0.0);
+    }
+    return new Sample(s.atNanos(), s.sourceLsn(), s.replayLsn(), Math.max(s.replayDelaySeconds(), lagSeconds));
+  }
+
+  @Override
+  public ImmutableList<String> loginRolesToFence() throws MigrationException {
+    return sql.loginRolesToFence();
+  }
+
+  /**
+   * Records the source's security groups in a tag (before touching them, so a crash cannot lose them), swaps
+   * them for the fence group, refuses the roles' logins and reboots the instance to end every session. Each
+   * step checks first, so a re-run after a crash redoes only what is missing.
+   */
+  @Override
+  public void fence(List<String> roles) throws MigrationException {
+    DBInstance src = source();
+    String fenceGroup = settings.fenceSecurityGroup();
+    Map<String, String> tags = api().tags(src.dbInstanceArn());
+    if (!tags.containsKey(FENCE_TAG)) {
+      api().addTag(src.dbInstanceArn(), FENCE_TAG, String.join(",", groups(src)));
+    }
+    if (!groups(src).equals(List.of(fenceGroup))) {
+      api().modifySecurityGroups(aurora.sourceInstance(), List.of(fenceGroup));
+      awaitSourceGroups(List.of(fenceGroup));
+    }
+    sql.refuseLogins(roles);
+    api().reboot(aurora.sourceInstance());
+    await("RDS instance " + aurora.sourceInstance() + " to be available after its reboot", settings.operationDeadline(),
+        () -> source().dbInstanceStatus(), "available"::equals);
+    sql.endClientSessions(); // sessions of roles the fence cannot refuse (rds_superuser ones) reconnecting after it
+  }
+
+  private void awaitSourceGroups(List<String> wanted) throws MigrationException {
+    await("RDS instance " + aurora.sourceInstance() + " to be available with security groups " + wanted,
+        settings.operationDeadline(), () -> {
+          DBInstance i = source();
+          return i.dbInstanceStatus() + " " + groups(i);
+        }, status -> status.equals("available " + wanted));
+  }
+
+  @Override
+  public void verifyFence(List<String> roles) throws MigrationException {
+    List<String> now = groups(source());
+    if (!now.equals(List.of(settings.fenceSecurityGroup()))) {
+      throw new MigrationException("fence of " + aurora.sourceInstance() + " not holding: its security groups are "
+          + now + ", not only the fence group " + settings.fenceSecurityGroup());
+    }
+    sql.verifySessionsEndedAndLoginsRefused(roles);
+  }
+
+  @Override
+  public Lsn sourceLsn() throws MigrationException {
+    return sql.sourceLsn();
+  }
+
+  /** Logins back, then the recorded security groups back, then the record removed; every failure reported. */
+  @Override
+  public void unfence(List<String> roles) throws MigrationException {
+    List<String> failures = new ArrayList<>();
+    try {
+      sql.restoreLogins(roles);
+    } catch (MigrationException e) {
+      failures.add(e.getMessage());
+    }
+    try {
+      DBInstance src = source();
+      String recorded = api().tags(src.dbInstanceArn()).get(FENCE_TAG);
+      if (recorded != null) {
+        List<String> original = Splitter.on(',').omitEmptyStrings().splitToList(recorded);
+        if (!groups(src).equals(original)) {
+          api().modifySecurityGroups(aurora.sourceInstance(), original);
+          awaitSourceGroups(original);
+        }
+        api().removeTag(src.dbInstanceArn(), FENCE_TAG);
+      }
+    } catch (MigrationException e) {
+      failures.add(e.getMessage());
+    }
+    if (!failures.isEmpty()) {
+      throw new MigrationException(db() + ": unfencing " + aurora.sourceInstance() + " incomplete: "
+          + String.join("; ", failures));
+    }
+  }
+
+  @Override
+  public ImmutableList<Slot> sourceSlots() throws MigrationException {
+    return sql.sourceSlots();
+  }
+
+  @Override
+  public Lsn targetReplayLsn() throws MigrationException {
+    return sql.targetReplayLsn();
+  }
+
+  /** Aurora has no ALTER SYSTEM: the route, which names the cluster only after the slots exist, is the arming. */
+  @Override
+  public void armTargetReadOnly() {
+  }
+
+  @Override
+  public void promoteTarget() throws MigrationException {
+    DBCluster c = cluster().orElseThrow(() -> new MigrationException(db() + ": Aurora cluster '"
+        + aurora.targetCluster() + "' does not exist"));
+    if (c.replicationSourceIdentifier() != null && !c.replicationSourceIdentifier().isEmpty()
+        && !"promoting".equals(c.status())) {
+      api().promote(aurora.targetCluster());
+    }
+    await("Aurora cluster " + aurora.targetCluster() + " to be available and promoted", settings.operationDeadline(),
+        () -> cluster().map(x -> x.status() + (x.replicationSourceIdentifier() == null
+            || x.replicationSourceIdentifier().isEmpty() ? "" : " (replica)")).orElse("missing"), "available"::equals);
+    await("Aurora cluster " + aurora.targetCluster() + " to be writable", settings.operationDeadline(),
+        () -> sql.targetPromoted() ? "writable" : "in recovery", "writable"::equals);
+  }
+
+  /** Promoted, or being promoted: once AWS has accepted the promotion it cannot be taken back. */
+  @Override
+  public boolean targetPromoted() throws MigrationException {
+    Optional<DBCluster> c = cluster();
+    if (c.isEmpty()) {
+      return false;
+    }
+    return "promoting".equals(c.get().status()) || c.get().replicationSourceIdentifier() == null
+        || c.get().replicationSourceIdentifier().isEmpty();
+  }
+
+  /** Aurora's replica of RDS carries no failover slots: the slots are recreated after promotion. */
+  @Override
+  public void syncFailoverSlots() {
+  }
+
+  @Override
+  public ImmutableList<String> createSlotsOnTarget(List<SlotPosition> slots) throws MigrationException {
+    return sql.createSlotsOnTarget(slots);
+  }
+
+  @Override
+  public void restoreLoginsOnTarget(List<String> roles) throws MigrationException {
+    sql.restoreLoginsOnTarget(roles);
+  }
+
+  /** Nothing was armed (see {@link #armTargetReadOnly}). */
+  @Override
+  public void admitWritesOnTarget() {
+  }
+
+  @Override
+  public void disarmTarget() {
+  }
+
+  @Override
+  public void writeProbeTarget() throws MigrationException {
+    sql.writeProbeTarget();
+  }
+
+  /**
+   * Reads the source and the cluster (read-only calls, made for real) to fill in the parameters of the calls
+   * that change something, which are only listed.
+   */
+  @Override
+  public ImmutableList<String> plannedCalls() throws MigrationException {
+    ImmutableList.Builder<String> calls = ImmutableList.builder();
+    String src = aurora.sourceInstance();
+    String cl = aurora.targetCluster();
+    DBInstance instance = source();
+    Optional<DBCluster> cluster = cluster();
+    String poll = " (repeated with backoff from " + settings.pollInterval().toMillis() + " ms to 60 s";
+    calls.add("PREFLIGHT: " + AwsApi.describeInstanceCall(src));
+    calls.add("PREFLIGHT: " + AwsApi.describeClusterCall(cl) + (cluster.isPresent() ? "" : " -> not found"));
+    if (cluster.isEmpty() && aurora.createInstanceClass().isPresent()) {
+      calls.add("PREFLIGHT: " + AwsApi.createClusterCall(cl, instance.engineVersion(), instance.dbInstanceArn(),
+          instance.dbSubnetGroup().dbSubnetGroupName(), groups(instance)));
+    }
+    calls.add("PREFLIGHT: " + AwsApi.describeClusterCall(cl) + poll + " until available, deadline "
+        + settings.replicaDeadline() + ")");
+    if (aurora.createInstanceClass().isPresent()) {
+      calls.add("PREFLIGHT: " + AwsApi.describeInstanceCall(aurora.writerInstance()));
+      calls.add("PREFLIGHT: " + AwsApi.createInstanceCall(aurora.writerInstance(), cl, aurora.createInstanceClass().get())
+          + " (unless it exists)");
+      calls.add("PREFLIGHT: " + AwsApi.describeInstanceCall(aurora.writerInstance()) + poll + " until available,"
+          + " deadline " + settings.replicaDeadline() + ")");
+    }
+    calls.add("PREFLIGHT: " + AwsApi.describeInstanceCall(src));
+    calls.add("PREFLIGHT: " + AwsApi.describeClusterCall(cl));
+    calls.add("PREFLIGHT: " + AwsApi.describeSecurityGroupsCall(List.of(settings.fenceSecurityGroup())));
+    calls.add("PREFLIGHT: " + AwsApi.metricsCall(src, SOURCE_METRICS, METRICS_WINDOW));
+    calls.add("PREFLIGHT: " + AwsApi.metricsCall(aurora.writerInstance(), List.of(REPLICA_LAG), METRICS_WINDOW));
+    calls.add("REPLICATING: " + AwsApi.metricsCall(aurora.writerInstance(), List.of(REPLICA_LAG), Duration.ofMinutes(2))
+        + " (at most once a minute while validating)");
+    calls.add("QUIESCING: " + AwsApi.describeInstanceCall(src));
+    calls.add("QUIESCING: " + AwsApi.listTagsCall(instance.dbInstanceArn()));
+    calls.add("QUIESCING: " + AwsApi.addTagCall(instance.dbInstanceArn(), FENCE_TAG, String.join(",", groups(instance)))
+        + " (unless the tag is there)");
+    calls.add("QUIESCING: " + AwsApi.modifySecurityGroupsCall(src, List.of(settings.fenceSecurityGroup())));
+    calls.add("QUIESCING: " + AwsApi.describeInstanceCall(src) + poll + " until available with "
+        + settings.fenceSecurityGroup() + ", deadline " + settings.operationDeadline() + ")");
+    calls.add("QUIESCING: " + AwsApi.rebootCall(src));
+    calls.add("QUIESCING: " + AwsApi.describeInstanceCall(src) + poll + " until available, deadline "
+        + settings.operationDeadline() + ")");
+    calls.add("QUIESCING: " + AwsApi.describeInstanceCall(src) + " (verify the fence)");
+    calls.add("PROMOTING: " + AwsApi.describeClusterCall(cl));
+    calls.add("PROMOTING: " + AwsApi.promoteCall(cl));
+    calls.add("PROMOTING: " + AwsApi.describeClusterCall(cl) + poll + " until available and not a replica,"
+        + " deadline " + settings.operationDeadline() + ")");
+    calls.add("ROLLING_BACK: " + AwsApi.describeInstanceCall(src));
+    calls.add("ROLLING_BACK: " + AwsApi.listTagsCall(instance.dbInstanceArn()));
+    calls.add("ROLLING_BACK: " + AwsApi.modifySecurityGroupsCall(src, groups(instance)) + " (the groups in the tag)");
+    calls.add("ROLLING_BACK: " + AwsApi.removeTagCall(instance.dbInstanceArn(), FENCE_TAG));
+    return calls.build();
+  }
+
+  @Override
+  public void close() {
+    sql.close();
+    if (api != null) {
+      api.close();
+    }
+  }
+}
