@@ -82,6 +82,7 @@ public final class ControlPlane implements AutoCloseable {
     try {
       xds = XdsServer.create(store, config, Clock.systemUTC(), scheduler, callbacks, resolver);
       xds.start();
+      scheduleDnsRefresh(config.xds().dnsRefresh(), scheduler, callbacks, xds.routing());
       log.info("xDS (ADS, state-of-the-world and delta) listening on {}:{}; store {}",
           config.servers().bindAddress(), xds.port(), config.storeDirectory());
       Migrator migrator = new Migrator(new FileMigrationStore(config.storeDirectory()),
@@ -123,6 +124,28 @@ public final class ControlPlane implements AutoCloseable {
       store.close();
       throw e;
     }
+  }
+
+  /**
+   * Re-resolves DNS-named endpoints every {@code every}, on the callbacks pool: a slow resolver must not hold
+   * up the scheduler's ACK deadlines. One refresh at a time.
+   */
+  private static void scheduleDnsRefresh(java.time.Duration every, ScheduledExecutorService scheduler,
+      ExecutorService callbacks, RoutingService routing) {
+    java.util.concurrent.atomic.AtomicBoolean running = new java.util.concurrent.atomic.AtomicBoolean();
+    scheduler.scheduleWithFixedDelay(() -> {
+      if (running.compareAndSet(false, true)) {
+        callbacks.execute(() -> {
+          try {
+            routing.refreshDns();
+          } catch (RuntimeException e) {
+            log.warn("DNS refresh failed: {}", e.getMessage(), e);
+          } finally {
+            running.set(false);
+          }
+        });
+      }
+    }, every.toMillis(), every.toMillis(), TimeUnit.MILLISECONDS);
   }
 
   /** PostgreSQL to PostgreSQL by default; RDS to Aurora for specs that name an Aurora cluster. */

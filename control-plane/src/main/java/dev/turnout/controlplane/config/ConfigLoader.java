@@ -90,8 +90,14 @@ public final class ConfigLoader {
     }
     Duration ackTimeout = TurnoutConfig.DEFAULT_ACK_TIMEOUT;
     Duration grace = TurnoutConfig.DEFAULT_RECONNECT_GRACE;
+    Duration dnsRefresh = TurnoutConfig.DEFAULT_DNS_REFRESH;
     if (fields.containsKey("xds")) {
-      Map<String, Node> xds = fields(mapping(fields.get("xds"), "xds"), "xds", Set.of("ack_timeout", "reconnect_grace"));
+      Map<String, Node> xds = fields(mapping(fields.get("xds"), "xds"), "xds",
+          Set.of("ack_timeout", "reconnect_grace", "dns_refresh"));
+      Duration refresh = duration(xds.get("dns_refresh"), "xds.dns_refresh");
+      if (refresh != null) {
+        dnsRefresh = refresh;
+      }
       Duration parsed = duration(xds.get("ack_timeout"), "xds.ack_timeout");
       if (parsed != null) {
         ackTimeout = parsed;
@@ -121,7 +127,7 @@ public final class ConfigLoader {
     if (!problems.isEmpty()) {
       throw new ConfigException(source, problems);
     }
-    return new TurnoutConfig(servers, store, new TurnoutConfig.Xds(ackTimeout, grace), ImmutableList.copyOf(databases),
+    return new TurnoutConfig(servers, store, new TurnoutConfig.Xds(ackTimeout, grace, dnsRefresh), ImmutableList.copyOf(databases),
         migrator);
   }
 

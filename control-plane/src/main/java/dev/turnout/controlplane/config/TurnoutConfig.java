@@ -19,8 +19,15 @@ public record TurnoutConfig(Servers servers, Path storeDirectory, Xds xds,
    * @param reconnectGrace after a start, how long route changes keep waiting for sidecars to reconnect: a
    *     restarted control plane knows no sidecar until it reconnects, and must not call a change done while
    *     sidecars that still route the old way are on their way back
+   * @param dnsRefresh how often endpoints routed by DNS name are resolved again (a changed address is published)
    */
-  public record Xds(Duration ackTimeout, Duration reconnectGrace) {}
+  public record Xds(Duration ackTimeout, Duration reconnectGrace, Duration dnsRefresh) {
+    public Xds(Duration ackTimeout, Duration reconnectGrace) {
+      this(ackTimeout, reconnectGrace, DEFAULT_DNS_REFRESH);
+    }
+  }
+
+  public static final Duration DEFAULT_DNS_REFRESH = Duration.ofSeconds(30);
 
   public static final Duration DEFAULT_RECONNECT_GRACE = Duration.ofSeconds(5);
 
@@ -35,7 +42,8 @@ public record TurnoutConfig(Servers servers, Path storeDirectory, Xds xds,
   }
 
   public TurnoutConfig withReconnectGrace(Duration grace) {
-    return new TurnoutConfig(servers, storeDirectory, new Xds(xds.ackTimeout(), grace), databases, migrator);
+    return new TurnoutConfig(servers, storeDirectory, new Xds(xds.ackTimeout(), grace, xds.dnsRefresh()), databases,
+        migrator);
   }
 
   /**

@@ -244,6 +244,7 @@ public final class FileRouteStore implements RouteStore {
     }
     ArrayNode services = entry.putArray("services");
     route.services().forEach(services::add);
+    record.hostname().ifPresent(h -> entry.put("hostname", h));
     return entry;
   }
 
@@ -254,7 +255,9 @@ public final class FileRouteStore implements RouteStore {
     DatabaseRoute route = new DatabaseRoute(entry.path("database").asText(), entry.path("port").asInt(),
         endpoint.isNull() || endpoint.isMissingNode() ? Optional.empty() : Optional.of(Endpoint.parse(endpoint.asText())),
         services);
-    return new RouteRecord(route, entry.path("version").asLong(), entry.path("cause").asText());
+    JsonNode hostname = entry.path("hostname");
+    return new RouteRecord(route, entry.path("version").asLong(), entry.path("cause").asText(),
+        hostname.isTextual() ? Optional.of(hostname.asText()) : Optional.empty());
   }
 
   private static int indexOf(byte[] bytes, byte b, int from) {

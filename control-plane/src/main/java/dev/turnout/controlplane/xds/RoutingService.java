@@ -56,6 +56,10 @@ public final class RoutingService {
   @GuardedBy("lock")
   private RoutingTable table = RoutingTable.EMPTY;
 
+  /** Per database routed by DNS name: the name, resolved again by {@link #refreshDns}. */
+  @GuardedBy("lock")
+  private final Map<String, String> hostnames = new HashMap<>();
+
   /** Per database: the version at which its endpoint last changed. */
   @GuardedBy("lock")
   private final Map<String, Long> endpointVersions = new HashMap<>();
@@ -87,16 +91,20 @@ public final class RoutingService {
         RouteRecord stored = state.routes().get(wanted.name());
         DatabaseRoute route;
         if (stored == null) {
-          route = wanted.withEndpoint(Optional.of(resolve(wanted.name(), wanted.endpoint().orElseThrow())));
-          store.append(new RouteRecord(route, ++version, "seed"));
+          Endpoint configuredEndpoint = wanted.endpoint().orElseThrow();
+          route = wanted.withEndpoint(Optional.of(resolve(wanted.name(), configuredEndpoint)));
+          Optional<String> hostname = hostnameOf(Optional.of(configuredEndpoint));
+          store.append(new RouteRecord(route, ++version, "seed", hostname));
+          hostname.ifPresent(h -> hostnames.put(route.name(), h));
           endpointVersions.put(route.name(), version);
           log.info("database {} seeded from configuration: endpoint {}, version {}", route.name(),
               describe(route.endpoint()), version);
         } else {
           route = wanted.withEndpoint(stored.route().endpoint());
           endpointVersions.put(route.name(), stored.version());
+          stored.hostname().ifPresent(h -> hostnames.put(wanted.name(), h));
           if (!route.equals(stored.route())) {
-            store.append(new RouteRecord(route, ++version, "config"));
+            store.append(new RouteRecord(route, ++version, "config", stored.hostname()));
             log.info("database {} listener settings changed by configuration: port {}, services {}; endpoint stays {}"
                 + " (the store is the truth for endpoints)", route.name(), route.listenPort(),
                 route.services().isEmpty() ? "all" : route.services(), describe(route.endpoint()));
@@ -139,26 +147,24 @@ public final class RoutingService {
     return change(database, Optional.empty(), "drain");
   }
 
+  private static Optional<String> hostnameOf(Optional<Endpoint> endpoint) {
+    return endpoint.filter(e -> !e.isIpLiteral()).map(Endpoint::host);
+  }
+
   private CompletableFuture<RouteResult> change(String database, Optional<Endpoint> requested, String cause)
       throws StoreException {
     Optional<Endpoint> target = requested.map(e -> resolve(database, e));
+    Optional<String> hostname = hostnameOf(requested);
     Optional<Endpoint> previous;
     long waitFor;
     DatabaseRoute current;
     synchronized (lock) {
       current = table.get(database).orElseThrow(() -> new UnknownDatabaseException(database, table.databases().keySet()));
       previous = current.endpoint();
-      if (previous.equals(target)) {
+      if (previous.equals(target) && hostname.equals(Optional.ofNullable(hostnames.get(database)))) {
         waitFor = endpointVersions.get(database);
       } else {
-        long next = version + 1;
-        DatabaseRoute changed = current.withEndpoint(target);
-        store.append(new RouteRecord(changed, next, cause)); // durable before anyone can see it
-        version = next;
-        table = table.with(changed);
-        endpointVersions.put(database, next);
-        publisher.publish(table, next);
-        waitFor = next;
+        waitFor = publish(current.withEndpoint(target), cause, hostname);
       }
     }
     CompletableFuture<AckTracker.AckReport> acks = tracker.awaitAck(database, waitFor, current::allows);
@@ -181,6 +187,63 @@ public final class RoutingService {
       ackListeners.forEach(l -> l.accept(result));
       return result;
     }, callbacks);
+  }
+
+  /** Journals {@code changed} (durable before anyone can see it), then publishes it; returns its version. */
+  @GuardedBy("lock")
+  private long publish(DatabaseRoute changed, String cause, Optional<String> hostname) throws StoreException {
+    long next = version + 1;
+    store.append(new RouteRecord(changed, next, cause, hostname));
+    version = next;
+    table = table.with(changed);
+    endpointVersions.put(changed.name(), next);
+    hostname.ifPresentOrElse(h -> hostnames.put(changed.name(), h), () -> hostnames.remove(changed.name()));
+    publisher.publish(table, next);
+    return next;
+  }
+
+  /**
+   * Resolves again every endpoint that was routed by DNS name and publishes the ones whose address changed
+   * (no ACK wait: nobody is waiting). A name that does not resolve keeps its last address. Returns the
+   * databases republished.
+   */
+  public List<String> refreshDns() {
+    Map<String, String> names;
+    synchronized (lock) {
+      names = new HashMap<>(hostnames);
+    }
+    List<String> changed = new ArrayList<>();
+    for (Map.Entry<String, String> e : names.entrySet()) {
+      Endpoint resolved;
+      try {
+        DatabaseRoute route = table().get(e.getKey()).orElse(null);
+        if (route == null || route.endpoint().isEmpty()) {
+          continue;
+        }
+        resolved = resolver.resolve(new Endpoint(e.getValue(), route.endpoint().get().port()));
+      } catch (UnknownHostException ex) {
+        log.warn("database {}: endpoint host {} does not resolve now; keeping its last address", e.getKey(), e.getValue());
+        continue;
+      }
+      synchronized (lock) {
+        DatabaseRoute current = table.get(e.getKey()).orElse(null);
+        // Re-checked under the lock: a route change since the lookup wins over what the lookup found.
+        if (current == null || !e.getValue().equals(hostnames.get(e.getKey()))
+            || current.endpoint().isEmpty() || current.endpoint().get().equals(resolved)) {
+          continue;
+        }
+        try {
+          long v = publish(current.withEndpoint(Optional.of(resolved)), "dns", Optional.of(e.getValue()));
+          log.info("database {}: endpoint host {} now resolves to {} (was {}): published version {}", e.getKey(),
+              e.getValue(), resolved, describe(current.endpoint()), v);
+          changed.add(e.getKey());
+        } catch (StoreException ex) {
+          log.warn("database {}: cannot record the new address {} of {}: {}", e.getKey(), resolved, e.getValue(),
+              ex.getMessage());
+        }
+      }
+    }
+    return changed;
   }
 
   /** Called with every route change every subscribed node ACKed (for the ACK-latency metric). */

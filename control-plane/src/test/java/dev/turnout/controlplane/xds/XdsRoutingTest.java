@@ -17,6 +17,9 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
@@ -43,10 +46,14 @@ class XdsRoutingTest {
   enum Transport { IN_PROCESS, SOCKET }
 
   private void start(Duration ackTimeout) throws Exception {
+    start(ackTimeout, RoutingService.Resolver.SYSTEM);
+  }
+
+  private void start(Duration ackTimeout, RoutingService.Resolver resolver) throws Exception {
     plane = ControlPlane.start(TestConfigs.config(dir, ackTimeout, List.of(
         database("orders", 15432, "10.0.0.5:5432", "checkout"),
         database("ledger", 15433, "10.0.0.7:5432", "billing"),
-        database("shared", 15434, "10.0.0.9:5432"))));
+        database("shared", 15434, "10.0.0.9:5432"))), resolver);
     inProcessName = "xds-" + System.nanoTime();
     InProcessServerBuilder builder = InProcessServerBuilder.forName(inProcessName);
     plane.xds().services().forEach(builder::addService);
@@ -188,6 +195,40 @@ class XdsRoutingTest {
 
     plane.routing().route("orders", Endpoint.parse("10.0.0.8:5432")).get(10, TimeUnit.SECONDS);
     assertThat(checkout.endpointOf("orders")).isEqualTo("10.0.0.8:5432");
+  }
+
+  /** An Aurora writer endpoint is a DNS name whose address moves on failover: the route follows it. */
+  @Test
+  void anEndpointRoutedByName_followsTheNameToItsNewAddress_evenAfterARestart() throws Exception {
+    Map<String, String> dns = new ConcurrentHashMap<>(Map.of("writer.orders.example", "10.0.0.20"));
+    RoutingService.Resolver resolver = e -> e.isIpLiteral() ? e : new Endpoint(Optional.ofNullable(dns.get(e.host()))
+        .orElseThrow(() -> new java.net.UnknownHostException(e.host())), e.port());
+    start(Duration.ofSeconds(10), resolver);
+    AdsTestClient checkout = connect(Transport.IN_PROCESS, AdsTestClient.Mode.STATE_OF_THE_WORLD, "c1", "checkout");
+    awaitSubscribed(checkout, "orders");
+
+    plane.routing().route("orders", new Endpoint("writer.orders.example", 5432)).get(10, TimeUnit.SECONDS);
+    assertThat(checkout.endpointOf("orders")).isEqualTo("10.0.0.20:5432");
+    assertThat(plane.routing().refreshDns()).as("nothing moved").isEmpty();
+
+    dns.put("writer.orders.example", "10.0.0.21");
+    assertThat(plane.routing().refreshDns()).containsExactly("orders");
+    checkout.await("the new address", c -> "10.0.0.21:5432".equals(c.endpointOf("orders")));
+
+    dns.remove("writer.orders.example");
+    assertThat(plane.routing().refreshDns()).as("a name that stops resolving keeps its last address").isEmpty();
+    assertThat(plane.routing().table().get("orders").orElseThrow().endpoint()).contains(Endpoint.parse("10.0.0.21:5432"));
+
+    inProcess.shutdownNow();
+    plane.close();
+    dns.put("writer.orders.example", "10.0.0.22");
+    start(Duration.ofSeconds(10), resolver);
+    assertThat(plane.routing().refreshDns()).as("the store remembers the name").containsExactly("orders");
+    assertThat(plane.routing().table().get("orders").orElseThrow().endpoint()).contains(Endpoint.parse("10.0.0.22:5432"));
+
+    plane.routing().route("orders", Endpoint.parse("10.0.0.30:5432")).get(10, TimeUnit.SECONDS);
+    dns.put("writer.orders.example", "10.0.0.23");
+    assertThat(plane.routing().refreshDns()).as("a route by address stops following the name").isEmpty();
   }
 
   @Test
