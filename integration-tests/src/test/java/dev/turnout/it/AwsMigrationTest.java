@@ -44,7 +44,8 @@ class AwsMigrationTest {
   private static final String CLUSTER = "orders-aurora";
   private static final String APP_GROUP = "sg-0a1b2c3d";
   private static final String FENCE_GROUP = "sg-0fe4ce";
-  private static final List<String> MUTATING = List.of("CreateDBCluster", "CreateDBInstance", "AddTagsToResource",
+  private static final List<String> MUTATING = List.of("CreateDBClusterParameterGroup", "ModifyDBClusterParameterGroup",
+      "CreateDBCluster", "CreateDBInstance", "AddTagsToResource",
       "ModifyDBInstance", "RebootDBInstance", "PromoteReadReplicaDBCluster", "RemoveTagsFromResource");
 
   @TempDir Path dir;
@@ -71,8 +72,10 @@ class AwsMigrationTest {
         new TurnoutConfig.MigratorSettings("postgres", Optional.empty(), Optional.of(settings)));
     aws.addSecurityGroup(APP_GROUP, "vpc-1", List.of("10.0.0.0/16"));
     aws.addSecurityGroup(FENCE_GROUP, "vpc-1", List.of("10.9.0.10/32"));
+    aws.addParameterGroup("orders-pg15", "postgres15", java.util.Map.of("rds.logical_replication", "1",
+        "max_wal_senders", "20", "work_mem", "65536"));
     aws.addInstance(SOURCE, "15.4", "127.0.0.1", f.source.port(), List.of(APP_GROUP), "orders-subnets",
-        "default.postgres15");
+        "orders-pg15");
     aws.endpointForNewCluster(CLUSTER, "127.0.0.1", f.target.port());
     aws.onPromote(CLUSTER, () -> sql(f.target, "select pg_promote(true, 60)"));
     aws.onReboot(SOURCE, () -> sql(f.source, "select pg_terminate_backend(pid) from pg_stat_activity"
@@ -135,7 +138,8 @@ class AwsMigrationTest {
               Phase.REPLICATING, Phase.VALIDATED, Phase.QUIESCING, Phase.CATCHING_UP, Phase.PROMOTING,
               Phase.SHIFTING, Phase.VERIFYING, Phase.COMPLETED);
       assertThat(done.history()).extracting(Migration.Event::note).anySatisfy(n -> assertThat(n)
-          .contains("Aurora cluster " + CLUSTER).contains("creating -> available"));
+          .contains("Aurora cluster " + CLUSTER).contains("creating -> available")
+          .contains("not Aurora cluster parameters, not carried: [work_mem]"));
       Set<Long> onTarget = MigrationFixture.seqs(f.target);
       assertThat(onTarget).as("every acknowledged commit is on the promoted cluster").containsAll(writer.acknowledged());
       assertThat(onTarget).as("nothing committed on the source after the fence").containsAll(MigrationFixture.seqs(f.source));
@@ -149,6 +153,10 @@ class AwsMigrationTest {
     assertThat(aws.tags(arn(SOURCE))).as("the original groups recorded for a rollback")
         .containsEntry("turnout:fenced-security-groups", APP_GROUP);
     assertThat(aws.clusterReplicationSource(CLUSTER)).as("promoted: no longer a replica").isEmpty();
+    assertThat(aws.clusterParameterGroup(CLUSTER)).isEqualTo(CLUSTER + "-params");
+    assertThat(aws.clusterParameterGroupFamily(CLUSTER + "-params")).contains("aurora-postgresql15");
+    assertThat(aws.clusterParameterGroupParameters(CLUSTER + "-params")).as("the source's own parameters Aurora knows")
+        .containsExactlyInAnyOrderEntriesOf(java.util.Map.of("rds.logical_replication", "1", "max_wal_senders", "20"));
     List<String> made = aws.calls().subList(callsBefore, aws.calls().size());
     assertThat(made).as("throttled calls were retried").anyMatch(c -> c.endsWith("-> Throttling"));
     List<String> forward = planned.stream().filter(l -> !l.trim().startsWith("ROLLING_BACK")).toList();

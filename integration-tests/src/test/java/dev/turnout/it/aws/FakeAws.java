@@ -13,6 +13,7 @@ import java.net.URI;
 import java.net.URLDecoder;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
@@ -51,6 +52,14 @@ public final class FakeAws implements AutoCloseable {
   private static final Map<String, Double> DEFAULT_METRICS = Map.of("RDSToAuroraPostgreSQLReplicaLag", 0.0,
       "OldestReplicationSlotLag", 0.0, "TransactionLogsGeneration", 1200.0,
       "TransactionLogsDiskUsage", 67108864.0, "FreeStorageSpace", 107374182400.0);
+  /** What an Aurora PostgreSQL DB cluster parameter group knows (name -> modifiable) unless the test says otherwise. */
+  private static final Map<String, Boolean> DEFAULT_AURORA_CLUSTER_PARAMETERS = Map.of("rds.logical_replication", true,
+      "max_replication_slots", true, "max_wal_senders", true, "rds.force_ssl", true, "timezone", true,
+      "wal_level", false);
+  /** Parameters reported with ApplyType "static" (they take effect after a reboot); all others are "dynamic". */
+  private static final Set<String> STATIC_PARAMETERS = Set.of("rds.logical_replication", "max_replication_slots",
+      "max_wal_senders", "wal_level", "shared_preload_libraries");
+  private static final int MAX_MODIFIED_PARAMETERS = 20;
   private static final CBORFactory CBOR_FACTORY = new CBORFactory();
   private static final ObjectMapper CBOR = new ObjectMapper(CBOR_FACTORY);
 
@@ -109,6 +118,9 @@ public final class FakeAws implements AutoCloseable {
 
   private record SecurityGroup(String id, String vpcId, List<String> ingressCidrs) {}
 
+  /** A custom DB parameter group (its user-set parameters) or a DB cluster parameter group (those set by Modify). */
+  private record ParameterGroup(String name, String family, String description, Map<String, String> parameters) {}
+
   private record Endpoint(String host, int port) {}
 
   private record Reply(int status, String contentType, byte[] body) {}
@@ -128,6 +140,9 @@ public final class FakeAws implements AutoCloseable {
   private final Map<String, Instance> instances = new LinkedHashMap<>();
   private final Map<String, Cluster> clusters = new LinkedHashMap<>();
   private final Map<String, SecurityGroup> securityGroups = new LinkedHashMap<>();
+  private final Map<String, ParameterGroup> parameterGroups = new HashMap<>();
+  private final Map<String, ParameterGroup> clusterParameterGroups = new LinkedHashMap<>();
+  private final Map<String, Map<String, Boolean>> auroraClusterParameters = new HashMap<>();
   private final Map<String, Map<String, String>> tags = new HashMap<>();
   private final Map<String, Endpoint> newClusterEndpoints = new HashMap<>();
   private final Map<String, Runnable> promoteHooks = new HashMap<>();
@@ -176,13 +191,32 @@ public final class FakeAws implements AutoCloseable {
   }
 
   /**
+   * A custom DB parameter group (family postgresNN) whose user-set parameters are these (name -&gt; value). Instances
+   * added with this group name report it in DBParameterGroups; DescribeDBParameters answers these parameters.
+   */
+  public synchronized void addParameterGroup(String name, String family, Map<String, String> userParameters) {
+    parameterGroups.put(name, new ParameterGroup(name, family, "fake DB parameter group",
+        new LinkedHashMap<>(userParameters)));
+  }
+
+  /**
+   * The parameters an Aurora DB cluster parameter group of this family knows, and whether each is modifiable
+   * (DescribeEngineDefaultClusterParameters answers them; ModifyDBClusterParameterGroup accepts only the modifiable
+   * ones). When not set, any family (e.g. "aurora-postgresql15") knows rds.logical_replication, max_replication_slots,
+   * max_wal_senders, rds.force_ssl, timezone (modifiable) and wal_level (not modifiable).
+   */
+  public synchronized void auroraClusterParameters(String family, Map<String, Boolean> modifiableByName) {
+    auroraClusterParameters.put(family, Map.copyOf(modifiableByName));
+  }
+
+  /**
    * An existing Aurora PostgreSQL cluster that is a read replica of sourceInstanceId (attach mode), with one writer
    * instance "&lt;clusterId&gt;-1", both "available"; its endpoint is host:port.
    */
   public synchronized void addReplicaCluster(String clusterId, String sourceInstanceId, String host, int port) {
     Instance source = known(instances.get(sourceInstanceId), sourceInstanceId);
     Cluster c = new Cluster(clusterId, source.engineVersion, host, port, source.securityGroups, source.subnetGroup,
-        null, arn("db", sourceInstanceId));
+        defaultClusterParameterGroup(source.engineVersion), arn("db", sourceInstanceId));
     clusters.put(clusterId, c);
     source.replicaClusters.add(clusterId);
     addMember(c, clusterId + "-1", "db.r6g.large");
@@ -256,6 +290,25 @@ public final class FakeAws implements AutoCloseable {
 
   public synchronized String clusterStatus(String clusterId) {
     return status(known(clusters.get(clusterId), clusterId));
+  }
+
+  /** The family of a DB cluster parameter group created through the API; empty if there is none. */
+  public synchronized Optional<String> clusterParameterGroupFamily(String name) {
+    return Optional.ofNullable(clusterParameterGroups.get(name)).map(ParameterGroup::family);
+  }
+
+  /** The parameters ModifyDBClusterParameterGroup set in this group (name -&gt; value), in order; empty if none. */
+  public synchronized Map<String, String> clusterParameterGroupParameters(String name) {
+    ParameterGroup g = clusterParameterGroups.get(name);
+    return g == null ? Map.of() : Collections.unmodifiableMap(new LinkedHashMap<>(g.parameters()));
+  }
+
+  /**
+   * The DBClusterParameterGroup a cluster was created with: DBClusterParameterGroupName of CreateDBCluster, else
+   * "default.aurora-postgresqlNN" (NN the major of its EngineVersion).
+   */
+  public synchronized String clusterParameterGroup(String clusterId) {
+    return known(clusters.get(clusterId), clusterId).parameterGroup;
   }
 
   /** The source instance ARN while the cluster is a replica. */
@@ -342,6 +395,12 @@ public final class FakeAws implements AutoCloseable {
         case "AddTagsToResource" -> rds(action, addTags(p));
         case "RemoveTagsFromResource" -> rds(action, removeTags(p));
         case "ListTagsForResource" -> rds(action, listTags(p));
+        case "DescribeDBParameterGroups" -> rds(action, describeParameterGroups(p));
+        case "DescribeDBParameters" -> rds(action, describeParameters(p));
+        case "DescribeEngineDefaultClusterParameters" -> rds(action, engineDefaultClusterParameters(p));
+        case "DescribeDBClusterParameterGroups" -> rds(action, describeClusterParameterGroups(p));
+        case "CreateDBClusterParameterGroup" -> rds(action, parameterGroupXml(createClusterParameterGroup(p), true));
+        case "ModifyDBClusterParameterGroup" -> rds(action, modifyClusterParameterGroup(p));
         case "DescribeSecurityGroups" -> describeSecurityGroups(p);
         default -> throw new AwsError(400, "InvalidAction", "The action " + action + " is not valid for this fake");
       };
@@ -373,18 +432,148 @@ public final class FakeAws implements AutoCloseable {
     check(!clusters.containsKey(id), 400, "DBClusterAlreadyExistsFault", "DB cluster already exists");
     String sourceId = p.get("ReplicationSourceIdentifier");
     Instance source = sourceId == null ? null : existingInstance(sourceId);
+    String engineVersion = p.getOrDefault("EngineVersion", source == null ? "16.4" : source.engineVersion);
+    String parameterGroup = p.getOrDefault("DBClusterParameterGroupName", defaultClusterParameterGroup(engineVersion));
+    check(clusterParameterGroups.containsKey(parameterGroup) || parameterGroup.startsWith("default."), 404,
+        "DBClusterParameterGroupNotFound", "DBClusterParameterGroup not found: " + parameterGroup);
     Endpoint endpoint = newClusterEndpoints.getOrDefault(id,
         new Endpoint(id + ".cluster-fake." + REGION + ".rds.amazonaws.com", 5432));
-    Cluster c = new Cluster(id, p.getOrDefault("EngineVersion", source == null ? "16.4" : source.engineVersion),
-        endpoint.host(), endpoint.port(), members(p, "VpcSecurityGroupIds.VpcSecurityGroupId"),
-        p.getOrDefault("DBSubnetGroupName", "default"), p.get("DBClusterParameterGroupName"),
-        source == null ? null : arn("db", source.id));
+    Cluster c = new Cluster(id, engineVersion, endpoint.host(), endpoint.port(),
+        members(p, "VpcSecurityGroupIds.VpcSecurityGroupId"), p.getOrDefault("DBSubnetGroupName", "default"),
+        parameterGroup, source == null ? null : arn("db", source.id));
     if (source != null) {
       source.replicaClusters.add(id);
     }
     clusters.put(id, c);
     begin(c, "creating", null, null);
     return c;
+  }
+
+  private static String defaultClusterParameterGroup(String engineVersion) {
+    return "default.aurora-postgresql" + engineVersion.split("\\.")[0];
+  }
+
+  // ---- parameter groups ----
+
+  /** DescribeDBParameterGroups: the added groups; a default group ("default.FAMILY") is answered as it is named. */
+  private String describeParameterGroups(Map<String, String> p) throws AwsError {
+    String name = p.get("DBParameterGroupName");
+    StringBuilder x = new StringBuilder("<DBParameterGroups>");
+    for (ParameterGroup g : name == null ? List.copyOf(parameterGroups.values())
+        : List.of(groupOrDefault(parameterGroups, name))) {
+      x.append(parameterGroupXml(g, false));
+    }
+    return x.append("</DBParameterGroups>").toString();
+  }
+
+  /**
+   * DescribeDBParameters: the user-set parameters of an added group (Source absent or "user"); a default group knows
+   * none. Everything in one page: no Marker.
+   */
+  private String describeParameters(Map<String, String> p) throws AwsError {
+    ParameterGroup g = groupOrDefault(parameterGroups, required(p, "DBParameterGroupName"));
+    String source = p.getOrDefault("Source", "user");
+    StringBuilder x = new StringBuilder("<Parameters>");
+    if (source.equals("user")) {
+      g.parameters().forEach((name, value) -> parameterXml(x, name, value, "user", true));
+    }
+    return x.append("</Parameters>").toString();
+  }
+
+  /**
+   * The group by name; a default group ("default.FAMILY") that was not added is an empty group of that family;
+   * else 404 DBParameterGroupNotFound.
+   */
+  private static ParameterGroup groupOrDefault(Map<String, ParameterGroup> groups, String name) throws AwsError {
+    ParameterGroup g = groups.get(name);
+    if (g == null && name.startsWith("default.")) {
+      String family = name.substring("default.".length());
+      return new ParameterGroup(name, family, "Default parameter group for " + family, Map.of());
+    }
+    check(g != null, 404, "DBParameterGroupNotFound", "Parameter group " + name + " not found.");
+    return g;
+  }
+
+  /** DescribeEngineDefaultClusterParameters: what the family knows ({@link #auroraClusterParameters}), by name. */
+  private String engineDefaultClusterParameters(Map<String, String> p) throws AwsError {
+    String family = required(p, "DBParameterGroupFamily");
+    StringBuilder x = el(new StringBuilder("<EngineDefaults>"), "DBParameterGroupFamily", family)
+        .append("<Parameters>");
+    new TreeMap<>(auroraParameters(family))
+        .forEach((name, modifiable) -> parameterXml(x, name, null, "engine-default", modifiable));
+    return x.append("</Parameters></EngineDefaults>").toString();
+  }
+
+  private Map<String, Boolean> auroraParameters(String family) {
+    return auroraClusterParameters.getOrDefault(family, DEFAULT_AURORA_CLUSTER_PARAMETERS);
+  }
+
+  /** DescribeDBClusterParameterGroups: the created groups; a default group ("default.FAMILY") as it is named. */
+  private String describeClusterParameterGroups(Map<String, String> p) throws AwsError {
+    String name = p.get("DBClusterParameterGroupName");
+    StringBuilder x = new StringBuilder("<DBClusterParameterGroups>");
+    for (ParameterGroup g : name == null ? List.copyOf(clusterParameterGroups.values())
+        : List.of(groupOrDefault(clusterParameterGroups, name))) {
+      x.append(parameterGroupXml(g, true));
+    }
+    return x.append("</DBClusterParameterGroups>").toString();
+  }
+
+  private ParameterGroup createClusterParameterGroup(Map<String, String> p) throws AwsError {
+    String name = required(p, "DBClusterParameterGroupName");
+    ParameterGroup g = new ParameterGroup(name, required(p, "DBParameterGroupFamily"), required(p, "Description"),
+        new LinkedHashMap<>());
+    check(!clusterParameterGroups.containsKey(name), 400, "DBParameterGroupAlreadyExists",
+        "Parameter group " + name + " already exists");
+    clusterParameterGroups.put(name, g);
+    return g;
+  }
+
+  /**
+   * ModifyDBClusterParameterGroup: Parameters.Parameter.N.{ParameterName, ParameterValue, ApplyMethod}, at most 20.
+   * A parameter the family does not know or cannot modify, or "immediate" for a static one, refuses the whole call.
+   */
+  private String modifyClusterParameterGroup(Map<String, String> p) throws AwsError {
+    ParameterGroup g = existingClusterParameterGroup(required(p, "DBClusterParameterGroupName"));
+    required(p, "Parameters.Parameter.1.ParameterName");
+    check(!p.containsKey("Parameters.Parameter." + (MAX_MODIFIED_PARAMETERS + 1) + ".ParameterName"), 400,
+        "InvalidParameterValue",
+        "A maximum of " + MAX_MODIFIED_PARAMETERS + " parameters can be modified in a single request");
+    Map<String, String> changes = new LinkedHashMap<>();
+    for (int n = 1; p.containsKey("Parameters.Parameter." + n + ".ParameterName"); n++) {
+      String prefix = "Parameters.Parameter." + n + ".";
+      String name = p.get(prefix + "ParameterName");
+      Boolean modifiable = auroraParameters(g.family()).get(name);
+      check(modifiable != null, 400, "InvalidParameterValue", "Could not find parameter with name: " + name);
+      check(modifiable, 400, "InvalidParameterValue", "The parameter " + name + " cannot be modified.");
+      check(!(STATIC_PARAMETERS.contains(name) && "immediate".equals(p.get(prefix + "ApplyMethod"))), 400,
+          "InvalidParameterCombination", "cannot use immediate apply method for static parameter " + name);
+      changes.put(name, required(p, prefix + "ParameterValue"));
+    }
+    g.parameters().putAll(changes);
+    return el(new StringBuilder(), "DBClusterParameterGroupName", g.name()).toString();
+  }
+
+  /** A DB cluster parameter group created through the API, else 404 DBParameterGroupNotFound (as AWS answers). */
+  private ParameterGroup existingClusterParameterGroup(String name) throws AwsError {
+    ParameterGroup g = clusterParameterGroups.get(name);
+    check(g != null, 404, "DBParameterGroupNotFound", "Parameter group " + name + " not found.");
+    return g;
+  }
+
+  /** A DBParameterGroup, or (cluster) a DBClusterParameterGroup element. */
+  private static String parameterGroupXml(ParameterGroup g, boolean cluster) {
+    String type = cluster ? "DBClusterParameterGroup" : "DBParameterGroup";
+    return el(new StringBuilder("<" + type + ">"), type + "Name", g.name(), "DBParameterGroupFamily", g.family(),
+        "Description", g.description(), type + "Arn", arn(cluster ? "cluster-pg" : "pg", g.name()))
+        .append("</").append(type).append('>').toString();
+  }
+
+  /** A Parameter element; ApplyType "static" for {@link #STATIC_PARAMETERS}, else "dynamic". */
+  private static void parameterXml(StringBuilder x, String name, String value, String source, boolean modifiable) {
+    el(x.append("<Parameter>"), "ParameterName", name, "ParameterValue", value, "Source", source,
+        "ApplyType", STATIC_PARAMETERS.contains(name) ? "static" : "dynamic", "DataType", "string",
+        "IsModifiable", String.valueOf(modifiable)).append("</Parameter>");
   }
 
   private Instance createInstance(Map<String, String> p) throws AwsError {

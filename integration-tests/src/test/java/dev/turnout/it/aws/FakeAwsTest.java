@@ -7,6 +7,7 @@ import static org.assertj.core.api.Assertions.tuple;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.stream.IntStream;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterEach;
@@ -31,9 +32,17 @@ import software.amazon.awssdk.services.ec2.Ec2Client;
 import software.amazon.awssdk.services.ec2.model.Ec2Exception;
 import software.amazon.awssdk.services.ec2.model.SecurityGroup;
 import software.amazon.awssdk.services.rds.RdsClient;
+import software.amazon.awssdk.services.rds.model.ApplyMethod;
 import software.amazon.awssdk.services.rds.model.DBCluster;
+import software.amazon.awssdk.services.rds.model.DBClusterParameterGroup;
 import software.amazon.awssdk.services.rds.model.DBInstance;
+import software.amazon.awssdk.services.rds.model.DbClusterParameterGroupNotFoundException;
 import software.amazon.awssdk.services.rds.model.DbInstanceNotFoundException;
+import software.amazon.awssdk.services.rds.model.DbParameterGroupAlreadyExistsException;
+import software.amazon.awssdk.services.rds.model.DbParameterGroupNotFoundException;
+import software.amazon.awssdk.services.rds.model.DescribeDbParametersResponse;
+import software.amazon.awssdk.services.rds.model.EngineDefaults;
+import software.amazon.awssdk.services.rds.model.Parameter;
 import software.amazon.awssdk.services.rds.model.RdsException;
 import software.amazon.awssdk.services.rds.model.Tag;
 import software.amazon.awssdk.services.rds.model.VpcSecurityGroupMembership;
@@ -321,5 +330,154 @@ class FakeAwsTest {
     assertThatThrownBy(() -> instance("nope")).isInstanceOf(DbInstanceNotFoundException.class);
     assertThatThrownBy(() -> cluster("nope")).isInstanceOfSatisfying(RdsException.class,
         e -> assertThat(e.awsErrorDetails().errorCode()).isEqualTo("DBClusterNotFoundFault"));
+  }
+
+  @Test
+  void parameterGroups_userParametersAndAuroraDefaults_areDescribed() {
+    fake.addParameterGroup("orders-params", "postgres16", Map.of("rds.logical_replication", "1",
+        "max_replication_slots", "20", "shared_preload_libraries", "pg_stat_statements"));
+    assertThat(instance("orders").dbParameterGroups().get(0).dbParameterGroupName()).isEqualTo("orders-params");
+
+    DescribeDbParametersResponse user = rds.describeDBParameters(r -> r.dbParameterGroupName("orders-params")
+        .source("user"));
+
+    assertThat(user.marker()).isNull();
+    assertThat(user.parameters())
+        .extracting(Parameter::parameterName, Parameter::parameterValue, Parameter::source, Parameter::isModifiable)
+        .containsExactlyInAnyOrder(tuple("rds.logical_replication", "1", "user", true),
+            tuple("max_replication_slots", "20", "user", true),
+            tuple("shared_preload_libraries", "pg_stat_statements", "user", true));
+    assertThat(user.parameters()).allSatisfy(p -> {
+      assertThat(p.applyType()).isEqualTo("static");
+      assertThat(p.dataType()).isEqualTo("string");
+    });
+    assertThat(rds.describeDBParametersPaginator(r -> r.dbParameterGroupName("orders-params")).parameters())
+        .hasSize(3);
+    assertThat(rds.describeDBParameters(r -> r.dbParameterGroupName("default.postgres16").source("user"))
+        .parameters()).isEmpty();
+    assertThat(rds.describeDBParameterGroups(r -> r.dbParameterGroupName("orders-params")).dbParameterGroups())
+        .singleElement().satisfies(g -> {
+          assertThat(g.dbParameterGroupFamily()).isEqualTo("postgres16");
+          assertThat(g.dbParameterGroupArn())
+              .isEqualTo("arn:aws:rds:us-east-1:" + FakeAws.ACCOUNT + ":pg:orders-params");
+        });
+    assertThatThrownBy(() -> rds.describeDBParameters(r -> r.dbParameterGroupName("nope")))
+        .isInstanceOfSatisfying(DbParameterGroupNotFoundException.class, e -> {
+          assertThat(e.awsErrorDetails().errorCode()).isEqualTo("DBParameterGroupNotFound");
+          assertThat(e.statusCode()).isEqualTo(404);
+        });
+
+    EngineDefaults aurora = rds.describeEngineDefaultClusterParameters(r -> r.dbParameterGroupFamily(
+        "aurora-postgresql15")).engineDefaults();
+    assertThat(aurora.dbParameterGroupFamily()).isEqualTo("aurora-postgresql15");
+    assertThat(aurora.parameters()).extracting(Parameter::parameterName, Parameter::isModifiable, Parameter::source)
+        .containsExactly(tuple("max_replication_slots", true, "engine-default"),
+            tuple("max_wal_senders", true, "engine-default"), tuple("rds.force_ssl", true, "engine-default"),
+            tuple("rds.logical_replication", true, "engine-default"), tuple("timezone", true, "engine-default"),
+            tuple("wal_level", false, "engine-default"));
+    assertThat(aurora.parameters()).filteredOn(p -> p.parameterName().equals("rds.force_ssl"))
+        .extracting(Parameter::applyType).containsExactly("dynamic");
+    fake.auroraClusterParameters("aurora-postgresql17", Map.of("timezone", true, "wal_level", false));
+    assertThat(rds.describeEngineDefaultClusterParameters(r -> r.dbParameterGroupFamily("aurora-postgresql17"))
+        .engineDefaults().parameters()).extracting(Parameter::parameterName).containsExactly("timezone", "wal_level");
+    assertThat(fake.calls()).contains("DescribeDBParameters DBParameterGroupName=orders-params Source=user",
+        "DescribeEngineDefaultClusterParameters DBParameterGroupFamily=aurora-postgresql15");
+  }
+
+  @Test
+  void clusterParameterGroup_createdModifiedAndUsedByCreateDBCluster() {
+    DBClusterParameterGroup created = rds.createDBClusterParameterGroup(r -> r
+        .dbClusterParameterGroupName("orders-aurora-params").dbParameterGroupFamily("aurora-postgresql16")
+        .description("Turnout: orders")).dbClusterParameterGroup();
+
+    assertThat(created.dbClusterParameterGroupName()).isEqualTo("orders-aurora-params");
+    assertThat(created.dbParameterGroupFamily()).isEqualTo("aurora-postgresql16");
+    assertThat(created.description()).isEqualTo("Turnout: orders");
+    assertThat(created.dbClusterParameterGroupArn())
+        .isEqualTo("arn:aws:rds:us-east-1:" + FakeAws.ACCOUNT + ":cluster-pg:orders-aurora-params");
+    assertThatThrownBy(() -> rds.createDBClusterParameterGroup(r -> r.dbClusterParameterGroupName(
+        "orders-aurora-params").dbParameterGroupFamily("aurora-postgresql16").description("again")))
+        .isInstanceOfSatisfying(DbParameterGroupAlreadyExistsException.class, e -> {
+          assertThat(e.awsErrorDetails().errorCode()).isEqualTo("DBParameterGroupAlreadyExists");
+          assertThat(e.statusCode()).isEqualTo(400);
+        });
+
+    String modified = rds.modifyDBClusterParameterGroup(r -> r.dbClusterParameterGroupName("orders-aurora-params")
+        .parameters(parameter("rds.logical_replication", "1", ApplyMethod.PENDING_REBOOT),
+            parameter("rds.force_ssl", "0", ApplyMethod.IMMEDIATE))).dbClusterParameterGroupName();
+
+    assertThat(modified).isEqualTo("orders-aurora-params");
+    assertThat(fake.clusterParameterGroupFamily("orders-aurora-params")).hasValue("aurora-postgresql16");
+    assertThat(fake.clusterParameterGroupParameters("orders-aurora-params"))
+        .containsExactly(Map.entry("rds.logical_replication", "1"), Map.entry("rds.force_ssl", "0"));
+    assertThat(fake.clusterParameterGroupFamily("nope")).isEmpty();
+    assertThat(fake.clusterParameterGroupParameters("nope")).isEmpty();
+    assertThat(fake.calls()).contains("ModifyDBClusterParameterGroup DBClusterParameterGroupName=orders-aurora-params"
+        + " Parameters.Parameter.1.ApplyMethod=pending-reboot"
+        + " Parameters.Parameter.1.ParameterName=rds.logical_replication Parameters.Parameter.1.ParameterValue=1"
+        + " Parameters.Parameter.2.ApplyMethod=immediate Parameters.Parameter.2.ParameterName=rds.force_ssl"
+        + " Parameters.Parameter.2.ParameterValue=0");
+    assertThat(rds.describeDBClusterParameterGroups(r -> r.dbClusterParameterGroupName("orders-aurora-params"))
+        .dbClusterParameterGroups()).singleElement()
+        .extracting(DBClusterParameterGroup::dbParameterGroupFamily).isEqualTo("aurora-postgresql16");
+    assertThatThrownBy(() -> rds.describeDBClusterParameterGroups(r -> r.dbClusterParameterGroupName("nope")))
+        .isInstanceOfSatisfying(DbParameterGroupNotFoundException.class,
+            e -> assertThat(e.statusCode()).isEqualTo(404));
+
+    DBCluster withGroup = rds.createDBCluster(r -> r.dbClusterIdentifier("orders-aurora").engine("aurora-postgresql")
+        .engineVersion("16.4").replicationSourceIdentifier(SOURCE_ARN)
+        .dbClusterParameterGroupName("orders-aurora-params")).dbCluster();
+    DBCluster withDefault = rds.createDBCluster(r -> r.dbClusterIdentifier("other").engine("aurora-postgresql")
+        .engineVersion("15.7")).dbCluster();
+
+    assertThat(withGroup.dbClusterParameterGroup()).isEqualTo("orders-aurora-params");
+    assertThat(cluster("orders-aurora").dbClusterParameterGroup()).isEqualTo("orders-aurora-params");
+    assertThat(fake.clusterParameterGroup("orders-aurora")).isEqualTo("orders-aurora-params");
+    assertThat(withDefault.dbClusterParameterGroup()).isEqualTo("default.aurora-postgresql15");
+    assertThat(fake.clusterParameterGroup("other")).isEqualTo("default.aurora-postgresql15");
+    assertThat(rds.describeDBClusterParameterGroups(r -> r.dbClusterParameterGroupName("default.aurora-postgresql15"))
+        .dbClusterParameterGroups()).singleElement()
+        .extracting(DBClusterParameterGroup::dbParameterGroupFamily).isEqualTo("aurora-postgresql15");
+    assertThatThrownBy(() -> rds.createDBCluster(r -> r.dbClusterIdentifier("third").engine("aurora-postgresql")
+        .dbClusterParameterGroupName("nope")))
+        .isInstanceOfSatisfying(DbClusterParameterGroupNotFoundException.class, e -> {
+          assertThat(e.awsErrorDetails().errorCode()).isEqualTo("DBClusterParameterGroupNotFound");
+          assertThat(e.statusCode()).isEqualTo(404);
+        });
+    assertThatThrownBy(() -> cluster("third")).isInstanceOf(RdsException.class);
+  }
+
+  @Test
+  void modifyClusterParameterGroup_refusesUnknownNonModifiableAndTooManyParameters_applyingNothing() {
+    rds.createDBClusterParameterGroup(r -> r.dbClusterParameterGroupName("orders-aurora-params")
+        .dbParameterGroupFamily("aurora-postgresql15").description("Turnout: orders"));
+
+    assertInvalid(List.of(parameter("rds.force_ssl", "1", ApplyMethod.IMMEDIATE),
+        parameter("wal_level", "logical", ApplyMethod.PENDING_REBOOT)), "InvalidParameterValue", "wal_level");
+    assertInvalid(List.of(parameter("no_such_parameter", "1", ApplyMethod.PENDING_REBOOT)), "InvalidParameterValue",
+        "no_such_parameter");
+    assertInvalid(IntStream.rangeClosed(1, 21).mapToObj(n -> parameter("timezone", "UTC", ApplyMethod.IMMEDIATE))
+        .toList(), "InvalidParameterValue", "20");
+    assertInvalid(List.of(parameter("rds.logical_replication", "1", ApplyMethod.IMMEDIATE)),
+        "InvalidParameterCombination", "static");
+
+    assertThat(fake.clusterParameterGroupParameters("orders-aurora-params")).isEmpty();
+    assertThatThrownBy(() -> rds.modifyDBClusterParameterGroup(r -> r.dbClusterParameterGroupName("nope")
+        .parameters(parameter("timezone", "UTC", ApplyMethod.IMMEDIATE))))
+        .isInstanceOf(DbParameterGroupNotFoundException.class);
+  }
+
+  private void assertInvalid(List<Parameter> parameters, String errorCode, String messagePart) {
+    assertThatThrownBy(() -> rds.modifyDBClusterParameterGroup(r -> r
+        .dbClusterParameterGroupName("orders-aurora-params").parameters(parameters)))
+        .isInstanceOfSatisfying(RdsException.class, e -> {
+          assertThat(e.awsErrorDetails().errorCode()).isEqualTo(errorCode);
+          assertThat(e.statusCode()).isEqualTo(400);
+          assertThat(e.awsErrorDetails().errorMessage()).contains(messagePart);
+        });
+  }
+
+  private static Parameter parameter(String name, String value, ApplyMethod applyMethod) {
+    return Parameter.builder().parameterName(name).parameterValue(value).applyMethod(applyMethod).build();
   }
 }

@@ -1,21 +1,15 @@
 package dev.turnout.it.bench;
 
 import com.google.common.collect.ImmutableList;
-import com.google.protobuf.InvalidProtocolBufferException;
 import dev.turnout.controlplane.ControlPlane;
 import dev.turnout.controlplane.config.TurnoutConfig;
 import dev.turnout.controlplane.xds.NodeStatus;
 import dev.turnout.controlplane.xds.XdsType;
 import dev.turnout.envoy.DatabaseRoute;
 import dev.turnout.envoy.Endpoint;
-import io.envoyproxy.envoy.config.cluster.v3.Cluster;
-import io.envoyproxy.envoy.config.core.v3.Node;
-import io.envoyproxy.envoy.service.discovery.v3.AggregatedDiscoveryServiceGrpc;
-import io.envoyproxy.envoy.service.discovery.v3.DiscoveryRequest;
-import io.envoyproxy.envoy.service.discovery.v3.DiscoveryResponse;
+import dev.turnout.it.SimulatedSidecar;
 import io.grpc.ManagedChannel;
 import io.grpc.netty.NettyChannelBuilder;
-import io.grpc.stub.StreamObserver;
 import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -38,9 +32,6 @@ import java.util.concurrent.TimeUnit;
  * The simulated sidecars run in the control plane's JVM, so heap and CPU per stream include the clients.
  */
 public final class XdsFanoutBenchmark {
-  private static final String LDS = "type.googleapis.com/envoy.config.listener.v3.Listener";
-  private static final String CDS = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
-  private static final String EDS = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
 
   public static void main(String[] args) throws Exception {
     String streamsArg = arg(args, "--streams", "1000,5000");
@@ -148,62 +139,6 @@ public final class XdsFanoutBenchmark {
         throw new IllegalStateException("only " + acked + " of " + streams + " nodes ACKed within " + timeout);
       }
       Thread.sleep(100);
-    }
-  }
-
-  /** An ADS stream that behaves as Envoy does: LDS and CDS by wildcard, then EDS for the clusters; ACKs all. */
-  private static final class SimulatedSidecar {
-    private final StreamObserver<DiscoveryRequest> requests;
-    private final Node node;
-    private List<String> clusters = List.of();
-
-    SimulatedSidecar(ManagedChannel channel, String id, String cluster) {
-      node = Node.newBuilder().setId(id).setCluster(cluster).build();
-      requests = AggregatedDiscoveryServiceGrpc.newStub(channel).streamAggregatedResources(new StreamObserver<>() {
-        @Override
-        public void onNext(DiscoveryResponse r) {
-          handle(r);
-        }
-
-        @Override
-        public void onError(Throwable t) {}
-
-        @Override
-        public void onCompleted() {}
-      });
-      send(DiscoveryRequest.newBuilder().setTypeUrl(CDS));
-      send(DiscoveryRequest.newBuilder().setTypeUrl(LDS));
-    }
-
-    private synchronized void send(DiscoveryRequest.Builder b) {
-      requests.onNext(b.setNode(node).build());
-    }
-
-    private synchronized void handle(DiscoveryResponse r) {
-      DiscoveryRequest.Builder ack = DiscoveryRequest.newBuilder().setTypeUrl(r.getTypeUrl())
-          .setVersionInfo(r.getVersionInfo()).setResponseNonce(r.getNonce());
-      if (r.getTypeUrl().equals(EDS)) {
-        ack.addAllResourceNames(clusters);
-      }
-      send(ack);
-      if (r.getTypeUrl().equals(CDS)) {
-        List<String> names = new ArrayList<>();
-        for (var any : r.getResourcesList()) {
-          try {
-            names.add(any.unpack(Cluster.class).getName());
-          } catch (InvalidProtocolBufferException e) {
-            throw new IllegalStateException(e);
-          }
-        }
-        if (!names.equals(clusters)) {
-          clusters = names;
-          send(DiscoveryRequest.newBuilder().setTypeUrl(EDS).addAllResourceNames(names));
-        }
-      }
-    }
-
-    synchronized void close() {
-      requests.onCompleted();
     }
   }
 

@@ -27,7 +27,10 @@ import software.amazon.awssdk.services.ec2.Ec2Client;
 import software.amazon.awssdk.services.ec2.model.SecurityGroup;
 import software.amazon.awssdk.services.rds.RdsClient;
 import software.amazon.awssdk.services.rds.model.DBCluster;
+import software.amazon.awssdk.services.rds.model.ApplyMethod;
 import software.amazon.awssdk.services.rds.model.DBInstance;
+import software.amazon.awssdk.services.rds.model.DbParameterGroupNotFoundException;
+import software.amazon.awssdk.services.rds.model.Parameter;
 import software.amazon.awssdk.services.rds.model.DbClusterNotFoundException;
 import software.amazon.awssdk.services.rds.model.DbInstanceNotFoundException;
 import software.amazon.awssdk.services.rds.model.Tag;
@@ -67,10 +70,47 @@ final class AwsApi implements AutoCloseable {
     return Call.of("DescribeDBClusters", "DBClusterIdentifier", id);
   }
 
-  static Call createClusterCall(String id, String engineVersion, String sourceArn, String subnetGroup, List<String> groups) {
-    return Call.of("CreateDBCluster", "DBClusterIdentifier", id, "Engine", ENGINE, "EngineVersion", engineVersion,
+  static Call createClusterCall(String id, String engineVersion, String sourceArn, String subnetGroup, List<String> groups,
+      Optional<String> parameterGroup) {
+    Call c = Call.of("CreateDBCluster", "DBClusterIdentifier", id, "Engine", ENGINE, "EngineVersion", engineVersion,
         "ReplicationSourceIdentifier", sourceArn, "DBSubnetGroupName", subnetGroup,
         "VpcSecurityGroupIds", String.join(",", groups));
+    return parameterGroup.map(g -> Call.of("CreateDBCluster", flatten(c.params(), "DBClusterParameterGroupName", g)))
+        .orElse(c);
+  }
+
+  private static String[] flatten(Map<String, String> params, String key, String value) {
+    List<String> out = new ArrayList<>();
+    params.forEach((k, v) -> {
+      out.add(k);
+      out.add(v);
+    });
+    out.add(key);
+    out.add(value);
+    return out.toArray(String[]::new);
+  }
+
+  static Call userParametersCall(String group) {
+    return Call.of("DescribeDBParameters", "DBParameterGroupName", group, "Source", "user");
+  }
+
+  static Call engineDefaultsCall(String family) {
+    return Call.of("DescribeEngineDefaultClusterParameters", "DBParameterGroupFamily", family);
+  }
+
+  static Call describeClusterParameterGroupCall(String name) {
+    return Call.of("DescribeDBClusterParameterGroups", "DBClusterParameterGroupName", name);
+  }
+
+  static Call createClusterParameterGroupCall(String name, String family, String description) {
+    return Call.of("CreateDBClusterParameterGroup", "DBClusterParameterGroupName", name, "DBParameterGroupFamily", family,
+        "Description", description);
+  }
+
+  static Call modifyClusterParameterGroupCall(String name, Map<String, String> parameters) {
+    return Call.of("ModifyDBClusterParameterGroup", "DBClusterParameterGroupName", name, "Parameters",
+        parameters.entrySet().stream().map(e -> e.getKey() + "=" + e.getValue()).collect(Collectors.joining(","))
+            + " (pending-reboot)");
   }
 
   static Call createInstanceCall(String id, String clusterId, String instanceClass) {
@@ -198,11 +238,56 @@ final class AwsApi implements AutoCloseable {
     }
   }
 
-  void createCluster(String id, String engineVersion, String sourceArn, String subnetGroup, List<String> groups)
-      throws MigrationException {
-    call(createClusterCall(id, engineVersion, sourceArn, subnetGroup, groups), () -> rds.createDBCluster(r -> r
+  void createCluster(String id, String engineVersion, String sourceArn, String subnetGroup, List<String> groups,
+      Optional<String> parameterGroup) throws MigrationException {
+    call(createClusterCall(id, engineVersion, sourceArn, subnetGroup, groups, parameterGroup), () -> rds.createDBCluster(r -> r
         .dbClusterIdentifier(id).engine(ENGINE).engineVersion(engineVersion).replicationSourceIdentifier(sourceArn)
-        .dbSubnetGroupName(subnetGroup).vpcSecurityGroupIds(groups)));
+        .dbSubnetGroupName(subnetGroup).vpcSecurityGroupIds(groups).dbClusterParameterGroupName(parameterGroup.orElse(null))));
+  }
+
+  /** The parameters a DB parameter group sets itself (not the engine's defaults), by name. */
+  Map<String, String> userParameters(String group) throws MigrationException {
+    return call(userParametersCall(group), () -> {
+      Map<String, String> out = new LinkedHashMap<>();
+      rds.describeDBParametersPaginator(r -> r.dbParameterGroupName(group).source("user")).parameters()
+          .forEach(p -> out.put(p.parameterName(), p.parameterValue()));
+      return out;
+    });
+  }
+
+  /** Whether each parameter an Aurora cluster parameter group of {@code family} knows can be set. */
+  Map<String, Boolean> clusterParameters(String family) throws MigrationException {
+    return call(engineDefaultsCall(family), () -> {
+      Map<String, Boolean> out = new LinkedHashMap<>();
+      rds.describeEngineDefaultClusterParameters(r -> r.dbParameterGroupFamily(family)).engineDefaults().parameters()
+          .forEach(p -> out.put(p.parameterName(), Boolean.TRUE.equals(p.isModifiable())));
+      return out;
+    });
+  }
+
+  boolean clusterParameterGroupExists(String name) throws MigrationException {
+    try {
+      return call(describeClusterParameterGroupCall(name), () -> !rds.describeDBClusterParameterGroups(r -> r
+          .dbClusterParameterGroupName(name)).dbClusterParameterGroups().isEmpty());
+    } catch (AwsCallException e) {
+      if (e.getCause() instanceof DbParameterGroupNotFoundException) {
+        return false;
+      }
+      throw e;
+    }
+  }
+
+  void createClusterParameterGroup(String name, String family, String description) throws MigrationException {
+    call(createClusterParameterGroupCall(name, family, description), () -> rds.createDBClusterParameterGroup(r -> r
+        .dbClusterParameterGroupName(name).dbParameterGroupFamily(family).description(description)));
+  }
+
+  /** At most 20 parameters per call, as RDS allows. */
+  void modifyClusterParameterGroup(String name, Map<String, String> parameters) throws MigrationException {
+    call(modifyClusterParameterGroupCall(name, parameters), () -> rds.modifyDBClusterParameterGroup(r -> r
+        .dbClusterParameterGroupName(name).parameters(parameters.entrySet().stream()
+            .map(e -> Parameter.builder().parameterName(e.getKey()).parameterValue(e.getValue())
+                .applyMethod(ApplyMethod.PENDING_REBOOT).build()).toList())));
   }
 
   void createInstance(String id, String clusterId, String instanceClass) throws MigrationException {

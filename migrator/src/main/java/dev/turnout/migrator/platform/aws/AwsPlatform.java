@@ -120,8 +120,10 @@ public final class AwsPlatform implements Platform {
         throw new MigrationException(db() + ": Aurora cluster '" + aurora.targetCluster() + "' does not exist;"
             + " give an instance class to have the migrator create it as a replica of " + aurora.sourceInstance());
       }
+      Optional<ParameterMapping> mapping = parameterMapping(src);
+      Optional<String> parameterGroup = applyParameterMapping(mapping, changes);
       api().createCluster(aurora.targetCluster(), src.engineVersion(), src.dbInstanceArn(),
-          src.dbSubnetGroup().dbSubnetGroupName(), groups(src));
+          src.dbSubnetGroup().dbSubnetGroupName(), groups(src), parameterGroup);
       changes.add("created cluster " + aurora.targetCluster());
     }
     changes.addAll(await("Aurora cluster " + aurora.targetCluster() + " to be available", settings.replicaDeadline(),
@@ -136,6 +138,61 @@ public final class AwsPlatform implements Platform {
           "available"::equals));
     }
     return Optional.of("Aurora cluster " + aurora.targetCluster() + ": " + String.join(", ", changes));
+  }
+
+  /**
+   * The source's own DB parameter group mapped onto an Aurora cluster parameter group: the parameters it sets
+   * that an Aurora cluster parameter group of the same major version knows and lets change are carried over;
+   * the others (instance-level in Aurora, or fixed there) are named, and the SQL preflight compares the ones
+   * replication needs. A source on its engine's default group gets the cluster engine's default group too.
+   */
+  record ParameterMapping(String sourceGroup, String clusterGroup, String family, Map<String, String> carried,
+      List<String> notCarried) {}
+
+  private Optional<ParameterMapping> parameterMapping(DBInstance src) throws MigrationException {
+    String sourceGroup = src.dbParameterGroups().isEmpty() ? null : src.dbParameterGroups().get(0).dbParameterGroupName();
+    if (sourceGroup == null || sourceGroup.startsWith("default.")) {
+      return Optional.empty();
+    }
+    String family = AwsApi.ENGINE + version(src.engineVersion())[0];
+    Map<String, String> user = api().userParameters(sourceGroup);
+    Map<String, Boolean> known = api().clusterParameters(family);
+    Map<String, String> carried = new java.util.TreeMap<>();
+    List<String> notCarried = new ArrayList<>();
+    user.forEach((name, value) -> {
+      if (Boolean.TRUE.equals(known.get(name))) {
+        carried.put(name, value);
+      } else {
+        notCarried.add(name);
+      }
+    });
+    java.util.Collections.sort(notCarried);
+    return Optional.of(new ParameterMapping(sourceGroup, aurora.targetCluster() + "-params", family, carried, notCarried));
+  }
+
+  /** Creates the cluster parameter group unless it exists, then sets its parameters (again, harmlessly, after a crash). */
+  private Optional<String> applyParameterMapping(Optional<ParameterMapping> mapping, List<String> changes)
+      throws MigrationException {
+    if (mapping.isEmpty()) {
+      return Optional.empty();
+    }
+    ParameterMapping m = mapping.get();
+    if (!api().clusterParameterGroupExists(m.clusterGroup())) {
+      api().createClusterParameterGroup(m.clusterGroup(), m.family(), description(m));
+    }
+    for (List<String> chunk : com.google.common.collect.Iterables.partition(m.carried().keySet(), 20)) {
+      Map<String, String> part = new java.util.LinkedHashMap<>();
+      chunk.forEach(name -> part.put(name, m.carried().get(name)));
+      api().modifyClusterParameterGroup(m.clusterGroup(), part);
+    }
+    changes.add("cluster parameter group " + m.clusterGroup() + " (" + m.family() + ") carries "
+        + (m.carried().isEmpty() ? "nothing" : m.carried().keySet()) + " from " + m.sourceGroup()
+        + (m.notCarried().isEmpty() ? "" : "; not Aurora cluster parameters, not carried: " + m.notCarried()));
+    return Optional.of(m.clusterGroup());
+  }
+
+  private String description(ParameterMapping m) {
+    return "Turnout: " + m.sourceGroup() + " of " + aurora.sourceInstance() + " mapped for " + aurora.targetCluster();
   }
 
   private interface Probe {
@@ -532,8 +589,22 @@ public final class AwsPlatform implements Platform {
     calls.add("PREFLIGHT: " + AwsApi.describeInstanceCall(src));
     calls.add("PREFLIGHT: " + AwsApi.describeClusterCall(cl) + (cluster.isPresent() ? "" : " -> not found"));
     if (cluster.isEmpty() && aurora.createInstanceClass().isPresent()) {
+      Optional<ParameterMapping> mapping = parameterMapping(instance);
+      if (mapping.isPresent()) {
+        ParameterMapping m = mapping.get();
+        calls.add("PREFLIGHT: " + AwsApi.userParametersCall(m.sourceGroup()));
+        calls.add("PREFLIGHT: " + AwsApi.engineDefaultsCall(m.family()));
+        calls.add("PREFLIGHT: " + AwsApi.describeClusterParameterGroupCall(m.clusterGroup()));
+        calls.add("PREFLIGHT: " + AwsApi.createClusterParameterGroupCall(m.clusterGroup(), m.family(), description(m))
+            + " (unless it exists)");
+        for (List<String> chunk : com.google.common.collect.Iterables.partition(m.carried().keySet(), 20)) {
+          Map<String, String> part = new java.util.LinkedHashMap<>();
+          chunk.forEach(name -> part.put(name, m.carried().get(name)));
+          calls.add("PREFLIGHT: " + AwsApi.modifyClusterParameterGroupCall(m.clusterGroup(), part));
+        }
+      }
       calls.add("PREFLIGHT: " + AwsApi.createClusterCall(cl, instance.engineVersion(), instance.dbInstanceArn(),
-          instance.dbSubnetGroup().dbSubnetGroupName(), groups(instance)));
+          instance.dbSubnetGroup().dbSubnetGroupName(), groups(instance), mapping.map(ParameterMapping::clusterGroup)));
     }
     calls.add("PREFLIGHT: " + AwsApi.describeClusterCall(cl) + poll + " until available, deadline "
         + settings.replicaDeadline() + ")");

@@ -1,0 +1,111 @@
+package dev.turnout.it;
+
+import com.google.protobuf.InvalidProtocolBufferException;
+import io.envoyproxy.envoy.config.cluster.v3.Cluster;
+import io.envoyproxy.envoy.config.core.v3.Node;
+import io.envoyproxy.envoy.config.endpoint.v3.ClusterLoadAssignment;
+import io.envoyproxy.envoy.service.discovery.v3.AggregatedDiscoveryServiceGrpc;
+import io.envoyproxy.envoy.service.discovery.v3.DiscoveryRequest;
+import io.envoyproxy.envoy.service.discovery.v3.DiscoveryResponse;
+import io.grpc.ManagedChannel;
+import io.grpc.stub.StreamObserver;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.Predicate;
+
+/**
+ * An ADS stream that behaves toward the control plane as Envoy does — LDS and CDS by wildcard, then EDS for the
+ * clusters, the node on every request, ACK with the version and nonce — but proxies nothing: the benchmarks'
+ * thousands of sidecars, and the odd node a fault test needs (one that NACKs an assignment, say).
+ */
+public final class SimulatedSidecar {
+  static final String LDS = "type.googleapis.com/envoy.config.listener.v3.Listener";
+  static final String CDS = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
+  static final String EDS = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
+
+  private final StreamObserver<DiscoveryRequest> requests;
+  private final Node node;
+  private final Predicate<ClusterLoadAssignment> refuse;
+  /** Guarded by {@code this}. */
+  private List<String> clusters = List.of();
+  /** Guarded by {@code this}: the EDS version last ACKed. */
+  private String edsVersion = "";
+
+  /** A node that ACKs everything. */
+  public SimulatedSidecar(ManagedChannel channel, String id, String cluster) {
+    this(channel, id, cluster, cla -> false);
+  }
+
+  /** A node that NACKs every EDS response holding an assignment {@code refuse} matches, and ACKs the rest. */
+  public SimulatedSidecar(ManagedChannel channel, String id, String cluster, Predicate<ClusterLoadAssignment> refuse) {
+    this.node = Node.newBuilder().setId(id).setCluster(cluster).build();
+    this.refuse = refuse;
+    requests = AggregatedDiscoveryServiceGrpc.newStub(channel).streamAggregatedResources(new StreamObserver<>() {
+      @Override
+      public void onNext(DiscoveryResponse r) {
+        handle(r);
+      }
+
+      @Override
+      public void onError(Throwable t) {}
+
+      @Override
+      public void onCompleted() {}
+    });
+    send(DiscoveryRequest.newBuilder().setTypeUrl(CDS));
+    send(DiscoveryRequest.newBuilder().setTypeUrl(LDS));
+  }
+
+  private synchronized void send(DiscoveryRequest.Builder b) {
+    requests.onNext(b.setNode(node).build());
+  }
+
+  private synchronized void handle(DiscoveryResponse r) {
+    DiscoveryRequest.Builder answer = DiscoveryRequest.newBuilder().setTypeUrl(r.getTypeUrl())
+        .setResponseNonce(r.getNonce());
+    if (r.getTypeUrl().equals(EDS)) {
+      answer.addAllResourceNames(clusters);
+      String refused = refused(r);
+      if (refused != null) {
+        // A NACK names the version still applied and says why, as Envoy does.
+        send(answer.setVersionInfo(edsVersion).setErrorDetail(com.google.rpc.Status.newBuilder().setCode(3)
+            .setMessage("simulated sidecar refuses the assignment of " + refused)));
+        return;
+      }
+      edsVersion = r.getVersionInfo();
+    }
+    send(answer.setVersionInfo(r.getVersionInfo()));
+    if (r.getTypeUrl().equals(CDS)) {
+      List<String> names = new ArrayList<>();
+      for (var any : r.getResourcesList()) {
+        names.add(unpack(any, Cluster.class).getName());
+      }
+      if (!names.equals(clusters)) {
+        clusters = names;
+        send(DiscoveryRequest.newBuilder().setTypeUrl(EDS).addAllResourceNames(names));
+      }
+    }
+  }
+
+  private String refused(DiscoveryResponse r) {
+    for (var any : r.getResourcesList()) {
+      ClusterLoadAssignment cla = unpack(any, ClusterLoadAssignment.class);
+      if (refuse.test(cla)) {
+        return cla.getClusterName();
+      }
+    }
+    return null;
+  }
+
+  private static <T extends com.google.protobuf.Message> T unpack(com.google.protobuf.Any any, Class<T> type) {
+    try {
+      return any.unpack(type);
+    } catch (InvalidProtocolBufferException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  public synchronized void close() {
+    requests.onCompleted();
+  }
+}
