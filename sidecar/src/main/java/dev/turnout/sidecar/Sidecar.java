@@ -27,6 +27,7 @@ import org.slf4j.LoggerFactory;
  */
 public final class Sidecar implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(Sidecar.class);
+  private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
 
   private final SidecarConfig config;
   private final EventLoopGroup group;
@@ -162,8 +163,12 @@ public final class Sidecar implements AutoCloseable {
     return config;
   }
 
+  /** Stops serving and leaves the control plane; a second call does nothing. */
   @Override
   public void close() {
+    if (!closed.compareAndSet(false, true)) {
+      return;
+    }
     xds.stop();
     try {
       xdsThread.submit(proxies::close).get(5, TimeUnit.SECONDS);
