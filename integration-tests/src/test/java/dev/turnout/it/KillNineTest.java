@@ -1,0 +1,244 @@
+package dev.turnout.it;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.turnout.admin.v1.AdminGrpc;
+import dev.turnout.admin.v1.GetMigrationRequest;
+import dev.turnout.admin.v1.MigrationOptions;
+import dev.turnout.admin.v1.StartMigrationRequest;
+import dev.turnout.controlplane.cli.Turnout;
+import dev.turnout.controlplane.demo.Writer;
+import dev.turnout.sidecar.Sidecar;
+import dev.turnout.sidecar.SidecarConfig;
+import io.grpc.ManagedChannel;
+import io.grpc.StatusRuntimeException;
+import io.grpc.netty.NettyChannelBuilder;
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.Predicate;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/**
+ * {@code kill -9} of a real {@code turnout server} process in every phase of a migration, then a restart on the
+ * same store: the migration ends COMPLETED or ROLLED_BACK, the route and the fence agree, no acknowledged commit
+ * is lost, and a watcher connecting as the application to both servers every 25 ms never finds both writable.
+ * The server stops at the step through its test failpoint ({@code TURNOUT_TEST_FAILPOINT}), so the kill lands
+ * exactly there.
+ */
+class KillNineTest {
+  @TempDir Path dir;
+  private PostgresServer source;
+  private PostgresServer target;
+  private Process server;
+  private Sidecar sidecar;
+  private ManagedChannel admin;
+
+  @AfterEach
+  void tearDown() throws Exception {
+    if (admin != null) {
+      admin.shutdownNow();
+    }
+    if (sidecar != null) {
+      sidecar.close();
+    }
+    if (server != null) {
+      server.destroyForcibly().waitFor();
+    }
+    if (target != null) {
+      target.close();
+    }
+    if (source != null) {
+      source.close();
+    }
+  }
+
+  /** Starts {@code turnout server} and collects its output in {@code output}; returns once the admin API listens. */
+  private Process startServer(Path config, String failpoint, List<String> output) throws Exception {
+    ProcessBuilder pb = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+        "-cp", System.getProperty("java.class.path"), Turnout.class.getName(), "server", "-c", config.toString())
+        .redirectErrorStream(true);
+    if (failpoint != null) {
+      pb.environment().put("TURNOUT_TEST_FAILPOINT", failpoint);
+    }
+    Process p = pb.start();
+    BufferedReader reader = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
+    CompletableFuture<Void> listening = new CompletableFuture<>();
+    Thread pump = new Thread(() -> {
+      try {
+        String line;
+        while ((line = reader.readLine()) != null) {
+          output.add(line);
+          if (line.contains("admin API")) {
+            listening.complete(null);
+          }
+        }
+      } catch (java.io.IOException e) {
+        // the process died
+      }
+      listening.completeExceptionally(new AssertionError("server exited:\n" + String.join("\n", output)));
+    }, "server-output");
+    pump.setDaemon(true);
+    pump.start();
+    listening.get(60, TimeUnit.SECONDS);
+    return p;
+  }
+
+  private static boolean appCanWrite(PostgresServer server) {
+    try (Connection c = DriverManager.getConnection(PostgresServer.jdbcUrl(server.port())
+        .replace("user=postgres", "user=app") + "&connectTimeout=2&loginTimeout=2");
+         Statement s = c.createStatement();
+         ResultSet rs = s.executeQuery("select not pg_is_in_recovery()"
+             + " and current_setting('default_transaction_read_only') = 'off'")) {
+      return rs.next() && rs.getBoolean(1);
+    } catch (SQLException e) {
+      return false; // refused (fenced, or down): not writable for the application
+    }
+  }
+
+  @ParameterizedTest(name = "kill -9 in {0}")
+  @EnumSource(value = dev.turnout.migrator.Phase.class, names = {"PREFLIGHT", "REPLICATING", "VALIDATED", "QUIESCING",
+      "CATCHING_UP", "PROMOTING", "SHIFTING", "VERIFYING"})
+  void killNineInAnyPhase_thenRestart_endsWholeWithNoLostCommit_andNeverTwoWritableServers(
+      dev.turnout.migrator.Phase phase) throws Exception {
+    source = PostgresServer.start(dir.resolve("source"), "wal_level=logical", "max_wal_senders=10");
+    try (Connection c = source.connect(); Statement s = c.createStatement()) {
+      s.execute("create role app login");
+      s.execute("create table writes(id bigserial primary key, seq bigint not null, at timestamptz default now())");
+      s.execute("grant all on writes, writes_id_seq to app");
+    }
+    target = PostgresServer.startStandby(dir.resolve("target"), source, "turnout_standby", "wal_level=logical",
+        "max_wal_senders=10");
+    int xdsPort = PostgresServer.freePort();
+    int adminPort = PostgresServer.freePort();
+    int appPort = PostgresServer.freePort();
+    Path config = dir.resolve("turnout.yaml");
+    Files.writeString(config, """
+        server:
+          bind_address: 127.0.0.1
+          xds_port: %d
+          admin_port: %d
+          http_port: 0
+        store:
+          directory: data
+        xds:
+          ack_timeout: 10s
+        databases:
+          - name: app
+            port: %d
+            endpoint: 127.0.0.1:%d
+        """.formatted(xdsPort, adminPort, appPort, source.port()));
+    List<String> firstRun = new CopyOnWriteArrayList<>();
+    server = startServer(config, phase + ":AFTER_SAVE", firstRun);
+    sidecar = Sidecar.start(SidecarConfig.of("127.0.0.1", xdsPort, "app-1", "app")
+        .withHoldTimeout(Duration.ofSeconds(60)).withStaleGrace(Duration.ofMillis(500)));
+    await("the sidecar to serve", () -> {
+      try (Connection c = DriverManager.getConnection(PostgresServer.jdbcUrl(appPort))) {
+        return true;
+      } catch (SQLException e) {
+        return false;
+      }
+    }, firstRun);
+    admin = NettyChannelBuilder.forAddress("127.0.0.1", adminPort).usePlaintext().build();
+    var stub = AdminGrpc.newBlockingStub(admin);
+
+    List<String> violations = new CopyOnWriteArrayList<>();
+    AtomicBoolean watching = new AtomicBoolean(true);
+    Thread watcher = new Thread(() -> {
+      while (watching.get()) {
+        if (appCanWrite(source) && appCanWrite(target)) {
+          violations.add(java.time.Instant.now() + ": both servers accept the application's writes");
+        }
+        try {
+          Thread.sleep(25);
+        } catch (InterruptedException e) {
+          return;
+        }
+      }
+    }, "two-writers-watcher");
+    watcher.start();
+    Writer writer = new Writer(appPort, "app").start();
+    String id;
+    try {
+      Thread.sleep(300);
+      id = stub.startMigration(StartMigrationRequest.newBuilder().setDatabase("app")
+          .setTarget("127.0.0.1:" + target.port()).setOptions(MigrationOptions.newBuilder()
+              .setValidationWindow(com.google.protobuf.Duration.newBuilder().setSeconds(1))
+              .setPhaseDeadline(com.google.protobuf.Duration.newBuilder().setSeconds(60))).build()).getId();
+      await("the failpoint in " + phase, () -> firstRun.stream().anyMatch(l -> l.contains("test failpoint " + phase)),
+          firstRun);
+
+      server.destroyForcibly(); // SIGKILL: no shutdown hook, nothing more written
+      assertThat(server.waitFor(10, TimeUnit.SECONDS)).isTrue();
+      List<String> secondRun = new CopyOnWriteArrayList<>();
+      server = startServer(config, null, secondRun);
+      String[] phaseNow = {""};
+      await("the migration to settle after the restart", () -> {
+        try {
+          phaseNow[0] = stub.getMigration(GetMigrationRequest.newBuilder().setId(id).build()).getPhase();
+        } catch (StatusRuntimeException e) {
+          return false;
+        }
+        return Set.of("COMPLETED", "ROLLED_BACK", "HALTED").contains(phaseNow[0]);
+      }, secondRun);
+      Thread.sleep(500);
+      writer.close();
+      watching.set(false);
+      watcher.join();
+
+      var m = stub.getMigration(GetMigrationRequest.newBuilder().setId(id).build());
+      assertThat(m.getPhase()).as(m.getHistoryList().toString()).isIn("COMPLETED", "ROLLED_BACK");
+      PostgresServer winner = m.getPhase().equals("COMPLETED") ? target : source;
+      PostgresServer other = winner == target ? source : target;
+      // A sidecar still backing off its reconnect when the restarted server finished keeps the old route until
+      // it is back; the old route is to the fenced source, where it cannot write. It must converge.
+      List<String> none = List.of();
+      await("the sidecar to route to " + winner.port(), () -> {
+        try {
+          return MigrationFixture.serverPortOf(appPort, "app") == winner.port();
+        } catch (SQLException e) {
+          return false;
+        }
+      }, none);
+      assertThat(appCanWrite(winner)).as("the routed server takes writes").isTrue();
+      assertThat(appCanWrite(other)).as("the other does not (fenced, or a standby)").isFalse();
+      assertThat(MigrationFixture.seqs(winner)).as("no acknowledged commit lost").containsAll(writer.acknowledged());
+      assertThat(writer.acknowledged()).isNotEmpty();
+      assertThat(violations).as("never two writable servers").isEmpty();
+      System.out.printf("kill -9 in %s: %s, %d commits acknowledged, longest write gap %.0f ms%n", phase, m.getPhase(),
+          writer.acknowledged().size(), writer.longestGapMillis());
+    } finally {
+      watching.set(false);
+      writer.close();
+    }
+  }
+
+  private static void await(String what, java.util.function.BooleanSupplier condition, List<String> output)
+      throws InterruptedException {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
+    while (!condition.getAsBoolean()) {
+      if (System.nanoTime() > deadline) {
+        throw new AssertionError("never: " + what + "; server output:\n" + String.join("\n", output));
+      }
+      Thread.sleep(50);
+    }
+  }
+}
