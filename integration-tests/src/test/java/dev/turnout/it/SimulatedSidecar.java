@@ -24,6 +24,7 @@ public final class SimulatedSidecar {
   static final String EDS = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
 
   private final StreamObserver<DiscoveryRequest> requests;
+  private final StreamObserver<io.envoyproxy.envoy.service.discovery.v3.DeltaDiscoveryRequest> deltaRequests;
   private final Node node;
   private final Predicate<ClusterLoadAssignment> refuse;
   /** Guarded by {@code this}. */
@@ -40,6 +41,7 @@ public final class SimulatedSidecar {
   public SimulatedSidecar(ManagedChannel channel, String id, String cluster, Predicate<ClusterLoadAssignment> refuse) {
     this.node = Node.newBuilder().setId(id).setCluster(cluster).build();
     this.refuse = refuse;
+    this.deltaRequests = null;
     requests = AggregatedDiscoveryServiceGrpc.newStub(channel).streamAggregatedResources(new StreamObserver<>() {
       @Override
       public void onNext(DiscoveryResponse r) {
@@ -54,6 +56,59 @@ public final class SimulatedSidecar {
     });
     send(DiscoveryRequest.newBuilder().setTypeUrl(CDS));
     send(DiscoveryRequest.newBuilder().setTypeUrl(LDS));
+  }
+
+  /**
+   * A node on the incremental (delta) ADS protocol, as Envoy with {@code api_type: DELTA_GRPC}: a change of one
+   * database's assignment is sent as that one resource instead of every assignment the node subscribes to.
+   */
+  public static SimulatedSidecar delta(ManagedChannel channel, String id, String cluster) {
+    return new SimulatedSidecar(channel, id, cluster, true);
+  }
+
+  private SimulatedSidecar(ManagedChannel channel, String id, String cluster, boolean delta) {
+    this.node = Node.newBuilder().setId(id).setCluster(cluster).build();
+    this.refuse = cla -> false;
+    this.requests = null;
+    deltaRequests = AggregatedDiscoveryServiceGrpc.newStub(channel).deltaAggregatedResources(new StreamObserver<>() {
+      @Override
+      public void onNext(io.envoyproxy.envoy.service.discovery.v3.DeltaDiscoveryResponse r) {
+        handleDelta(r);
+      }
+
+      @Override
+      public void onError(Throwable t) {}
+
+      @Override
+      public void onCompleted() {}
+    });
+    sendDelta(io.envoyproxy.envoy.service.discovery.v3.DeltaDiscoveryRequest.newBuilder().setTypeUrl(CDS));
+    sendDelta(io.envoyproxy.envoy.service.discovery.v3.DeltaDiscoveryRequest.newBuilder().setTypeUrl(LDS));
+  }
+
+  private synchronized void sendDelta(io.envoyproxy.envoy.service.discovery.v3.DeltaDiscoveryRequest.Builder b) {
+    deltaRequests.onNext(b.setNode(node).build());
+  }
+
+  private synchronized void handleDelta(io.envoyproxy.envoy.service.discovery.v3.DeltaDiscoveryResponse r) {
+    sendDelta(io.envoyproxy.envoy.service.discovery.v3.DeltaDiscoveryRequest.newBuilder().setTypeUrl(r.getTypeUrl())
+        .setResponseNonce(r.getNonce()));
+    if (r.getTypeUrl().equals(CDS)) {
+      List<String> added = new ArrayList<>();
+      for (var resource : r.getResourcesList()) {
+        String name = unpack(resource.getResource(), Cluster.class).getName();
+        if (!clusters.contains(name)) {
+          added.add(name);
+        }
+      }
+      if (!added.isEmpty()) {
+        List<String> all = new ArrayList<>(clusters);
+        all.addAll(added);
+        clusters = all;
+        sendDelta(io.envoyproxy.envoy.service.discovery.v3.DeltaDiscoveryRequest.newBuilder().setTypeUrl(EDS)
+            .addAllResourceNamesSubscribe(added));
+      }
+    }
   }
 
   private synchronized void send(DiscoveryRequest.Builder b) {
@@ -106,6 +161,10 @@ public final class SimulatedSidecar {
   }
 
   public synchronized void close() {
-    requests.onCompleted();
+    if (requests != null) {
+      requests.onCompleted();
+    } else {
+      deltaRequests.onCompleted();
+    }
   }
 }

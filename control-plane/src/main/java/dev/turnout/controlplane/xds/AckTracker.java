@@ -9,6 +9,7 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.EnumMap;
+import java.util.EnumSet;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.Iterator;
@@ -100,6 +101,8 @@ public final class AckTracker {
     Node node;
     /** Per type: the resource names subscribed; an empty set is a wildcard subscription. */
     final Map<XdsType, Set<String>> subscriptions = new EnumMap<>(XdsType.class);
+    /** The types this stream has sent a request for. */
+    final Set<XdsType> subscribedOnce = EnumSet.noneOf(XdsType.class);
     /** Per type: nonce to version of the responses sent recently. */
     final Map<XdsType, LinkedHashMap<String, Long>> sent = new EnumMap<>(XdsType.class);
 
@@ -130,6 +133,8 @@ public final class AckTracker {
     final Predicate<String> clusterAllowed;
     final Instant started;
     final CompletableFuture<AckReport> future = new CompletableFuture<>();
+    /** Nodes counted and not yet answered at this version; refreshed by a full evaluation, shrunk by ACKs. */
+    final Set<String> pending = new HashSet<>();
 
     Waiter(String database, long version, Predicate<String> clusterAllowed) {
       this.database = database;
@@ -160,17 +165,26 @@ public final class AckTracker {
       }
       XdsType type = maybeType.get();
       Set<String> subscription = stream.subscriptions.computeIfAbsent(type, k -> new HashSet<>());
+      boolean subscriptionChanged;
       if (kind == RequestKind.STATE_OF_THE_WORLD) {
-        subscription.clear();
-        subscription.addAll(names);
+        // An Envoy ACK repeats its names: compare before replacing, so an ACK is not taken for a change.
+        subscriptionChanged = subscription.size() != names.size() || !subscription.containsAll(names)
+            || !stream.subscribedOnce.contains(type);
+        if (subscriptionChanged) {
+          subscription.clear();
+          subscription.addAll(names);
+        }
       } else {
-        subscription.addAll(names);
-        subscription.removeAll(unsubscribed);
+        subscriptionChanged = !stream.subscribedOnce.contains(type) || subscription.addAll(names)
+            | subscription.removeAll(unsubscribed);
       }
+      stream.subscribedOnce.add(type);
+      boolean answered = false;
       if (!nonce.isEmpty()) {
         Long version = stream.versionOf(type, nonce);
         if (version != null) {
           TypeState state = stream.node.type(type);
+          answered = true;
           if (errorDetail.isEmpty()) {
             if (version >= state.ackedVersion) {
               state.ackedVersion = version;
@@ -182,7 +196,12 @@ public final class AckTracker {
           }
         }
       }
-      completions = evaluate();
+      if (type != XdsType.EDS) {
+        return; // waiters depend on EDS subscriptions and answers only
+      }
+      // Thousands of nodes ACK each change: an ACK re-checks only its node; a new or changed subscription
+      // re-evaluates everything.
+      completions = subscriptionChanged ? evaluate() : answered ? evaluateNode(stream.node) : List.of();
     }
     completions.forEach(Runnable::run);
   }
@@ -255,9 +274,43 @@ public final class AckTracker {
     }
   }
 
+  /** Recomputes every waiter's pending nodes from every stream; completes the ones nobody is pending on. */
   @GuardedBy("lock")
   private List<Runnable> evaluate() {
     List<Runnable> done = new ArrayList<>();
+    for (Waiter w : waiters) {
+      w.pending.clear();
+      for (Stream s : streams.values()) {
+        if (counts(s, w) && !answered(s.node, w)) {
+          w.pending.add(s.node.id);
+        }
+      }
+    }
+    return finishSettled(done);
+  }
+
+  /** After {@code node} answered: it is no longer pending for the versions it answered. */
+  @GuardedBy("lock")
+  private List<Runnable> evaluateNode(Node node) {
+    List<Runnable> done = new ArrayList<>();
+    boolean any = false;
+    for (Waiter w : waiters) {
+      if (w.pending.contains(node.id) && answered(node, w)) {
+        w.pending.remove(node.id);
+        any = true;
+      }
+    }
+    return any ? finishSettled(done) : done;
+  }
+
+  private static boolean answered(Node node, Waiter w) {
+    TypeState state = node.type(XdsType.EDS);
+    return state.ackedVersion >= w.version || state.lastNack != null && state.lastNack.version() >= w.version;
+  }
+
+  /** Completes each waiter with no pending node: with the nodes that ACKed, or failing with those that NACKed. */
+  @GuardedBy("lock")
+  private List<Runnable> finishSettled(List<Runnable> done) {
     if (clock.instant().isBefore(settleUntil)) {
       return done; // nodes that predate this process may not have reconnected yet
     }
@@ -267,26 +320,19 @@ public final class AckTracker {
         it.remove();
         continue;
       }
-      boolean pending = false;
-      List<String> acked = new ArrayList<>();
-      for (Stream s : streams.values()) {
-        if (!counts(s, w)) {
-          continue;
-        }
-        TypeState state = s.node.type(XdsType.EDS);
-        if (state.ackedVersion >= w.version) {
-          acked.add(s.node.id);
-        } else if (state.lastNack == null || state.lastNack.version() < w.version) {
-          pending = true;
-        }
-      }
-      if (pending) {
+      if (!w.pending.isEmpty()) {
         continue;
       }
       it.remove();
+      Set<String> acked = new HashSet<>();
+      for (Stream s : streams.values()) {
+        if (counts(s, w) && s.node.type(XdsType.EDS).ackedVersion >= w.version) {
+          acked.add(s.node.id);
+        }
+      }
       ImmutableList<RouteNotAcknowledgedException.Straggler> stragglers = stragglers(w);
       if (stragglers.isEmpty()) {
-        AckReport report = new AckReport(w.database, w.version, ImmutableList.sortedCopyOf(new HashSet<>(acked)),
+        AckReport report = new AckReport(w.database, w.version, ImmutableList.sortedCopyOf(acked),
             Duration.between(w.started, clock.instant()));
         done.add(() -> w.future.complete(report));
       } else {
