@@ -39,6 +39,17 @@ class SidecarBootstrapTest {
   }
 
   @Test
+  void deltaBootstrap_subscribesWithIncrementalAds_andOtherwiseMatches() throws Exception {
+    Bootstrap delta = EnvoyProto.parseBootstrapYaml(PLAIN.render(true));
+    assertThat(delta.getDynamicResources().getAdsConfig().getApiType())
+        .isEqualTo(io.envoyproxy.envoy.config.core.v3.ApiConfigSource.ApiType.DELTA_GRPC);
+    Bootstrap sotw = EnvoyProto.parseBootstrapYaml(PLAIN.render());
+    assertThat(sotw.getDynamicResources().getAdsConfig().getApiType())
+        .isEqualTo(io.envoyproxy.envoy.config.core.v3.ApiConfigSource.ApiType.GRPC);
+    assertThat(delta.toBuilder().setDynamicResources(sotw.getDynamicResources()).build()).isEqualTo(sotw);
+  }
+
+  @Test
   void mtlsBootstrap_presentsTheNodeCertificate_andTrustsTheControlPlaneCa() throws Exception {
     Bootstrap bootstrap = EnvoyProto.parseBootstrapYaml(MTLS.render());
 
