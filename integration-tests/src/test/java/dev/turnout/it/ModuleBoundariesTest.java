@@ -1,0 +1,68 @@
+package dev.turnout.it;
+
+import static com.tngtech.archunit.lang.syntax.ArchRuleDefinition.noClasses;
+
+import com.tngtech.archunit.core.domain.JavaClasses;
+import com.tngtech.archunit.core.importer.ClassFileImporter;
+import com.tngtech.archunit.core.importer.ImportOption;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The module arrows of DESIGN.md and rule 1 of CONVENTIONS.md, checked on the compiled main classes of every
+ * module: a change that makes an arrow point back fails here, naming the class and the dependency.
+ */
+class ModuleBoundariesTest {
+  private static JavaClasses main;
+
+  @BeforeAll
+  static void importMainClasses() {
+    main = new ClassFileImporter().withImportOption(ImportOption.Predefined.DO_NOT_INCLUDE_TESTS)
+        .importPackages("dev.turnout.migrator", "dev.turnout.envoy", "dev.turnout.sidecar", "dev.turnout.controlplane");
+  }
+
+  @Test
+  void theMigratorsCore_importsNoPlatformNoJdbcNoAwsNoGrpcNoEnvoy() {
+    noClasses().that().resideInAPackage("dev.turnout.migrator")
+        .should().dependOnClassesThat().resideInAnyPackage("dev.turnout.migrator.platform..", "java.sql..",
+            "org.postgresql..", "software.amazon..", "io.grpc..", "io.envoyproxy..", "dev.turnout.envoy..",
+            "dev.turnout.controlplane..")
+        .check(main);
+  }
+
+  @Test
+  void theMigratorAndEnvoyConfig_neverImportEachOtherOrTheControlPlane() {
+    noClasses().that().resideInAPackage("dev.turnout.migrator..")
+        .should().dependOnClassesThat().resideInAnyPackage("dev.turnout.envoy..", "dev.turnout.controlplane..",
+            "dev.turnout.sidecar..", "io.grpc..")
+        .check(main);
+    noClasses().that().resideInAPackage("dev.turnout.envoy..")
+        .should().dependOnClassesThat().resideInAnyPackage("dev.turnout.migrator..", "dev.turnout.controlplane..",
+            "dev.turnout.sidecar..")
+        .check(main);
+  }
+
+  @Test
+  void theSidecar_knowsOnlyTheXdsProtocol_notTheControlPlane() {
+    noClasses().that().resideInAPackage("dev.turnout.sidecar..")
+        .should().dependOnClassesThat().resideInAnyPackage("dev.turnout.controlplane..", "dev.turnout.migrator..",
+            "dev.turnout.envoy..")
+        .check(main);
+  }
+
+  /** The one arrow DESIGN.md does not draw: the CLI ships {@code turnout sidecar} and the demo in the same jar. */
+  @Test
+  void onlyTheCli_startsTheBuiltInSidecar() {
+    noClasses().that().resideInAPackage("dev.turnout.controlplane..")
+        .and().resideOutsideOfPackage("dev.turnout.controlplane.cli..")
+        .should().dependOnClassesThat().resideInAPackage("dev.turnout.sidecar..")
+        .check(main);
+  }
+
+  @Test
+  void platformsStayInTheirOwnPackages() {
+    noClasses().that().resideInAPackage("dev.turnout.migrator.platform.postgres..")
+        .should().dependOnClassesThat().resideInAnyPackage("software.amazon..", "dev.turnout.migrator.platform.aws..")
+        .check(main);
+  }
+}
