@@ -1,5 +1,7 @@
 package dev.turnout.it.bench;
 
+import static dev.turnout.it.bench.BenchSupport.arg;
+
 import dev.turnout.controlplane.demo.Writer;
 
 import com.google.common.collect.ImmutableList;
@@ -134,14 +136,5 @@ public final class MigrationBenchmark {
       m = plane.migrator().get(id).orElseThrow();
     }
     return m;
-  }
-
-  private static String arg(String[] args, String name, String defaultValue) {
-    for (int i = 0; i < args.length - 1; i++) {
-      if (args[i].equals(name)) {
-        return args[i + 1];
-      }
-    }
-    return defaultValue;
   }
 }

@@ -1,5 +1,8 @@
 package dev.turnout.it.bench;
 
+import static dev.turnout.it.bench.BenchSupport.arg;
+import static dev.turnout.it.bench.BenchSupport.settleHeap;
+
 import com.google.common.collect.ImmutableList;
 import dev.turnout.controlplane.ControlPlane;
 import dev.turnout.controlplane.config.TurnoutConfig;
@@ -106,27 +109,5 @@ public final class RoutingScaleBenchmark {
     List<Double> sorted = new ArrayList<>(values);
     Collections.sort(sorted);
     return sorted.get((int) Math.min(sorted.size() - 1, Math.ceil(sorted.size() * p / 100.0) - 1));
-  }
-
-  private static void settleHeap() throws InterruptedException {
-    long last = Long.MAX_VALUE;
-    for (int i = 0; i < 5; i++) {
-      System.gc();
-      Thread.sleep(100);
-      long used = ManagementFactory.getMemoryMXBean().getHeapMemoryUsage().getUsed();
-      if (used >= last) {
-        return;
-      }
-      last = used;
-    }
-  }
-
-  private static String arg(String[] args, String name, String defaultValue) {
-    for (int i = 0; i < args.length - 1; i++) {
-      if (args[i].equals(name)) {
-        return args[i + 1];
-      }
-    }
-    return defaultValue;
   }
 }

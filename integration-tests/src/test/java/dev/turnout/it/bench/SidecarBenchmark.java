@@ -1,5 +1,8 @@
 package dev.turnout.it.bench;
 
+import static dev.turnout.it.bench.BenchSupport.arg;
+import static dev.turnout.it.bench.BenchSupport.intArg;
+
 import com.google.common.collect.ImmutableList;
 import dev.turnout.controlplane.ControlPlane;
 import dev.turnout.controlplane.config.TurnoutConfig;
@@ -54,8 +57,8 @@ public final class SidecarBenchmark {
     int seconds = intArg(args, "--seconds", 10);
     int clients = intArg(args, "--clients", 4);
     int rounds = intArg(args, "--rounds", 2);
-    String json = stringArg(args, "--json", null);
-    String placement = stringArg(args, "--placement", "both");
+    String json = arg(args, "--json", null);
+    String placement = arg(args, "--placement", "both");
     Path dir = Files.createTempDirectory("turnout-bench");
     try (PostgresServer pg = PostgresServer.start(dir.resolve("pg"))) {
       pgbench(dir, pg.port(), List.of("-i", "-s", "10", "-q"), "0-" + (Runtime.getRuntime().availableProcessors() - 1));
@@ -179,19 +182,5 @@ public final class SidecarBenchmark {
     Matcher latency = LATENCY.matcher(out);
     return tps.find() && latency.find()
         ? new Run(Double.parseDouble(tps.group(1)), Double.parseDouble(latency.group(1))) : new Run(0, 0);
-  }
-
-  private static int intArg(String[] args, String name, int defaultValue) {
-    String v = stringArg(args, name, null);
-    return v == null ? defaultValue : Integer.parseInt(v);
-  }
-
-  private static String stringArg(String[] args, String name, String defaultValue) {
-    for (int i = 0; i < args.length - 1; i++) {
-      if (args[i].equals(name)) {
-        return args[i + 1];
-      }
-    }
-    return defaultValue;
   }
 }

@@ -1,5 +1,8 @@
 package dev.turnout.it.bench;
 
+import static dev.turnout.it.bench.BenchSupport.arg;
+import static dev.turnout.it.bench.BenchSupport.settleHeap;
+
 import com.google.common.collect.ImmutableList;
 import dev.turnout.controlplane.ControlPlane;
 import dev.turnout.controlplane.config.TurnoutConfig;
@@ -199,20 +202,6 @@ public final class XdsFanoutBenchmark {
     }
   }
 
-  /** Collects until the used heap stops shrinking, so before/after differences are not garbage. */
-  private static void settleHeap() throws InterruptedException {
-    long last = Long.MAX_VALUE;
-    for (int i = 0; i < 5; i++) {
-      System.gc();
-      Thread.sleep(100);
-      long used = ManagementFactory.getMemoryMXBean().getHeapMemoryUsage().getUsed();
-      if (used >= last) {
-        return;
-      }
-      last = used;
-    }
-  }
-
   private static long totalCpu(java.lang.management.ThreadMXBean threads) {
     long total = 0;
     for (long id : threads.getAllThreadIds()) {
@@ -236,14 +225,5 @@ public final class XdsFanoutBenchmark {
       }
       Thread.sleep(100);
     }
-  }
-
-  private static String arg(String[] args, String name, String defaultValue) {
-    for (int i = 0; i < args.length - 1; i++) {
-      if (args[i].equals(name)) {
-        return args[i + 1];
-      }
-    }
-    return defaultValue;
   }
 }

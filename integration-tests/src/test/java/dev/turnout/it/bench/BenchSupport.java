@@ -1,0 +1,37 @@
+package dev.turnout.it.bench;
+
+import java.lang.management.ManagementFactory;
+
+/** What every benchmark's main needs: its command-line options, and a heap settled before it is measured. */
+final class BenchSupport {
+  private BenchSupport() {}
+
+  /** The value after {@code name} in {@code args}, or {@code defaultValue}. */
+  static String arg(String[] args, String name, String defaultValue) {
+    for (int i = 0; i < args.length - 1; i++) {
+      if (args[i].equals(name)) {
+        return args[i + 1];
+      }
+    }
+    return defaultValue;
+  }
+
+  static int intArg(String[] args, String name, int defaultValue) {
+    String v = arg(args, name, null);
+    return v == null ? defaultValue : Integer.parseInt(v);
+  }
+
+  /** Collects until the used heap stops shrinking, so before/after differences are not garbage. */
+  static void settleHeap() throws InterruptedException {
+    long last = Long.MAX_VALUE;
+    for (int i = 0; i < 5; i++) {
+      System.gc();
+      Thread.sleep(100);
+      long used = ManagementFactory.getMemoryMXBean().getHeapMemoryUsage().getUsed();
+      if (used >= last) {
+        return;
+      }
+      last = used;
+    }
+  }
+}
