@@ -22,8 +22,6 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.concurrent.TimeUnit;
-import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -58,23 +56,13 @@ class ComponentFailuresTest {
     return f.awaitPhase(id, p -> p.isTerminal() || p == Phase.HALTED || p == Phase.COMPLETED, Duration.ofSeconds(90));
   }
 
-  private static void eventually(String what, BooleanSupplier condition) throws InterruptedException {
-    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-    while (!condition.getAsBoolean()) {
-      if (System.nanoTime() > deadline) {
-        throw new AssertionError("never: " + what);
-      }
-      Thread.sleep(50);
-    }
-  }
-
   private SimulatedSidecar node(String id, java.util.function.Predicate<
       io.envoyproxy.envoy.config.endpoint.v3.ClusterLoadAssignment> refuse) throws InterruptedException {
     if (channel == null) {
       channel = NettyChannelBuilder.forAddress("127.0.0.1", f.xdsPort).usePlaintext().build();
     }
     SimulatedSidecar node = new SimulatedSidecar(channel, id, "app", refuse);
-    eventually(id + " to ACK the route", () -> f.plane.tracker().node(id)
+    Eventually.until(id + " to ACK the route", Duration.ofSeconds(30), () -> f.plane.tracker().node(id)
         .map(n -> n.ackedVersion(XdsType.EDS) > 0).orElse(false));
     return node;
   }
@@ -141,7 +129,8 @@ class ComponentFailuresTest {
     Migration started = f.migrator().start(f.spec(Duration.ofSeconds(1), Duration.ofSeconds(20)));
     stop.awaitReached();
     f.sidecar.close();
-    eventually("app-1 to be seen gone", () -> f.plane.tracker().node("app-1").map(n -> !n.connected()).orElse(true));
+    Eventually.until("app-1 to be seen gone", Duration.ofSeconds(30),
+        () -> f.plane.tracker().node("app-1").map(n -> !n.connected()).orElse(true));
     stop.release.countDown();
     Migration done = settle(started.id());
 
@@ -152,9 +141,9 @@ class ComponentFailuresTest {
 
     restarted = Sidecar.start(SidecarConfig.of("127.0.0.1", f.xdsPort, "app-1", "app")
         .withHoldTimeout(Duration.ofSeconds(30)).withStaleGrace(Duration.ofMillis(500)));
-    eventually("app-1 to ACK the latest version", () -> f.plane.tracker().node("app-1")
+    Eventually.until("app-1 to ACK the latest version", Duration.ofSeconds(30), () -> f.plane.tracker().node("app-1")
         .map(n -> n.connected() && n.ackedVersion(XdsType.EDS) >= shift.version()).orElse(false));
-    eventually("the reconnected sidecar to route to the target", () -> {
+    Eventually.until("the reconnected sidecar to route to the target", Duration.ofSeconds(30), () -> {
       try {
         return MigrationFixture.serverPortOf(f.appPort, "app") == f.target.port();
       } catch (SQLException e) {

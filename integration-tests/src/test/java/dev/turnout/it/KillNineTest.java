@@ -24,14 +24,12 @@ import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.function.Predicate;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -150,13 +148,13 @@ class KillNineTest {
     server = startServer(config, phase + ":AFTER_SAVE", firstRun);
     sidecar = Sidecar.start(SidecarConfig.of("127.0.0.1", xdsPort, "app-1", "app")
         .withHoldTimeout(Duration.ofSeconds(60)).withStaleGrace(Duration.ofMillis(500)));
-    await("the sidecar to serve", () -> {
+    Eventually.until("the sidecar to serve", Duration.ofSeconds(90), () -> {
       try (Connection c = DriverManager.getConnection(PostgresServer.jdbcUrl(appPort))) {
         return true;
       } catch (SQLException e) {
         return false;
       }
-    }, firstRun);
+    }, () -> output(firstRun));
     admin = NettyChannelBuilder.forAddress("127.0.0.1", adminPort).usePlaintext().build();
     var stub = AdminGrpc.newBlockingStub(admin);
 
@@ -183,22 +181,22 @@ class KillNineTest {
           .setTarget("127.0.0.1:" + target.port()).setOptions(MigrationOptions.newBuilder()
               .setValidationWindow(com.google.protobuf.Duration.newBuilder().setSeconds(1))
               .setPhaseDeadline(com.google.protobuf.Duration.newBuilder().setSeconds(60))).build()).getId();
-      await("the failpoint in " + phase, () -> firstRun.stream().anyMatch(l -> l.contains("test failpoint " + phase)),
-          firstRun);
+      Eventually.until("the failpoint in " + phase, Duration.ofSeconds(90),
+          () -> firstRun.stream().anyMatch(l -> l.contains("test failpoint " + phase)), () -> output(firstRun));
 
       server.destroyForcibly(); // SIGKILL: no shutdown hook, nothing more written
       assertThat(server.waitFor(10, TimeUnit.SECONDS)).isTrue();
       List<String> secondRun = new CopyOnWriteArrayList<>();
       server = startServer(config, null, secondRun);
       String[] phaseNow = {""};
-      await("the migration to settle after the restart", () -> {
+      Eventually.until("the migration to settle after the restart", Duration.ofSeconds(90), () -> {
         try {
           phaseNow[0] = stub.getMigration(GetMigrationRequest.newBuilder().setId(id).build()).getPhase();
         } catch (StatusRuntimeException e) {
           return false;
         }
         return Set.of("COMPLETED", "ROLLED_BACK", "HALTED").contains(phaseNow[0]);
-      }, secondRun);
+      }, () -> output(secondRun));
       Thread.sleep(500);
       writer.close();
       watching.set(false);
@@ -210,14 +208,13 @@ class KillNineTest {
       PostgresServer other = winner == target ? source : target;
       // A sidecar still backing off its reconnect when the restarted server finished keeps the old route until
       // it is back; the old route is to the fenced source, where it cannot write. It must converge.
-      List<String> none = List.of();
-      await("the sidecar to route to " + winner.port(), () -> {
+      Eventually.until("the sidecar to route to " + winner.port(), Duration.ofSeconds(90), () -> {
         try {
           return MigrationFixture.serverPortOf(appPort, "app") == winner.port();
         } catch (SQLException e) {
           return false;
         }
-      }, none);
+      });
       assertThat(appCanWrite(winner)).as("the routed server takes writes").isTrue();
       assertThat(appCanWrite(other)).as("the other does not (fenced, or a standby)").isFalse();
       assertThat(MigrationFixture.seqs(winner)).as("no acknowledged commit lost").containsAll(writer.acknowledged());
@@ -231,14 +228,7 @@ class KillNineTest {
     }
   }
 
-  private static void await(String what, java.util.function.BooleanSupplier condition, List<String> output)
-      throws InterruptedException {
-    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
-    while (!condition.getAsBoolean()) {
-      if (System.nanoTime() > deadline) {
-        throw new AssertionError("never: " + what + "; server output:\n" + String.join("\n", output));
-      }
-      Thread.sleep(50);
-    }
+  private static String output(List<String> lines) {
+    return "; server output:\n" + String.join("\n", lines);
   }
 }

@@ -139,6 +139,15 @@ public final class PostgresServer implements AutoCloseable {
     return port;
   }
 
+  /** Whether the server is a standby (still replaying WAL), not a primary. */
+  public boolean inRecovery() throws SQLException {
+    try (Connection c = connect(); java.sql.Statement s = c.createStatement();
+         java.sql.ResultSet rs = s.executeQuery("select pg_is_in_recovery()")) {
+      rs.next();
+      return rs.getBoolean(1);
+    }
+  }
+
   /** The postmaster's process (new backends are forked from it and inherit, say, its CPU affinity). */
   public ProcessHandle process() {
     return process.toHandle();
