@@ -147,7 +147,18 @@ public final class AwsPlatform implements Platform {
    * replication needs. A source on its engine's default group gets the cluster engine's default group too.
    */
   record ParameterMapping(String sourceGroup, String clusterGroup, String family, Map<String, String> carried,
-      List<String> notCarried) {}
+      List<String> notCarried) {
+    /** The carried parameters in calls of at most 20, as ModifyDBClusterParameterGroup allows. */
+    List<Map<String, String>> modifications() {
+      List<Map<String, String>> parts = new ArrayList<>();
+      for (List<String> chunk : com.google.common.collect.Iterables.partition(carried.keySet(), 20)) {
+        Map<String, String> part = new java.util.LinkedHashMap<>();
+        chunk.forEach(name -> part.put(name, carried.get(name)));
+        parts.add(part);
+      }
+      return parts;
+    }
+  }
 
   private Optional<ParameterMapping> parameterMapping(DBInstance src) throws MigrationException {
     String sourceGroup = src.dbParameterGroups().isEmpty() ? null : src.dbParameterGroups().get(0).dbParameterGroupName();
@@ -180,9 +191,7 @@ public final class AwsPlatform implements Platform {
     if (!api().clusterParameterGroupExists(m.clusterGroup())) {
       api().createClusterParameterGroup(m.clusterGroup(), m.family(), description(m));
     }
-    for (List<String> chunk : com.google.common.collect.Iterables.partition(m.carried().keySet(), 20)) {
-      Map<String, String> part = new java.util.LinkedHashMap<>();
-      chunk.forEach(name -> part.put(name, m.carried().get(name)));
+    for (Map<String, String> part : m.modifications()) {
       api().modifyClusterParameterGroup(m.clusterGroup(), part);
     }
     changes.add("cluster parameter group " + m.clusterGroup() + " (" + m.family() + ") carries "
@@ -597,9 +606,7 @@ public final class AwsPlatform implements Platform {
         calls.add("PREFLIGHT: " + AwsApi.describeClusterParameterGroupCall(m.clusterGroup()));
         calls.add("PREFLIGHT: " + AwsApi.createClusterParameterGroupCall(m.clusterGroup(), m.family(), description(m))
             + " (unless it exists)");
-        for (List<String> chunk : com.google.common.collect.Iterables.partition(m.carried().keySet(), 20)) {
-          Map<String, String> part = new java.util.LinkedHashMap<>();
-          chunk.forEach(name -> part.put(name, m.carried().get(name)));
+        for (Map<String, String> part : m.modifications()) {
           calls.add("PREFLIGHT: " + AwsApi.modifyClusterParameterGroupCall(m.clusterGroup(), part));
         }
       }
