@@ -15,6 +15,7 @@ import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.Statement;
 import java.time.Duration;
+import java.util.List;
 import java.util.Set;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
@@ -162,18 +163,23 @@ class MigrationFaultsTest {
     Stop stop = new Stop(Phase.CATCHING_UP, Migrator.Failpoint.Point.AFTER_SAVE);
     f = new MigrationFixture(dir, stop);
     String direct = PostgresServer.jdbcUrl(f.source.port()).replace("user=postgres", "user=app");
-    try (Connection open = DriverManager.getConnection(direct)) {
+    // The fence leaves the standby's own read-only sessions alone (PostgreSQL 17's slot sync); one that takes the
+    // standby's application name under another role is still an application session.
+    try (Connection open = DriverManager.getConnection(direct);
+         Connection namedLikeTheStandby = DriverManager.getConnection(direct + "&ApplicationName=walreceiver")) {
       Migration started = f.migrator().start(f.spec(Duration.ofSeconds(1), Duration.ofSeconds(60)));
       stop.awaitReached(); // fenced, final LSN recorded, nothing promoted yet
 
-      assertThatThrownBy(() -> {
-        open.setAutoCommit(false);
-        try (Statement s = open.createStatement()) {
-          s.execute("set transaction read write");
-          s.execute("insert into writes(seq) values (-42)");
-        }
-        open.commit();
-      }).as("a session opened before the fence cannot write").isInstanceOf(java.sql.SQLException.class);
+      for (Connection c : List.of(open, namedLikeTheStandby)) {
+        assertThatThrownBy(() -> {
+          c.setAutoCommit(false);
+          try (Statement s = c.createStatement()) {
+            s.execute("set transaction read write");
+            s.execute("insert into writes(seq) values (-42)");
+          }
+          c.commit();
+        }).as("a session opened before the fence cannot write").isInstanceOf(java.sql.SQLException.class);
+      }
       assertThatThrownBy(() -> DriverManager.getConnection(direct).close())
           .as("no new login for the application").hasMessageContaining("not permitted to log in");
       assertThat(MigrationFixture.seqs(f.source)).doesNotContain(-42L);

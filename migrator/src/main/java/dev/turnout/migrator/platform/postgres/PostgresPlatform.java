@@ -314,8 +314,7 @@ public final class PostgresPlatform implements Platform {
         if (clientSessions(s) == 0) {
           return;
         }
-        s.execute("select pg_terminate_backend(pid) from pg_stat_activity"
-            + " where backend_type = 'client backend' and pid <> pg_backend_pid()");
+        s.execute("select pg_terminate_backend(a.pid) " + CLIENT_SESSIONS);
         s.execute("select pg_sleep(0.05)");
       }
       throw new MigrationException("database '" + spec.database() + "': client sessions on " + spec.source()
@@ -325,9 +324,20 @@ public final class PostgresPlatform implements Platform {
     }
   }
 
+  /**
+   * The source's client sessions but the migrator's own. A PostgreSQL 17 standby's slot-sync worker reads the
+   * primary's slots over an ordinary connection made with the standby's own conninfo, reconnecting at once when
+   * ended; it writes nothing, so a session with the user and address of a physical walsender and either its
+   * application name (set in primary_conninfo) or the worker's default one is not counted.
+   */
+  private static final String CLIENT_SESSIONS = "from pg_stat_activity a where a.backend_type = 'client backend'"
+      + " and a.pid <> pg_backend_pid() and not exists (select 1 from pg_stat_activity w"
+      + " where w.backend_type = 'walsender' and w.datname is null and w.usename = a.usename"
+      + " and w.client_addr is not distinct from a.client_addr"
+      + " and (w.application_name = a.application_name or a.application_name like '%slotsync worker'))";
+
   private static int clientSessions(Statement s) throws SQLException {
-    try (ResultSet rs = s.executeQuery("select count(*) from pg_stat_activity"
-        + " where backend_type = 'client backend' and pid <> pg_backend_pid()")) {
+    try (ResultSet rs = s.executeQuery("select count(*) " + CLIENT_SESSIONS)) {
       rs.next();
       return rs.getInt(1);
     }
@@ -354,7 +364,10 @@ public final class PostgresPlatform implements Platform {
     try (Statement s = source().createStatement()) {
       int sessions = clientSessions(s);
       if (sessions != 0) {
-        throw new MigrationException("fence of " + spec.source() + " not holding: " + sessions + " client session(s) open");
+        throw new MigrationException("fence of " + spec.source() + " not holding: " + sessions
+            + " client session(s) open: " + String.join(", ", column(source(), "select format('%s@%s (%s)',"
+            + " a.usename, coalesce(a.client_addr::text, 'local'), coalesce(nullif(a.application_name, ''), 'no name'))"
+            + " " + CLIENT_SESSIONS)));
       }
       List<String> stillLogin = new ArrayList<>();
       for (String role : roles) {
