@@ -4,11 +4,14 @@ import com.google.common.util.concurrent.ThreadFactoryBuilder;
 import dev.turnout.controlplane.admin.AdminService;
 import dev.turnout.controlplane.admin.HttpEndpoint;
 import dev.turnout.controlplane.config.TurnoutConfig;
+import dev.turnout.controlplane.migration.Migrations;
 import dev.turnout.controlplane.migration.XdsRouter;
 import dev.turnout.controlplane.security.AdminAuthorization;
 import dev.turnout.controlplane.security.PeerIdentity;
 import dev.turnout.controlplane.store.FileMigrationStore;
 import dev.turnout.controlplane.store.FileRouteStore;
+import dev.turnout.controlplane.store.Leadership;
+import dev.turnout.controlplane.store.PostgresStore;
 import dev.turnout.controlplane.store.RouteStore;
 import dev.turnout.controlplane.store.StoreException;
 import dev.turnout.controlplane.xds.AckTracker;
@@ -16,6 +19,7 @@ import dev.turnout.controlplane.xds.RoutingService;
 import dev.turnout.controlplane.xds.XdsServer;
 import dev.turnout.migrator.MigrationConflictException;
 import dev.turnout.migrator.MigrationException;
+import dev.turnout.migrator.MigrationStore;
 import dev.turnout.migrator.Migrator;
 import dev.turnout.migrator.Platform;
 import dev.turnout.migrator.Sleeper;
@@ -32,6 +36,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -44,12 +49,13 @@ public final class ControlPlane implements AutoCloseable {
   private final ScheduledExecutorService scheduler;
   private final ExecutorService callbacks;
   private final XdsServer xds;
-  private final Migrator migrator;
+  private final Migrations migrations;
+  private final Leadership leadership;
   private final Server admin;
   private final HttpEndpoint http;
 
-  private ControlPlane(TurnoutConfig config, RouteStore store, ScheduledExecutorService scheduler,
-      ExecutorService callbacks, XdsServer xds, Migrator migrator, Server admin, HttpEndpoint http) {
+  private ControlPlane(TurnoutConfig config, RouteStore store, Leadership leadership, ScheduledExecutorService scheduler,
+      ExecutorService callbacks, XdsServer xds, Migrations migrations, Server admin, HttpEndpoint http) {
     this.admin = admin;
     this.http = http;
     this.config = config;
@@ -57,7 +63,8 @@ public final class ControlPlane implements AutoCloseable {
     this.scheduler = scheduler;
     this.callbacks = callbacks;
     this.xds = xds;
-    this.migrator = migrator;
+    this.migrations = migrations;
+    this.leadership = leadership;
   }
 
   /** Opens the store, publishes what it holds (seeding new databases from the config) and starts serving xDS. */
@@ -73,25 +80,61 @@ public final class ControlPlane implements AutoCloseable {
   /** Starts with a failpoint in the migrator, for tests that crash or roll back at an exact step. */
   public static ControlPlane start(TurnoutConfig config, RoutingService.Resolver resolver,
       Migrator.Failpoint failpoint) throws StoreException, IOException {
-    RouteStore store = FileRouteStore.open(config.storeDirectory());
+    Optional<PostgresStore> shared = config.store().postgres().isPresent()
+        ? Optional.of(PostgresStore.open(config.store().postgres().get())) : Optional.empty();
+    RouteStore store = shared.isPresent() ? shared.get() : FileRouteStore.open(config.storeDirectory());
     ScheduledExecutorService scheduler = Executors.newSingleThreadScheduledExecutor(
         new ThreadFactoryBuilder().setNameFormat("turnout-scheduler").setDaemon(true).build());
     ExecutorService callbacks = Executors.newCachedThreadPool(
         new ThreadFactoryBuilder().setNameFormat("turnout-route-%d").setDaemon(true).build());
     XdsServer xds = null;
+    Leadership leadership = null;
+    Migrations migrations = null;
     try {
+      AtomicReference<String> adminAddress = new AtomicReference<>(
+          config.servers().bindAddress() + ":" + config.servers().adminPort());
+      AtomicReference<Migrations> elected = new AtomicReference<>();
+      if (shared.isPresent()) {
+        // Alive in the store before serving, so route changes wait for this replica's sidecars from the start.
+        leadership = new Leadership(shared.get(), adminAddress::get, new Leadership.Listener() {
+          @Override
+          public void elected(long epoch) {
+            try {
+              elected.get().lead();
+            } catch (MigrationException | RuntimeException e) {
+              log.error("elected at epoch {} but cannot resume the migrations: {}", epoch, e.getMessage(), e);
+            }
+          }
+
+          @Override
+          public void deposed(String why) {
+            elected.get().follow();
+          }
+        });
+      }
       xds = XdsServer.create(store, config, Clock.systemUTC(), scheduler, callbacks, resolver);
       xds.start();
       scheduleDnsRefresh(config.xds().dnsRefresh(), scheduler, callbacks, xds.routing());
       log.info("xDS (ADS, state-of-the-world and delta) listening on {}:{}; store {}",
-          config.servers().bindAddress(), xds.port(), config.storeDirectory());
-      Migrator migrator = new Migrator(new FileMigrationStore(config.storeDirectory()),
-          new XdsRouter(xds.routing()),
-          platforms(config.migrator()),
-          Clock.systemUTC(), Sleeper.SYSTEM, Executors.newCachedThreadPool(
-              new ThreadFactoryBuilder().setNameFormat("turnout-migration-%d").setDaemon(true).build()), failpoint);
-      migrator.resumeAll();
-      AdminService adminService = new AdminService(migrator, xds.routing(), xds.tracker());
+          config.servers().bindAddress(), xds.port(), shared.isPresent()
+              ? config.store().postgres().get().url() + " as replica " + shared.get().replicaId()
+              : config.storeDirectory());
+      MigrationStore migrationStore = shared.isPresent() ? shared.get()
+          : new FileMigrationStore(config.storeDirectory());
+      RoutingService routing = xds.routing();
+      Leadership lead = leadership;
+      migrations = new Migrations(migrationStore, () -> new Migrator(migrationStore, new XdsRouter(routing),
+          platforms(config.migrator()), Clock.systemUTC(), Sleeper.SYSTEM, Executors.newCachedThreadPool(
+              new ThreadFactoryBuilder().setNameFormat("turnout-migration-%d").setDaemon(true).build()), failpoint),
+          shared.map(PostgresStore::replicaId).orElse("(the only one)"),
+          () -> lead == null ? "this replica" : lead.leader());
+      elected.set(migrations);
+      if (leadership == null) {
+        migrations.lead();
+      } else {
+        leadership.start();
+      }
+      AdminService adminService = new AdminService(migrations, xds.routing(), xds.tracker());
       NettyServerBuilder adminBuilder = NettyServerBuilder
           .forAddress(new InetSocketAddress(config.servers().bindAddress(), config.servers().adminPort()));
       if (config.servers().tls().isPresent()) {
@@ -103,26 +146,36 @@ public final class ControlPlane implements AutoCloseable {
         adminBuilder.addService(adminService);
       }
       Server admin = adminBuilder.build().start();
+      adminAddress.set(config.servers().bindAddress() + ":" + admin.getPort());
       HttpEndpoint http = new HttpEndpoint(new InetSocketAddress(config.servers().bindAddress(),
-          config.servers().httpPort()), adminService, xds.routing(), xds.tracker(), migrator);
+          config.servers().httpPort()), adminService, xds.routing(), xds.tracker(), migrations);
       http.ready(true);
       log.info("admin API (turnout.admin.v1.Admin) on {}:{}; HTTP (/healthz /readyz /metrics /v1/routes) on {}:{}",
           config.servers().bindAddress(), admin.getPort(), config.servers().bindAddress(), http.port());
-      return new ControlPlane(config, store, scheduler, callbacks, xds, migrator, admin, http);
-    } catch (MigrationException e) {
-      xds.shutdown();
-      scheduler.shutdownNow();
-      callbacks.shutdownNow();
-      store.close();
-      throw new StoreException("cannot load migrations: " + e.getMessage(), e);
-    } catch (StoreException | IOException | RuntimeException e) {
+      return new ControlPlane(config, store, leadership, scheduler, callbacks, xds, migrations, admin, http);
+    } catch (MigrationException | StoreException | IOException | RuntimeException e) {
+      if (leadership != null) {
+        leadership.close();
+      }
+      if (migrations != null) {
+        migrations.follow();
+      }
       if (xds != null) {
         xds.shutdown();
       }
       scheduler.shutdownNow();
       callbacks.shutdownNow();
       store.close();
-      throw e;
+      if (e instanceof MigrationException) {
+        throw new StoreException("cannot load migrations: " + e.getMessage(), e);
+      }
+      if (e instanceof StoreException se) {
+        throw se;
+      }
+      if (e instanceof IOException io) {
+        throw io;
+      }
+      throw (RuntimeException) e;
     }
   }
 
@@ -164,8 +217,13 @@ public final class ControlPlane implements AutoCloseable {
     };
   }
 
+  /** This replica's migrator while it leads migrations (always, with the embedded store); null otherwise. */
   public Migrator migrator() {
-    return migrator;
+    return migrations.current();
+  }
+
+  public Migrations migrations() {
+    return migrations;
   }
 
   public RoutingService routing() {
@@ -200,7 +258,10 @@ public final class ControlPlane implements AutoCloseable {
   public void close() throws StoreException {
     http.close();
     admin.shutdownNow();
-    migrator.stop(); // running migrations resume from the store at the next start, as after a crash
+    if (leadership != null) {
+      leadership.close(); // another replica takes over at once: this one's lock goes with its connection
+    }
+    migrations.follow(); // running migrations resume from the store at the next start, as after a crash
     xds.shutdown();
     scheduler.shutdownNow();
     callbacks.shutdown();

@@ -5,7 +5,8 @@ public final class MigrationConflictException extends MigrationException {
   private static final long serialVersionUID = 1L;
 
   /** What kind of conflict, so the admin API can choose its status code. */
-  public enum Kind { ALREADY_EXISTS, FAILED_PRECONDITION, NOT_FOUND }
+  /** UNAVAILABLE: this control-plane replica does not run migrations now (another replica leads); retry there. */
+  public enum Kind { ALREADY_EXISTS, FAILED_PRECONDITION, NOT_FOUND, UNAVAILABLE }
 
   private final Kind kind;
 

@@ -305,6 +305,7 @@ public final class Migrator {
     try (Platform platform = platforms.open(m.spec())) {
       while (true) {
         m = migrations.get(id);
+        store.confirmWriter(); // another process may have taken migrations over: then act on nothing
         Boolean consent = rollbackRequests.remove(id);
         if (consent != null && m.phase() != Phase.ROLLING_BACK && !m.phase().isTerminal()) {
           Migration.Progress p = consent ? m.progress().withRollbackConsent() : m.progress();
@@ -321,6 +322,8 @@ public final class Migrator {
           }
         } catch (RollbackRequested e) {
           // loop: the request is handled at the top
+        } catch (MigrationStore.StaleWriterException e) {
+          throw e;
         } catch (MigrationException | RuntimeException e) {
           if (stopping) {
             return; // the process is stopping: the next start resumes from the saved phase
@@ -329,6 +332,8 @@ public final class Migrator {
           fail(current, e.getMessage());
         }
       }
+    } catch (MigrationStore.StaleWriterException e) {
+      log.warn("{}: stopped here: {}", m, e.getMessage());
     } catch (MigrationException | RuntimeException e) {
       log.error("{}: cannot run: {}", m, e.getMessage(), e);
     } catch (InterruptedException e) {
@@ -353,6 +358,8 @@ public final class Migrator {
       } else {
         transition(withError, Phase.ROLLING_BACK, "failed: " + error);
       }
+    } catch (MigrationStore.StaleWriterException e) {
+      log.warn("{}: not recording the failure '{}': {}", m, error, e.getMessage()); // the loop stops at its top
     } catch (MigrationException e) {
       log.error("{}: cannot record the failure '{}': {}", m, error, e.getMessage());
     }

@@ -34,6 +34,7 @@ import dev.turnout.envoy.RoutingTable;
 import dev.turnout.migrator.Migration;
 import dev.turnout.migrator.MigrationConflictException;
 import dev.turnout.migrator.MigrationException;
+import dev.turnout.controlplane.migration.Migrations;
 import dev.turnout.migrator.Migrator;
 import dev.turnout.migrator.Phase;
 import dev.turnout.migrator.ServerAddress;
@@ -52,11 +53,11 @@ import java.util.function.Consumer;
 public final class AdminService extends AdminGrpc.AdminImplBase {
   private static final java.time.Duration MAX_WINDOW = java.time.Duration.ofHours(6);
 
-  private final Migrator migrator;
+  private final Migrations migrator;
   private final RoutingService routing;
   private final AckTracker tracker;
 
-  public AdminService(Migrator migrator, RoutingService routing, AckTracker tracker) {
+  public AdminService(Migrations migrator, RoutingService routing, AckTracker tracker) {
     this.migrator = migrator;
     this.routing = routing;
     this.tracker = tracker;
@@ -79,6 +80,7 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
         case ALREADY_EXISTS -> Status.ALREADY_EXISTS;
         case NOT_FOUND -> Status.NOT_FOUND;
         case FAILED_PRECONDITION -> Status.FAILED_PRECONDITION;
+        case UNAVAILABLE -> Status.UNAVAILABLE;
       };
       response.onError(status.withDescription(e.getMessage()).asRuntimeException());
       return;

@@ -8,6 +8,7 @@ import dev.turnout.controlplane.xds.AckTracker;
 import dev.turnout.controlplane.xds.NodeStatus;
 import dev.turnout.controlplane.xds.RoutingService;
 import dev.turnout.migrator.Migration;
+import dev.turnout.controlplane.migration.Migrations;
 import dev.turnout.migrator.Migrator;
 import io.grpc.StatusRuntimeException;
 import io.micrometer.core.instrument.Gauge;
@@ -34,7 +35,7 @@ public final class HttpEndpoint implements AutoCloseable {
   private volatile boolean ready;
 
   public HttpEndpoint(InetSocketAddress address, AdminService admin, RoutingService routing, AckTracker tracker,
-      Migrator migrator) throws IOException {
+      Migrations migrator) throws IOException {
     server = HttpServer.create(address, 0);
     Timer ackLatency = Timer.builder("turnout_route_ack").description("Route change to the last subscribed node's ACK")
         .publishPercentiles(0.5, 0.99).register(registry);

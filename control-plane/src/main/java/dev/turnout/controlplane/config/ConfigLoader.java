@@ -81,11 +81,16 @@ public final class ConfigLoader {
 
     TurnoutConfig.Servers servers = servers(fields.get("server"));
     Path store = baseDirectory.resolve("turnout-data");
+    Optional<TurnoutConfig.SharedStore> shared = Optional.empty();
     if (fields.containsKey("store")) {
-      Map<String, Node> storeFields = fields(mapping(fields.get("store"), "store"), "store", Set.of("directory"));
+      Map<String, Node> storeFields = fields(mapping(fields.get("store"), "store"), "store",
+          Set.of("directory", "postgres"));
       String dir = string(storeFields.get("directory"), "store.directory");
       if (dir != null) {
         store = baseDirectory.resolve(dir).normalize();
+      }
+      if (storeFields.containsKey("postgres")) {
+        shared = sharedStore(storeFields.get("postgres"));
       }
     }
     Duration ackTimeout = TurnoutConfig.DEFAULT_ACK_TIMEOUT;
@@ -127,8 +132,44 @@ public final class ConfigLoader {
     if (!problems.isEmpty()) {
       throw new ConfigException(source, problems);
     }
-    return new TurnoutConfig(servers, store, new TurnoutConfig.Xds(ackTimeout, grace, dnsRefresh), ImmutableList.copyOf(databases),
-        migrator);
+    return new TurnoutConfig(servers, new TurnoutConfig.Store(store, shared),
+        new TurnoutConfig.Xds(ackTimeout, grace, dnsRefresh), ImmutableList.copyOf(databases), migrator);
+  }
+
+  /** {@code store.postgres}: the metadata database several replicas share. */
+  private Optional<TurnoutConfig.SharedStore> sharedStore(Node node) {
+    Map<String, Node> p = fields(mapping(node, "store.postgres"), "store.postgres",
+        Set.of("url", "user", "password_env", "replica_id", "lease"));
+    String url = string(p.get("url"), "store.postgres.url");
+    if (url == null) {
+      problem(node, "store.postgres.url is required: the jdbc:postgresql://host:port/database of the metadata database");
+    } else if (!url.startsWith("jdbc:postgresql://")) {
+      problem(p.get("url"), "store.postgres.url: '" + url + "' is not a jdbc:postgresql:// URL");
+    }
+    String user = string(p.get("user"), "store.postgres.user");
+    String env = string(p.get("password_env"), "store.postgres.password_env");
+    if (env != null && !env.matches("[A-Za-z_][A-Za-z0-9_]*")) {
+      problem(p.get("password_env"), "store.postgres.password_env: '" + env + "' is not an environment variable name");
+    }
+    String replica = string(p.get("replica_id"), "store.postgres.replica_id");
+    if (replica != null && !replica.matches("[A-Za-z0-9._:-]{1,100}")) {
+      problem(p.get("replica_id"), "store.postgres.replica_id: '" + replica + "' must be 1-100 letters, digits or . _ : -");
+    }
+    if (replica == null) {
+      String host;
+      try {
+        host = java.net.InetAddress.getLocalHost().getHostName();
+      } catch (java.net.UnknownHostException e) {
+        host = "localhost";
+      }
+      replica = host + "-" + ProcessHandle.current().pid();
+    }
+    Duration lease = duration(p.get("lease"), "store.postgres.lease");
+    if (lease != null && lease.compareTo(Duration.ofSeconds(1)) < 0) {
+      problem(p.get("lease"), "store.postgres.lease: at least 1s (the leader renews it five times per lease)");
+    }
+    return Optional.of(new TurnoutConfig.SharedStore(url == null ? "" : url, user == null ? "turnout" : user,
+        Optional.ofNullable(env), replica, lease == null ? TurnoutConfig.SharedStore.DEFAULT_LEASE : lease));
   }
 
   /** {@code migrator.aws}: region and credentials are the SDK's default chains, never this file. */

@@ -11,8 +11,41 @@ import java.time.Duration;
  * @param xds how route changes wait for sidecars
  * @param databases the databases to seed: they only create entries the store does not have yet
  */
-public record TurnoutConfig(Servers servers, Path storeDirectory, Xds xds,
+public record TurnoutConfig(Servers servers, Store store, Xds xds,
     ImmutableList<DatabaseRoute> databases, MigratorSettings migrator) {
+
+  /**
+   * Where the routing table and the migrations live: the embedded file store in {@code directory} (one replica),
+   * or a PostgreSQL database several replicas share.
+   */
+  public record Store(Path directory, java.util.Optional<SharedStore> postgres) {}
+
+  /**
+   * The {@code store.postgres} section: several replicas share the state in one PostgreSQL database.
+   *
+   * @param url a {@code jdbc:postgresql://} URL of the metadata database
+   * @param passwordEnv the environment variable holding the password (never this file)
+   * @param replicaId this replica's name in the store (default: host name and process id)
+   * @param lease how long a silent leader keeps the leadership before another replica takes it over; also how
+   *     often every replica re-reads the routing table in case a notification was lost
+   */
+  public record SharedStore(String url, String user, java.util.Optional<String> passwordEnv, String replicaId,
+      Duration lease) {
+    public static final Duration DEFAULT_LEASE = Duration.ofSeconds(5);
+
+    public String password() {
+      return passwordEnv.map(System::getenv).orElse(null);
+    }
+  }
+
+  public TurnoutConfig(Servers servers, Path storeDirectory, Xds xds, ImmutableList<DatabaseRoute> databases,
+      MigratorSettings migrator) {
+    this(servers, new Store(storeDirectory, java.util.Optional.empty()), xds, databases, migrator);
+  }
+
+  public Path storeDirectory() {
+    return store.directory();
+  }
 
   /**
    * @param ackTimeout how long a route change waits for every subscribed sidecar to ACK before naming stragglers
@@ -42,7 +75,7 @@ public record TurnoutConfig(Servers servers, Path storeDirectory, Xds xds,
   }
 
   public TurnoutConfig withReconnectGrace(Duration grace) {
-    return new TurnoutConfig(servers, storeDirectory, new Xds(xds.ackTimeout(), grace, xds.dnsRefresh()), databases,
+    return new TurnoutConfig(servers, store, new Xds(xds.ackTimeout(), grace, xds.dnsRefresh()), databases,
         migrator);
   }
 
@@ -92,10 +125,10 @@ public record TurnoutConfig(Servers servers, Path storeDirectory, Xds xds,
   public static final Duration DEFAULT_ACK_TIMEOUT = Duration.ofSeconds(30);
 
   public TurnoutConfig withStoreDirectory(Path directory) {
-    return new TurnoutConfig(servers, directory, xds, databases, migrator);
+    return new TurnoutConfig(servers, new Store(directory, store.postgres()), xds, databases, migrator);
   }
 
   public TurnoutConfig withServers(Servers newServers) {
-    return new TurnoutConfig(newServers, storeDirectory, xds, databases, migrator);
+    return new TurnoutConfig(newServers, store, xds, databases, migrator);
   }
 }

@@ -136,18 +136,21 @@ public final class FileRouteStore implements RouteStore {
     return new State(ImmutableMap.copyOf(routes), highest);
   }
 
+  /** One process owns this store: it is always the leader, and the record keeps its own version. */
   @Override
-  public synchronized void append(RouteRecord record) throws StoreException {
+  public synchronized long append(RouteRecord record, Writer writer) throws StoreException {
     ObjectNode entry = encode(record);
     write(entry);
+    return record.version();
   }
 
   @Override
-  public synchronized void reserveVersion(long version) throws StoreException {
+  public synchronized long reserveVersion(long version) throws StoreException {
     ObjectNode entry = JSON.createObjectNode();
     entry.put("op", "reserve");
     entry.put("version", version);
     write(entry);
+    return version;
   }
 
   private void write(ObjectNode entry) throws StoreException {
@@ -229,7 +232,7 @@ public final class FileRouteStore implements RouteStore {
     }
   }
 
-  private static ObjectNode encode(RouteRecord record) {
+  static ObjectNode encode(RouteRecord record) {
     ObjectNode entry = JSON.createObjectNode();
     DatabaseRoute route = record.route();
     entry.put("op", "put");
@@ -248,7 +251,7 @@ public final class FileRouteStore implements RouteStore {
     return entry;
   }
 
-  private static RouteRecord decode(JsonNode entry) {
+  static RouteRecord decode(JsonNode entry) {
     Set<String> services = new HashSet<>();
     entry.path("services").forEach(s -> services.add(s.asText()));
     JsonNode endpoint = entry.path("endpoint");

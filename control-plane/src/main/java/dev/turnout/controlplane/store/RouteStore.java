@@ -1,6 +1,7 @@
 package dev.turnout.controlplane.store;
 
 import com.google.common.collect.ImmutableMap;
+import java.util.Optional;
 
 /** The durable home of the routing table: a change is recorded here before it is published to sidecars. */
 public interface RouteStore extends AutoCloseable {
@@ -8,16 +9,33 @@ public interface RouteStore extends AutoCloseable {
   /** What the store holds: each database's latest record, and the highest version ever handed out. */
   record State(ImmutableMap<String, RouteRecord> routes, long highestVersion) {}
 
+  /** Who may make a change: any replica (an operator's route), or only the migration leader (a migration step). */
+  enum Writer { ANY_REPLICA, LEADER }
+
   State load() throws StoreException;
 
-  /** Durably records {@code record} (fsynced) before returning. */
-  void append(RouteRecord record) throws StoreException;
+  /**
+   * Durably records {@code record} before returning, and returns the version it was recorded under: the
+   * record's own in a store one process owns; in a store several replicas share, the next version of the shared
+   * sequence (the record's is ignored), so versions rise in the order changes were recorded. A change for the
+   * {@link Writer#LEADER} is refused, changing nothing, unless this replica still holds the leadership.
+   */
+  long append(RouteRecord record, Writer writer) throws StoreException;
+
+  default long append(RouteRecord record) throws StoreException {
+    return append(record, Writer.ANY_REPLICA);
+  }
 
   /**
-   * Durably reserves a version above every version handed out so far, so a process that publishes
-   * without a route change (at start) never reuses a version an earlier process published.
+   * Durably reserves a version above every version handed out so far (at least {@code version}), so a process
+   * that publishes without a route change (at start) never reuses a version an earlier one published. Returns it.
    */
-  void reserveVersion(long version) throws StoreException;
+  long reserveVersion(long version) throws StoreException;
+
+  /** For a store several replicas share: how route changes made by other replicas are learned and acknowledged. */
+  default Optional<SharedRoutes> shared() {
+    return Optional.empty();
+  }
 
   @Override
   void close() throws StoreException;

@@ -1,7 +1,7 @@
 package dev.turnout.controlplane.store;
 
 /** The store could not durably record a change; nothing was published. */
-public final class StoreException extends Exception {
+public class StoreException extends Exception {
   private static final long serialVersionUID = 1L;
 
   public StoreException(String message, Throwable cause) {

@@ -3,6 +3,7 @@ package dev.turnout.controlplane.xds;
 import com.google.errorprone.annotations.concurrent.GuardedBy;
 import dev.turnout.controlplane.store.RouteRecord;
 import dev.turnout.controlplane.store.RouteStore;
+import dev.turnout.controlplane.store.SharedRoutes;
 import dev.turnout.controlplane.store.StoreException;
 import dev.turnout.envoy.DatabaseRoute;
 import dev.turnout.envoy.Endpoint;
@@ -43,6 +44,8 @@ public final class RoutingService {
   }
 
   private final RouteStore store;
+  /** Present when several replicas share the store: changes are learned from it, ACKs gathered through it. */
+  private final Optional<SharedRoutes> shared;
   private final SnapshotPublisher publisher;
   private final AckTracker tracker;
   private final ScheduledExecutorService scheduler;
@@ -64,12 +67,17 @@ public final class RoutingService {
   @GuardedBy("lock")
   private final Map<String, Long> endpointVersions = new HashMap<>();
 
+  /** Per database: the version of the latest store record applied (a shared store's re-read skips older ones). */
+  @GuardedBy("lock")
+  private final Map<String, Long> recordVersions = new HashMap<>();
+
   @GuardedBy("lock")
   private long version;
 
   RoutingService(RouteStore store, SnapshotPublisher publisher, AckTracker tracker, ScheduledExecutorService scheduler,
       Executor callbacks, Resolver resolver, Duration ackTimeout) {
     this.store = store;
+    this.shared = store.shared();
     this.publisher = publisher;
     this.tracker = tracker;
     this.scheduler = scheduler;
@@ -94,17 +102,20 @@ public final class RoutingService {
           Endpoint configuredEndpoint = wanted.endpoint().orElseThrow();
           route = wanted.withEndpoint(Optional.of(resolve(wanted.name(), configuredEndpoint)));
           Optional<String> hostname = hostnameOf(Optional.of(configuredEndpoint));
-          store.append(new RouteRecord(route, ++version, "seed", hostname));
+          version = store.append(new RouteRecord(route, version + 1, "seed", hostname));
           hostname.ifPresent(h -> hostnames.put(route.name(), h));
           endpointVersions.put(route.name(), version);
+          recordVersions.put(route.name(), version);
           log.info("database {} seeded from configuration: endpoint {}, version {}", route.name(),
               describe(route.endpoint()), version);
         } else {
           route = wanted.withEndpoint(stored.route().endpoint());
           endpointVersions.put(route.name(), stored.version());
+          recordVersions.put(route.name(), stored.version());
           stored.hostname().ifPresent(h -> hostnames.put(wanted.name(), h));
           if (!route.equals(stored.route())) {
-            store.append(new RouteRecord(route, ++version, "config", stored.hostname()));
+            version = store.append(new RouteRecord(route, version + 1, "config", stored.hostname()));
+            recordVersions.put(route.name(), version);
             log.info("database {} listener settings changed by configuration: port {}, services {}; endpoint stays {}"
                 + " (the store is the truth for endpoints)", route.name(), route.listenPort(),
                 route.services().isEmpty() ? "all" : route.services(), describe(route.endpoint()));
@@ -122,10 +133,106 @@ public final class RoutingService {
         }
       }
       table = RoutingTable.of(routes);
-      store.reserveVersion(++version);
+      version = store.reserveVersion(version + 1);
+      if (shared.isPresent()) {
+        // What other replicas recorded while this one started: publish exactly the store's table at its version.
+        applyStored(store.load());
+      }
       publisher.publish(table, version);
       log.info("serving {} databases at version {}", table.databases().size(), version);
+      if (shared.isPresent()) {
+        // Replicas waiting on a change count this one from now on: say what its sidecars make of each route.
+        for (DatabaseRoute route : table.databases().values()) {
+          reportLocalAcks(route, endpointVersions.get(route.name()));
+        }
+      }
     }
+    shared.ifPresent(s -> s.onChange(this::refresh));
+  }
+
+  /**
+   * Shared store: applies what other replicas recorded since the last look and, when an endpoint changed,
+   * publishes under the store's version. A version names the same table on every replica (all records up to it,
+   * read in one snapshot), so a sidecar that moves to another replica is never left on stale content that
+   * carries a current version. Returns the databases republished.
+   */
+  public List<String> refresh() {
+    synchronized (lock) {
+      try {
+        return publishStored(store.load());
+      } catch (StoreException e) {
+        log.warn("cannot re-read the routing table from the store: {}; serving the last one read", e.getMessage());
+        return List.of();
+      }
+    }
+  }
+
+  @GuardedBy("lock")
+  private List<String> publishStored(RouteStore.State state) {
+    List<String> changed = applyStored(state);
+    if (!changed.isEmpty()) {
+      publisher.publish(table, version);
+      for (String database : changed) {
+        reportLocalAcks(table.get(database).orElseThrow(), endpointVersions.get(database));
+      }
+    }
+    return changed;
+  }
+
+  /** Takes every newer record's endpoint into the table and the store's version; publishes nothing. */
+  @GuardedBy("lock")
+  private List<String> applyStored(RouteStore.State state) {
+    List<String> changed = new ArrayList<>();
+    for (DatabaseRoute current : table.databases().values()) {
+      RouteRecord stored = state.routes().get(current.name());
+      if (stored == null || stored.version() <= recordVersions.getOrDefault(current.name(), 0L)) {
+        continue;
+      }
+      recordVersions.put(current.name(), stored.version());
+      boolean sameHost = stored.hostname().equals(Optional.ofNullable(hostnames.get(current.name())));
+      if (stored.route().endpoint().equals(current.endpoint()) && sameHost) {
+        continue;
+      }
+      table = table.with(current.withEndpoint(stored.route().endpoint()));
+      endpointVersions.put(current.name(), stored.version());
+      stored.hostname().ifPresentOrElse(h -> hostnames.put(current.name(), h), () -> hostnames.remove(current.name()));
+      changed.add(current.name());
+      log.info("database {}: routed to {} at version {} (recorded in the shared store)", current.name(),
+          describe(stored.route().endpoint()), stored.version());
+    }
+    version = Math.max(version, state.highestVersion());
+    return changed;
+  }
+
+  /** Shared store: waits for this replica's own sidecars to ACK {@code version} of {@code route} and reports it. */
+  @GuardedBy("lock")
+  private void reportLocalAcks(DatabaseRoute route, long at) {
+    SharedRoutes routes = shared.orElseThrow();
+    localAcks(route.name(), at, route).whenCompleteAsync((report, error) -> {
+      try {
+        if (error == null) {
+          routes.report(route.name(), at, report.ackedBy(), "");
+        } else {
+          Throwable cause = error instanceof java.util.concurrent.CompletionException ? error.getCause() : error;
+          routes.report(route.name(), at, com.google.common.collect.ImmutableList.of(),
+              "replica's " + cause.getMessage());
+        }
+      } catch (RuntimeException e) {
+        log.warn("database {}: cannot report the ACKs of version {}: {}", route.name(), at, e.getMessage());
+      }
+    }, callbacks);
+  }
+
+  /** This process's own sidecars' ACKs of {@code at} for {@code database}, failing at the ACK deadline. */
+  private CompletableFuture<AckTracker.AckReport> localAcks(String database, long at, DatabaseRoute route) {
+    CompletableFuture<AckTracker.AckReport> acks = tracker.awaitAck(database, at, route::allows);
+    long settle = tracker.untilSettled().toMillis();
+    if (settle > 0) {
+      scheduler.schedule(tracker::reevaluate, settle + 1, TimeUnit.MILLISECONDS);
+    }
+    var timeout = scheduler.schedule(() -> tracker.expire(acks), ackTimeout.toMillis(), TimeUnit.MILLISECONDS);
+    acks.whenComplete((r, e) -> timeout.cancel(false));
+    return acks;
   }
 
   private Endpoint resolve(String database, Endpoint endpoint) {
@@ -139,20 +246,30 @@ public final class RoutingService {
 
   /** Routes {@code database} to {@code endpoint}; see the class comment. Routing to the current endpoint is a no-op that still waits for ACKs. */
   public CompletableFuture<RouteResult> route(String database, Endpoint endpoint) throws StoreException {
-    return change(database, Optional.of(endpoint), "route");
+    return route(database, endpoint, RouteStore.Writer.ANY_REPLICA);
+  }
+
+  /** As {@link #route(String, Endpoint)}; a migration's change is refused unless this replica is its leader. */
+  public CompletableFuture<RouteResult> route(String database, Endpoint endpoint, RouteStore.Writer writer)
+      throws StoreException {
+    return change(database, Optional.of(endpoint), "route", writer);
   }
 
   /** Empties {@code database}'s assignment: sidecars open no new connections to any server for it. */
   public CompletableFuture<RouteResult> drain(String database) throws StoreException {
-    return change(database, Optional.empty(), "drain");
+    return drain(database, RouteStore.Writer.ANY_REPLICA);
+  }
+
+  public CompletableFuture<RouteResult> drain(String database, RouteStore.Writer writer) throws StoreException {
+    return change(database, Optional.empty(), "drain", writer);
   }
 
   private static Optional<String> hostnameOf(Optional<Endpoint> endpoint) {
     return endpoint.filter(e -> !e.isIpLiteral()).map(Endpoint::host);
   }
 
-  private CompletableFuture<RouteResult> change(String database, Optional<Endpoint> requested, String cause)
-      throws StoreException {
+  private CompletableFuture<RouteResult> change(String database, Optional<Endpoint> requested, String cause,
+      RouteStore.Writer writer) throws StoreException {
     Optional<Endpoint> target = requested.map(e -> resolve(database, e));
     Optional<String> hostname = hostnameOf(requested);
     Optional<Endpoint> previous;
@@ -164,17 +281,20 @@ public final class RoutingService {
       if (previous.equals(target) && hostname.equals(Optional.ofNullable(hostnames.get(database)))) {
         waitFor = endpointVersions.get(database);
       } else {
-        waitFor = publish(current.withEndpoint(target), cause, hostname);
+        waitFor = publish(current.withEndpoint(target), cause, hostname, writer);
       }
     }
-    CompletableFuture<AckTracker.AckReport> acks = tracker.awaitAck(database, waitFor, current::allows);
-    long settle = tracker.untilSettled().toMillis();
-    if (settle > 0) {
-      scheduler.schedule(tracker::reevaluate, settle + 1, TimeUnit.MILLISECONDS);
+    CompletableFuture<AckTracker.AckReport> acks;
+    if (shared.isPresent()) {
+      long started = System.nanoTime();
+      // Every live replica reports its own sidecars; the ones that learn the change later get the time to.
+      acks = shared.get().awaitReports(database, waitFor, ackTimeout.plus(SHARED_REPORT_MARGIN))
+          .thenApply(nodes -> new AckTracker.AckReport(database, waitFor, nodes,
+              Duration.ofNanos(System.nanoTime() - started)));
+    } else {
+      acks = localAcks(database, waitFor, current);
     }
-    var timeout = scheduler.schedule(() -> tracker.expire(acks), ackTimeout.toMillis(), TimeUnit.MILLISECONDS);
     return acks.whenComplete((r, e) -> {
-      timeout.cancel(false);
       if (e == null) {
         log.info("route {}: {} -> {} version {} acked by {} node(s) in {} ms", database, describe(previous),
             describe(target), waitFor, r.ackedBy().size(), r.elapsed().toMillis());
@@ -191,16 +311,24 @@ public final class RoutingService {
 
   /** Journals {@code changed} (durable before anyone can see it), then publishes it; returns its version. */
   @GuardedBy("lock")
-  private long publish(DatabaseRoute changed, String cause, Optional<String> hostname) throws StoreException {
-    long next = version + 1;
-    store.append(new RouteRecord(changed, next, cause, hostname));
+  private long publish(DatabaseRoute changed, String cause, Optional<String> hostname, RouteStore.Writer writer)
+      throws StoreException {
+    long next = store.append(new RouteRecord(changed, version + 1, cause, hostname), writer);
+    if (shared.isPresent()) {
+      publishStored(store.load()); // this change and every one recorded before it, under the store's version
+      return next;
+    }
     version = next;
     table = table.with(changed);
     endpointVersions.put(changed.name(), next);
+    recordVersions.put(changed.name(), next);
     hostname.ifPresentOrElse(h -> hostnames.put(changed.name(), h), () -> hostnames.remove(changed.name()));
     publisher.publish(table, next);
     return next;
   }
+
+  /** How much longer than the ACK timeout a change waits for replicas that learn it from the store. */
+  private static final Duration SHARED_REPORT_MARGIN = Duration.ofSeconds(10);
 
   /**
    * Resolves again every endpoint that was routed by DNS name and publishes the ones whose address changed
@@ -233,7 +361,8 @@ public final class RoutingService {
           continue;
         }
         try {
-          long v = publish(current.withEndpoint(Optional.of(resolved)), "dns", Optional.of(e.getValue()));
+          long v = publish(current.withEndpoint(Optional.of(resolved)), "dns", Optional.of(e.getValue()),
+              RouteStore.Writer.ANY_REPLICA);
           log.info("database {}: endpoint host {} now resolves to {} (was {}): published version {}", e.getKey(),
               e.getValue(), resolved, describe(current.endpoint()), v);
           changed.add(e.getKey());

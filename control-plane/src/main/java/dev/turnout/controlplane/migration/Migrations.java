@@ -1,0 +1,139 @@
+package dev.turnout.controlplane.migration;
+
+import com.google.common.collect.ImmutableList;
+import dev.turnout.migrator.Migration;
+import dev.turnout.migrator.MigrationConflictException;
+import dev.turnout.migrator.MigrationException;
+import dev.turnout.migrator.MigrationStore;
+import dev.turnout.migrator.Migrator;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.function.Consumer;
+import java.util.function.Supplier;
+
+/**
+ * The migrations as this control-plane replica sees them. The leader runs them (a {@link Migrator} of its own for
+ * each term, resuming every unfinished migration from the store); any other replica reads them from the store
+ * and refuses commands with {@code UNAVAILABLE}, naming the leader. With one replica it always leads.
+ */
+public final class Migrations {
+  private final MigrationStore store;
+  private final Supplier<Migrator> newMigrator;
+  private final Supplier<String> leader;
+  private final String replica;
+  private final List<Consumer<Migration>> listeners = new CopyOnWriteArrayList<>();
+  private volatile Migrator current;
+
+  /**
+   * @param newMigrator a new migrator on {@code store} for a leadership term
+   * @param leader who leads now, for the refusal's message
+   */
+  public Migrations(MigrationStore store, Supplier<Migrator> newMigrator, String replica, Supplier<String> leader) {
+    this.store = store;
+    this.newMigrator = newMigrator;
+    this.replica = replica;
+    this.leader = leader;
+  }
+
+  /** Becomes the leader: a new migrator resumes every unfinished migration from the store. */
+  public synchronized void lead() throws MigrationException {
+    if (current != null) {
+      return;
+    }
+    Migrator m = newMigrator.get();
+    m.addListener(this::changed);
+    m.resumeAll();
+    current = m;
+  }
+
+  /** Stops leading: running migrations stop where they are, for the next leader to resume from the store. */
+  public synchronized void follow() {
+    Migrator m = current;
+    current = null;
+    if (m != null) {
+      m.stop();
+    }
+  }
+
+  public boolean leading() {
+    return current != null;
+  }
+
+  /** The migrator of this term, or null when this replica does not lead. */
+  public Migrator current() {
+    return current;
+  }
+
+  private void changed(Migration m) {
+    listeners.forEach(l -> l.accept(m));
+  }
+
+  private Migrator leader() throws MigrationConflictException {
+    Migrator m = current;
+    if (m == null) {
+      throw new MigrationConflictException(MigrationConflictException.Kind.UNAVAILABLE, "control-plane replica "
+          + replica + " does not run migrations now; the leader is " + leader.get() + ": send the command to its"
+          + " admin API");
+    }
+    return m;
+  }
+
+  public ImmutableList<String> dryRun(Migration.Spec spec) throws MigrationException {
+    return leader().dryRun(spec);
+  }
+
+  public Migration start(Migration.Spec spec) throws MigrationException {
+    return leader().start(spec);
+  }
+
+  public Migration rollback(String id, boolean consent) throws MigrationException {
+    return leader().rollback(id, consent);
+  }
+
+  public Migration finalizeMigration(String id) throws MigrationException, InterruptedException {
+    return leader().finalizeMigration(id);
+  }
+
+  /** The leader's view; elsewhere the store's (UNAVAILABLE when the store cannot be read now). */
+  public Optional<Migration> get(String id) {
+    Migrator m = current;
+    if (m != null) {
+      return m.get(id);
+    }
+    return stored().stream().filter(s -> s.id().equals(id)).findFirst();
+  }
+
+  public ImmutableList<Migration> list() {
+    Migrator m = current;
+    if (m != null) {
+      return m.list();
+    }
+    return stored().stream().sorted(Comparator.comparing(s -> s.history().get(0).at()))
+        .collect(ImmutableList.toImmutableList());
+  }
+
+  private List<Migration> stored() {
+    try {
+      return store.loadAll();
+    } catch (MigrationException e) {
+      throw io.grpc.Status.UNAVAILABLE.withDescription("cannot read the migrations from the store: " + e.getMessage())
+          .asRuntimeException();
+    }
+  }
+
+  public Optional<Migrator.Figures> figures(String id) {
+    Migrator m = current;
+    return m == null ? Optional.empty() : m.figures(id);
+  }
+
+  /** Called with every state the leader saves, when this replica leads. */
+  public void addListener(Consumer<Migration> listener) {
+    listeners.add(listener);
+  }
+
+  public void removeListener(Consumer<Migration> listener) {
+    listeners.remove(listener);
+  }
+}

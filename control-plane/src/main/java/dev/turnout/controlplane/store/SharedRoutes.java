@@ -1,0 +1,25 @@
+package dev.turnout.controlplane.store;
+
+import com.google.common.collect.ImmutableList;
+import java.time.Duration;
+import java.util.concurrent.CompletableFuture;
+
+/**
+ * The routing side of a store several control-plane replicas share. Each replica serves its own sidecars: it
+ * learns every change (a notification, and a periodic re-read so a lost one only delays), waits for its own
+ * sidecars' ACKs and reports the outcome; the replica that made a change waits for every live replica's report.
+ */
+public interface SharedRoutes {
+
+  /** Calls {@code listener} when the routing table may have changed elsewhere (and now and then regardless). */
+  void onChange(Runnable listener);
+
+  /**
+   * Records what this replica's sidecars did with {@code version} of {@code database}: ACKed by {@code nodes},
+   * or failed ({@code failure} not empty: the stragglers and their errors).
+   */
+  void report(String database, long version, ImmutableList<String> nodes, String failure);
+
+  /** Live replicas' reports at {@code version} or later: completes with every node that ACKed, fails naming the rest. */
+  CompletableFuture<ImmutableList<String>> awaitReports(String database, long version, Duration timeout);
+}
