@@ -6,16 +6,12 @@ import dev.turnout.admin.v1.AdminGrpc;
 import dev.turnout.admin.v1.GetMigrationRequest;
 import dev.turnout.admin.v1.MigrationOptions;
 import dev.turnout.admin.v1.StartMigrationRequest;
-import dev.turnout.controlplane.cli.Turnout;
 import dev.turnout.controlplane.demo.Writer;
 import dev.turnout.sidecar.Sidecar;
 import dev.turnout.sidecar.SidecarConfig;
 import io.grpc.ManagedChannel;
 import io.grpc.StatusRuntimeException;
 import io.grpc.netty.NettyChannelBuilder;
-import java.io.BufferedReader;
-import java.io.InputStreamReader;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.sql.Connection;
@@ -26,7 +22,6 @@ import java.sql.Statement;
 import java.time.Duration;
 import java.util.List;
 import java.util.Set;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -46,7 +41,7 @@ class KillNineTest {
   @TempDir Path dir;
   private PostgresServer source;
   private PostgresServer target;
-  private Process server;
+  private ServerProcess server;
   private Sidecar sidecar;
   private ManagedChannel admin;
 
@@ -59,7 +54,7 @@ class KillNineTest {
       sidecar.close();
     }
     if (server != null) {
-      server.destroyForcibly().waitFor();
+      server.close();
     }
     if (target != null) {
       target.close();
@@ -69,38 +64,7 @@ class KillNineTest {
     }
   }
 
-  /** Starts {@code turnout server} and collects its output in {@code output}; returns once the admin API listens. */
-  private Process startServer(Path config, String failpoint, List<String> output) throws Exception {
-    ProcessBuilder pb = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-        "-cp", System.getProperty("java.class.path"), Turnout.class.getName(), "server", "-c", config.toString())
-        .redirectErrorStream(true);
-    if (failpoint != null) {
-      pb.environment().put("TURNOUT_TEST_FAILPOINT", failpoint);
-    }
-    Process p = pb.start();
-    BufferedReader reader = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
-    CompletableFuture<Void> listening = new CompletableFuture<>();
-    Thread pump = new Thread(() -> {
-      try {
-        String line;
-        while ((line = reader.readLine()) != null) {
-          output.add(line);
-          if (line.contains("admin API")) {
-            listening.complete(null);
-          }
-        }
-      } catch (java.io.IOException e) {
-        // the process died
-      }
-      listening.completeExceptionally(new AssertionError("server exited:\n" + String.join("\n", output)));
-    }, "server-output");
-    pump.setDaemon(true);
-    pump.start();
-    listening.get(60, TimeUnit.SECONDS);
-    return p;
-  }
-
-  private static boolean appCanWrite(PostgresServer server) {
+  static boolean appCanWrite(PostgresServer server) {
     try (Connection c = DriverManager.getConnection(PostgresServer.jdbcUrl(server.port())
         .replace("user=postgres", "user=app") + "&connectTimeout=2&loginTimeout=2");
          Statement s = c.createStatement();
@@ -144,8 +108,8 @@ class KillNineTest {
             port: %d
             endpoint: 127.0.0.1:%d
         """.formatted(xdsPort, adminPort, appPort, source.port()));
-    List<String> firstRun = new CopyOnWriteArrayList<>();
-    server = startServer(config, phase + ":AFTER_SAVE", firstRun);
+    server = ServerProcess.start(config, phase + ":AFTER_SAVE");
+    List<String> firstRun = server.output;
     sidecar = Sidecar.start(SidecarConfig.of("127.0.0.1", xdsPort, "app-1", "app")
         .withHoldTimeout(Duration.ofSeconds(60)).withStaleGrace(Duration.ofMillis(500)));
     Eventually.until("the sidecar to serve", Duration.ofSeconds(90), () -> {
@@ -184,10 +148,10 @@ class KillNineTest {
       Eventually.until("the failpoint in " + phase, Duration.ofSeconds(90),
           () -> firstRun.stream().anyMatch(l -> l.contains("test failpoint " + phase)), () -> output(firstRun));
 
-      server.destroyForcibly(); // SIGKILL: no shutdown hook, nothing more written
-      assertThat(server.waitFor(10, TimeUnit.SECONDS)).isTrue();
-      List<String> secondRun = new CopyOnWriteArrayList<>();
-      server = startServer(config, null, secondRun);
+      server.killNine();
+      assertThat(server.process.isAlive()).isFalse();
+      server = ServerProcess.start(config, null);
+      List<String> secondRun = server.output;
       String[] phaseNow = {""};
       Eventually.until("the migration to settle after the restart", Duration.ofSeconds(90), () -> {
         try {

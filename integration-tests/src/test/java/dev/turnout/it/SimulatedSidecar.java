@@ -128,6 +128,13 @@ public final class SimulatedSidecar {
         return;
       }
       edsVersion = r.getVersionInfo();
+      for (var any : r.getResourcesList()) {
+        ClusterLoadAssignment cla = unpack(any, ClusterLoadAssignment.class);
+        String at = cla.getEndpointsCount() == 0 || cla.getEndpoints(0).getLbEndpointsCount() == 0 ? ""
+            : cla.getEndpoints(0).getLbEndpoints(0).getEndpoint().getAddress().getSocketAddress().getAddress() + ":"
+                + cla.getEndpoints(0).getLbEndpoints(0).getEndpoint().getAddress().getSocketAddress().getPortValue();
+        endpoints.put(cla.getClusterName(), at);
+      }
     }
     send(answer.setVersionInfo(r.getVersionInfo()));
     if (r.getTypeUrl().equals(CDS)) {
@@ -159,6 +166,13 @@ public final class SimulatedSidecar {
       throw new IllegalStateException(e);
     }
   }
+
+  /** State of the world only: each database's endpoint as last applied ({@code host:port}, empty when drained). */
+  public String endpointOf(String database) {
+    return endpoints.getOrDefault(database, "(none received)");
+  }
+
+  private final java.util.Map<String, String> endpoints = new java.util.concurrent.ConcurrentHashMap<>();
 
   public synchronized void close() {
     if (requests != null) {

@@ -1,0 +1,186 @@
+package dev.turnout.it;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import com.google.common.collect.ImmutableList;
+import dev.turnout.controlplane.ControlPlane;
+import dev.turnout.controlplane.config.ConfigException;
+import dev.turnout.controlplane.config.ConfigLoader;
+import dev.turnout.controlplane.config.TurnoutConfig;
+import dev.turnout.controlplane.store.PostgresStore;
+import dev.turnout.controlplane.store.RouteStore;
+import dev.turnout.envoy.DatabaseRoute;
+import dev.turnout.envoy.Endpoint;
+import dev.turnout.migrator.Migration;
+import dev.turnout.migrator.MigrationStore;
+import dev.turnout.migrator.ServerAddress;
+import io.grpc.ManagedChannel;
+import io.grpc.netty.NettyChannelBuilder;
+import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.ResultSet;
+import java.sql.Statement;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Control planes in one JVM sharing a real PostgreSQL store: route changes made on one reach sidecars on the
+ * other and wait for their ACKs; one leader, whose epoch fences a replica that lost the leadership.
+ */
+class SharedStoreTest {
+  @TempDir Path dir;
+  private PostgresServer meta;
+  private final List<AutoCloseable> closing = new ArrayList<>();
+
+  @BeforeEach
+  void metadataDatabase() throws Exception {
+    meta = PostgresServer.start(dir.resolve("meta"));
+  }
+
+  @AfterEach
+  void tearDown() throws Exception {
+    for (int i = closing.size() - 1; i >= 0; i--) {
+      closing.get(i).close();
+    }
+    meta.close();
+  }
+
+  private TurnoutConfig.SharedStore settings(String replica) {
+    return new TurnoutConfig.SharedStore("jdbc:postgresql://127.0.0.1:" + meta.port() + "/postgres", "postgres",
+        Optional.empty(), replica, Duration.ofSeconds(1));
+  }
+
+  private ControlPlane replica(String id) throws Exception {
+    TurnoutConfig config = new TurnoutConfig(new TurnoutConfig.Servers("127.0.0.1", 0, 0, 0),
+        new TurnoutConfig.Store(dir.resolve(id), Optional.of(settings(id))),
+        new TurnoutConfig.Xds(Duration.ofSeconds(5), Duration.ZERO),
+        ImmutableList.of(new DatabaseRoute("orders", 16432, Optional.of(Endpoint.parse("10.0.0.1:5432")), Set.of())),
+        TurnoutConfig.MigratorSettings.DEFAULT);
+    ControlPlane plane = ControlPlane.start(config);
+    closing.add(plane);
+    return plane;
+  }
+
+  private SimulatedSidecar sidecar(ControlPlane plane, String id,
+      java.util.function.Predicate<io.envoyproxy.envoy.config.endpoint.v3.ClusterLoadAssignment> refuse) {
+    ManagedChannel channel = NettyChannelBuilder.forAddress("127.0.0.1", plane.xdsPort()).usePlaintext().build();
+    closing.add(channel::shutdownNow);
+    SimulatedSidecar s = new SimulatedSidecar(channel, id, "orders", refuse);
+    closing.add(s::close);
+    return s;
+  }
+
+  @Test
+  void aRouteChangeOnOneReplica_reachesSidecarsOnTheOther_andCompletesOnlyWithTheirAcks() throws Exception {
+    ControlPlane a = replica("cp-a");
+    ControlPlane b = replica("cp-b");
+    SimulatedSidecar onA = sidecar(a, "node-a", cla -> false);
+    SimulatedSidecar onB = sidecar(b, "node-b", cla -> false);
+    Eventually.until("both sidecars to get the seeded route", Duration.ofSeconds(20),
+        () -> onA.endpointOf("orders").equals("10.0.0.1:5432") && onB.endpointOf("orders").equals("10.0.0.1:5432"));
+
+    var result = a.routing().route("orders", Endpoint.parse("10.0.0.2:5432")).get(30, TimeUnit.SECONDS);
+
+    assertThat(result.ack().ackedBy()).as("the change waited for the sidecar on the other replica too")
+        .containsExactlyInAnyOrder("node-a", "node-b");
+    assertThat(onB.endpointOf("orders")).isEqualTo("10.0.0.2:5432");
+    assertThat(b.routing().table().get("orders").orElseThrow().endpoint()).contains(Endpoint.parse("10.0.0.2:5432"));
+    assertThat(b.routing().version()).as("the version names the same table on both").isEqualTo(a.routing().version());
+
+    // A third replica starting later serves what the store holds, not its configuration's endpoint.
+    ControlPlane c = replica("cp-c");
+    assertThat(c.routing().table().get("orders").orElseThrow().endpoint()).contains(Endpoint.parse("10.0.0.2:5432"));
+  }
+
+  @Test
+  void aSidecarOnAnotherReplicaThatNacks_failsTheChange_namingIt() throws Exception {
+    ControlPlane a = replica("cp-a");
+    ControlPlane b = replica("cp-b");
+    sidecar(a, "node-a", cla -> false);
+    SimulatedSidecar picky = sidecar(b, "node-picky", cla -> cla.toString().contains("10.0.0.9"));
+    Eventually.until("the picky sidecar to get the seeded route", Duration.ofSeconds(20),
+        () -> picky.endpointOf("orders").equals("10.0.0.1:5432"));
+
+    assertThatThrownBy(() -> a.routing().route("orders", Endpoint.parse("10.0.0.9:5432")).get(30, TimeUnit.SECONDS))
+        .isInstanceOf(ExecutionException.class)
+        .hasMessageContaining("cp-b").hasMessageContaining("node-picky")
+        .hasMessageContaining("simulated sidecar refuses the assignment of orders");
+  }
+
+  @Test
+  void oneLeaderRunsMigrations_andAReplicaThatLostTheLeadership_cannotWriteAStepOrAMigrationRoute()
+      throws Exception {
+    ControlPlane a = replica("cp-a");
+    Eventually.until("cp-a to lead", Duration.ofSeconds(10), () -> a.migrations().leading());
+    ControlPlane b = replica("cp-b");
+    Thread.sleep(1500);
+    assertThat(b.migrations().leading()).as("one leader at a time").isFalse();
+    assertThatThrownBy(() -> b.migrations().start(new Migration.Spec("orders", new ServerAddress("10.0.0.1", 5432),
+        new ServerAddress("10.0.0.2", 5432), Migration.Options.defaults())))
+        .hasMessageContaining("does not run migrations now").hasMessageContaining("cp-a");
+
+    // A store handle that led at an earlier epoch, as a paused leader would hold: its writes change nothing.
+    try (PostgresStore stale = PostgresStore.open(settings("cp-stale"))) {
+      long epochBefore = leaderEpoch();
+      a.close(); // cp-b takes over
+      closing.remove(a);
+      Eventually.until("cp-b to lead", Duration.ofSeconds(10), () -> b.migrations().leading());
+      assertThat(leaderEpoch()).isGreaterThan(epochBefore);
+      setEpoch(stale, epochBefore);
+
+      Migration m = Migration.plan("stale1", new Migration.Spec("orders", new ServerAddress("10.0.0.1", 5432),
+          new ServerAddress("10.0.0.2", 5432), Migration.Options.defaults()), Instant.now());
+      assertThatThrownBy(() -> stale.save(m)).isInstanceOf(MigrationStore.StaleWriterException.class)
+          .hasMessageContaining("not the migration leader").hasMessageContaining("cp-b");
+      assertThatThrownBy(stale::confirmWriter).isInstanceOf(MigrationStore.StaleWriterException.class);
+      RouteStore.State before = stale.load();
+      assertThatThrownBy(() -> stale.append(new dev.turnout.controlplane.store.RouteRecord(
+          new DatabaseRoute("orders", 16432, Optional.empty(), Set.of()), 0, "drain"), RouteStore.Writer.LEADER))
+          .hasMessageContaining("not the migration leader");
+      assertThat(stale.load()).as("nothing changed").isEqualTo(before);
+      assertThat(stale.loadAll()).noneMatch(x -> x.id().equals("stale1"));
+    }
+  }
+
+  private long leaderEpoch() throws Exception {
+    try (Connection c = meta.connect(); Statement s = c.createStatement();
+         ResultSet rs = s.executeQuery("select epoch from turnout.leader")) {
+      rs.next();
+      return rs.getLong(1);
+    }
+  }
+
+  private static void setEpoch(PostgresStore store, long epoch) throws Exception {
+    var m = PostgresStore.class.getDeclaredMethod("leadingAt", long.class);
+    m.setAccessible(true);
+    m.invoke(store, epoch);
+  }
+
+  @Test
+  void badStoreSettings_areRefusedWithWhatIsWrong() {
+    assertThatThrownBy(() -> ConfigLoader.parse("""
+        store:
+          postgres:
+            url: postgres://nope
+            password_env: 1BAD
+            replica_id: "has space"
+            lease: 100ms
+        databases: []
+        """, "turnout.yaml", dir)).isInstanceOf(ConfigException.class)
+        .hasMessageContaining("store.postgres.url: 'postgres://nope' is not a jdbc:postgresql:// URL")
+        .hasMessageContaining("store.postgres.password_env")
+        .hasMessageContaining("store.postgres.replica_id")
+        .hasMessageContaining("store.postgres.lease: at least 1s");
+  }
+}
