@@ -75,11 +75,7 @@ final class MigrationFixture implements AutoCloseable {
     this.migrationMakesReplica = migrationMakesReplica;
     source = PostgresServer.start(bin, dir.resolve("source"), "wal_level=logical", "max_wal_senders=10",
         "max_replication_slots=10");
-    try (Connection c = source.connect(); Statement s = c.createStatement()) {
-      s.execute("create role app login");
-      s.execute("create table writes(id bigserial primary key, seq bigint not null, at timestamptz default now())");
-      s.execute("grant all on writes, writes_id_seq to app");
-    }
+    source.createApplication();
     if (migrationMakesReplica) {
       target = null;
     } else if (sqlBackup) {

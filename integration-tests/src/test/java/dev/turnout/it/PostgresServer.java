@@ -95,6 +95,15 @@ public final class PostgresServer implements AutoCloseable {
    * A physical streaming standby of {@code primary}, made with pg_basebackup through a new physical slot
    * named {@code slot}, started on a free port.
    */
+  /** The application the tests migrate: login role {@code app} and the table {@code writes} the demo Writer fills. */
+  public void createApplication() throws SQLException {
+    try (Connection c = connect(); java.sql.Statement s = c.createStatement()) {
+      s.execute("create role app login");
+      s.execute("create table writes(id bigserial primary key, seq bigint not null, at timestamptz default now())");
+      s.execute("grant all on writes, writes_id_seq to app");
+    }
+  }
+
   public static PostgresServer startStandby(Path dir, PostgresServer primary, String slot, String... settings)
       throws IOException, InterruptedException {
     Files.createDirectories(dir);

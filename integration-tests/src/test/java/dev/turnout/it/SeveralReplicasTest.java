@@ -53,11 +53,7 @@ class SeveralReplicasTest {
   void servers() throws Exception {
     meta = PostgresServer.start(dir.resolve("meta"));
     source = PostgresServer.start(dir.resolve("source"), "wal_level=logical", "max_wal_senders=10");
-    try (Connection c = source.connect(); Statement s = c.createStatement()) {
-      s.execute("create role app login");
-      s.execute("create table writes(id bigserial primary key, seq bigint not null, at timestamptz default now())");
-      s.execute("grant all on writes, writes_id_seq to app");
-    }
+    source.createApplication();
     target = PostgresServer.startStandby(dir.resolve("target"), source, "turnout_standby", "wal_level=logical",
         "max_wal_senders=10");
     appPort = PostgresServer.freePort();

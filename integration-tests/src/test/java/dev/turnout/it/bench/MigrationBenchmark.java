@@ -47,11 +47,7 @@ public final class MigrationBenchmark {
     PostgresServer primary = PostgresServer.start(dir.resolve("pg0"), "wal_level=logical", "max_wal_senders=10",
         "max_replication_slots=10");
     servers.add(primary);
-    try (Connection c = primary.connect(); Statement s = c.createStatement()) {
-      s.execute("create role app login");
-      s.execute("create table writes(id bigserial primary key, seq bigint not null)");
-      s.execute("grant all on writes, writes_id_seq to app");
-    }
+    primary.createApplication();
     int appPort = PostgresServer.freePort();
     TurnoutConfig config = new TurnoutConfig(new TurnoutConfig.Servers("127.0.0.1", 0, 0, 0), dir.resolve("store"),
         Duration.ofSeconds(10), ImmutableList.of(new DatabaseRoute("app", appPort,
