@@ -101,8 +101,8 @@ public final class ControlPlane implements AutoCloseable {
           public void elected(long epoch) {
             try {
               elected.get().lead();
-            } catch (MigrationException | RuntimeException e) {
-              log.error("elected at epoch {} but cannot resume the migrations: {}", epoch, e.getMessage(), e);
+            } catch (MigrationException e) {
+              throw new IllegalStateException("cannot resume the migrations from the store: " + e.getMessage(), e);
             }
           }
 

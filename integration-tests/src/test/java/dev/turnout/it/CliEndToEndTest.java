@@ -4,12 +4,8 @@ import dev.turnout.controlplane.demo.Writer;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.turnout.controlplane.cli.Turnout;
 import dev.turnout.migrator.Migrator;
 import dev.turnout.migrator.Phase;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -24,25 +20,11 @@ class CliEndToEndTest {
   @TempDir Path dir;
   MigrationFixture f;
 
-  record Result(int exit, String out, String err) {}
-
-  private Result turnout(String... args) {
+  private Cli.Result turnout(String... args) {
     List<String> all = new ArrayList<>(List.of(args));
     all.add("--admin");
     all.add("127.0.0.1:" + f.plane.adminPort());
-    PrintStream out = System.out;
-    PrintStream err = System.err;
-    ByteArrayOutputStream o = new ByteArrayOutputStream();
-    ByteArrayOutputStream e = new ByteArrayOutputStream();
-    try {
-      System.setOut(new PrintStream(o, true, StandardCharsets.UTF_8));
-      System.setErr(new PrintStream(e, true, StandardCharsets.UTF_8));
-      int exit = Turnout.run(all.toArray(String[]::new));
-      return new Result(exit, o.toString(StandardCharsets.UTF_8), e.toString(StandardCharsets.UTF_8));
-    } finally {
-      System.setOut(out);
-      System.setErr(err);
-    }
+    return Cli.run(all.toArray(String[]::new));
   }
 
   @AfterEach
@@ -53,16 +35,23 @@ class CliEndToEndTest {
   }
 
   @Test
+  void aMalformedAdminAddressInTheList_isNamed_andNothingIsSent() {
+    Cli.Result r = Cli.run("migrate", "status", "--admin", "127.0.0.1:18001,nonsense");
+    assertThat(r.exit()).isEqualTo(2);
+    assertThat(r.err()).contains("--admin: 'nonsense' is not HOST:PORT");
+  }
+
+  @Test
   void startWatchToCompleted_routesShowTheNewEndpointAcked_andAnotherMigrationRollsBack() throws Exception {
     f = new MigrationFixture(dir, Migrator.Failpoint.NONE);
     String target = "127.0.0.1:" + f.target.port();
 
-    Result dry = turnout("migrate", "start", "app", "--target", target, "--dry-run");
+    Cli.Result dry = turnout("migrate", "start", "app", "--target", target, "--dry-run");
     assertThat(dry.exit()).isZero();
     assertThat(dry.out()).contains(" 1. PLANNED").contains("QUIESCING: fence 127.0.0.1:" + f.source.port());
     assertThat(f.migrator().list()).isEmpty();
 
-    Result started;
+    Cli.Result started;
     try (Writer writer = new Writer(f.appPort, "app").start()) {
       started = turnout("migrate", "start", "app", "--target", target, "--window", "1s", "--watch");
     }
@@ -70,7 +59,7 @@ class CliEndToEndTest {
     assertThat(started.out()).contains("QUIESCING").contains("PROMOTING").contains(": COMPLETED");
     String id = id(started.out());
 
-    Result routes = turnout("routes");
+    Cli.Result routes = turnout("routes");
     assertThat(routes.exit()).isZero();
     assertThat(routes.out()).containsPattern("app \\(port " + f.appPort + "\\): " + Pattern.quote(target) + " at version \\d+");
     assertThat(routes.out()).containsPattern("app-1\\s+app\\s+connected .* current");
@@ -85,11 +74,11 @@ class CliEndToEndTest {
         .containsPattern("turnout_migration_replication_lag_bytes\\{database=\"app\",migration=\"" + id + "\"")
         .containsPattern("turnout_migration_slot_lag_bytes\\{database=\"app\",migration=\"" + id + "\"");
 
-    Result early = turnout("migrate", "start", "app", "--target", "127.0.0.1:" + f.source.port());
+    Cli.Result early = turnout("migrate", "start", "app", "--target", "127.0.0.1:" + f.source.port());
     assertThat(early.exit()).isEqualTo(2);
     assertThat(early.err()).contains("ALREADY_EXISTS").contains("finalize it or roll it back first");
     assertThat(turnout("migrate", "finalize", id).exit()).isZero();
-    Result late = turnout("migrate", "rollback", id, "--consent-to-lose-writes");
+    Cli.Result late = turnout("migrate", "rollback", id, "--consent-to-lose-writes");
     assertThat(late.exit()).isEqualTo(2);
     assertThat(late.err()).contains("FAILED_PRECONDITION").contains("is finalized");
 
@@ -97,10 +86,10 @@ class CliEndToEndTest {
     PostgresServer third = PostgresServer.startStandby(dir.resolve("third"), f.target, "third_standby",
         "wal_level=logical", "max_wal_senders=10", "max_replication_slots=10");
     try {
-      Result second = turnout("migrate", "start", "app", "--target", "127.0.0.1:" + third.port(), "--window", "60s");
+      Cli.Result second = turnout("migrate", "start", "app", "--target", "127.0.0.1:" + third.port(), "--window", "60s");
       assertThat(second.exit()).as(second.err()).isZero();
       String secondId = id(second.out());
-      Result again = turnout("migrate", "start", "app", "--target", "127.0.0.1:" + third.port());
+      Cli.Result again = turnout("migrate", "start", "app", "--target", "127.0.0.1:" + third.port());
       assertThat(again.exit()).isEqualTo(2);
       assertThat(again.err()).contains("ALREADY_EXISTS").contains("database 'app' already has migration " + secondId);
 
@@ -109,7 +98,7 @@ class CliEndToEndTest {
       assertThat(turnout("migrate", "status", secondId).out())
           .containsPattern("now: window \\d+\\.\\d/60 s  lag \\d+ B .* sidecars on the current route 1/1");
       assertThat(turnout("migrate", "rollback", secondId).exit()).isZero();
-      Result watched = turnout("migrate", "watch", secondId);
+      Cli.Result watched = turnout("migrate", "watch", secondId);
       assertThat(watched.exit()).as("watch exits 3 when rolled back").isEqualTo(3);
       assertThat(watched.out()).contains("ROLLED_BACK");
       assertThat(MigrationFixture.serverPortOf(f.appPort, "app")).isEqualTo(f.target.port());
@@ -117,7 +106,7 @@ class CliEndToEndTest {
       third.close();
     }
 
-    Result missing = turnout("migrate", "status", "nosuchid");
+    Cli.Result missing = turnout("migrate", "status", "nosuchid");
     assertThat(missing.exit()).isEqualTo(2);
     assertThat(missing.err()).contains("NOT_FOUND").contains("nosuchid");
   }

@@ -188,7 +188,16 @@ class SeveralReplicasTest {
 
     try (Writer writer = new Writer(appPort, "app").start()) {
       Thread.sleep(300);
-      String id = admin(0).startMigration(migrate(target.port(), 1)).getId();
+      // The operator lists the replicas; the CLI skips the one that does not lead.
+      Cli.Result started = Cli.run("migrate", "start", "app", "--target", "127.0.0.1:" + target.port(),
+          "--window", "1s", "--deadline", "60s",
+          "--admin", "127.0.0.1:" + adminPorts[1] + ",127.0.0.1:" + adminPorts[0]);
+      assertThat(started.exit()).as(started.err()).isZero();
+      assertThat(started.err()).contains("does not run migrations now").contains("trying 127.0.0.1:" + adminPorts[0]);
+      java.util.regex.Matcher idOf = java.util.regex.Pattern.compile("migration (\\w+) of database 'app' started")
+          .matcher(started.out());
+      assertThat(idOf.find()).as(started.out()).isTrue();
+      String id = idOf.group(1);
       Eventually.until("the leader to fence the source and stop", Duration.ofSeconds(90),
           () -> leader.said("test failpoint CATCHING_UP"), leader::output);
       assertThat(onSecond.endpointOf("app")).as("the drain reached the sidecar on another replica").isEmpty();

@@ -70,7 +70,10 @@ public final class HttpEndpoint implements AutoCloseable {
       }
       endpointVersion.register(versions, true);
       currentNodes.register(current, true);
-      List<Migration> active = migrator.list().stream().filter(m -> !m.phase().isTerminal()).toList();
+      // Migration gauges come from the replica that runs them (with several replicas, the leader's are the
+      // ones with live figures; the others would report the same migrations again, without them).
+      List<Migration> active = !migrator.leading() ? List.of()
+          : migrator.list().stream().filter(m -> !m.phase().isTerminal()).toList();
       phase.register(rows(active, m -> 1), true);
       lag.register(rows(active, m -> migrator.figures(m.id()).map(Migrator.Figures::lagBytes).orElse(null)), true);
       delay.register(rows(active, m -> migrator.figures(m.id()).map(Migrator.Figures::replayDelaySeconds).orElse(null)), true);

@@ -10,8 +10,9 @@ import picocli.CommandLine.Option;
 
 /** The {@code --admin} option every operator command shares, and the channel it opens. */
 final class AdminOptions {
-  @Option(names = "--admin", defaultValue = "127.0.0.1:18001", paramLabel = "HOST:PORT",
-      description = "The control plane's admin API (default 127.0.0.1:18001)")
+  @Option(names = "--admin", defaultValue = "127.0.0.1:18001", paramLabel = "HOST:PORT[,HOST:PORT...]",
+      description = "The control plane's admin API (default 127.0.0.1:18001). With several replicas, list them:"
+          + " a replica that answers UNAVAILABLE (down, or not the migration leader) is skipped for the next")
   String admin;
 
   @Option(names = "--tls-cert", paramLabel = "PEM", description = "Client certificate, for an admin API with mTLS")
@@ -23,8 +24,20 @@ final class AdminOptions {
   @Option(names = "--tls-ca", paramLabel = "PEM", description = "CA that signed the control plane's certificate")
   java.nio.file.Path tlsCa;
 
-  ManagedChannel channel() {
-    Endpoint e = Endpoint.parse(admin);
+  /** The addresses of {@code --admin}, in order; a malformed one is an IllegalArgumentException naming it. */
+  java.util.List<Endpoint> addresses() {
+    java.util.List<Endpoint> result = new java.util.ArrayList<>();
+    for (String part : admin.split(",", -1)) {
+      try {
+        result.add(Endpoint.parse(part.trim()));
+      } catch (IllegalArgumentException e) {
+        throw new IllegalArgumentException("--admin: '" + part.trim() + "' is not HOST:PORT (" + e.getMessage() + ")");
+      }
+    }
+    return result;
+  }
+
+  private ManagedChannel channel(Endpoint e) {
     NettyChannelBuilder builder = NettyChannelBuilder.forAddress(e.host(), e.port());
     if (tlsCert == null && tlsKey == null && tlsCa == null) {
       return builder.usePlaintext().build();
@@ -49,19 +62,28 @@ final class AdminOptions {
    * naming {@code command} and the exit code {@link #report} gives.
    */
   int call(String command, Body body) throws Exception {
-    ManagedChannel channel;
+    java.util.List<Endpoint> addresses;
     try {
-      channel = channel();
+      addresses = addresses();
+      channel(addresses.get(0)).shutdownNow(); // the TLS options are checked before anything is sent
     } catch (IllegalArgumentException e) {
       System.err.println("turnout " + command + ": " + e.getMessage());
       return 2;
     }
-    try {
-      return body.run(channel);
-    } catch (StatusRuntimeException e) {
-      return report(command, e);
-    } finally {
-      channel.shutdownNow();
+    for (int i = 0; ; i++) {
+      ManagedChannel channel = channel(addresses.get(i));
+      try {
+        return body.run(channel);
+      } catch (StatusRuntimeException e) {
+        // UNAVAILABLE: nothing was done there (down, or a replica that does not lead migrations): try the next.
+        if (e.getStatus().getCode() != io.grpc.Status.Code.UNAVAILABLE || i + 1 == addresses.size()) {
+          return report(command, e);
+        }
+        System.err.println("turnout " + command + ": " + addresses.get(i) + ": " + e.getStatus().getDescription()
+            + "; trying " + addresses.get(i + 1));
+      } finally {
+        channel.shutdownNow();
+      }
     }
   }
 

@@ -98,7 +98,14 @@ final class MigrateCommand {
         }
         System.out.println("migration " + m.getId() + " of database '" + m.getDatabase() + "' started: "
             + m.getSource() + " -> " + m.getTarget());
-        return watch ? Watch.follow(channel, m.getId(), System.out) : 0;
+        if (!watch) {
+          return 0;
+        }
+        try {
+          return Watch.follow(channel, m.getId(), System.out);
+        } catch (StatusRuntimeException e) {
+          return AdminOptions.report("migrate start", e); // started: not to be started again on another replica
+        }
       });
     }
 

@@ -30,6 +30,7 @@ public final class Leadership implements AutoCloseable {
 
   /** Told when this replica becomes the leader and when it stops being it; called on the leadership thread. */
   public interface Listener {
+    /** Throws to decline: the leadership is given up at once. */
     void elected(long epoch);
 
     void deposed(String why);
@@ -143,7 +144,11 @@ public final class Leadership implements AutoCloseable {
     store.leadingAt(newEpoch);
     leaderDescription = store.replicaId() + " (admin " + adminAddress.get() + ") at epoch " + newEpoch;
     log.info("replica {} is the migration leader at epoch {}", store.replicaId(), newEpoch);
-    listener.elected(newEpoch);
+    try {
+      listener.elected(newEpoch);
+    } catch (RuntimeException e) {
+      stepDown("cannot take the migrations over: " + e.getMessage()); // another replica may do better
+    }
   }
 
   /** Not the leader: notes who is, and ends the lock-holding session of a leader silent for a lease. */
