@@ -222,6 +222,12 @@ class SeveralReplicasTest {
       assertThat(writer.acknowledged()).isNotEmpty();
       assertThat(KillNineTest.appCanWrite(source)).as("the source stays fenced").isFalse();
       assertThat(store("select epoch from turnout.migrations")).as("written by the new leader's epoch").isEqualTo("2\n");
+      Cli.Result routes = Cli.run("routes", "--admin", "127.0.0.1:" + adminPorts[1]);
+      assertThat(routes.out()).as("an SRE on any replica sees every replica's sidecars")
+          .contains("nodes above: those on replica cp-2")
+          .containsPattern("cp-2 +live +app at version \\d+: acked by app-on-cp2")
+          .containsPattern("cp-3 +live +app at version \\d+: acked by app-1")
+          .containsPattern("cp-1 +gone");
       System.out.printf("leader killed in CATCHING_UP: another replica led after %.1f s; COMPLETED, %d commits,"
           + " longest write gap %.0f ms%n", handover, writer.acknowledged().size(), writer.longestGapMillis());
     }

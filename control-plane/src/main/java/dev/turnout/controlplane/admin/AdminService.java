@@ -19,6 +19,7 @@ import dev.turnout.admin.v1.MigrationOptions;
 import dev.turnout.admin.v1.Node;
 import dev.turnout.admin.v1.NodeAck;
 import dev.turnout.admin.v1.RollbackMigrationRequest;
+import dev.turnout.admin.v1.ReplicaReport;
 import dev.turnout.admin.v1.RoutingSnapshot;
 import dev.turnout.admin.v1.Slot;
 import dev.turnout.admin.v1.StartMigrationRequest;
@@ -356,6 +357,18 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
           d.addNodes(ack);
         }
         b.addDatabases(d);
+      }
+      if (routing.shared().isPresent()) {
+        var shared = routing.shared().get();
+        b.setReplica(shared.replicaId());
+        try {
+          for (var r : shared.reports()) {
+            b.addReplicaReports(ReplicaReport.newBuilder().setReplica(r.replica()).setLive(r.live())
+                .setDatabase(r.database()).setVersion(r.version()).addAllAckedBy(r.ackedBy()).setFailure(r.failure()));
+          }
+        } catch (dev.turnout.controlplane.store.StoreException e) {
+          throw Status.UNAVAILABLE.withDescription(e.getMessage()).asRuntimeException();
+        }
       }
       return b.build();
     }

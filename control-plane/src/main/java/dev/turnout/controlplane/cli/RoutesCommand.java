@@ -43,6 +43,14 @@ final class RoutesCommand {
                 n.getCurrent() ? "current" : "BEHIND", n.getNackError().isEmpty() ? "" : "  NACK: " + n.getNackError());
           }
         }
+        if (!snapshot.getReplica().isEmpty()) {
+          System.out.println("nodes above: those on replica " + snapshot.getReplica() + "; every replica's sidecars:");
+          for (var r : snapshot.getReplicaReportsList()) {
+            System.out.printf("  %-16s %-5s %s at version %d: %s%n", r.getReplica(), r.getLive() ? "live" : "gone",
+                r.getDatabase(), r.getVersion(), !r.getFailure().isEmpty() ? "FAILED: " + r.getFailure()
+                    : r.getAckedByCount() == 0 ? "no sidecar" : "acked by " + String.join(", ", r.getAckedByList()));
+          }
+        }
         return 0;
       });
     }

@@ -160,6 +160,7 @@ public final class PostgresStore implements RouteStore, MigrationStore, SharedRo
     }
   }
 
+  @Override
   public String replicaId() {
     return settings.replicaId();
   }
@@ -439,6 +440,27 @@ public final class PostgresStore implements RouteStore, MigrationStore, SharedRo
     } catch (StoreException e) {
       throw new IllegalStateException(e.getMessage(), e);
     }
+  }
+
+  @Override
+  public ImmutableList<SharedRoutes.Report> reports() throws StoreException {
+    return inTransaction("read the replicas' reports", c -> {
+      ImmutableList.Builder<SharedRoutes.Report> result = ImmutableList.builder();
+      try (PreparedStatement ps = c.prepareStatement("select a.replica,"
+          + " coalesce(r.heartbeat_at > now() - make_interval(secs => ?), false) as live, a.database, a.version,"
+          + " a.nodes, a.failure from turnout.acks a left join turnout.replicas r on r.id = a.replica"
+          + " order by live desc, a.replica, a.database")) {
+        ps.setDouble(1, settings.lease().toMillis() / 1000.0);
+        try (ResultSet rs = ps.executeQuery()) {
+          while (rs.next()) {
+            String nodes = rs.getString(5);
+            result.add(new SharedRoutes.Report(rs.getString(1), rs.getBoolean(2), rs.getString(3), rs.getLong(4),
+                nodes.isEmpty() ? ImmutableList.of() : ImmutableList.copyOf(nodes.split(",")), rs.getString(6)));
+          }
+        }
+      }
+      return result.build();
+    });
   }
 
   @Override

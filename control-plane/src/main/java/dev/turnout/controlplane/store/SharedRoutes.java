@@ -20,6 +20,16 @@ public interface SharedRoutes {
    */
   void report(String database, long version, ImmutableList<String> nodes, String failure);
 
+  /** One replica's latest report on one database, for operators. */
+  record Report(String replica, boolean live, String database, long version, ImmutableList<String> ackedBy,
+      String failure) {}
+
+  /** This replica's name in the store. */
+  String replicaId();
+
+  /** Every replica's latest report per database, live ones first. */
+  ImmutableList<Report> reports() throws StoreException;
+
   /** Live replicas' reports at {@code version} or later: completes with every node that ACKed, fails naming the rest. */
   CompletableFuture<ImmutableList<String>> awaitReports(String database, long version, Duration timeout);
 }

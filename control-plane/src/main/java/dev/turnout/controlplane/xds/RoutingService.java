@@ -375,6 +375,11 @@ public final class RoutingService {
     return changed;
   }
 
+  /** The shared store's side of routing, when several replicas share it. */
+  public Optional<SharedRoutes> shared() {
+    return shared;
+  }
+
   /** Called with every route change every subscribed node ACKed (for the ACK-latency metric). */
   public void onAcked(java.util.function.Consumer<RouteResult> listener) {
     ackListeners.add(listener);
