@@ -153,6 +153,32 @@ class SharedStoreTest {
     }
   }
 
+  @Test
+  void whileTheStoreIsDown_replicasKeepServing_refuseChangesSayingWhy_andRecoverWhenItReturns() throws Exception {
+    ControlPlane a = replica("cp-a");
+    ControlPlane b = replica("cp-b");
+    SimulatedSidecar onA = sidecar(a, "node-a", cla -> false);
+    sidecar(b, "node-b", cla -> false);
+    a.routing().route("orders", Endpoint.parse("10.0.0.2:5432")).get(30, TimeUnit.SECONDS);
+
+    meta.stop();
+    SimulatedSidecar late = sidecar(b, "node-late", cla -> false);
+    Eventually.until("a sidecar connecting during the outage to get the last route", Duration.ofSeconds(20),
+        () -> late.endpointOf("orders").equals("10.0.0.2:5432"));
+    assertThatThrownBy(() -> a.routing().route("orders", Endpoint.parse("10.0.0.3:5432")))
+        .hasMessageContaining("cannot record the route of orders in the store").hasMessageContaining("nothing was changed");
+    assertThat(onA.endpointOf("orders")).isEqualTo("10.0.0.2:5432");
+    Eventually.until("nobody to lead without the store", Duration.ofSeconds(20),
+        () -> !a.migrations().leading() && !b.migrations().leading());
+
+    meta = PostgresServer.open(meta.bin(), meta.dataDir(), meta.port());
+    Eventually.until("a replica to lead again", Duration.ofSeconds(20),
+        () -> a.migrations().leading() || b.migrations().leading());
+    var result = b.routing().route("orders", Endpoint.parse("10.0.0.3:5432")).get(30, TimeUnit.SECONDS);
+    assertThat(result.ack().ackedBy()).containsExactlyInAnyOrder("node-a", "node-b", "node-late");
+    assertThat(onA.endpointOf("orders")).isEqualTo("10.0.0.3:5432");
+  }
+
   private long leaderEpoch() throws Exception {
     try (Connection c = meta.connect(); Statement s = c.createStatement();
          ResultSet rs = s.executeQuery("select epoch from turnout.leader")) {
