@@ -465,6 +465,7 @@ public final class Migrator {
       m = m.with(m.progress().withFencedRoles(roles)).note(clock.instant(), "fencing roles " + roles);
       save(m);
     }
+    store.confirmWriter(); // the irreversible steps are re-checked right before they act
     platform.fence(m.progress().fencedRoles());
     platform.verifyFence(m.progress().fencedRoles());
     Lsn finalLsn = platform.sourceLsn();
@@ -491,6 +492,7 @@ public final class Migrator {
   }
 
   private Migration promote(Migration m, Platform platform) throws MigrationException, InterruptedException {
+    store.confirmWriter();
     platform.promoteTarget();
     ImmutableList<String> slots = platform.createSlotsOnTarget(m.progress().slots()); // before any write is admitted
     platform.restoreLoginsOnTarget(m.progress().fencedRoles());
@@ -516,6 +518,7 @@ public final class Migrator {
     } catch (MigrationException e) {
       failures.add(e.getMessage());
     }
+    store.confirmWriter(); // a replica that lost the leadership must not unfence what another may have moved on from
     try {
       platform.unfence(m.progress().fencedRoles());
     } catch (MigrationException e) {
