@@ -6,6 +6,11 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.turnout.envoy.Endpoint;
+import dev.turnout.migrator.platform.postgres.PostgresPlatform;
+import dev.turnout.migrator.MigrationStore;
+import dev.turnout.migrator.MigrationException;
+import dev.turnout.controlplane.store.FileMigrationStore;
+import dev.turnout.controlplane.migration.XdsRouter;
 import dev.turnout.migrator.Migration;
 import dev.turnout.migrator.MigrationConflictException;
 import dev.turnout.migrator.Migrator;
@@ -155,6 +160,58 @@ class MigrationFaultsTest {
         s.execute("insert into writes(seq) values (-1)"); // writable again
       }
       assertThat(MigrationFixture.seqs(f.source)).containsAll(writer.acknowledged());
+    }
+  }
+
+  @Test
+  void aProcessThatLostTheLeadershipDuringARollback_leavesTheSourceFenced() throws Exception {
+    // A migrator whose store says, once it has recorded ROLLING_BACK, that another process runs migrations now
+    // (a leader paused there and replaced): it must not unfence a source that the new leader may have moved on from.
+    AtomicBoolean stale = new AtomicBoolean();
+    Stop fenced = new Stop(Phase.CATCHING_UP, Migrator.Failpoint.Point.AFTER_SAVE);
+    f = new MigrationFixture(dir, fenced);
+    FileMigrationStore file = new FileMigrationStore(dir.resolve("stale-store"));
+    MigrationStore store = new MigrationStore() {
+      @Override
+      public void save(Migration m) throws MigrationException {
+        confirmWriter();
+        file.save(m);
+      }
+
+      @Override
+      public List<Migration> loadAll() throws MigrationException {
+        return file.loadAll();
+      }
+
+      @Override
+      public void confirmWriter() throws MigrationException {
+        if (stale.get()) {
+          throw new MigrationStore.StaleWriterException("another process leads migrations now");
+        }
+      }
+    };
+    Migrator.Failpoint failpoint = (next, at) -> {
+      fenced.reached(next, at);
+      if (next.phase() == Phase.ROLLING_BACK && at == Migrator.Failpoint.Point.AFTER_SAVE) {
+        stale.set(true);
+      }
+    };
+    Migrator migrator = new Migrator(store, new XdsRouter(f.plane.routing()),
+        PostgresPlatform.factory(new PostgresPlatform.Credentials("postgres", null)), java.time.Clock.systemUTC(),
+        dev.turnout.migrator.Sleeper.SYSTEM, java.util.concurrent.Executors.newCachedThreadPool(), failpoint);
+    try {
+      Migration started = migrator.start(f.spec(Duration.ofSeconds(1), Duration.ofSeconds(60)));
+      fenced.awaitReached();
+      migrator.rollback(started.id(), false);
+      fenced.release.countDown();
+      Eventually.until("the stale writer to stop", Duration.ofSeconds(30), () -> stale.get());
+      Thread.sleep(2000); // what it would do next, it would do now
+
+      assertThat(migrator.get(started.id()).orElseThrow().phase()).isEqualTo(Phase.ROLLING_BACK);
+      assertThatThrownBy(() -> MigrationFixture.serverPortOf(f.source.port(), "app")).as("the source stays fenced")
+          .isInstanceOf(java.sql.SQLException.class).hasMessageContaining("not permitted to log in");
+    } finally {
+      migrator.stop();
     }
   }
 
