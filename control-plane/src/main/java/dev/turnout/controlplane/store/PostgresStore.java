@@ -53,6 +53,7 @@ public final class PostgresStore implements RouteStore, MigrationStore, SharedRo
   private static final Logger log = LoggerFactory.getLogger(PostgresStore.class);
 
   static final String CHANNEL = "turnout_routes";
+  static final String ACKS_CHANNEL = "turnout_acks";
   private static final long SCHEMA_LOCK = 0x7475726e6f7574L; // "turnout"
 
   /** Schema migrations in order; the store records how many it has applied. Never edit one: append. */
@@ -78,6 +79,8 @@ public final class PostgresStore implements RouteStore, MigrationStore, SharedRo
   @GuardedBy("lock")
   private Connection connection;
   private final List<Runnable> listeners = new CopyOnWriteArrayList<>();
+  /** Route changes waiting for the replicas' reports: each checks the reports when one arrives. */
+  private final java.util.Set<Runnable> ackWaiters = java.util.concurrent.ConcurrentHashMap.newKeySet();
   private final ScheduledExecutorService poller;
   private final AtomicReference<Connection> listening = new AtomicReference<>();
   private final Thread listener;
@@ -389,12 +392,25 @@ public final class PostgresStore implements RouteStore, MigrationStore, SharedRo
       try (Connection c = connect(settings); Statement s = c.createStatement()) {
         listening.set(c);
         s.execute("listen " + CHANNEL);
+        s.execute("listen " + ACKS_CHANNEL);
         changed(); // whatever happened while not listening
         PGConnection pg = c.unwrap(PGConnection.class);
         long reread = System.nanoTime() + settings.lease().toNanos();
         while (!closed) {
           PGNotification[] notes = pg.getNotifications(250);
-          if (notes != null && notes.length > 0 || System.nanoTime() >= reread) {
+          boolean routes = false;
+          for (PGNotification note : notes == null ? new PGNotification[0] : notes) {
+            if (note.getName().equals(ACKS_CHANNEL)) {
+              try {
+                ackWaiters.forEach(poller::execute); // a replica reported: look now rather than at the next poll
+              } catch (java.util.concurrent.RejectedExecutionException closing) {
+                return;
+              }
+            } else {
+              routes = true;
+            }
+          }
+          if (routes || System.nanoTime() >= reread) {
             changed();
             reread = System.nanoTime() + settings.lease().toNanos();
           }
@@ -435,6 +451,10 @@ public final class PostgresStore implements RouteStore, MigrationStore, SharedRo
           ps.setString(5, failure);
           ps.executeUpdate();
         }
+        try (PreparedStatement ps = c.prepareStatement("select pg_notify('" + ACKS_CHANNEL + "', ?)")) {
+          ps.setString(1, database);
+          ps.execute();
+        }
         return null;
       });
     } catch (StoreException e) {
@@ -467,8 +487,10 @@ public final class PostgresStore implements RouteStore, MigrationStore, SharedRo
   public CompletableFuture<ImmutableList<String>> awaitReports(String database, long version, Duration timeout) {
     CompletableFuture<ImmutableList<String>> result = new CompletableFuture<>();
     long deadline = System.nanoTime() + timeout.toNanos();
-    AtomicReference<ScheduledFuture<?>> task = new AtomicReference<>();
-    task.set(poller.scheduleWithFixedDelay(() -> {
+    Runnable check = () -> {
+      if (result.isDone()) {
+        return;
+      }
       try {
         Optional<String> missing = pollReports(database, version, result);
         if (missing.isPresent() && System.nanoTime() > deadline) {
@@ -476,16 +498,19 @@ public final class PostgresStore implements RouteStore, MigrationStore, SharedRo
               + version + " not acknowledged by every live control-plane replica within " + timeout.toSeconds()
               + " s: " + missing.get()));
         }
-      } catch (StoreException e) {
+      } catch (StoreException | RuntimeException e) {
         if (System.nanoTime() > deadline) {
           result.completeExceptionally(e);
         }
       }
-      if (result.isDone()) {
-        task.get().cancel(false);
-      }
-    }, 0, 100, TimeUnit.MILLISECONDS));
-    result.whenComplete((r, e) -> task.get().cancel(false));
+    };
+    ackWaiters.add(check);
+    // Woken by each report's notification; the poll is for lost notifications and the deadline.
+    ScheduledFuture<?> poll = poller.scheduleWithFixedDelay(check, 0, 250, TimeUnit.MILLISECONDS);
+    result.whenComplete((r, e) -> {
+      poll.cancel(false);
+      ackWaiters.remove(check);
+    });
     return result;
   }
 
