@@ -34,4 +34,11 @@ final class BenchSupport {
       last = used;
     }
   }
+
+  /** The {@code p}th percentile of {@code values} (nearest rank). */
+  static double pct(java.util.List<Double> values, int p) {
+    java.util.List<Double> sorted = new java.util.ArrayList<>(values);
+    java.util.Collections.sort(sorted);
+    return sorted.get((int) Math.min(sorted.size() - 1, Math.ceil(sorted.size() * p / 100.0) - 1));
+  }
 }

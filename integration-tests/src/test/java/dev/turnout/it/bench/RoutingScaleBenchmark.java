@@ -1,6 +1,7 @@
 package dev.turnout.it.bench;
 
 import static dev.turnout.it.bench.BenchSupport.arg;
+import static dev.turnout.it.bench.BenchSupport.pct;
 import static dev.turnout.it.bench.BenchSupport.settleHeap;
 
 import com.google.common.collect.ImmutableList;
@@ -17,7 +18,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Collections;
 import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
@@ -105,9 +105,4 @@ public final class RoutingScaleBenchmark {
     }
   }
 
-  private static double pct(List<Double> values, int p) {
-    List<Double> sorted = new ArrayList<>(values);
-    Collections.sort(sorted);
-    return sorted.get((int) Math.min(sorted.size() - 1, Math.ceil(sorted.size() * p / 100.0) - 1));
-  }
 }
