@@ -129,5 +129,4 @@ public final class ReplicasBenchmark {
       }
     }
   }
-
 }

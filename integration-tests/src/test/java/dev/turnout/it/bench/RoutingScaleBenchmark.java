@@ -104,5 +104,4 @@ public final class RoutingScaleBenchmark {
           startSeconds, heapPerDb, pct(publish, 50), pct(publish, 99), pct(acked, 50), pct(acked, 99));
     }
   }
-
 }
