@@ -194,6 +194,8 @@ public final class PostgresServer implements AutoCloseable {
     if (process != null && process.isAlive()) {
       new ProcessBuilder("kill", "-INT", Long.toString(process.pid())).start().waitFor();
       if (!process.waitFor(30, TimeUnit.SECONDS)) {
+        System.out.println("postgres on port " + port + " did not finish a fast shutdown in 30 s; killed (see "
+            + dataDir.resolveSibling("postgres.log") + ")");
         process.destroyForcibly();
       }
     }

@@ -41,6 +41,9 @@ public final class CdcConsumer implements Runnable, AutoCloseable {
     this.thread = new Thread(this, "cdc-consumer");
   }
 
+  /** The replication connection in use, for {@link #close} to end if its stream does not. */
+  private volatile Connection current;
+
   public CdcConsumer start() {
     thread.start();
     return this;
@@ -57,6 +60,7 @@ public final class CdcConsumer implements Runnable, AutoCloseable {
       props.setProperty("assumeMinServerVersion", "10");
       props.setProperty("sslmode", "disable");
       try (Connection c = DriverManager.getConnection("jdbc:postgresql://127.0.0.1:" + port + "/postgres", props)) {
+        current = c;
         PGReplicationStream stream = c.unwrap(PGConnection.class).getReplicationAPI().replicationStream().logical()
             .withSlotName(slot).withStartPosition(confirmed).withStatusInterval(200, TimeUnit.MILLISECONDS).start();
         while (!stop) {
@@ -109,9 +113,25 @@ public final class CdcConsumer implements Runnable, AutoCloseable {
     }
   }
 
+  /**
+   * Stops reading. Ending the stream waits for the server's answer; if that does not come within two seconds the
+   * connection is closed under it (nothing is lost: what was confirmed is confirmed).
+   */
   @Override
   public void close() throws InterruptedException {
     stop = true;
-    thread.join(30_000);
+    thread.join(2_000);
+    if (thread.isAlive()) {
+      Connection c = current;
+      if (c != null) {
+        try {
+          c.close();
+        } catch (SQLException ignored) {
+          // closing it is the point
+        }
+      }
+      thread.interrupt();
+      thread.join(10_000);
+    }
   }
 }
