@@ -276,6 +276,13 @@ public final class RoutingService {
     long waitFor;
     DatabaseRoute current;
     synchronized (lock) {
+      if (shared.isPresent()) {
+        try {
+          publishStored(store.load()); // decide on what the store says now, not on the last notification
+        } catch (StoreException e) {
+          throw new StoreException("cannot " + cause + " database '" + database + "': " + e.getMessage(), e);
+        }
+      }
       current = table.get(database).orElseThrow(() -> new UnknownDatabaseException(database, table.databases().keySet()));
       previous = current.endpoint();
       if (previous.equals(target) && hostname.equals(Optional.ofNullable(hostnames.get(database)))) {
@@ -315,7 +322,12 @@ public final class RoutingService {
       throws StoreException {
     long next = store.append(new RouteRecord(changed, version + 1, cause, hostname), writer);
     if (shared.isPresent()) {
-      publishStored(store.load()); // this change and every one recorded before it, under the store's version
+      try {
+        publishStored(store.load()); // this change and every one recorded before it, under the store's version
+      } catch (StoreException e) {
+        log.warn("route of {} recorded at version {} but the store could not be re-read ({}); it is published at"
+            + " the next re-read", changed.name(), next, e.getMessage());
+      }
       return next;
     }
     version = next;
