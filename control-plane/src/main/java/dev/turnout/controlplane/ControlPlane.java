@@ -93,14 +93,23 @@ public final class ControlPlane implements AutoCloseable {
     try {
       AtomicReference<String> adminAddress = new AtomicReference<>(
           config.servers().bindAddress() + ":" + config.servers().adminPort());
-      AtomicReference<Migrations> elected = new AtomicReference<>();
+      xds = XdsServer.create(store, config, Clock.systemUTC(), scheduler, callbacks, resolver);
+      MigrationStore migrationStore = shared.isPresent() ? shared.get()
+          : new FileMigrationStore(config.storeDirectory());
+      RoutingService routing = xds.routing();
+      AtomicReference<Leadership> leader = new AtomicReference<>();
+      Migrations terms = new Migrations(migrationStore, () -> new Migrator(migrationStore, new XdsRouter(routing),
+          platforms(config.migrator()), Clock.systemUTC(), Sleeper.SYSTEM, Executors.newCachedThreadPool(
+              new ThreadFactoryBuilder().setNameFormat("turnout-migration-%d").setDaemon(true).build()), failpoint),
+          shared.map(PostgresStore::replicaId).orElse("(the only one)"),
+          () -> leader.get() == null ? "this replica" : leader.get().leader());
+      migrations = terms;
       if (shared.isPresent()) {
-        // Alive in the store before serving, so route changes wait for this replica's sidecars from the start.
         leadership = new Leadership(shared.get(), adminAddress::get, new Leadership.Listener() {
           @Override
           public void elected(long epoch) {
             try {
-              elected.get().lead();
+              terms.lead();
             } catch (MigrationException e) {
               throw new IllegalStateException("cannot resume the migrations from the store: " + e.getMessage(), e);
             }
@@ -108,31 +117,21 @@ public final class ControlPlane implements AutoCloseable {
 
           @Override
           public void deposed(String why) {
-            elected.get().follow();
+            terms.follow();
           }
         });
+        leader.set(leadership);
+        // Alive in the store before serving, so route changes wait for this replica's sidecars from the start.
+        leadership.start();
       }
-      xds = XdsServer.create(store, config, Clock.systemUTC(), scheduler, callbacks, resolver);
       xds.start();
       scheduleDnsRefresh(config.xds().dnsRefresh(), scheduler, callbacks, xds.routing());
       log.info("xDS (ADS, state-of-the-world and delta) listening on {}:{}; store {}",
           config.servers().bindAddress(), xds.port(), shared.isPresent()
               ? config.store().postgres().get().url() + " as replica " + shared.get().replicaId()
               : config.storeDirectory());
-      MigrationStore migrationStore = shared.isPresent() ? shared.get()
-          : new FileMigrationStore(config.storeDirectory());
-      RoutingService routing = xds.routing();
-      Leadership lead = leadership;
-      migrations = new Migrations(migrationStore, () -> new Migrator(migrationStore, new XdsRouter(routing),
-          platforms(config.migrator()), Clock.systemUTC(), Sleeper.SYSTEM, Executors.newCachedThreadPool(
-              new ThreadFactoryBuilder().setNameFormat("turnout-migration-%d").setDaemon(true).build()), failpoint),
-          shared.map(PostgresStore::replicaId).orElse("(the only one)"),
-          () -> lead == null ? "this replica" : lead.leader());
-      elected.set(migrations);
       if (leadership == null) {
         migrations.lead();
-      } else {
-        leadership.start();
       }
       AdminService adminService = new AdminService(migrations, xds.routing(), xds.tracker());
       NettyServerBuilder adminBuilder = NettyServerBuilder
@@ -153,30 +152,30 @@ public final class ControlPlane implements AutoCloseable {
       log.info("admin API (turnout.admin.v1.Admin) on {}:{}; HTTP (/healthz /readyz /metrics /v1/routes) on {}:{}",
           config.servers().bindAddress(), admin.getPort(), config.servers().bindAddress(), http.port());
       return new ControlPlane(config, store, leadership, scheduler, callbacks, xds, migrations, admin, http);
-    } catch (MigrationException | StoreException | IOException | RuntimeException e) {
-      if (leadership != null) {
-        leadership.close();
-      }
-      if (migrations != null) {
-        migrations.follow();
-      }
-      if (xds != null) {
-        xds.shutdown();
-      }
-      scheduler.shutdownNow();
-      callbacks.shutdownNow();
-      store.close();
-      if (e instanceof MigrationException) {
-        throw new StoreException("cannot load migrations: " + e.getMessage(), e);
-      }
-      if (e instanceof StoreException se) {
-        throw se;
-      }
-      if (e instanceof IOException io) {
-        throw io;
-      }
-      throw (RuntimeException) e;
+    } catch (MigrationException e) {
+      abandon(leadership, migrations, xds, scheduler, callbacks, store);
+      throw new StoreException("cannot load migrations: " + e.getMessage(), e);
+    } catch (StoreException | IOException | RuntimeException e) {
+      abandon(leadership, migrations, xds, scheduler, callbacks, store);
+      throw e;
     }
+  }
+
+  /** Undoes a start that failed part way: whatever of it was made is stopped, the store closed. */
+  private static void abandon(Leadership leadership, Migrations migrations, XdsServer xds,
+      ScheduledExecutorService scheduler, ExecutorService callbacks, RouteStore store) throws StoreException {
+    if (leadership != null) {
+      leadership.close();
+    }
+    if (migrations != null) {
+      migrations.follow();
+    }
+    if (xds != null) {
+      xds.shutdown();
+    }
+    scheduler.shutdownNow();
+    callbacks.shutdownNow();
+    store.close();
   }
 
   /**
