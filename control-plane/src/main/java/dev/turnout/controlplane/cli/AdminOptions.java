@@ -5,6 +5,8 @@ import dev.turnout.envoy.Endpoint;
 import io.grpc.ManagedChannel;
 import io.grpc.StatusRuntimeException;
 import io.grpc.netty.NettyChannelBuilder;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
 import picocli.CommandLine.Option;
 
@@ -25,8 +27,8 @@ final class AdminOptions {
   java.nio.file.Path tlsCa;
 
   /** The addresses of {@code --admin}, in order; a malformed one is an IllegalArgumentException naming it. */
-  java.util.List<Endpoint> addresses() {
-    java.util.List<Endpoint> result = new java.util.ArrayList<>();
+  List<Endpoint> addresses() {
+    List<Endpoint> result = new ArrayList<>();
     for (String part : admin.split(",", -1)) {
       try {
         result.add(Endpoint.parse(part.trim()));
@@ -62,16 +64,16 @@ final class AdminOptions {
    * naming {@code command} and the exit code {@link #report} gives.
    */
   int call(String command, Body body) throws Exception {
-    java.util.List<Endpoint> addresses;
+    List<Endpoint> addresses;
+    ManagedChannel channel;
     try {
       addresses = addresses();
-      channel(addresses.get(0)).shutdownNow(); // the TLS options are checked before anything is sent
+      channel = channel(addresses.get(0));
     } catch (IllegalArgumentException e) {
       System.err.println("turnout " + command + ": " + e.getMessage());
       return 2;
     }
     for (int i = 0; ; i++) {
-      ManagedChannel channel = channel(addresses.get(i));
       try {
         return body.run(channel);
       } catch (StatusRuntimeException e) {
@@ -84,6 +86,7 @@ final class AdminOptions {
       } finally {
         channel.shutdownNow();
       }
+      channel = channel(addresses.get(i + 1));
     }
   }
 
