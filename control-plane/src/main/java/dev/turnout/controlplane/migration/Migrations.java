@@ -44,7 +44,12 @@ public final class Migrations {
     }
     Migrator m = newMigrator.get();
     m.addListener(this::changed);
-    m.resumeAll();
+    try {
+      m.resumeAll();
+    } catch (MigrationException | RuntimeException e) {
+      m.stop(); // its runners' pool with it
+      throw e;
+    }
     current = m;
   }
 
