@@ -65,10 +65,6 @@ public final class Leadership implements AutoCloseable {
     return leaderDescription;
   }
 
-  public boolean leading() {
-    return store.epoch() != 0;
-  }
-
   private void tick() {
     long leaseNanos = store.settings().lease().toNanos();
     if (epoch != 0 && System.nanoTime() - renewedAt > leaseNanos) {

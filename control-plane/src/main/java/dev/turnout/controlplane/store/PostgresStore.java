@@ -177,11 +177,6 @@ public final class PostgresStore implements RouteStore, MigrationStore, SharedRo
     epoch = newEpoch;
   }
 
-  /** The replica's leadership epoch, 0 when it is not the leader. */
-  public long epoch() {
-    return epoch;
-  }
-
   /** Runs {@code work} in one transaction on the store's connection, reconnecting once if it was lost. */
   private <T> T inTransaction(String what, SqlWork<T> work) throws StoreException {
     synchronized (lock) {
