@@ -29,12 +29,15 @@ import org.junit.jupiter.params.provider.ValueSource;
 class CrossVersionMigrationTest {
   @org.junit.jupiter.api.io.TempDir Path dir;
   MigrationFixture f;
+  /** One of these tests stalled for minutes after COMPLETED in some CI runs: a stall prints every thread. */
+  private final StallWatch watch = StallWatch.start("CrossVersionMigrationTest", Duration.ofSeconds(150));
 
   @AfterEach
   void tearDown() throws Exception {
     if (f != null) {
       f.close();
     }
+    watch.close();
   }
 
   @org.junit.jupiter.api.Test
