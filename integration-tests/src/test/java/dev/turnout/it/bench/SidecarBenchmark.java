@@ -19,10 +19,14 @@ import java.sql.Connection;
 import java.sql.DriverManager;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
+import java.util.function.LongSupplier;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -32,7 +36,12 @@ import java.util.regex.Pattern;
  *
  * <pre>mvn -q -pl integration-tests -am test-compile exec:java@sidecar-bench -Dexec.args="--seconds 10 --clients 4"</pre>
  * Options: --seconds N (per run, default 10), --clients N (default 4), --rounds N (alternating runs, default 2),
- * --placement shared|split|both (default both), --json FILE (write the figures for comparison between commits).
+ * --placement shared|split|both (default both), --haproxy PATH|none (default: {@code haproxy} if it is on the PATH),
+ * --json FILE (write the figures for comparison between commits).
+ *
+ * <p>With HAProxy installed ({@code apt-get install haproxy}) the same load also runs through HAProxy in TCP mode,
+ * in the same alternation and placement, as a yardstick: a mature proxy written in C shows what any user-space
+ * TCP proxy costs on this machine.
  *
  * <p>Two placements of the processes on this machine's cores. <b>shared</b>: pgbench, PostgreSQL and the sidecar
  * all float over every core, so the sidecar's work takes CPU away from the server it measures. <b>split</b>: the
@@ -46,12 +55,16 @@ public final class SidecarBenchmark {
 
   record Run(double tps, double latencyMs) {}
 
-  record Figures(String placement, double directTps, double sidecarTps, double directLatencyMs,
-      double sidecarLatencyMs, double sidecarCpuMicrosPerTx) {
+  /** One proxy's figures in one placement, against the direct runs alternated with it. */
+  record Figures(String placement, String proxy, double directTps, double proxiedTps, double directLatencyMs,
+      double proxiedLatencyMs, double proxyCpuMicrosPerTx) {
     double ratio() {
-      return sidecarTps / directTps;
+      return proxiedTps / directTps;
     }
   }
+
+  /** A way to the server: its port, and the CPU time its proxy has used so far (nanoseconds). */
+  record Route(String name, int port, LongSupplier cpuNanos) {}
 
   public static void main(String[] args) throws Exception {
     int seconds = intArg(args, "--seconds", 10);
@@ -66,9 +79,23 @@ public final class SidecarBenchmark {
       TurnoutConfig config = new TurnoutConfig(new TurnoutConfig.Servers("127.0.0.1", 0, 0, 0), dir.resolve("store"),
           Duration.ofSeconds(10), ImmutableList.of(new DatabaseRoute("bench", sidecarPort,
               Optional.of(new Endpoint("127.0.0.1", pg.port())), Set.of())), TurnoutConfig.MigratorSettings.DEFAULT);
+      com.sun.management.OperatingSystemMXBean os =
+          (com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean();
+      String haproxyBinary = arg(args, "--haproxy", "auto");
       try (ControlPlane plane = ControlPlane.start(config);
-           Sidecar sidecar = Sidecar.start(SidecarConfig.of("127.0.0.1", plane.xdsPort(), "bench-1", "bench"))) {
-        awaitSidecar(sidecarPort);
+           Sidecar sidecar = Sidecar.start(SidecarConfig.of("127.0.0.1", plane.xdsPort(), "bench-1", "bench"));
+           Haproxy haproxy = Haproxy.start(haproxyBinary, dir, pg.port())) {
+        awaitServing(sidecarPort);
+        List<Route> routes = new ArrayList<>();
+        // The sidecar shares this JVM with the control plane: its CPU is this process's, less what the process
+        // used while the direct run alternated with it (the control plane, GC, the JIT at rest).
+        routes.add(new Route("sidecar", sidecarPort, os::getProcessCpuTime));
+        if (haproxy != null) {
+          awaitServing(haproxy.port());
+          routes.add(new Route("haproxy", haproxy.port(), haproxy::cpuNanos));
+        } else {
+          System.out.println("reference: no HAProxy (" + haproxyBinary + "); apt-get install haproxy to compare");
+        }
         int cores = Runtime.getRuntime().availableProcessors();
         List<String> placements = switch (placement) {
           case "both" -> cores >= 2 ? List.of("shared", "split") : List.of("shared");
@@ -80,20 +107,20 @@ public final class SidecarBenchmark {
           String appCpus = p.equals("split") ? "0-" + (cores - 2) : "0-" + (cores - 1);
           String dbCpus = p.equals("split") ? Integer.toString(cores - 1) : "0-" + (cores - 1);
           pin(pg.process(), dbCpus);
-          pin(ProcessHandle.current(), appCpus);
-          figures.add(measure(p, dir, pg.port(), sidecarPort, clients, seconds, rounds, appCpus));
+          pin(ProcessHandle.current(), appCpus); // with HAProxy, a child of this process
+          figures.addAll(measure(p, dir, pg.port(), routes, clients, seconds, rounds, appCpus));
         }
         System.out.printf(Locale.ROOT, "%nsidecar benchmark: pgbench -S, %d clients, %d s x %d rounds, %d cores%n",
             clients, seconds, rounds, cores);
-        System.out.printf(Locale.ROOT, "%-9s %12s %12s %8s %12s %12s %10s %14s%n", "placement", "direct TPS",
-            "sidecar TPS", "ratio", "direct ms", "sidecar ms", "added ms", "sidecar CPU/tx");
+        System.out.printf(Locale.ROOT, "%-9s %-8s %11s %12s %7s %10s %11s %9s %12s%n", "placement", "proxy",
+            "direct TPS", "proxied TPS", "ratio", "direct ms", "proxied ms", "added ms", "proxy CPU/tx");
         for (Figures f : figures) {
-          System.out.printf(Locale.ROOT, "%-9s %12.0f %12.0f %8.3f %12.3f %12.3f %10.3f %11.1f us%n", f.placement(),
-              f.directTps(), f.sidecarTps(), f.ratio(), f.directLatencyMs(), f.sidecarLatencyMs(),
-              f.sidecarLatencyMs() - f.directLatencyMs(), f.sidecarCpuMicrosPerTx());
+          System.out.printf(Locale.ROOT, "%-9s %-8s %11.0f %12.0f %7.3f %10.3f %11.3f %9.3f %9.1f us%n",
+              f.placement(), f.proxy(), f.directTps(), f.proxiedTps(), f.ratio(), f.directLatencyMs(),
+              f.proxiedLatencyMs(), f.proxiedLatencyMs() - f.directLatencyMs(), f.proxyCpuMicrosPerTx());
         }
-        System.out.println("goal: ratio >= 0.85 (shared: everything on every core; split: PostgreSQL on core "
-            + (cores - 1) + ", pgbench and the sidecar on the others)");
+        System.out.println("goal: sidecar ratio >= 0.85 (shared: everything on every core; split: PostgreSQL on core "
+            + (cores - 1) + ", pgbench and the proxy on the others)");
         if (json != null) {
           StringBuilder out = new StringBuilder(String.format(Locale.ROOT,
               "{\"benchmark\":\"sidecar\",\"clients\":%d,\"seconds\":%d,\"rounds\":%d,\"cores\":%d,\"placements\":[",
@@ -101,10 +128,10 @@ public final class SidecarBenchmark {
           for (int i = 0; i < figures.size(); i++) {
             Figures f = figures.get(i);
             out.append(i == 0 ? "" : ",").append(String.format(Locale.ROOT,
-                "{\"placement\":\"%s\",\"direct_tps\":%.1f,\"sidecar_tps\":%.1f,\"ratio\":%.4f,"
-                    + "\"direct_latency_ms\":%.4f,\"sidecar_latency_ms\":%.4f,\"sidecar_cpu_us_per_tx\":%.2f}",
-                f.placement(), f.directTps(), f.sidecarTps(), f.ratio(), f.directLatencyMs(), f.sidecarLatencyMs(),
-                f.sidecarCpuMicrosPerTx()));
+                "{\"placement\":\"%s\",\"proxy\":\"%s\",\"direct_tps\":%.1f,\"proxied_tps\":%.1f,\"ratio\":%.4f,"
+                    + "\"direct_latency_ms\":%.4f,\"proxied_latency_ms\":%.4f,\"proxy_cpu_us_per_tx\":%.2f}",
+                f.placement(), f.proxy(), f.directTps(), f.proxiedTps(), f.ratio(), f.directLatencyMs(),
+                f.proxiedLatencyMs(), f.proxyCpuMicrosPerTx()));
           }
           Files.writeString(Path.of(json), out.append("]}\n").toString());
         }
@@ -113,28 +140,38 @@ public final class SidecarBenchmark {
     System.exit(0);
   }
 
-  private static Figures measure(String placement, Path dir, int pgPort, int sidecarPort, int clients, int seconds,
-      int rounds, String appCpus) throws IOException, InterruptedException {
+  /**
+   * Runs pgbench straight to the server and through each route, alternating, {@code rounds} times. A proxy's CPU
+   * per transaction is what its CPU clock advanced during its runs, less what that clock advanced during the
+   * direct run before it (its cost at rest).
+   */
+  private static List<Figures> measure(String placement, Path dir, int pgPort, List<Route> routes,
+      int clients, int seconds, int rounds, String appCpus)
+      throws IOException, InterruptedException {
     List<Run> direct = new ArrayList<>();
-    List<Run> proxied = new ArrayList<>();
+    Map<String, List<Run>> proxied = new LinkedHashMap<>();
+    Map<String, Long> busyNanos = new HashMap<>();
     List<String> common = List.of("-S", "-n", "-c", Integer.toString(clients), "-j", Integer.toString(Math.min(clients, 2)),
         "-T", Integer.toString(seconds));
-    com.sun.management.OperatingSystemMXBean os =
-        (com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean();
-    long directCpu = 0;
-    long sidecarCpu = 0;
-    for (int r = 0; r < rounds; r++) { // alternate so drift in the machine hits both sides alike
-      long before = os.getProcessCpuTime();
+    for (int r = 0; r < rounds; r++) { // alternate so drift in the machine hits every side alike
+      Map<String, Long> before = new HashMap<>();
+      routes.forEach(route -> before.put(route.name(), route.cpuNanos().getAsLong()));
       direct.add(pgbench(dir, pgPort, common, appCpus));
-      long between = os.getProcessCpuTime();
-      proxied.add(pgbench(dir, sidecarPort, common, appCpus));
-      directCpu += between - before; // this JVM's idle cost: the control plane, GC, the JIT
-      sidecarCpu += os.getProcessCpuTime() - between;
+      for (Route route : routes) {
+        long idle = route.cpuNanos().getAsLong() - before.get(route.name());
+        long start = route.cpuNanos().getAsLong();
+        proxied.computeIfAbsent(route.name(), k -> new ArrayList<>()).add(pgbench(dir, route.port(), common, appCpus));
+        busyNanos.merge(route.name(), route.cpuNanos().getAsLong() - start - idle, Long::sum);
+      }
     }
-    double sidecarTps = average(proxied, Run::tps);
-    double cpuMicrosPerTx = (sidecarCpu - directCpu) / 1000.0 / (sidecarTps * seconds * rounds);
-    return new Figures(placement, average(direct, Run::tps), sidecarTps,
-        average(direct, Run::latencyMs), average(proxied, Run::latencyMs), cpuMicrosPerTx);
+    List<Figures> figures = new ArrayList<>();
+    for (Route route : routes) {
+      List<Run> runs = proxied.get(route.name());
+      double tps = average(runs, Run::tps);
+      figures.add(new Figures(placement, route.name(), average(direct, Run::tps), tps, average(direct, Run::latencyMs),
+          average(runs, Run::latencyMs), busyNanos.get(route.name()) / 1000.0 / (tps * seconds * rounds)));
+    }
+    return figures;
   }
 
   private static double average(List<Run> runs, java.util.function.ToDoubleFunction<Run> figure) {
@@ -156,7 +193,7 @@ public final class SidecarBenchmark {
     }
   }
 
-  private static void awaitSidecar(int port) throws Exception {
+  private static void awaitServing(int port) throws Exception {
     for (int i = 0; i < 300; i++) {
       try (Connection c = DriverManager.getConnection(PostgresServer.jdbcUrl(port))) {
         return;
@@ -164,7 +201,7 @@ public final class SidecarBenchmark {
         Thread.sleep(50);
       }
     }
-    throw new IllegalStateException("sidecar did not start serving");
+    throw new IllegalStateException("nothing serves PostgreSQL on port " + port);
   }
 
   private static Run pgbench(Path dir, int port, List<String> args, String cpus)
@@ -182,5 +219,63 @@ public final class SidecarBenchmark {
     Matcher latency = LATENCY.matcher(out);
     return tps.find() && latency.find()
         ? new Run(Double.parseDouble(tps.group(1)), Double.parseDouble(latency.group(1))) : new Run(0, 0);
+  }
+
+  /** HAProxy in TCP mode in front of the server: the yardstick. Null when there is no HAProxy to run. */
+  static final class Haproxy implements AutoCloseable {
+    private final Process process;
+    private final int port;
+
+    private Haproxy(Process process, int port) {
+      this.process = process;
+      this.port = port;
+    }
+
+    static Haproxy start(String binary, Path dir, int serverPort) throws IOException, InterruptedException {
+      if (binary.equals("none")) {
+        return null;
+      }
+      Optional<Path> found = binary.equals("auto")
+          ? java.util.stream.Stream.of(System.getenv().getOrDefault("PATH", "").split(":"))
+              .map(d -> Path.of(d, "haproxy")).filter(Files::isExecutable).findFirst()
+              .or(() -> Optional.of(Path.of("/usr/sbin/haproxy")).filter(Files::isExecutable))
+          : Optional.of(Path.of(binary));
+      if (found.isEmpty()) {
+        return null;
+      }
+      int port = PostgresServer.freePort();
+      Path config = dir.resolve("haproxy.cfg");
+      Files.writeString(config, String.join("\n",
+          "global", "  maxconn 4000",
+          "defaults", "  mode tcp", "  timeout connect 5s", "  timeout client 1h", "  timeout server 1h",
+          "listen bench", "  bind 127.0.0.1:" + port, "  server db 127.0.0.1:" + serverPort, ""));
+      Process process = new ProcessBuilder(found.get().toString(), "-db", "-f", config.toString())
+          .redirectErrorStream(true).redirectOutput(dir.resolve("haproxy.log").toFile()).start();
+      Thread.sleep(200);
+      if (!process.isAlive()) {
+        throw new IllegalStateException("haproxy did not start: " + Files.readString(dir.resolve("haproxy.log")));
+      }
+      return new Haproxy(process, port);
+    }
+
+    int port() {
+      return port;
+    }
+
+    /** User and system CPU of the HAProxy process so far, from /proc (clock ticks of 10 ms). */
+    long cpuNanos() {
+      try {
+        String stat = Files.readString(Path.of("/proc", Long.toString(process.pid()), "stat"));
+        String[] fields = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+        return (Long.parseLong(fields[11]) + Long.parseLong(fields[12])) * 10_000_000L;
+      } catch (IOException e) {
+        throw new java.io.UncheckedIOException(e);
+      }
+    }
+
+    @Override
+    public void close() {
+      process.destroy();
+    }
   }
 }
