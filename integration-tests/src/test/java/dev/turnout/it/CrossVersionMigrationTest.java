@@ -29,8 +29,11 @@ import org.junit.jupiter.params.provider.ValueSource;
 class CrossVersionMigrationTest {
   @org.junit.jupiter.api.io.TempDir Path dir;
   MigrationFixture f;
-  /** One of these tests stalled for minutes after COMPLETED in some CI runs: a stall prints every thread. */
-  private final StallWatch watch = StallWatch.start("CrossVersionMigrationTest", Duration.ofSeconds(150));
+  /**
+   * One of these tests stalled for one to eight minutes after COMPLETED in some CI runs (it takes about 25 s):
+   * a stall prints every thread, every minute.
+   */
+  private final StallWatch watch = StallWatch.start("CrossVersionMigrationTest", Duration.ofSeconds(60));
 
   @AfterEach
   void tearDown() throws Exception {

@@ -179,7 +179,8 @@ final class MigrationFixture implements AutoCloseable {
    * commits it saw.
    */
   static int assertEveryCommitSeenOnce(CdcConsumer consumer, Set<Long> acknowledged) throws InterruptedException {
-    long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(30);
+    long start = System.nanoTime();
+    long deadline = start + java.util.concurrent.TimeUnit.SECONDS.toNanos(30);
     java.util.Map<Long, Set<Long>> lsnsBySeq = new java.util.HashMap<>();
     while (true) {
       lsnsBySeq.clear();
@@ -189,7 +190,13 @@ final class MigrationFixture implements AutoCloseable {
       }
       Thread.sleep(100);
     }
+    long seen = System.nanoTime();
     consumer.close();
+    long closed = System.nanoTime();
+    if (closed - start > java.util.concurrent.TimeUnit.SECONDS.toNanos(5)) {
+      System.out.printf("consumer: caught up in %d ms, closed in %d ms%n", (seen - start) / 1_000_000,
+          (closed - seen) / 1_000_000);
+    }
     org.assertj.core.api.Assertions.assertThat(lsnsBySeq.keySet())
         .as("no gap: every acknowledged commit reached the consumer").containsAll(acknowledged);
     org.assertj.core.api.Assertions.assertThat(lsnsBySeq.values())
@@ -209,15 +216,29 @@ final class MigrationFixture implements AutoCloseable {
 
   @Override
   public void close() throws Exception {
-    sidecar.close();
+    timed("the sidecar", sidecar::close);
     if (plane != null) {
-      plane.close();
+      timed("the control plane", plane::close);
     }
     if (target != null) {
-      target.close();
+      timed("the target", target::close);
     } else if (java.nio.file.Files.exists(replicaDataDir().resolve("postmaster.pid"))) {
-      PostgresServer.stopWithPgCtl(bin, replicaDataDir());
+      timed("the target (pg_ctl)", () -> PostgresServer.stopWithPgCtl(bin, replicaDataDir()));
     }
-    source.close();
+    timed("the source", source::close);
+  }
+
+  private interface Step {
+    void run() throws Exception;
+  }
+
+  /** Runs a teardown step and says so when it was slow (evidence for the stalls some CI runs showed). */
+  private static void timed(String what, Step step) throws Exception {
+    long start = System.nanoTime();
+    step.run();
+    long ms = java.util.concurrent.TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
+    if (ms > 2_000) {
+      System.out.println("teardown: closing " + what + " took " + ms + " ms");
+    }
   }
 }
