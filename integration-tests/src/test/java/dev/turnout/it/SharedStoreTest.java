@@ -10,6 +10,7 @@ import dev.turnout.controlplane.config.ConfigLoader;
 import dev.turnout.controlplane.config.TurnoutConfig;
 import dev.turnout.controlplane.store.PostgresStore;
 import dev.turnout.controlplane.store.RouteStore;
+import dev.turnout.controlplane.store.SharedRoutes;
 import dev.turnout.envoy.DatabaseRoute;
 import dev.turnout.envoy.Endpoint;
 import dev.turnout.migrator.Migration;
@@ -178,6 +179,50 @@ class SharedStoreTest {
     var result = b.routing().route("orders", Endpoint.parse("10.0.0.3:5432")).get(30, TimeUnit.SECONDS);
     assertThat(result.ack().ackedBy()).containsExactlyInAnyOrder("node-a", "node-b", "node-late");
     assertThat(onA.endpointOf("orders")).isEqualTo("10.0.0.3:5432");
+  }
+
+  @Test
+  void aReplicaGoneForAnHour_isForgottenWithItsReports_whileOneGoneLessLongIsStillListed() throws Exception {
+    ControlPlane a = replica("cp-a");
+    Eventually.until("cp-a to lead", Duration.ofSeconds(10), () -> a.migrations().leading());
+    ControlPlane b = replica("cp-b");
+    SimulatedSidecar onB = sidecar(b, "node-b", cla -> false);
+    Eventually.until("the sidecar on cp-b to get the seeded route", Duration.ofSeconds(20),
+        () -> onB.endpointOf("orders").equals("10.0.0.1:5432"));
+    a.routing().route("orders", Endpoint.parse("10.0.0.2:5432")).get(30, TimeUnit.SECONDS);
+    b.close();
+    closing.remove(b);
+    SharedRoutes shared = a.routing().shared().orElseThrow();
+    Eventually.until("cp-b to be listed as gone", Duration.ofSeconds(10),
+        () -> reports(shared).stream().anyMatch(r -> r.replica().equals("cp-b") && !r.live()));
+    Thread.sleep(1_000); // five of the leader's ticks (lease 1 s)
+    assertThat(shared.reports()).as("gone for less than an hour: still listed, with what its sidecar ACKed")
+        .anySatisfy(r -> {
+          assertThat(r.replica()).isEqualTo("cp-b");
+          assertThat(r.ackedBy()).containsExactly("node-b");
+        });
+
+    try (Connection c = meta.connect(); Statement s = c.createStatement()) {
+      s.execute("update turnout.replicas set heartbeat_at = now() - interval '61 minutes' where id = 'cp-b'");
+    }
+    Eventually.until("the leader to forget cp-b", Duration.ofSeconds(10),
+        () -> reports(shared).stream().noneMatch(r -> r.replica().equals("cp-b")));
+    try (Connection c = meta.connect(); Statement s = c.createStatement();
+         ResultSet rs = s.executeQuery("select (select count(*) from turnout.acks where replica = 'cp-b'),"
+             + " (select string_agg(id, ',') from turnout.replicas)")) {
+      rs.next();
+      assertThat(rs.getLong(1)).as("cp-b's reports").isZero();
+      assertThat(rs.getString(2)).as("the replicas still listed").isEqualTo("cp-a");
+    }
+    assertThat(shared.reports()).as("the live replica's report stays").anyMatch(r -> r.replica().equals("cp-a"));
+  }
+
+  private static List<SharedRoutes.Report> reports(SharedRoutes shared) {
+    try {
+      return shared.reports();
+    } catch (dev.turnout.controlplane.store.StoreException e) {
+      throw new IllegalStateException(e);
+    }
   }
 
   private long leaderEpoch() throws Exception {

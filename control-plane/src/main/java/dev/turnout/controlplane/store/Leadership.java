@@ -28,6 +28,9 @@ public final class Leadership implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(Leadership.class);
   static final long LEADER_LOCK = 0x7475726e6c656164L; // "turnlead"
 
+  /** How long a replica that stopped heartbeating is listed (as gone) before the leader forgets it. */
+  public static final java.time.Duration FORGET_AFTER = java.time.Duration.ofHours(1);
+
   /** Told when this replica becomes the leader and when it stops being it; called on the leadership thread. */
   public interface Listener {
     /** Throws to decline: the leadership is given up at once. */
@@ -77,6 +80,9 @@ public final class Leadership implements AutoCloseable {
       heartbeat();
       if (epoch != 0) {
         renew();
+        if (epoch != 0) {
+          forgetGoneReplicas();
+        }
       } else {
         campaign();
       }
@@ -98,6 +104,24 @@ public final class Leadership implements AutoCloseable {
       ps.setString(1, store.replicaId());
       ps.setString(2, adminAddress.get());
       ps.executeUpdate();
+    }
+  }
+
+  /**
+   * Deletes the replicas not heard of for {@link #FORGET_AFTER}, with their reports: replica ids change with
+   * deployments (a pod's name, say), and the routing snapshot should not list every replica that ever ran.
+   */
+  private void forgetGoneReplicas() throws SQLException {
+    try (PreparedStatement ps = connection.prepareStatement("with gone as (delete from turnout.replicas"
+        + " where heartbeat_at < now() - make_interval(secs => ?) returning id, heartbeat_at),"
+        + " reports as (delete from turnout.acks a using gone where a.replica = gone.id)"
+        + " select id, heartbeat_at from gone")) {
+      ps.setLong(1, FORGET_AFTER.toSeconds());
+      try (ResultSet rs = ps.executeQuery()) {
+        while (rs.next()) {
+          log.info("forgot replica {}: not heard of since {}", rs.getString(1), rs.getTimestamp(2).toInstant());
+        }
+      }
     }
   }
 
