@@ -9,8 +9,6 @@ import dev.turnout.controlplane.config.TurnoutConfig;
 import dev.turnout.envoy.DatabaseRoute;
 import dev.turnout.envoy.Endpoint;
 import dev.turnout.it.PostgresServer;
-import dev.turnout.sidecar.Sidecar;
-import dev.turnout.sidecar.SidecarConfig;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -32,7 +30,9 @@ import java.util.regex.Pattern;
 
 /**
  * Benchmark: pgbench select-only load straight to PostgreSQL and through the built-in sidecar; prints TPS,
- * the ratio and the added latency. Not a test: it asserts nothing, it reports.
+ * the ratio, the added latency and the proxy's CPU per transaction. Not a test: it asserts nothing, it reports.
+ * The sidecar runs as deployed, {@code turnout sidecar} in a JVM of its own subscribed to a control plane in this
+ * one, so its CPU is its process's alone.
  *
  * <pre>mvn -q -pl integration-tests -am test-compile exec:java@sidecar-bench -Dexec.args="--seconds 10 --clients 4"</pre>
  * Options: --seconds N (per run, default 10), --clients N (default 4), --rounds N (alternating runs, default 2),
@@ -79,17 +79,13 @@ public final class SidecarBenchmark {
       TurnoutConfig config = new TurnoutConfig(new TurnoutConfig.Servers("127.0.0.1", 0, 0, 0), dir.resolve("store"),
           Duration.ofSeconds(10), ImmutableList.of(new DatabaseRoute("bench", sidecarPort,
               Optional.of(new Endpoint("127.0.0.1", pg.port())), Set.of())), TurnoutConfig.MigratorSettings.DEFAULT);
-      com.sun.management.OperatingSystemMXBean os =
-          (com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean();
       String haproxyBinary = arg(args, "--haproxy", "auto");
       try (ControlPlane plane = ControlPlane.start(config);
-           Sidecar sidecar = Sidecar.start(SidecarConfig.of("127.0.0.1", plane.xdsPort(), "bench-1", "bench"));
-           Haproxy haproxy = Haproxy.start(haproxyBinary, dir, pg.port())) {
+           Proxy sidecar = Proxy.sidecar(dir, plane.xdsPort());
+           Proxy haproxy = Proxy.haproxy(haproxyBinary, dir, pg.port())) {
         awaitServing(sidecarPort);
         List<Route> routes = new ArrayList<>();
-        // The sidecar shares this JVM with the control plane: its CPU is this process's, less what the process
-        // used while the direct run alternated with it (the control plane, GC, the JIT at rest).
-        routes.add(new Route("sidecar", sidecarPort, os::getProcessCpuTime));
+        routes.add(new Route("sidecar", sidecarPort, sidecar::cpuNanos));
         if (haproxy != null) {
           awaitServing(haproxy.port());
           routes.add(new Route("haproxy", haproxy.port(), haproxy::cpuNanos));
@@ -107,7 +103,7 @@ public final class SidecarBenchmark {
           String appCpus = p.equals("split") ? "0-" + (cores - 2) : "0-" + (cores - 1);
           String dbCpus = p.equals("split") ? Integer.toString(cores - 1) : "0-" + (cores - 1);
           pin(pg.process(), dbCpus);
-          pin(ProcessHandle.current(), appCpus); // with HAProxy, a child of this process
+          pin(ProcessHandle.current(), appCpus); // the proxies are children of this process
           figures.addAll(measure(p, dir, pg.port(), routes, clients, seconds, rounds, appCpus));
         }
         System.out.printf(Locale.ROOT, "%nsidecar benchmark: pgbench -S, %d clients, %d s x %d rounds, %d cores%n",
@@ -221,17 +217,25 @@ public final class SidecarBenchmark {
         ? new Run(Double.parseDouble(tps.group(1)), Double.parseDouble(latency.group(1))) : new Run(0, 0);
   }
 
-  /** HAProxy in TCP mode in front of the server: the yardstick. Null when there is no HAProxy to run. */
-  static final class Haproxy implements AutoCloseable {
+  /** A proxy in a process of its own, as it is deployed, whose CPU time is read from /proc. */
+  static final class Proxy implements AutoCloseable {
     private final Process process;
     private final int port;
 
-    private Haproxy(Process process, int port) {
+    private Proxy(Process process, int port) {
       this.process = process;
       this.port = port;
     }
 
-    static Haproxy start(String binary, Path dir, int serverPort) throws IOException, InterruptedException {
+    /** {@code turnout sidecar} in its own JVM, subscribed to the benchmark's control plane. */
+    static Proxy sidecar(Path dir, int xdsPort) throws IOException, InterruptedException {
+      return start(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-cp",
+          classPath(), dev.turnout.controlplane.cli.Turnout.class.getName(), "sidecar",
+          "--xds", "127.0.0.1:" + xdsPort, "--node", "bench-1", "--cluster", "bench"), dir.resolve("sidecar.log"), 0);
+    }
+
+    /** HAProxy in TCP mode in front of the server, the yardstick; null when there is no HAProxy to run. */
+    static Proxy haproxy(String binary, Path dir, int serverPort) throws IOException, InterruptedException {
       if (binary.equals("none")) {
         return null;
       }
@@ -249,20 +253,41 @@ public final class SidecarBenchmark {
           "global", "  maxconn 4000",
           "defaults", "  mode tcp", "  timeout connect 5s", "  timeout client 1h", "  timeout server 1h",
           "listen bench", "  bind 127.0.0.1:" + port, "  server db 127.0.0.1:" + serverPort, ""));
-      Process process = new ProcessBuilder(found.get().toString(), "-db", "-f", config.toString())
-          .redirectErrorStream(true).redirectOutput(dir.resolve("haproxy.log").toFile()).start();
+      return start(List.of(found.get().toString(), "-db", "-f", config.toString()), dir.resolve("haproxy.log"), port);
+    }
+
+    /** This program's class path: exec:java loads it in a class loader of its own, not on java.class.path. */
+    private static String classPath() {
+      List<String> entries = new ArrayList<>();
+      for (ClassLoader l = Thread.currentThread().getContextClassLoader(); l != null; l = l.getParent()) {
+        if (l instanceof java.net.URLClassLoader urls) {
+          for (java.net.URL url : urls.getURLs()) {
+            try {
+              entries.add(Path.of(url.toURI()).toString());
+            } catch (java.net.URISyntaxException | IllegalArgumentException e) {
+              // not a file: nothing a JVM could load from
+            }
+          }
+        }
+      }
+      entries.add(System.getProperty("java.class.path"));
+      return String.join(java.io.File.pathSeparator, entries);
+    }
+
+    private static Proxy start(List<String> command, Path log, int port) throws IOException, InterruptedException {
+      Process process = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile()).start();
       Thread.sleep(200);
       if (!process.isAlive()) {
-        throw new IllegalStateException("haproxy did not start: " + Files.readString(dir.resolve("haproxy.log")));
+        throw new IllegalStateException(command.get(0) + " did not start: " + Files.readString(log));
       }
-      return new Haproxy(process, port);
+      return new Proxy(process, port);
     }
 
     int port() {
       return port;
     }
 
-    /** User and system CPU of the HAProxy process so far, from /proc (clock ticks of 10 ms). */
+    /** User and system CPU of the process so far, from /proc (clock ticks of 10 ms). */
     long cpuNanos() {
       try {
         String stat = Files.readString(Path.of("/proc", Long.toString(process.pid()), "stat"));
@@ -274,8 +299,9 @@ public final class SidecarBenchmark {
     }
 
     @Override
-    public void close() {
+    public void close() throws InterruptedException {
       process.destroy();
+      process.waitFor(10, java.util.concurrent.TimeUnit.SECONDS);
     }
   }
 }
