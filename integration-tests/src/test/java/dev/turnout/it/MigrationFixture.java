@@ -174,14 +174,9 @@ final class MigrationFixture implements AutoCloseable {
   }
 
   /**
-   * Waits up to 30 s for the consumer to have seen every acknowledged commit, stops it, and asserts each was
-   * seen exactly once: no gap, and a redelivery at the same LSN counts once. Returns how many distinct
-   * commits it saw.
-   */
-  /**
    * The values of {@code expected} that {@code actual} lacks, in order: a containsAll check that names what is
    * missing. AssertJ's own {@code containsAll} scans the actual collection once per expected value, which at
-   * 50,000 commits took minutes.
+   * tens of thousands of commits took minutes.
    */
   static java.util.SortedSet<Long> missing(java.util.Collection<Long> expected, java.util.Collection<Long> actual) {
     Set<Long> present = actual instanceof Set<Long> set ? set : new HashSet<>(actual);
@@ -194,9 +189,13 @@ final class MigrationFixture implements AutoCloseable {
     return missing;
   }
 
+  /**
+   * Waits up to 30 s for the consumer to have seen every acknowledged commit, stops it, and asserts each was
+   * seen exactly once: no gap, and a redelivery at the same LSN counts once. Returns how many distinct
+   * commits it saw.
+   */
   static int assertEveryCommitSeenOnce(CdcConsumer consumer, Set<Long> acknowledged) throws InterruptedException {
-    long start = System.nanoTime();
-    long deadline = start + java.util.concurrent.TimeUnit.SECONDS.toNanos(30);
+    long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(30);
     java.util.Map<Long, Set<Long>> lsnsBySeq = new java.util.HashMap<>();
     while (true) {
       lsnsBySeq.clear();
@@ -206,13 +205,7 @@ final class MigrationFixture implements AutoCloseable {
       }
       Thread.sleep(100);
     }
-    long seen = System.nanoTime();
     consumer.close();
-    long closed = System.nanoTime();
-    if (closed - start > java.util.concurrent.TimeUnit.SECONDS.toNanos(5)) {
-      System.out.printf("consumer: caught up in %d ms, closed in %d ms%n", (seen - start) / 1_000_000,
-          (closed - seen) / 1_000_000);
-    }
     org.assertj.core.api.Assertions.assertThat(missing(acknowledged, lsnsBySeq.keySet()))
         .as("no gap: every acknowledged commit reached the consumer").isEmpty();
     org.assertj.core.api.Assertions.assertThat(lsnsBySeq.values())
@@ -232,29 +225,15 @@ final class MigrationFixture implements AutoCloseable {
 
   @Override
   public void close() throws Exception {
-    timed("the sidecar", sidecar::close);
+    sidecar.close();
     if (plane != null) {
-      timed("the control plane", plane::close);
+      plane.close();
     }
     if (target != null) {
-      timed("the target", target::close);
+      target.close();
     } else if (java.nio.file.Files.exists(replicaDataDir().resolve("postmaster.pid"))) {
-      timed("the target (pg_ctl)", () -> PostgresServer.stopWithPgCtl(bin, replicaDataDir()));
+      PostgresServer.stopWithPgCtl(bin, replicaDataDir());
     }
-    timed("the source", source::close);
-  }
-
-  private interface Step {
-    void run() throws Exception;
-  }
-
-  /** Runs a teardown step and says so when it was slow (evidence for the stalls some CI runs showed). */
-  private static void timed(String what, Step step) throws Exception {
-    long start = System.nanoTime();
-    step.run();
-    long ms = java.util.concurrent.TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
-    if (ms > 2_000) {
-      System.out.println("teardown: closing " + what + " took " + ms + " ms");
-    }
+    source.close();
   }
 }
