@@ -13,6 +13,7 @@ import dev.turnout.controlplane.store.FileRouteStore;
 import dev.turnout.controlplane.store.Leadership;
 import dev.turnout.controlplane.store.PostgresStore;
 import dev.turnout.controlplane.store.RouteStore;
+import dev.turnout.controlplane.store.SharedRoutes;
 import dev.turnout.controlplane.store.StoreException;
 import dev.turnout.controlplane.xds.AckTracker;
 import dev.turnout.controlplane.xds.RoutingService;
@@ -31,6 +32,7 @@ import io.grpc.netty.NettyServerBuilder;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.time.Clock;
+import java.time.Duration;
 import java.util.Optional;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -126,6 +128,9 @@ public final class ControlPlane implements AutoCloseable {
       }
       xds.start();
       scheduleDnsRefresh(config.xds().dnsRefresh(), scheduler, callbacks, xds.routing());
+      if (shared.isPresent()) {
+        schedulePublishingNodes(shared.get(), xds.tracker(), config.store().postgres().get().lease(), scheduler);
+      }
       log.info("xDS (ADS, state-of-the-world and delta) listening on {}:{}; store {}",
           config.servers().bindAddress(), xds.port(), shared.isPresent()
               ? config.store().postgres().get().url() + " as replica " + shared.get().replicaId()
@@ -182,6 +187,27 @@ public final class ControlPlane implements AutoCloseable {
    * Re-resolves DNS-named endpoints every {@code every}, on the callbacks pool: a slow resolver must not hold
    * up the scheduler's ACK deadlines. One refresh at a time.
    */
+  /**
+   * This replica's sidecars go to the shared store whenever they changed, looked at every lease/5, so
+   * {@code turnout nodes} on any replica lists every replica's.
+   */
+  private static void schedulePublishingNodes(PostgresStore store, dev.turnout.controlplane.xds.AckTracker tracker,
+      Duration lease, ScheduledExecutorService scheduler) {
+    AtomicReference<java.util.List<SharedRoutes.NodeRow>> published = new AtomicReference<>();
+    scheduler.scheduleWithFixedDelay(() -> {
+      java.util.List<SharedRoutes.NodeRow> now = AdminService.localNodes(tracker);
+      if (now.equals(published.get())) {
+        return;
+      }
+      try {
+        store.publishNodes(now);
+        published.set(now);
+      } catch (StoreException | RuntimeException e) {
+        log.debug("cannot publish this replica's sidecars: {}", e.getMessage()); // the leadership says the store is down
+      }
+    }, 0, Math.max(100, lease.toMillis() / 5), TimeUnit.MILLISECONDS);
+  }
+
   private static void scheduleDnsRefresh(java.time.Duration every, ScheduledExecutorService scheduler,
       ExecutorService callbacks, RoutingService routing) {
     java.util.concurrent.atomic.AtomicBoolean running = new java.util.concurrent.atomic.AtomicBoolean();

@@ -190,6 +190,8 @@ class SharedStoreTest {
     Eventually.until("the sidecar on cp-b to get the seeded route", Duration.ofSeconds(20),
         () -> onB.endpointOf("orders").equals("10.0.0.1:5432"));
     a.routing().route("orders", Endpoint.parse("10.0.0.2:5432")).get(30, TimeUnit.SECONDS);
+    Eventually.until("cp-b to publish its sidecar", Duration.ofSeconds(10),
+        () -> storeSays("select string_agg(node, ',') from turnout.nodes where replica = 'cp-b'").equals("node-b"));
     b.close();
     closing.remove(b);
     SharedRoutes shared = a.routing().shared().orElseThrow();
@@ -209,12 +211,79 @@ class SharedStoreTest {
         () -> reports(shared).stream().noneMatch(r -> r.replica().equals("cp-b")));
     try (Connection c = meta.connect(); Statement s = c.createStatement();
          ResultSet rs = s.executeQuery("select (select count(*) from turnout.acks where replica = 'cp-b'),"
-             + " (select string_agg(id, ',') from turnout.replicas)")) {
+             + " (select string_agg(id, ',') from turnout.replicas),"
+             + " (select string_agg(replica || '/' || node, ',') from turnout.nodes)")) {
       rs.next();
       assertThat(rs.getLong(1)).as("cp-b's reports").isZero();
       assertThat(rs.getString(2)).as("the replicas still listed").isEqualTo("cp-a");
+      assertThat(rs.getString(3)).as("the sidecars still listed (cp-b's went with it)").isNull();
     }
     assertThat(shared.reports()).as("the live replica's report stays").anyMatch(r -> r.replica().equals("cp-a"));
+  }
+
+  @Test
+  void turnoutNodes_onAnyReplica_listsEveryReplicasSidecars_sayingWhichReplicaServesEach() throws Exception {
+    ControlPlane a = replica("cp-a");
+    ControlPlane b = replica("cp-b");
+    SimulatedSidecar onA = sidecar(a, "node-a", cla -> false);
+    SimulatedSidecar onB = sidecar(b, "node-b", cla -> false);
+    Eventually.until("both sidecars to get the seeded route", Duration.ofSeconds(20),
+        () -> onA.endpointOf("orders").equals("10.0.0.1:5432") && onB.endpointOf("orders").equals("10.0.0.1:5432"));
+    String admin = "127.0.0.1:" + a.adminPort();
+    Eventually.until("cp-a to list the sidecar on cp-b and what it ACKed", Duration.ofSeconds(10), () -> {
+      String nodeB = line(Cli.run("nodes", "--admin", admin).out(), "node-b");
+      return nodeB.contains("on cp-b") && nodeB.contains("EDS");
+    });
+
+    Cli.Result listed = Cli.run("nodes", "--admin", admin);
+    assertThat(listed.exit()).as(listed.err()).isZero();
+    assertThat(line(listed.out(), "node-a")).contains("orders", "connected", "on cp-a", "EDS");
+    assertThat(line(listed.out(), "node-b")).contains("orders", "connected", "on cp-b", "EDS");
+
+    b.close(); // its sidecar is no longer connected to any replica
+    closing.remove(b);
+    Eventually.until("cp-a to list the sidecar on cp-b as gone", Duration.ofSeconds(10),
+        () -> line(Cli.run("nodes", "--admin", admin).out(), "node-b").contains("gone"));
+    assertThat(line(Cli.run("nodes", "--admin", admin).out(), "node-a")).contains("connected", "on cp-a");
+  }
+
+  @Test
+  void aStoreOfAnEarlierSchema_isMigratedAtOpen_andOneNewerThanThisTurnoutIsRefused() throws Exception {
+    PostgresStore.open(settings("cp-a")).close();
+    try (Connection c = meta.connect(); Statement s = c.createStatement()) { // as version 1 left it
+      s.execute("drop table turnout.nodes");
+      s.execute("delete from turnout.schema_migrations where version = 2");
+    }
+    try (PostgresStore store = PostgresStore.open(settings("cp-a"))) {
+      store.publishNodes(List.of(new SharedRoutes.NodeRow("", true, "node-x", "orders", true,
+          ImmutableList.of(new SharedRoutes.TypeRow("EDS", 3, 2, "port in use", 3)))));
+      assertThat(store.nodes()).singleElement().satisfies(n -> {
+        assertThat(n.replica()).isEqualTo("cp-a");
+        assertThat(n.node()).isEqualTo("node-x");
+        assertThat(n.types()).containsExactly(new SharedRoutes.TypeRow("EDS", 3, 2, "port in use", 3));
+      });
+    }
+
+    try (Connection c = meta.connect(); Statement s = c.createStatement()) {
+      s.execute("insert into turnout.schema_migrations (version) values (99)");
+    }
+    assertThatThrownBy(() -> PostgresStore.open(settings("cp-a")))
+        .hasMessageContaining("schema is at version 99, newer than this turnout knows");
+  }
+
+  /** The one text value {@code query} returns from the metadata database ("" for null). */
+  private String storeSays(String query) {
+    try (Connection c = meta.connect(); Statement s = c.createStatement(); ResultSet rs = s.executeQuery(query)) {
+      rs.next();
+      return rs.getString(1) == null ? "" : rs.getString(1);
+    } catch (java.sql.SQLException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  /** The line of {@code out} that starts with {@code node}, or an empty string. */
+  private static String line(String out, String node) {
+    return out.lines().filter(l -> l.startsWith(node + " ")).findFirst().orElse("");
   }
 
   private static List<SharedRoutes.Report> reports(SharedRoutes shared) {

@@ -25,6 +25,7 @@ import dev.turnout.admin.v1.Slot;
 import dev.turnout.admin.v1.StartMigrationRequest;
 import dev.turnout.admin.v1.TypeStatus;
 import dev.turnout.admin.v1.WatchMigrationRequest;
+import dev.turnout.controlplane.store.SharedRoutes;
 import dev.turnout.controlplane.xds.AckTracker;
 import dev.turnout.controlplane.xds.NodeStatus;
 import dev.turnout.controlplane.xds.RoutingService;
@@ -378,18 +379,46 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
   public void listNodes(ListNodesRequest request, StreamObserver<ListNodesResponse> response) {
     unary(response, () -> {
       ListNodesResponse.Builder b = ListNodesResponse.newBuilder();
-      for (NodeStatus n : tracker.nodes()) {
-        Node.Builder node = Node.newBuilder().setId(n.nodeId()).setCluster(n.cluster()).setConnected(n.connected());
-        n.types().forEach((type, s) -> {
-          TypeStatus.Builder t = TypeStatus.newBuilder().setType(type.name()).setSentVersion(s.sentVersion())
-              .setAckedVersion(s.ackedVersion());
-          s.lastNack().ifPresent(nack -> t.setNackError(nack.error()).setNackedVersion(nack.version()));
-          node.addTypes(t);
-        });
-        b.addNodes(node);
+      String here = routing.shared().map(SharedRoutes::replicaId).orElse("");
+      for (SharedRoutes.NodeRow n : localNodes(tracker)) {
+        b.addNodes(toProto(n).setReplica(here));
+      }
+      if (routing.shared().isPresent()) {
+        try {
+          for (SharedRoutes.NodeRow n : routing.shared().get().nodes()) {
+            if (!n.replica().equals(here)) { // this replica's own are the tracker's, fresher than the store's
+              b.addNodes(toProto(n).setReplica(n.replica()).setConnected(n.connected() && n.live()));
+            }
+          }
+        } catch (dev.turnout.controlplane.store.StoreException e) {
+          throw Status.UNAVAILABLE.withDescription(e.getMessage()).asRuntimeException();
+        }
       }
       return b.build();
     });
+  }
+
+  /** This replica's sidecars as the tracker sees them now, in the form the shared store keeps. */
+  public static java.util.List<SharedRoutes.NodeRow> localNodes(AckTracker tracker) {
+    java.util.List<SharedRoutes.NodeRow> rows = new java.util.ArrayList<>();
+    for (NodeStatus n : tracker.nodes()) {
+      com.google.common.collect.ImmutableList.Builder<SharedRoutes.TypeRow> types =
+          com.google.common.collect.ImmutableList.builder();
+      n.types().forEach((type, s) -> types.add(new SharedRoutes.TypeRow(type.name(), s.sentVersion(),
+          s.ackedVersion(), s.lastNack().map(NodeStatus.Nack::error).orElse(""),
+          s.lastNack().map(NodeStatus.Nack::version).orElse(0L))));
+      rows.add(new SharedRoutes.NodeRow("", true, n.nodeId(), n.cluster(), n.connected(), types.build()));
+    }
+    return rows;
+  }
+
+  private static Node.Builder toProto(SharedRoutes.NodeRow n) {
+    Node.Builder node = Node.newBuilder().setId(n.node()).setCluster(n.cluster()).setConnected(n.connected());
+    for (SharedRoutes.TypeRow t : n.types()) {
+      node.addTypes(TypeStatus.newBuilder().setType(t.type()).setSentVersion(t.sentVersion())
+          .setAckedVersion(t.ackedVersion()).setNackError(t.nackError()).setNackedVersion(t.nackedVersion()));
+    }
+    return node;
   }
 
   dev.turnout.admin.v1.Migration toProto(Migration m) {

@@ -56,7 +56,7 @@ final class RoutesCommand {
     }
   }
 
-  @Command(name = "nodes", mixinStandardHelpOptions = true, description = "Every sidecar seen since the start.")
+  @Command(name = "nodes", mixinStandardHelpOptions = true, description = "Every sidecar seen since the start (with several replicas: on every replica, and which).")
   static final class Nodes implements Callable<Integer> {
     @Mixin AdminOptions admin;
 
@@ -67,8 +67,8 @@ final class RoutesCommand {
           StringBuilder types = new StringBuilder();
           n.getTypesList().forEach(t -> types.append(' ').append(t.getType()).append(' ').append(t.getAckedVersion())
               .append('/').append(t.getSentVersion()).append(t.getNackError().isEmpty() ? "" : " NACK: " + t.getNackError()));
-          System.out.printf("%-24s %-14s %-10s%s%n", n.getId(), n.getCluster(), n.getConnected() ? "connected" : "gone",
-              types);
+          System.out.printf("%-24s %-14s %-10s%s%s%n", n.getId(), n.getCluster(), n.getConnected() ? "connected" : "gone",
+              n.getReplica().isEmpty() ? "" : String.format("%-14s", " on " + n.getReplica()), types);
         }
         return 0;
       });

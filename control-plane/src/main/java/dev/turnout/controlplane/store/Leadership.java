@@ -108,13 +108,14 @@ public final class Leadership implements AutoCloseable {
   }
 
   /**
-   * Deletes the replicas not heard of for {@link #FORGET_AFTER}, with their reports: replica ids change with
+   * Deletes the replicas not heard of for {@link #FORGET_AFTER}, with their reports and sidecars: replica ids change with
    * deployments (a pod's name, say), and the routing snapshot should not list every replica that ever ran.
    */
   private void forgetGoneReplicas() throws SQLException {
     try (PreparedStatement ps = connection.prepareStatement("with gone as (delete from turnout.replicas"
         + " where heartbeat_at < now() - make_interval(secs => ?) returning id, heartbeat_at),"
-        + " reports as (delete from turnout.acks a using gone where a.replica = gone.id)"
+        + " reports as (delete from turnout.acks a using gone where a.replica = gone.id),"
+        + " sidecars as (delete from turnout.nodes n using gone where n.replica = gone.id)"
         + " select id, heartbeat_at from gone")) {
       ps.setLong(1, FORGET_AFTER.toSeconds());
       try (ResultSet rs = ps.executeQuery()) {

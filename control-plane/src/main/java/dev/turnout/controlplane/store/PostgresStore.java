@@ -72,6 +72,10 @@ public final class PostgresStore implements RouteStore, MigrationStore, SharedRo
       create table turnout.acks (replica text not null, database text not null, version bigint not null,
         nodes text not null, failure text not null, at timestamptz not null default now(),
         primary key (replica, database));
+      """, """
+      create table turnout.nodes (replica text not null, node text not null, cluster text not null,
+        connected boolean not null, types jsonb not null, at timestamptz not null default now(),
+        primary key (replica, node));
       """);
 
   private final TurnoutConfig.SharedStore settings;
@@ -477,6 +481,56 @@ public final class PostgresStore implements RouteStore, MigrationStore, SharedRo
       return result.build();
     });
   }
+
+  @Override
+  public void publishNodes(List<SharedRoutes.NodeRow> nodes) throws StoreException {
+    inTransaction("publish this replica's sidecars", c -> {
+      try (PreparedStatement ps = c.prepareStatement("delete from turnout.nodes where replica = ?")) {
+        ps.setString(1, settings.replicaId());
+        ps.executeUpdate();
+      }
+      try (PreparedStatement ps = c.prepareStatement("insert into turnout.nodes (replica, node, cluster, connected,"
+          + " types) values (?, ?, ?, ?, ?::jsonb)")) {
+        for (SharedRoutes.NodeRow n : nodes) {
+          ps.setString(1, settings.replicaId());
+          ps.setString(2, n.node());
+          ps.setString(3, n.cluster());
+          ps.setBoolean(4, n.connected());
+          ps.setString(5, FileMigrationStore.JSON.writeValueAsString(n.types()));
+          ps.addBatch();
+        }
+        ps.executeBatch();
+      } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+        throw new IllegalStateException("cannot write the sidecars of " + settings.replicaId() + " as JSON", e);
+      }
+      return null;
+    });
+  }
+
+  @Override
+  public ImmutableList<SharedRoutes.NodeRow> nodes() throws StoreException {
+    return inTransaction("read the replicas' sidecars", c -> {
+      ImmutableList.Builder<SharedRoutes.NodeRow> result = ImmutableList.builder();
+      try (PreparedStatement ps = c.prepareStatement("select n.replica,"
+          + " coalesce(r.heartbeat_at > now() - make_interval(secs => ?), false) as live, n.node, n.cluster,"
+          + " n.connected, n.types::text from turnout.nodes n left join turnout.replicas r on r.id = n.replica"
+          + " order by live desc, n.replica, n.node")) {
+        ps.setDouble(1, settings.lease().toMillis() / 1000.0);
+        try (ResultSet rs = ps.executeQuery()) {
+          while (rs.next()) {
+            result.add(new SharedRoutes.NodeRow(rs.getString(1), rs.getBoolean(2), rs.getString(3), rs.getString(4),
+                rs.getBoolean(5), FileMigrationStore.JSON.readValue(rs.getString(6), TYPE_ROWS)));
+          }
+        }
+      } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+        throw new IllegalStateException("a sidecar row in turnout.nodes is not the JSON this version writes", e);
+      }
+      return result.build();
+    });
+  }
+
+  private static final com.fasterxml.jackson.core.type.TypeReference<ImmutableList<SharedRoutes.TypeRow>> TYPE_ROWS =
+      new com.fasterxml.jackson.core.type.TypeReference<>() {};
 
   @Override
   public CompletableFuture<ImmutableList<String>> awaitReports(String database, long version, Duration timeout) {

@@ -30,6 +30,19 @@ public interface SharedRoutes {
   /** Every replica's latest report per database, live ones first. */
   ImmutableList<Report> reports() throws StoreException;
 
+  /** One sidecar as the replica it is connected to last published it, for operators. */
+  record NodeRow(String replica, boolean live, String node, String cluster, boolean connected,
+      ImmutableList<TypeRow> types) {}
+
+  /** What one sidecar did with one resource type: versions sent and ACKed, its last NACK (none: empty error). */
+  record TypeRow(String type, long sentVersion, long ackedVersion, String nackError, long nackedVersion) {}
+
+  /** Replaces the sidecars this replica has published with {@code nodes} (their replica and live are ignored). */
+  void publishNodes(java.util.List<NodeRow> nodes) throws StoreException;
+
+  /** Every replica's published sidecars, live replicas first; a gone replica's are as it last published them. */
+  ImmutableList<NodeRow> nodes() throws StoreException;
+
   /** Live replicas' reports at {@code version} or later: completes with every node that ACKed, fails naming the rest. */
   CompletableFuture<ImmutableList<String>> awaitReports(String database, long version, Duration timeout);
 }
