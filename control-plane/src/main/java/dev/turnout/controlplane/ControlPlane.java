@@ -129,7 +129,8 @@ public final class ControlPlane implements AutoCloseable {
       xds.start();
       scheduleDnsRefresh(config.xds().dnsRefresh(), scheduler, callbacks, xds.routing());
       if (shared.isPresent()) {
-        schedulePublishingNodes(shared.get(), xds.tracker(), config.store().postgres().get().lease(), scheduler);
+        schedulePublishingNodes(shared.get(), xds.tracker(), config.store().postgres().get().lease(), scheduler,
+            callbacks);
       }
       log.info("xDS (ADS, state-of-the-world and delta) listening on {}:{}; store {}",
           config.servers().bindAddress(), xds.port(), shared.isPresent()
@@ -184,30 +185,36 @@ public final class ControlPlane implements AutoCloseable {
   }
 
   /**
-   * Re-resolves DNS-named endpoints every {@code every}, on the callbacks pool: a slow resolver must not hold
-   * up the scheduler's ACK deadlines. One refresh at a time.
-   */
-  /**
    * This replica's sidecars go to the shared store whenever they changed, looked at every lease/5, so
-   * {@code turnout nodes} on any replica lists every replica's.
+   * {@code turnout nodes} on any replica lists every replica's. On the callbacks pool, one at a time, as the DNS
+   * refresh: a store that hangs must not hold up the scheduler's ACK deadlines.
    */
-  private static void schedulePublishingNodes(PostgresStore store, dev.turnout.controlplane.xds.AckTracker tracker,
-      Duration lease, ScheduledExecutorService scheduler) {
+  private static void schedulePublishingNodes(PostgresStore store, AckTracker tracker, Duration lease,
+      ScheduledExecutorService scheduler, ExecutorService callbacks) {
     AtomicReference<java.util.List<SharedRoutes.NodeRow>> published = new AtomicReference<>();
+    java.util.concurrent.atomic.AtomicBoolean running = new java.util.concurrent.atomic.AtomicBoolean();
     scheduler.scheduleWithFixedDelay(() -> {
       java.util.List<SharedRoutes.NodeRow> now = AdminService.localNodes(tracker);
-      if (now.equals(published.get())) {
+      if (now.equals(published.get()) || !running.compareAndSet(false, true)) {
         return;
       }
-      try {
-        store.publishNodes(now);
-        published.set(now);
-      } catch (StoreException | RuntimeException e) {
-        log.debug("cannot publish this replica's sidecars: {}", e.getMessage()); // the leadership says the store is down
-      }
+      callbacks.execute(() -> {
+        try {
+          store.publishNodes(now);
+          published.set(now);
+        } catch (StoreException | RuntimeException e) {
+          log.debug("cannot publish this replica's sidecars: {}", e.getMessage()); // the leadership says so too
+        } finally {
+          running.set(false);
+        }
+      });
     }, 0, Math.max(100, lease.toMillis() / 5), TimeUnit.MILLISECONDS);
   }
 
+  /**
+   * Re-resolves DNS-named endpoints every {@code every}, on the callbacks pool: a slow resolver must not hold
+   * up the scheduler's ACK deadlines. One refresh at a time.
+   */
   private static void scheduleDnsRefresh(java.time.Duration every, ScheduledExecutorService scheduler,
       ExecutorService callbacks, RoutingService routing) {
     java.util.concurrent.atomic.AtomicBoolean running = new java.util.concurrent.atomic.AtomicBoolean();

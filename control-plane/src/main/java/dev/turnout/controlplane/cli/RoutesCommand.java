@@ -56,7 +56,8 @@ final class RoutesCommand {
     }
   }
 
-  @Command(name = "nodes", mixinStandardHelpOptions = true, description = "Every sidecar seen since the start (with several replicas: on every replica, and which).")
+  @Command(name = "nodes", mixinStandardHelpOptions = true,
+      description = "Every sidecar seen since the start (with several replicas: on every replica, and which).")
   static final class Nodes implements Callable<Integer> {
     @Mixin AdminOptions admin;
 

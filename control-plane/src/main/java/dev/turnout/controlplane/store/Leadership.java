@@ -108,8 +108,8 @@ public final class Leadership implements AutoCloseable {
   }
 
   /**
-   * Deletes the replicas not heard of for {@link #FORGET_AFTER}, with their reports and sidecars: replica ids change with
-   * deployments (a pod's name, say), and the routing snapshot should not list every replica that ever ran.
+   * Deletes the replicas not heard of for {@link #FORGET_AFTER}, with their reports and sidecars: replica ids
+   * change with deployments (a pod's name, say), and operators should not see every replica that ever ran.
    */
   private void forgetGoneReplicas() throws SQLException {
     try (PreparedStatement ps = connection.prepareStatement("with gone as (delete from turnout.replicas"
