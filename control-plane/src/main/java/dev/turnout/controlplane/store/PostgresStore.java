@@ -54,6 +54,11 @@ public final class PostgresStore implements RouteStore, MigrationStore, SharedRo
 
   static final String CHANNEL = "turnout_routes";
   static final String ACKS_CHANNEL = "turnout_acks";
+  /**
+   * A replica {@code r} (a row of turnout.replicas) is live when it heartbeat within the lease, bound to the
+   * statement's parameter in seconds: route changes wait for live replicas only, operators see the others as gone.
+   */
+  private static final String LIVE = "r.heartbeat_at > now() - make_interval(secs => ?)";
   private static final long SCHEMA_LOCK = 0x7475726e6f7574L; // "turnout"
 
   /** Schema migrations in order; the store records how many it has applied. Never edit one: append. */
@@ -466,7 +471,7 @@ public final class PostgresStore implements RouteStore, MigrationStore, SharedRo
     return inTransaction("read the replicas' reports", c -> {
       ImmutableList.Builder<SharedRoutes.Report> result = ImmutableList.builder();
       try (PreparedStatement ps = c.prepareStatement("select a.replica,"
-          + " coalesce(r.heartbeat_at > now() - make_interval(secs => ?), false) as live, a.database, a.version,"
+          + " coalesce(" + LIVE + ", false) as live, a.database, a.version,"
           + " a.nodes, a.failure from turnout.acks a left join turnout.replicas r on r.id = a.replica"
           + " order by live desc, a.replica, a.database")) {
         ps.setDouble(1, settings.lease().toMillis() / 1000.0);
@@ -512,7 +517,7 @@ public final class PostgresStore implements RouteStore, MigrationStore, SharedRo
     return inTransaction("read the replicas' sidecars", c -> {
       ImmutableList.Builder<SharedRoutes.NodeRow> result = ImmutableList.builder();
       try (PreparedStatement ps = c.prepareStatement("select n.replica,"
-          + " coalesce(r.heartbeat_at > now() - make_interval(secs => ?), false) as live, n.node, n.cluster,"
+          + " coalesce(" + LIVE + ", false) as live, n.node, n.cluster,"
           + " n.connected, n.types::text from turnout.nodes n left join turnout.replicas r on r.id = n.replica"
           + " order by live desc, n.replica, n.node")) {
         ps.setDouble(1, settings.lease().toMillis() / 1000.0);
@@ -572,7 +577,7 @@ public final class PostgresStore implements RouteStore, MigrationStore, SharedRo
       List<String> failed = new ArrayList<>();
       try (PreparedStatement ps = c.prepareStatement("select r.id, a.version, a.nodes, a.failure from turnout.replicas r"
           + " left join turnout.acks a on a.replica = r.id and a.database = ?"
-          + " where r.heartbeat_at > now() - make_interval(secs => ?) order by r.id")) {
+          + " where " + LIVE + " order by r.id")) {
         ps.setString(1, database);
         ps.setDouble(2, settings.lease().toMillis() / 1000.0);
         try (ResultSet rs = ps.executeQuery()) {
