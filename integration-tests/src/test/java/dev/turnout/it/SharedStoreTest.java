@@ -82,14 +82,19 @@ class SharedStoreTest {
     return s;
   }
 
+  /** Waits until each of {@code sidecars} routes orders to the endpoint the configuration seeds. */
+  private static void awaitSeededRoute(SimulatedSidecar... sidecars) throws InterruptedException {
+    Eventually.until("the sidecars to get the seeded route", Duration.ofSeconds(20), () -> java.util.Arrays
+        .stream(sidecars).allMatch(s -> s.endpointOf("orders").equals("10.0.0.1:5432")));
+  }
+
   @Test
   void aRouteChangeOnOneReplica_reachesSidecarsOnTheOther_andCompletesOnlyWithTheirAcks() throws Exception {
     ControlPlane a = replica("cp-a");
     ControlPlane b = replica("cp-b");
     SimulatedSidecar onA = sidecar(a, "node-a", cla -> false);
     SimulatedSidecar onB = sidecar(b, "node-b", cla -> false);
-    Eventually.until("both sidecars to get the seeded route", Duration.ofSeconds(20),
-        () -> onA.endpointOf("orders").equals("10.0.0.1:5432") && onB.endpointOf("orders").equals("10.0.0.1:5432"));
+    awaitSeededRoute(onA, onB);
 
     var result = a.routing().route("orders", Endpoint.parse("10.0.0.2:5432")).get(30, TimeUnit.SECONDS);
 
@@ -110,8 +115,7 @@ class SharedStoreTest {
     ControlPlane b = replica("cp-b");
     sidecar(a, "node-a", cla -> false);
     SimulatedSidecar picky = sidecar(b, "node-picky", cla -> cla.toString().contains("10.0.0.9"));
-    Eventually.until("the picky sidecar to get the seeded route", Duration.ofSeconds(20),
-        () -> picky.endpointOf("orders").equals("10.0.0.1:5432"));
+    awaitSeededRoute(picky);
 
     assertThatThrownBy(() -> a.routing().route("orders", Endpoint.parse("10.0.0.9:5432")).get(30, TimeUnit.SECONDS))
         .isInstanceOf(ExecutionException.class)
@@ -187,8 +191,7 @@ class SharedStoreTest {
     Eventually.until("cp-a to lead", Duration.ofSeconds(10), () -> a.migrations().leading());
     ControlPlane b = replica("cp-b");
     SimulatedSidecar onB = sidecar(b, "node-b", cla -> false);
-    Eventually.until("the sidecar on cp-b to get the seeded route", Duration.ofSeconds(20),
-        () -> onB.endpointOf("orders").equals("10.0.0.1:5432"));
+    awaitSeededRoute(onB);
     a.routing().route("orders", Endpoint.parse("10.0.0.2:5432")).get(30, TimeUnit.SECONDS);
     Eventually.until("cp-b to publish its sidecar", Duration.ofSeconds(10),
         () -> storeSays("select string_agg(node, ',') from turnout.nodes where replica = 'cp-b'").equals("node-b"));
@@ -227,8 +230,7 @@ class SharedStoreTest {
     ControlPlane b = replica("cp-b");
     SimulatedSidecar onA = sidecar(a, "node-a", cla -> false);
     SimulatedSidecar onB = sidecar(b, "node-b", cla -> false);
-    Eventually.until("both sidecars to get the seeded route", Duration.ofSeconds(20),
-        () -> onA.endpointOf("orders").equals("10.0.0.1:5432") && onB.endpointOf("orders").equals("10.0.0.1:5432"));
+    awaitSeededRoute(onA, onB);
     String admin = "127.0.0.1:" + a.adminPort();
     Eventually.until("cp-a to list the sidecar on cp-b and what it ACKed", Duration.ofSeconds(10), () -> {
       String nodeB = line(Cli.run("nodes", "--admin", admin).out(), "node-b");
