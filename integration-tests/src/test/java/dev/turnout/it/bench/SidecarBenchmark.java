@@ -150,14 +150,14 @@ public final class SidecarBenchmark {
     List<String> common = List.of("-S", "-n", "-c", Integer.toString(clients), "-j", Integer.toString(Math.min(clients, 2)),
         "-T", Integer.toString(seconds));
     for (int r = 0; r < rounds; r++) { // alternate so drift in the machine hits every side alike
-      Map<String, Long> before = new HashMap<>();
-      routes.forEach(route -> before.put(route.name(), route.cpuNanos().getAsLong()));
+      Map<String, Long> idle = new HashMap<>();
+      routes.forEach(route -> idle.put(route.name(), -route.cpuNanos().getAsLong()));
       direct.add(pgbench(dir, pgPort, common, appCpus));
+      routes.forEach(route -> idle.merge(route.name(), route.cpuNanos().getAsLong(), Long::sum)); // over the direct run
       for (Route route : routes) {
-        long idle = route.cpuNanos().getAsLong() - before.get(route.name());
         long start = route.cpuNanos().getAsLong();
         proxied.computeIfAbsent(route.name(), k -> new ArrayList<>()).add(pgbench(dir, route.port(), common, appCpus));
-        busyNanos.merge(route.name(), route.cpuNanos().getAsLong() - start - idle, Long::sum);
+        busyNanos.merge(route.name(), route.cpuNanos().getAsLong() - start - idle.get(route.name()), Long::sum);
       }
     }
     List<Figures> figures = new ArrayList<>();
