@@ -154,6 +154,7 @@ public final class ControlPlane implements AutoCloseable {
       adminAddress.set(config.servers().bindAddress() + ":" + admin.getPort());
       HttpEndpoint http = new HttpEndpoint(new InetSocketAddress(config.servers().bindAddress(),
           config.servers().httpPort()), adminService, xds.routing(), xds.tracker(), migrations);
+      xds.onNack(http::countNack);
       http.ready(true);
       log.info("admin API (turnout.admin.v1.Admin) on {}:{}; HTTP (/healthz /readyz /metrics /v1/routes) on {}:{}",
           config.servers().bindAddress(), admin.getPort(), config.servers().bindAddress(), http.port());

@@ -89,7 +89,9 @@ public final class EnvoyResources {
   /** One endpoint, or none while the database is drained (sidecars then open no new connections). */
   public static ClusterLoadAssignment loadAssignment(DatabaseRoute route) {
     ClusterLoadAssignment.Builder builder = ClusterLoadAssignment.newBuilder().setClusterName(route.name());
+    // gRPC's xDS clients drop a locality without a weight (and with it the endpoint): give the one locality 1.
     route.endpoint().ifPresent(endpoint -> builder.addEndpoints(LocalityLbEndpoints.newBuilder()
+        .setLoadBalancingWeight(com.google.protobuf.UInt32Value.of(1))
         .addLbEndpoints(LbEndpoint.newBuilder()
             .setEndpoint(io.envoyproxy.envoy.config.endpoint.v3.Endpoint.newBuilder()
                 .setAddress(socketAddress(endpoint.host(), endpoint.port()))))));

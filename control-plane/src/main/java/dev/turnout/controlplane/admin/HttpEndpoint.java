@@ -34,6 +34,13 @@ public final class HttpEndpoint implements AutoCloseable {
   private final PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
   private volatile boolean ready;
 
+  /** Counts one NACK (Prometheus {@code turnout_xds_nacks_total{type,database}}). */
+  public void countNack(dev.turnout.controlplane.xds.XdsType type, String database) {
+    io.micrometer.core.instrument.Counter.builder("turnout_xds_nacks")
+        .description("Responses sidecars rejected, by type and database (empty when the response held several)")
+        .tags("type", type.name(), "database", database).register(registry).increment();
+  }
+
   public HttpEndpoint(InetSocketAddress address, AdminService admin, RoutingService routing, AckTracker tracker,
       Migrations migrator) throws IOException {
     server = HttpServer.create(address, 0);

@@ -9,7 +9,6 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.EnumMap;
-import java.util.EnumSet;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.Iterator;
@@ -99,16 +98,14 @@ public final class AckTracker {
 
   private static final class Stream {
     Node node;
-    /** Per type: the resource names subscribed; an empty set is a wildcard subscription. */
-    final Map<XdsType, Set<String>> subscriptions = new EnumMap<>(XdsType.class);
-    /** The types this stream has sent a request for. */
-    final Set<XdsType> subscribedOnce = EnumSet.noneOf(XdsType.class);
+    /** Per type: what the stream subscribed to. */
+    final Map<XdsType, Subscription> subscriptions = new EnumMap<>(XdsType.class);
     /** Per type: nonce to version of the responses sent recently. */
     final Map<XdsType, LinkedHashMap<String, Long>> sent = new EnumMap<>(XdsType.class);
 
     boolean subscribedTo(XdsType type, String name) {
-      Set<String> names = subscriptions.get(type);
-      return names != null && (names.isEmpty() || names.contains(name));
+      Subscription s = subscriptions.get(type);
+      return s != null && (s.wildcard() || s.names().contains(name));
     }
 
     void remember(XdsType type, String nonce, long version) {
@@ -144,41 +141,28 @@ public final class AckTracker {
     }
   }
 
-  /** A request arrived on a stream: records the node, its subscriptions, and an ACK or NACK. */
-  public void onRequest(long streamId, io.envoyproxy.envoy.config.core.v3.Node node, String typeUrl,
-      RequestKind kind, Collection<String> names, Collection<String> unsubscribed, String nonce, String errorDetail) {
+  /**
+   * A request arrived on a stream: records the node, the stream's subscription to {@code type} as it now stands
+   * (the ADS server keeps it; the same set is passed until it changes), and an ACK or NACK of {@code nonce}.
+   * A nonce this stream was not sent counts for nothing.
+   */
+  public void onRequest(long streamId, io.envoyproxy.envoy.config.core.v3.Node node, XdsType type,
+      boolean wildcard, Set<String> names, String nonce, String errorDetail) {
     List<Runnable> completions;
     synchronized (lock) {
       Stream stream = streams.computeIfAbsent(streamId, id -> new Stream());
       if (stream.node == null) {
-        if (node == null || node.getId().isEmpty()) {
-          return; // java-control-plane closes such streams; nothing to track
-        }
         Node n = nodes.computeIfAbsent(node.getId(), id -> new Node(id, node.getCluster()));
         n.cluster = node.getCluster();
         n.openStreams++;
         stream.node = n;
       }
-      Optional<XdsType> maybeType = XdsType.ofTypeUrl(typeUrl);
-      if (maybeType.isEmpty()) {
-        return;
+      Subscription previous = stream.subscriptions.get(type);
+      boolean subscriptionChanged = previous == null || previous.wildcard() != wildcard
+          || previous.names() != names && !previous.names().equals(names);
+      if (subscriptionChanged) {
+        stream.subscriptions.put(type, new Subscription(wildcard, names));
       }
-      XdsType type = maybeType.get();
-      Set<String> subscription = stream.subscriptions.computeIfAbsent(type, k -> new HashSet<>());
-      boolean subscriptionChanged;
-      if (kind == RequestKind.STATE_OF_THE_WORLD) {
-        // An Envoy ACK repeats its names: compare before replacing, so an ACK is not taken for a change.
-        subscriptionChanged = subscription.size() != names.size() || !subscription.containsAll(names)
-            || !stream.subscribedOnce.contains(type);
-        if (subscriptionChanged) {
-          subscription.clear();
-          subscription.addAll(names);
-        }
-      } else {
-        subscriptionChanged = !stream.subscribedOnce.contains(type) || subscription.addAll(names)
-            | subscription.removeAll(unsubscribed);
-      }
-      stream.subscribedOnce.add(type);
       boolean answered = false;
       if (!nonce.isEmpty()) {
         Long version = stream.versionOf(type, nonce);
@@ -206,21 +190,19 @@ public final class AckTracker {
     completions.forEach(Runnable::run);
   }
 
-  /** Whether a request is state-of-the-world (names replace the subscription) or delta (names add to it). */
-  public enum RequestKind { STATE_OF_THE_WORLD, DELTA }
+  /** What a stream subscribed to of one type: every resource (wildcard), and these by name. */
+  private record Subscription(boolean wildcard, Set<String> names) {}
 
   /** A response was sent on a stream. */
-  public void onResponse(long streamId, String typeUrl, String version, String nonce) {
+  public void onResponse(long streamId, XdsType type, long version, String nonce) {
     synchronized (lock) {
       Stream stream = streams.get(streamId);
-      Optional<XdsType> type = XdsType.ofTypeUrl(typeUrl);
-      if (stream == null || stream.node == null || type.isEmpty()) {
+      if (stream == null || stream.node == null) {
         return;
       }
-      long v = parseVersion(version);
-      stream.remember(type.get(), nonce, v);
-      TypeState state = stream.node.type(type.get());
-      state.sentVersion = Math.max(state.sentVersion, v);
+      stream.remember(type, nonce, version);
+      TypeState state = stream.node.type(type);
+      state.sentVersion = Math.max(state.sentVersion, version);
     }
   }
 
@@ -381,13 +363,5 @@ public final class AckTracker {
 
   public Optional<NodeStatus> node(String nodeId) {
     return nodes().stream().filter(n -> n.nodeId().equals(nodeId)).findFirst();
-  }
-
-  static long parseVersion(String version) {
-    try {
-      return version == null || version.isEmpty() ? 0 : Long.parseLong(version);
-    } catch (NumberFormatException e) {
-      return 0;
-    }
   }
 }

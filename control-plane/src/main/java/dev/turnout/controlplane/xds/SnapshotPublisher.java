@@ -1,98 +1,67 @@
 package dev.turnout.controlplane.xds;
 
-import com.google.common.collect.ImmutableList;
 import com.google.errorprone.annotations.concurrent.GuardedBy;
-import dev.turnout.envoy.EnvoyResources;
 import dev.turnout.envoy.RoutingTable;
-import io.envoyproxy.controlplane.cache.v3.SimpleCache;
-import io.envoyproxy.controlplane.cache.v3.Snapshot;
-import java.util.HashMap;
-import java.util.List;
-import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
- * Turns the routing table into one java-control-plane snapshot per service (node group: the node's
- * {@code cluster}), each holding only the databases that service may reach.
- *
- * <p>Each resource type of a group keeps its version until its content changes, so a change of one database's
- * endpoint sends sidecars an EDS update only, under the new global version. Versions only grow, so "ACKed
- * version at or above V" means "has the content published at V".
+ * Holds the routing table as xDS resources ({@link XdsSnapshot}) and tells every open ADS stream when a new one is
+ * published. Streams filter the one snapshot by their node's service; nothing here grows with the number of
+ * services or sidecars but the set of open streams.
  */
 public final class SnapshotPublisher {
 
-  private final SimpleCache<String> cache;
+  /** An open stream: told that a newer snapshot exists; it must not block (it queues work of its own). */
+  interface Subscriber {
+    void published();
+  }
+
   private final Object lock = new Object();
 
+  /** Written under {@code lock} (versions must rise in order); read without it by the streams. */
   @GuardedBy("lock")
-  private RoutingTable table = RoutingTable.EMPTY;
+  private volatile XdsSnapshot current = XdsSnapshot.EMPTY;
 
-  @GuardedBy("lock")
-  private long version;
+  private final Set<Subscriber> subscribers = ConcurrentHashMap.newKeySet();
 
-  @GuardedBy("lock")
-  private final Map<String, Published> groups = new HashMap<>();
-
-  private record Published(EnvoyResources.Bundle bundle, long listeners, long clusters, long endpoints) {}
-
-  public SnapshotPublisher(SimpleCache<String> cache) {
-    this.cache = cache;
-  }
-
-  /** Publishes {@code newTable} to every known group; content that changed gets {@code newVersion}. */
+  /** Publishes {@code newTable}: resources whose content changed get {@code newVersion}, the others keep theirs. */
   public void publish(RoutingTable newTable, long newVersion) {
     synchronized (lock) {
-      if (newVersion <= version) {
-        throw new IllegalArgumentException("version " + newVersion + " is not above the published " + version);
+      if (newVersion <= current.version()) {
+        throw new IllegalArgumentException("version " + newVersion + " is not above the published "
+            + current.version());
       }
-      table = newTable;
-      version = newVersion;
-      for (String group : List.copyOf(groups.keySet())) {
-        publishGroup(group);
-      }
+      current = XdsSnapshot.next(current, newTable, newVersion);
+    }
+    // Outside the lock: each stream only queues its own work.
+    for (Subscriber s : subscribers) {
+      s.published();
     }
   }
 
-  /** Makes sure a group seen for the first time (a new service connecting) has a snapshot. */
-  public void ensureGroup(String group) {
-    synchronized (lock) {
-      if (version > 0 && !groups.containsKey(group)) {
-        publishGroup(group);
-      }
-    }
+  XdsSnapshot current() {
+    return current;
   }
 
-  @GuardedBy("lock")
-  private void publishGroup(String group) {
-    EnvoyResources.Bundle bundle = EnvoyResources.translate(table.forService(group));
-    Published previous = groups.get(group);
-    long listeners = previous != null && previous.bundle.listeners().equals(bundle.listeners())
-        ? previous.listeners : version;
-    long clusters = previous != null && previous.bundle.clusters().equals(bundle.clusters())
-        ? previous.clusters : version;
-    long endpoints = previous != null && previous.bundle.loadAssignments().equals(bundle.loadAssignments())
-        ? previous.endpoints : version;
-    Published published = new Published(bundle, listeners, clusters, endpoints);
-    groups.put(group, published);
-    if (previous != null && previous.equals(published)) {
-      return;
-    }
-    cache.setSnapshot(group, Snapshot.create(
-        bundle.clusters(), Long.toString(clusters),
-        bundle.loadAssignments(), Long.toString(endpoints),
-        bundle.listeners(), Long.toString(listeners),
-        ImmutableList.of(), "0",
-        ImmutableList.of(), "0"));
+  void subscribe(Subscriber subscriber) {
+    subscribers.add(subscriber);
+  }
+
+  void unsubscribe(Subscriber subscriber) {
+    subscribers.remove(subscriber);
+  }
+
+  /** Open streams that have named their node. */
+  int subscribers() {
+    return subscribers.size();
   }
 
   public long version() {
-    synchronized (lock) {
-      return version;
-    }
+    return current.version();
   }
 
   public RoutingTable table() {
-    synchronized (lock) {
-      return table;
-    }
+    return current.table();
   }
 }

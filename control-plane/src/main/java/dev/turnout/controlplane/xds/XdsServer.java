@@ -1,40 +1,46 @@
 package dev.turnout.controlplane.xds;
 
 import com.google.common.collect.ImmutableList;
+import com.google.common.util.concurrent.ThreadFactoryBuilder;
 import dev.turnout.controlplane.config.TurnoutConfig;
-import dev.turnout.controlplane.store.RouteStore;
-import dev.turnout.controlplane.store.StoreException;
-import io.envoyproxy.controlplane.cache.v3.SimpleCache;
-import io.envoyproxy.controlplane.server.V3DiscoveryServer;
 import dev.turnout.controlplane.security.PeerIdentity;
 import dev.turnout.controlplane.security.Tls;
+import dev.turnout.controlplane.store.RouteStore;
+import dev.turnout.controlplane.store.StoreException;
 import io.grpc.BindableService;
-import io.grpc.ServerInterceptors;
 import io.grpc.Server;
+import io.grpc.ServerInterceptors;
 import io.grpc.netty.NettyServerBuilder;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.time.Clock;
 import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.Executor;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 
-/** The gRPC server sidecars subscribe to: java-control-plane's ADS (state-of-the-world and delta) over Netty. */
+/** The gRPC server sidecars subscribe to: Turnout's ADS ({@link AdsService}, state of the world and delta) over Netty. */
 public final class XdsServer {
   private final AckTracker tracker;
   private final SnapshotPublisher publisher;
   private final RoutingService routing;
-  private final V3DiscoveryServer discovery;
+  private final AdsService ads;
+  private final ExecutorService streams;
   private final Server server;
+  private final List<AdsService.NackListener> nackListeners;
 
-  private XdsServer(AckTracker tracker, SnapshotPublisher publisher, RoutingService routing,
-      V3DiscoveryServer discovery, Server server) {
+  private XdsServer(AckTracker tracker, SnapshotPublisher publisher, RoutingService routing, AdsService ads,
+      ExecutorService streams, Server server, List<AdsService.NackListener> nackListeners) {
     this.tracker = tracker;
     this.publisher = publisher;
     this.routing = routing;
-    this.discovery = discovery;
+    this.ads = ads;
+    this.streams = streams;
     this.server = server;
+    this.nackListeners = nackListeners;
   }
 
   /** Loads the routing state from the store and publishes it; the server is not listening yet. */
@@ -42,13 +48,18 @@ public final class XdsServer {
       ScheduledExecutorService scheduler, Executor callbacks, RoutingService.Resolver resolver)
       throws StoreException, java.io.IOException {
     AckTracker tracker = new AckTracker(clock, config.xds().reconnectGrace());
-    SimpleCache<String> cache = new SimpleCache<>(node -> node.getCluster());
-    SnapshotPublisher publisher = new SnapshotPublisher(cache);
+    SnapshotPublisher publisher = new SnapshotPublisher();
     RoutingService routing = new RoutingService(store, publisher, tracker, scheduler, callbacks, resolver,
         config.ackTimeout());
     routing.start(config.databases());
     boolean mtls = config.servers().tls().isPresent();
-    V3DiscoveryServer discovery = new V3DiscoveryServer(new XdsCallbacks(tracker, publisher, mtls), cache);
+    // Every stream's work runs on its own sequential executor over this pool: one thread per core is enough,
+    // since no stream task blocks.
+    ExecutorService streams = Executors.newFixedThreadPool(Math.max(2, Runtime.getRuntime().availableProcessors()),
+        new ThreadFactoryBuilder().setNameFormat("turnout-xds-%d").setDaemon(true).build());
+    List<AdsService.NackListener> nackListeners = new CopyOnWriteArrayList<>();
+    AdsService ads = new AdsService(publisher, tracker, streams, mtls,
+        (type, database) -> nackListeners.forEach(l -> l.nacked(type, database)), clock);
     NettyServerBuilder builder = NettyServerBuilder
         .forAddress(new InetSocketAddress(config.servers().bindAddress(), config.servers().xdsPort()))
         // Sidecars keep one long-lived stream; keepalives find dead peers so their ACK state stops counting.
@@ -57,19 +68,24 @@ public final class XdsServer {
     if (mtls) {
       builder.sslContext(Tls.serverContext(config.servers().tls().get()));
     }
-    for (BindableService service : services(discovery)) {
+    for (BindableService service : services(ads)) {
       builder.addService(ServerInterceptors.intercept(service, new PeerIdentity()));
     }
-    return new XdsServer(tracker, publisher, routing, discovery, builder.build());
+    return new XdsServer(tracker, publisher, routing, ads, streams, builder.build(), nackListeners);
   }
 
-  static List<BindableService> services(V3DiscoveryServer discovery) {
-    return ImmutableList.of(discovery.getAggregatedDiscoveryServiceImpl());
+  static List<BindableService> services(AdsService ads) {
+    return ImmutableList.of(ads);
   }
 
   /** The xDS services, to bind on another server too (tests use an in-process one). */
   public List<BindableService> services() {
-    return services(discovery);
+    return services(ads);
+  }
+
+  /** Called with every NACK a sidecar sends: its type, and the database when the rejected response held one. */
+  public void onNack(java.util.function.BiConsumer<XdsType, String> listener) {
+    nackListeners.add(listener::accept);
   }
 
   public void start() throws IOException {
@@ -87,6 +103,7 @@ public final class XdsServer {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }
+    streams.shutdownNow();
   }
 
   public AckTracker tracker() {

@@ -1,15 +1,18 @@
 package dev.turnout.controlplane.xds;
 
-import io.envoyproxy.controlplane.cache.Resources;
+import java.util.Arrays;
 import java.util.Optional;
+import java.util.stream.Collectors;
 
-/** The xDS resource types Turnout serves, with the short names SREs know them by. */
+/** The xDS resource types Turnout knows, with the short names SREs know them by. */
 public enum XdsType {
-  LDS(Resources.V3.LISTENER_TYPE_URL),
-  CDS(Resources.V3.CLUSTER_TYPE_URL),
-  EDS(Resources.V3.ENDPOINT_TYPE_URL),
-  RDS(Resources.V3.ROUTE_TYPE_URL),
-  SDS(Resources.V3.SECRET_TYPE_URL);
+  LDS("type.googleapis.com/envoy.config.listener.v3.Listener"),
+  CDS("type.googleapis.com/envoy.config.cluster.v3.Cluster"),
+  EDS("type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"),
+  /** Asked for by clients whose listeners use routes; Turnout's use tcp_proxy, so it answers with none. */
+  RDS("type.googleapis.com/envoy.config.route.v3.RouteConfiguration"),
+  /** Asked for by clients that take secrets over xDS; Turnout serves none. */
+  SDS("type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret");
 
   private final String typeUrl;
 
@@ -28,5 +31,14 @@ public enum XdsType {
       }
     }
     return Optional.empty();
+  }
+
+  /** Listeners and Clusters: an empty first subscription means every resource (the protocol's legacy wildcard). */
+  static boolean wildcardByDefault(XdsType type) {
+    return type == LDS || type == CDS;
+  }
+
+  static String servedTypeUrls() {
+    return Arrays.stream(values()).map(XdsType::typeUrl).collect(Collectors.joining(", "));
   }
 }

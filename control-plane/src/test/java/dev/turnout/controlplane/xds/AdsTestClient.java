@@ -107,7 +107,9 @@ final class AdsTestClient implements AutoCloseable {
 
   private synchronized void onSotw(DiscoveryResponse r) {
     Runnable apply = () -> {
-      String error = apply(r.getTypeUrl(), r.getResourcesList(), List.of(), true);
+      // State of the world: Listeners and Clusters come whole; an assignment absent from a response is unchanged.
+      String error = apply(r.getTypeUrl(), r.getResourcesList(), List.of(),
+          !r.getTypeUrl().equals(XdsType.EDS.typeUrl()));
       DiscoveryRequest.Builder reply = DiscoveryRequest.newBuilder().setNode(node).setTypeUrl(r.getTypeUrl())
           .setResponseNonce(r.getNonce());
       if (r.getTypeUrl().equals(XdsType.EDS.typeUrl())) {

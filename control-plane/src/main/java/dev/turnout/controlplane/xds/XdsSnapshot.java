@@ -1,0 +1,97 @@
+package dev.turnout.controlplane.xds;
+
+import com.google.common.collect.ImmutableMap;
+import com.google.common.collect.ImmutableSortedMap;
+import com.google.protobuf.Any;
+import com.google.protobuf.Message;
+import dev.turnout.envoy.DatabaseRoute;
+import dev.turnout.envoy.EnvoyResources;
+import dev.turnout.envoy.RoutingTable;
+import java.util.Collection;
+import java.util.EnumMap;
+import java.util.Map;
+import java.util.function.Function;
+
+/**
+ * The xDS resources of one routing-table version: every database's Listener, Cluster and ClusterLoadAssignment
+ * (each named after the database), each with the version at which its content last changed.
+ *
+ * <p>There is one snapshot for the whole fleet, not one per service: a stream filters it by its node's service
+ * ({@link Entry#visibleTo}), so a thousand distinct {@code node.cluster} values cost nothing here. Resource
+ * versions only grow, so "a node has version V of a resource" means it has the content published at V.
+ */
+final class XdsSnapshot {
+
+  /** One resource as served, with the route it came from (whose services decide who may see it). */
+  record Entry(String name, Message message, Any resource, long version, DatabaseRoute route) {
+    boolean visibleTo(String service) {
+      return route.allows(service);
+    }
+  }
+
+  static final XdsSnapshot EMPTY = new XdsSnapshot(0, RoutingTable.EMPTY, new EnumMap<>(XdsType.class));
+
+  private final long version;
+  private final RoutingTable table;
+  private final Map<XdsType, ImmutableSortedMap<String, Entry>> byType;
+
+  private XdsSnapshot(long version, RoutingTable table, Map<XdsType, ImmutableSortedMap<String, Entry>> byType) {
+    this.version = version;
+    this.table = table;
+    this.byType = byType;
+  }
+
+  /** The types Turnout serves, each from a database route. */
+  private static final ImmutableMap<XdsType, Function<DatabaseRoute, Message>> TRANSLATIONS = ImmutableMap.of(
+      XdsType.LDS, EnvoyResources::listener,
+      XdsType.CDS, EnvoyResources::cluster,
+      XdsType.EDS, EnvoyResources::loadAssignment);
+
+  static boolean serves(XdsType type) {
+    return TRANSLATIONS.containsKey(type);
+  }
+
+  /**
+   * The snapshot of {@code table} at {@code version}: a resource whose content is unchanged since {@code previous}
+   * keeps its version (so a node that has it is not sent it again); a changed or new one takes {@code version}.
+   */
+  static XdsSnapshot next(XdsSnapshot previous, RoutingTable table, long version) {
+    Map<XdsType, ImmutableSortedMap<String, Entry>> byType = new EnumMap<>(XdsType.class);
+    for (Map.Entry<XdsType, Function<DatabaseRoute, Message>> t : TRANSLATIONS.entrySet()) {
+      ImmutableSortedMap<String, Entry> before = previous.byType.getOrDefault(t.getKey(), ImmutableSortedMap.of());
+      ImmutableSortedMap.Builder<String, Entry> entries = ImmutableSortedMap.naturalOrder();
+      for (DatabaseRoute route : table.databases().values()) {
+        Entry old = before.get(route.name());
+        if (old != null && old.route().equals(route)) {
+          entries.put(route.name(), old);
+          continue;
+        }
+        Message message = t.getValue().apply(route);
+        entries.put(route.name(), old != null && old.message().equals(message)
+            ? new Entry(route.name(), message, old.resource(), old.version(), route) // only who may see it changed
+            : new Entry(route.name(), message, Any.pack(message), version, route));
+      }
+      byType.put(t.getKey(), entries.buildOrThrow());
+    }
+    return new XdsSnapshot(version, table, byType);
+  }
+
+  long version() {
+    return version;
+  }
+
+  RoutingTable table() {
+    return table;
+  }
+
+  /** The resource {@code name} of {@code type}, or null when there is none (whoever asks). */
+  Entry get(XdsType type, String name) {
+    Map<String, Entry> entries = byType.get(type);
+    return entries == null ? null : entries.get(name);
+  }
+
+  Collection<Entry> all(XdsType type) {
+    Map<String, Entry> entries = byType.get(type);
+    return entries == null ? java.util.List.of() : entries.values();
+  }
+}
