@@ -80,7 +80,7 @@ final class AdsService extends AggregatedDiscoveryServiceGrpc.AggregatedDiscover
   private final LogLimiter nackLog;
   private final LogLimiter clientErrorLog;
   private final AtomicLong streamIds = new AtomicLong();
-  private final SecureRandom random = new SecureRandom();
+  private final SecureRandom random = fastRandom();
 
   /** @param requireIdentity the server runs mTLS: a node's certificate CN must equal its node.cluster */
   AdsService(SnapshotPublisher publisher, AckTracker tracker, Executor pool, boolean requireIdentity,
@@ -107,6 +107,20 @@ final class AdsService extends AggregatedDiscoveryServiceGrpc.AggregatedDiscover
 
   private static String identity() {
     return dev.turnout.controlplane.security.PeerIdentity.KEY.get();
+  }
+
+  /**
+   * SHA1PRNG seeded once from /dev/urandom: pure Java per call (NativePRNG reads the device on every call under a
+   * lock), and never blocking at start as DRBG's seeding from /dev/random can on a quiet virtual machine.
+   */
+  private static SecureRandom fastRandom() {
+    try {
+      SecureRandom random = SecureRandom.getInstance("SHA1PRNG");
+      random.setSeed(SecureRandom.getInstance("NativePRNGNonBlocking").generateSeed(32));
+      return random;
+    } catch (java.security.NoSuchAlgorithmException e) {
+      return new SecureRandom();
+    }
   }
 
   String nonce() {
@@ -142,6 +156,8 @@ final class AdsService extends AggregatedDiscoveryServiceGrpc.AggregatedDiscover
     /** Recent responses by nonce: their version, and the database when they carried one (the NACK counter's). */
     final LinkedHashMap<String, Sent> recent = new LinkedHashMap<>(NONCES_REMEMBERED * 2);
     long nackLoggedVersion = -1;
+    /** The snapshot version this type was last brought up to date with. */
+    long seenVersion = -1;
 
     void remember(String nonce, long version, String database) {
       recent.put(nonce, new Sent(version, database));
@@ -322,6 +338,24 @@ final class AdsService extends AggregatedDiscoveryServiceGrpc.AggregatedDiscover
       return result;
     }
 
+    /**
+     * Whether {@code snapshot} may hold anything for this type: when the type was last brought up to date with
+     * the snapshot this one was made from, only the databases that changed can matter (a change of one endpoint
+     * then costs each of thousands of streams a few lookups, not a pass over every database).
+     */
+    boolean mayConcern(TypeState st, XdsSnapshot snapshot) {
+      if (st.seenVersion != snapshot.previousVersion()) {
+        return true;
+      }
+      for (String name : snapshot.changed()) {
+        if (st.wildcard || st.names.contains(name) || st.known.containsKey(name)) {
+          return true;
+        }
+      }
+      st.seenVersion = snapshot.version();
+      return false;
+    }
+
     /** A NACK of a response: logged once per node, type and version (rate-limited), and counted. */
     void nacked(XdsType type, TypeState st, String nonce, String error) {
       Sent sent = st.recent.get(nonce);
@@ -378,6 +412,10 @@ final class AdsService extends AggregatedDiscoveryServiceGrpc.AggregatedDiscover
 
     /** Replaces the subscription with {@code requested}; returns whether it changed. */
     private boolean subscribe(XdsType type, TypeState st, List<String> requested) {
+      if (!requested.isEmpty() && requested.size() == st.names.size() && !st.wildcard
+          && st.names.containsAll(requested)) {
+        return false; // the same names again: an ACK (Envoy repeats its subscription on every request)
+      }
       boolean wildcard;
       Set<String> names = new java.util.HashSet<>(requested);
       if (names.remove("*")) {
@@ -399,7 +437,7 @@ final class AdsService extends AggregatedDiscoveryServiceGrpc.AggregatedDiscover
     @Override
     void onSnapshot(XdsSnapshot snapshot) {
       for (Map.Entry<XdsType, TypeState> t : types.entrySet()) {
-        if (t.getValue().requested) {
+        if (t.getValue().requested && mayConcern(t.getValue(), snapshot)) {
           send(t.getKey(), t.getValue(), snapshot, false);
         }
       }
@@ -410,6 +448,7 @@ final class AdsService extends AggregatedDiscoveryServiceGrpc.AggregatedDiscover
      * (the protocol reads an absent one as removed); assignments only the changed ones unless {@code full}.
      */
     private void send(XdsType type, TypeState st, XdsSnapshot snapshot, boolean full) {
+      st.seenVersion = snapshot.version();
       Map<String, XdsSnapshot.Entry> visible = visible(type, st, snapshot);
       boolean whole = full || st.resendAll || XdsType.wildcardByDefault(type);
       List<XdsSnapshot.Entry> changed = new ArrayList<>();
@@ -513,7 +552,7 @@ final class AdsService extends AggregatedDiscoveryServiceGrpc.AggregatedDiscover
     @Override
     void onSnapshot(XdsSnapshot snapshot) {
       for (Map.Entry<XdsType, TypeState> t : types.entrySet()) {
-        if (t.getValue().requested) {
+        if (t.getValue().requested && mayConcern(t.getValue(), snapshot)) {
           send(t.getKey(), t.getValue(), snapshot);
         }
       }
@@ -521,6 +560,7 @@ final class AdsService extends AggregatedDiscoveryServiceGrpc.AggregatedDiscover
 
     /** Sends the resources whose version the client lacks, and names the ones it has that are gone. */
     private void send(XdsType type, TypeState st, XdsSnapshot snapshot) {
+      st.seenVersion = snapshot.version();
       Map<String, XdsSnapshot.Entry> visible = visible(type, st, snapshot);
       DeltaDiscoveryResponse.Builder response = DeltaDiscoveryResponse.newBuilder().setTypeUrl(type.typeUrl());
       String single = "";

@@ -1,7 +1,7 @@
 package dev.turnout.controlplane.xds;
 
 import com.google.common.collect.ImmutableMap;
-import com.google.common.collect.ImmutableSortedMap;
+import com.google.common.collect.ImmutableSet;
 import com.google.protobuf.Any;
 import com.google.protobuf.Message;
 import dev.turnout.envoy.DatabaseRoute;
@@ -29,14 +29,20 @@ final class XdsSnapshot {
     }
   }
 
-  static final XdsSnapshot EMPTY = new XdsSnapshot(0, RoutingTable.EMPTY, new EnumMap<>(XdsType.class));
+  static final XdsSnapshot EMPTY =
+      new XdsSnapshot(0, -1, ImmutableSet.of(), RoutingTable.EMPTY, new EnumMap<>(XdsType.class));
 
   private final long version;
+  private final long previousVersion;
+  private final ImmutableSet<String> changed;
   private final RoutingTable table;
-  private final Map<XdsType, ImmutableSortedMap<String, Entry>> byType;
+  private final Map<XdsType, ImmutableMap<String, Entry>> byType;
 
-  private XdsSnapshot(long version, RoutingTable table, Map<XdsType, ImmutableSortedMap<String, Entry>> byType) {
+  private XdsSnapshot(long version, long previousVersion, ImmutableSet<String> changed, RoutingTable table,
+      Map<XdsType, ImmutableMap<String, Entry>> byType) {
     this.version = version;
+    this.previousVersion = previousVersion;
+    this.changed = changed;
     this.table = table;
     this.byType = byType;
   }
@@ -56,10 +62,22 @@ final class XdsSnapshot {
    * keeps its version (so a node that has it is not sent it again); a changed or new one takes {@code version}.
    */
   static XdsSnapshot next(XdsSnapshot previous, RoutingTable table, long version) {
-    Map<XdsType, ImmutableSortedMap<String, Entry>> byType = new EnumMap<>(XdsType.class);
+    Map<XdsType, ImmutableMap<String, Entry>> byType = new EnumMap<>(XdsType.class);
+    ImmutableSet.Builder<String> changed = ImmutableSet.builder();
+    for (DatabaseRoute route : table.databases().values()) {
+      if (!route.equals(previous.table.databases().get(route.name()))) {
+        changed.add(route.name());
+      }
+    }
+    for (String name : previous.table.databases().keySet()) {
+      if (!table.databases().containsKey(name)) {
+        changed.add(name);
+      }
+    }
     for (Map.Entry<XdsType, Function<DatabaseRoute, Message>> t : TRANSLATIONS.entrySet()) {
-      ImmutableSortedMap<String, Entry> before = previous.byType.getOrDefault(t.getKey(), ImmutableSortedMap.of());
-      ImmutableSortedMap.Builder<String, Entry> entries = ImmutableSortedMap.naturalOrder();
+      ImmutableMap<String, Entry> before = previous.byType.getOrDefault(t.getKey(), ImmutableMap.of());
+      // Hash lookups by name (every stream asks by name on every change); iteration in the table's name order.
+      ImmutableMap.Builder<String, Entry> entries = ImmutableMap.builderWithExpectedSize(table.databases().size());
       for (DatabaseRoute route : table.databases().values()) {
         Entry old = before.get(route.name());
         if (old != null && old.route().equals(route)) {
@@ -73,11 +91,21 @@ final class XdsSnapshot {
       }
       byType.put(t.getKey(), entries.buildOrThrow());
     }
-    return new XdsSnapshot(version, table, byType);
+    return new XdsSnapshot(version, previous.version, changed.build(), table, byType);
   }
 
   long version() {
     return version;
+  }
+
+  /** The version this one was made from: a stream that saw it need only look at {@link #changed}. */
+  long previousVersion() {
+    return previousVersion;
+  }
+
+  /** The databases whose resources (or who may see them) differ from {@link #previousVersion}'s. */
+  ImmutableSet<String> changed() {
+    return changed;
   }
 
   RoutingTable table() {
