@@ -128,6 +128,7 @@ public final class ControlPlane implements AutoCloseable {
       }
       xds.start();
       scheduleDnsRefresh(config.xds().dnsRefresh(), scheduler, callbacks, xds.routing());
+      scheduleForgettingNodes(config.xds().forgetNodesAfter(), scheduler, xds.tracker());
       if (shared.isPresent()) {
         schedulePublishingNodes(shared.get(), xds.tracker(), config.store().postgres().get().lease(), scheduler,
             callbacks);
@@ -166,6 +167,17 @@ public final class ControlPlane implements AutoCloseable {
       abandon(leadership, migrations, xds, scheduler, callbacks, store);
       throw e;
     }
+  }
+
+  /** Sidecars gone for {@code after} are forgotten, looked for every quarter of it (at most every minute). */
+  private static void scheduleForgettingNodes(Duration after, ScheduledExecutorService scheduler, AckTracker tracker) {
+    long every = Math.max(1000, Math.min(after.toMillis() / 4, 60_000));
+    scheduler.scheduleWithFixedDelay(() -> {
+      int forgotten = tracker.forgetDisconnected(after);
+      if (forgotten > 0) {
+        log.info("forgot {} sidecar(s) with no xDS stream for {}", forgotten, after);
+      }
+    }, every, every, TimeUnit.MILLISECONDS);
   }
 
   /** Undoes a start that failed part way: whatever of it was made is stopped, the store closed. */

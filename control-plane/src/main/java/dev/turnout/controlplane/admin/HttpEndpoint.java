@@ -47,8 +47,13 @@ public final class HttpEndpoint implements AutoCloseable {
     Timer ackLatency = Timer.builder("turnout_route_ack").description("Route change to the last subscribed node's ACK")
         .publishPercentiles(0.5, 0.99).register(registry);
     routing.onAcked(r -> ackLatency.record(r.ack().elapsed()));
-    Gauge.builder("turnout_xds_connected_nodes", tracker, t -> t.nodes().stream().filter(NodeStatus::connected).count())
+    Gauge.builder("turnout_xds_connected_nodes", tracker, t -> t.counts().connected())
         .description("Sidecars with an open xDS stream").register(registry);
+    Gauge.builder("turnout_xds_disconnected_nodes", tracker, t -> t.counts().disconnected())
+        .description("Sidecars with no open stream, still listed until xds.forget_nodes_after").register(registry);
+    io.micrometer.core.instrument.FunctionCounter.builder("turnout_xds_forgotten_nodes", tracker,
+        t -> t.counts().forgotten())
+        .description("Sidecars forgotten after xds.forget_nodes_after without a stream").register(registry);
     Gauge.builder("turnout_routing_version", routing, RoutingService::version)
         .description("The routing table's current version").register(registry);
     MultiGauge endpointVersion = MultiGauge.builder("turnout_database_endpoint_version")

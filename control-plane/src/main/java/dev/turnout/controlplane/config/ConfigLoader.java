@@ -96,9 +96,14 @@ public final class ConfigLoader {
     Duration ackTimeout = TurnoutConfig.DEFAULT_ACK_TIMEOUT;
     Duration grace = TurnoutConfig.DEFAULT_RECONNECT_GRACE;
     Duration dnsRefresh = TurnoutConfig.DEFAULT_DNS_REFRESH;
+    Duration forgetNodesAfter = TurnoutConfig.DEFAULT_FORGET_NODES_AFTER;
     if (fields.containsKey("xds")) {
       Map<String, Node> xds = fields(mapping(fields.get("xds"), "xds"), "xds",
-          Set.of("ack_timeout", "reconnect_grace", "dns_refresh"));
+          Set.of("ack_timeout", "reconnect_grace", "dns_refresh", "forget_nodes_after"));
+      Duration forget = duration(xds.get("forget_nodes_after"), "xds.forget_nodes_after");
+      if (forget != null) {
+        forgetNodesAfter = forget;
+      }
       Duration refresh = duration(xds.get("dns_refresh"), "xds.dns_refresh");
       if (refresh != null) {
         dnsRefresh = refresh;
@@ -133,7 +138,7 @@ public final class ConfigLoader {
       throw new ConfigException(source, problems);
     }
     return new TurnoutConfig(servers, new TurnoutConfig.Store(store, shared),
-        new TurnoutConfig.Xds(ackTimeout, grace, dnsRefresh), ImmutableList.copyOf(databases), migrator);
+        new TurnoutConfig.Xds(ackTimeout, grace, dnsRefresh, forgetNodesAfter), ImmutableList.copyOf(databases), migrator);
   }
 
   /** {@code store.postgres}: the metadata database several replicas share. */

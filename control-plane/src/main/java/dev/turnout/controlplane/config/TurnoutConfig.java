@@ -53,12 +53,20 @@ public record TurnoutConfig(Servers servers, Store store, Xds xds,
    *     restarted control plane knows no sidecar until it reconnects, and must not call a change done while
    *     sidecars that still route the old way are on their way back
    * @param dnsRefresh how often endpoints routed by DNS name are resolved again (a changed address is published)
+   * @param forgetNodesAfter how long a sidecar with no open stream stays listed before it is forgotten (pods that
+   *     come and go with every deployment must not pile up)
    */
-  public record Xds(Duration ackTimeout, Duration reconnectGrace, Duration dnsRefresh) {
+  public record Xds(Duration ackTimeout, Duration reconnectGrace, Duration dnsRefresh, Duration forgetNodesAfter) {
     public Xds(Duration ackTimeout, Duration reconnectGrace) {
       this(ackTimeout, reconnectGrace, DEFAULT_DNS_REFRESH);
     }
+
+    public Xds(Duration ackTimeout, Duration reconnectGrace, Duration dnsRefresh) {
+      this(ackTimeout, reconnectGrace, dnsRefresh, DEFAULT_FORGET_NODES_AFTER);
+    }
   }
+
+  public static final Duration DEFAULT_FORGET_NODES_AFTER = Duration.ofMinutes(10);
 
   public static final Duration DEFAULT_DNS_REFRESH = Duration.ofSeconds(30);
 
@@ -75,7 +83,7 @@ public record TurnoutConfig(Servers servers, Store store, Xds xds,
   }
 
   public TurnoutConfig withReconnectGrace(Duration grace) {
-    return new TurnoutConfig(servers, store, new Xds(xds.ackTimeout(), grace, xds.dnsRefresh()), databases,
+    return new TurnoutConfig(servers, store, new Xds(xds.ackTimeout(), grace, xds.dnsRefresh(), xds.forgetNodesAfter()), databases,
         migrator);
   }
 

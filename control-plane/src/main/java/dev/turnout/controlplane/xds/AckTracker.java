@@ -84,6 +84,8 @@ public final class AckTracker {
     final String id;
     String cluster;
     int openStreams;
+    /** When its last stream closed (while it has none open). */
+    Instant disconnectedAt;
     final Map<XdsType, TypeState> types = new EnumMap<>(XdsType.class);
 
     Node(String id, String cluster) {
@@ -155,6 +157,7 @@ public final class AckTracker {
         Node n = nodes.computeIfAbsent(node.getId(), id -> new Node(id, node.getCluster()));
         n.cluster = node.getCluster();
         n.openStreams++;
+        n.disconnectedAt = null;
         stream.node = n;
       }
       Subscription previous = stream.subscriptions.get(type);
@@ -214,8 +217,8 @@ public final class AckTracker {
       if (stream == null) {
         return;
       }
-      if (stream.node != null) {
-        stream.node.openStreams--;
+      if (stream.node != null && --stream.node.openStreams == 0) {
+        stream.node.disconnectedAt = clock.instant();
       }
       completions = evaluate();
     }
@@ -347,7 +350,40 @@ public final class AckTracker {
     return s.node != null && w.clusterAllowed.test(s.node.cluster) && s.subscribedTo(XdsType.EDS, w.database);
   }
 
-  /** Every node seen since start, connected or not, in the order first seen. */
+  @GuardedBy("lock")
+  private long forgotten;
+
+  /**
+   * Forgets every node that has had no open stream for {@code after}: sidecars of pods that are gone. Returns how
+   * many were forgotten now.
+   */
+  public int forgetDisconnected(Duration after) {
+    Instant before = clock.instant().minus(after);
+    int count = 0;
+    synchronized (lock) {
+      for (Iterator<Node> it = nodes.values().iterator(); it.hasNext(); ) {
+        Node n = it.next();
+        if (n.openStreams == 0 && n.disconnectedAt != null && n.disconnectedAt.isBefore(before)) {
+          it.remove();
+          count++;
+        }
+      }
+      forgotten += count;
+    }
+    return count;
+  }
+
+  /** How many nodes are connected now, remembered while disconnected, and forgotten since start. */
+  public record NodeCounts(long connected, long disconnected, long forgotten) {}
+
+  public NodeCounts counts() {
+    synchronized (lock) {
+      long connected = nodes.values().stream().filter(n -> n.openStreams > 0).count();
+      return new NodeCounts(connected, nodes.size() - connected, forgotten);
+    }
+  }
+
+  /** Every node seen since start and not forgotten, connected or not, in the order first seen. */
   public ImmutableList<NodeStatus> nodes() {
     synchronized (lock) {
       ImmutableList.Builder<NodeStatus> result = ImmutableList.builder();
