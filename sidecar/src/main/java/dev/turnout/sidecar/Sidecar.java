@@ -78,17 +78,21 @@ public final class Sidecar implements AutoCloseable {
     }
     Sidecar sidecar = new Sidecar(config, group, xdsThread, channel, proxies, xds, metrics);
     xds.start();
-    log.info("sidecar node {} (service {}) subscribing to {}:{}; {} I/O thread(s) on {}", config.nodeId(),
-        config.cluster(), config.xdsHost(), config.xdsPort(), config.ioThreads(), transport.name());
+    log.info("sidecar node {} (service {}) subscribing to {}; {} I/O thread(s) on {}", config.nodeId(),
+        config.cluster(), config.xds().size() == 1 ? config.xds().get(0) : "the first that answers of " + config.xds(),
+        config.ioThreads(), transport.name());
     return sidecar;
   }
 
   /**
-   * One channel to the control plane, through gRPC's DNS resolver: pick_first holds one connection to the first
-   * address that answers and, when it breaks, walks the addresses again from the first.
+   * One channel to the control plane. One address goes through gRPC's DNS resolver, a list through
+   * {@link ReplicaListResolver}; either way pick_first holds one connection to the first address that answers
+   * and, when it breaks, walks the addresses again from the first, so a dead replica is skipped for the next.
    */
   private static ManagedChannel channel(SidecarConfig config) throws SSLException {
-    NettyChannelBuilder builder = NettyChannelBuilder.forAddress(config.xdsHost(), config.xdsPort());
+    NettyChannelBuilder builder = config.xds().size() == 1
+        ? NettyChannelBuilder.forAddress(config.xds().get(0).host(), config.xds().get(0).port())
+        : NettyChannelBuilder.forTarget(ReplicaListResolver.target(config.xds()));
     builder.defaultLoadBalancingPolicy("pick_first")
         // A replica whose machine is gone answers no SYN: give up on it within the reconnect goal and try the
         // next address, rather than after the operating system's minutes or Netty's 30 s.
