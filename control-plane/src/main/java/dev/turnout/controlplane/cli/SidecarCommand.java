@@ -61,7 +61,13 @@ final class SidecarCommand implements Callable<Integer> {
     try {
       List<XdsAddress> controlPlane = new ArrayList<>();
       for (String replica : xds.split(",")) {
-        Endpoint address = Endpoint.parse(replica);
+        Endpoint address;
+        try {
+          address = Endpoint.parse(replica);
+        } catch (IllegalArgumentException e) {
+          throw new IllegalArgumentException("--xds: " + e.getMessage().replace("endpoint", "address")
+              .replace("db1.internal", "turnout.internal").replace(":5432", ":18000"), e);
+        }
         controlPlane.add(new XdsAddress(address.host(), address.port()));
       }
       config = new SidecarConfig(controlPlane, node, cluster,
