@@ -7,15 +7,18 @@ import io.envoyproxy.envoy.config.core.v3.Node;
 import io.grpc.ManagedChannel;
 import io.grpc.netty.GrpcSslContexts;
 import io.grpc.netty.NettyChannelBuilder;
+import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
+import java.net.SocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.util.Optional;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import javax.net.ssl.SSLException;
 import org.slf4j.Logger;
@@ -27,6 +30,7 @@ import org.slf4j.LoggerFactory;
  */
 public final class Sidecar implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(Sidecar.class);
+  private static final int CONNECT_TIMEOUT_MILLIS = 1000;
   private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
 
   private final SidecarConfig config;
@@ -54,28 +58,18 @@ public final class Sidecar implements AutoCloseable {
     EventLoopGroup group = transport.group();
     ScheduledExecutorService xdsThread = Executors.newSingleThreadScheduledExecutor(
         new ThreadFactoryBuilder().setNameFormat("sidecar-xds").setDaemon(true).build());
-    NettyChannelBuilder builder = NettyChannelBuilder.forAddress(config.xdsHost(), config.xdsPort())
-        .keepAliveTime(30, TimeUnit.SECONDS)
-        .keepAliveWithoutCalls(true);
-    if (config.tls().isPresent()) {
-      SidecarConfig.Tls tls = config.tls().get();
-      try {
-        builder.sslContext(GrpcSslContexts.forClient()
-            .keyManager(tls.certificateChain().toFile(), tls.privateKey().toFile())
-            .trustManager(tls.trustedCa().toFile())
-            .build());
-      } catch (SSLException | IllegalArgumentException e) {
-        group.shutdownGracefully();
-        xdsThread.shutdownNow();
-        throw new IOException("cannot load the sidecar's TLS files: " + e.getMessage(), e);
-      }
-    } else {
-      builder.usePlaintext();
+    ManagedChannel channel;
+    try {
+      channel = channel(config);
+    } catch (SSLException | IllegalArgumentException e) {
+      group.shutdownGracefully();
+      xdsThread.shutdownNow();
+      throw new IOException("cannot load the sidecar's TLS files: " + e.getMessage(), e);
     }
-    ManagedChannel channel = builder.build();
     ProxyManager proxies = new ProxyManager(transport, config.holdTimeout(), config.staleGrace());
     Node node = Node.newBuilder().setId(config.nodeId()).setCluster(config.cluster()).build();
-    XdsClient xds = new XdsClient(channel, node, proxies, xdsThread);
+    XdsClient xds = new XdsClient(channel, node, proxies, xdsThread,
+        new ReconnectBackoff(() -> ThreadLocalRandom.current().nextDouble()));
     HttpServer metrics = null;
     if (config.metricsPort().isPresent()) {
       metrics = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), config.metricsPort().get()), 0);
@@ -84,9 +78,37 @@ public final class Sidecar implements AutoCloseable {
     }
     Sidecar sidecar = new Sidecar(config, group, xdsThread, channel, proxies, xds, metrics);
     xds.start();
-    log.info("sidecar node {} (service {}) subscribing to {}:{}; {} I/O thread(s) on {}", config.nodeId(),
-        config.cluster(), config.xdsHost(), config.xdsPort(), config.ioThreads(), transport.name());
+    log.info("sidecar node {} (service {}) subscribing to {}; {} I/O thread(s) on {}", config.nodeId(),
+        config.cluster(), config.xds().size() == 1 ? config.xds().get(0) : "the first that answers of " + config.xds(),
+        config.ioThreads(), transport.name());
     return sidecar;
+  }
+
+  /**
+   * One channel to the control plane. One address goes through gRPC's DNS resolver, a list through
+   * {@link ReplicaListResolver}; either way pick_first holds one connection to the first address that answers
+   * and, when it breaks, walks the addresses again from the first, so a dead replica is skipped for the next.
+   */
+  private static ManagedChannel channel(SidecarConfig config) throws SSLException {
+    NettyChannelBuilder builder = config.xds().size() == 1
+        ? NettyChannelBuilder.forAddress(config.xds().get(0).host(), config.xds().get(0).port())
+        : NettyChannelBuilder.forTarget(ReplicaListResolver.target(config.xds()));
+    builder.defaultLoadBalancingPolicy("pick_first")
+        // A replica whose machine is gone answers no SYN: give up on it within the reconnect goal and try the
+        // next address, rather than after the operating system's minutes or Netty's 30 s.
+        .withOption(ChannelOption.CONNECT_TIMEOUT_MILLIS, CONNECT_TIMEOUT_MILLIS)
+        .keepAliveTime(30, TimeUnit.SECONDS)
+        .keepAliveWithoutCalls(true);
+    if (config.tls().isPresent()) {
+      SidecarConfig.Tls tls = config.tls().get();
+      builder.sslContext(GrpcSslContexts.forClient()
+          .keyManager(tls.certificateChain().toFile(), tls.privateKey().toFile())
+          .trustManager(tls.trustedCa().toFile())
+          .build());
+    } else {
+      builder.usePlaintext();
+    }
+    return builder.build();
   }
 
   private static void serveMetrics(HttpServer server, ProxyManager proxies) {
@@ -150,8 +172,19 @@ public final class Sidecar implements AutoCloseable {
     return proxies.listenAddress(database);
   }
 
+  /** Whether the xDS stream is up: a response has come on it since it was (re)opened. */
   public boolean connectedToControlPlane() {
     return xds.connected();
+  }
+
+  /** The control-plane replica the xDS stream is on, while it is up. */
+  public Optional<SocketAddress> controlPlaneAddress() {
+    return xds.remoteAddress();
+  }
+
+  /** Responses applied (and ACKed) since start, over every stream. */
+  public long xdsResponsesApplied() {
+    return xds.responsesApplied();
   }
 
   /** The port of the {@code /metrics} endpoint, if enabled. */

@@ -2,17 +2,19 @@ package dev.turnout.sidecar;
 
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import java.util.Optional;
 
 /**
  * The facts a sidecar starts with, the same an Envoy bootstrap holds: where the control plane is, who this
  * node is, and how to behave while a database has no endpoint.
  *
+ * @param xds the control plane's xDS address, or several replicas' in the order to try them (see {@link Sidecar})
  * @param holdTimeout how long a new connection to a drained database waits for an endpoint before it is refused
  * @param staleGrace how long a connection to an endpoint that is no longer assigned may live on
  * @param metricsPort loopback port of the HTTP {@code /metrics} endpoint; 0 picks a free one, empty disables it
  */
-public record SidecarConfig(String xdsHost, int xdsPort, String nodeId, String cluster, Duration holdTimeout,
+public record SidecarConfig(List<XdsAddress> xds, String nodeId, String cluster, Duration holdTimeout,
     Duration staleGrace, Optional<Integer> metricsPort, Optional<Tls> tls) {
 
   /** I/O threads relaying bytes: one per core, at most 4 (measured with the sidecar benchmark). */
@@ -27,14 +29,15 @@ public record SidecarConfig(String xdsHost, int xdsPort, String nodeId, String c
   public static final Duration DEFAULT_STALE_GRACE = Duration.ofSeconds(5);
 
   public SidecarConfig {
+    if (xds == null || xds.isEmpty()) {
+      throw new IllegalArgumentException("the control plane's xDS address is required");
+    }
+    xds = List.copyOf(xds);
     if (nodeId == null || nodeId.isBlank()) {
       throw new IllegalArgumentException("node id is required");
     }
     if (cluster == null || cluster.isBlank()) {
       throw new IllegalArgumentException("node cluster (the service) is required");
-    }
-    if (xdsPort < 1 || xdsPort > 65535) {
-      throw new IllegalArgumentException("xDS port " + xdsPort + " is out of range 1-65535");
     }
     if (holdTimeout.isNegative() || staleGrace.isNegative()) {
       throw new IllegalArgumentException("hold timeout and stale grace must not be negative");
@@ -45,23 +48,28 @@ public record SidecarConfig(String xdsHost, int xdsPort, String nodeId, String c
 
   /** A plain-text sidecar with default timeouts and no metrics endpoint. */
   public static SidecarConfig of(String xdsHost, int xdsPort, String nodeId, String cluster) {
-    return new SidecarConfig(xdsHost, xdsPort, nodeId, cluster, DEFAULT_HOLD_TIMEOUT, DEFAULT_STALE_GRACE,
-        Optional.empty(), Optional.empty());
+    return of(List.of(new XdsAddress(xdsHost, xdsPort)), nodeId, cluster);
+  }
+
+  /** A plain-text sidecar of several control-plane replicas, tried in this order. */
+  public static SidecarConfig of(List<XdsAddress> xds, String nodeId, String cluster) {
+    return new SidecarConfig(xds, nodeId, cluster, DEFAULT_HOLD_TIMEOUT, DEFAULT_STALE_GRACE, Optional.empty(),
+        Optional.empty());
   }
 
   public SidecarConfig withHoldTimeout(Duration d) {
-    return new SidecarConfig(xdsHost, xdsPort, nodeId, cluster, d, staleGrace, metricsPort, tls);
+    return new SidecarConfig(xds, nodeId, cluster, d, staleGrace, metricsPort, tls);
   }
 
   public SidecarConfig withStaleGrace(Duration d) {
-    return new SidecarConfig(xdsHost, xdsPort, nodeId, cluster, holdTimeout, d, metricsPort, tls);
+    return new SidecarConfig(xds, nodeId, cluster, holdTimeout, d, metricsPort, tls);
   }
 
   public SidecarConfig withMetricsPort(int port) {
-    return new SidecarConfig(xdsHost, xdsPort, nodeId, cluster, holdTimeout, staleGrace, Optional.of(port), tls);
+    return new SidecarConfig(xds, nodeId, cluster, holdTimeout, staleGrace, Optional.of(port), tls);
   }
 
   public SidecarConfig withTls(Tls t) {
-    return new SidecarConfig(xdsHost, xdsPort, nodeId, cluster, holdTimeout, staleGrace, metricsPort, Optional.of(t));
+    return new SidecarConfig(xds, nodeId, cluster, holdTimeout, staleGrace, metricsPort, Optional.of(t));
   }
 }

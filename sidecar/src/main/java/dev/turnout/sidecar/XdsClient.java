@@ -15,10 +15,12 @@ import io.envoyproxy.envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy;
 import io.envoyproxy.envoy.service.discovery.v3.AggregatedDiscoveryServiceGrpc;
 import io.envoyproxy.envoy.service.discovery.v3.DiscoveryRequest;
 import io.envoyproxy.envoy.service.discovery.v3.DiscoveryResponse;
+import io.grpc.Channel;
+import io.grpc.ClientInterceptors;
+import io.grpc.ConnectivityState;
 import io.grpc.ManagedChannel;
 import io.grpc.stub.StreamObserver;
 import java.net.InetSocketAddress;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -28,7 +30,6 @@ import java.util.Optional;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.concurrent.ScheduledExecutorService;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -37,7 +38,14 @@ import org.slf4j.LoggerFactory;
  * The sidecar's ADS subscription (state of the world), behaving toward the control plane as Envoy does:
  * Listeners and Clusters by wildcard, then the ClusterLoadAssignments of the clusters received; every response
  * is validated and applied, then ACKed, or NACKed with the reason when it cannot be applied. On a broken
- * stream it reconnects with backoff and keeps serving the last good configuration meanwhile.
+ * stream it keeps serving the last good configuration and reconnects, paced by {@link ReconnectBackoff}.
+ *
+ * <p>Reconnecting, the stream is opened wait-for-ready: it goes out the moment the channel has a connection,
+ * rather than failing fast while the channel is in TRANSIENT_FAILURE. gRPC's channel retries a connection on a
+ * backoff of its own (1 s growing ×1.6 to 120 s) that would decide how late the sidecar notices a control
+ * plane that is back; until a response arrives, every step of our backoff cuts that short with
+ * {@link ManagedChannel#resetConnectBackoff()}, so connection attempts follow ours (at most {@link
+ * ReconnectBackoff#CAP} apart). The backoff resets only on a response, which proves the stream works.
  *
  * <p>All state is confined to the one thread of {@code executor}: gRPC callbacks and reconnects run there.
  */
@@ -48,28 +56,30 @@ final class XdsClient {
   static final String CLUSTER = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
   static final String ENDPOINT = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
 
-  private static final Duration MIN_BACKOFF = Duration.ofMillis(100);
-  private static final Duration MAX_BACKOFF = Duration.ofSeconds(10);
-
   private final ManagedChannel channel;
   private final Node node;
   private final ProxyManager proxies;
   private final ScheduledExecutorService executor;
+  private final ReconnectBackoff backoff;
 
   private StreamObserver<DiscoveryRequest> requests;
   private Object current;
+  private boolean answered; // whether the current stream has had a response
+  private boolean warned; // whether the loss of the control plane has been logged since the last response
   private final Map<String, String> acceptedVersions = new HashMap<>();
   private Set<String> clusters = new TreeSet<>();
-  private Duration backoff = MIN_BACKOFF;
   private volatile boolean connected;
+  private volatile java.net.SocketAddress remote;
   private volatile boolean stopped;
   private volatile long responses;
 
-  XdsClient(ManagedChannel channel, Node node, ProxyManager proxies, ScheduledExecutorService executor) {
+  XdsClient(ManagedChannel channel, Node node, ProxyManager proxies, ScheduledExecutorService executor,
+      ReconnectBackoff backoff) {
     this.channel = channel;
     this.node = node;
     this.proxies = proxies;
     this.executor = executor;
+    this.backoff = backoff;
   }
 
   void start() {
@@ -93,12 +103,17 @@ final class XdsClient {
     return responses;
   }
 
+  Optional<java.net.SocketAddress> remoteAddress() {
+    return connected ? Optional.ofNullable(remote) : Optional.empty();
+  }
+
   private void open() {
     if (stopped) {
       return;
     }
     Object stream = new Object();
     current = stream;
+    answered = false;
     // Events of a stream already replaced by a reconnect are ignored.
     StreamObserver<DiscoveryResponse> responses = new StreamObserver<>() {
       @Override
@@ -128,13 +143,39 @@ final class XdsClient {
         });
       }
     };
-    requests = AggregatedDiscoveryServiceGrpc.newStub(channel).streamAggregatedResources(responses);
+    channel.resetConnectBackoff();
+    Channel observed = ClientInterceptors.intercept(channel,
+        new RemoteAddressInterceptor(address -> post(() -> {
+          if (current == stream) {
+            remote = address;
+          }
+        })));
+    requests = AggregatedDiscoveryServiceGrpc.newStub(observed).withWaitForReady()
+        .streamAggregatedResources(responses);
     // On a reconnect the versions we run go along, so an unchanged control plane need not resend.
     send(LISTENER, List.of());
     send(CLUSTER, List.of());
     if (!clusters.isEmpty()) {
       send(ENDPOINT, List.copyOf(clusters));
     }
+    kickUntilAnswered(stream);
+  }
+
+  /** While {@code stream} waits for a connection, has the channel try again at each step of our backoff. */
+  private void kickUntilAnswered(Object stream) {
+    executor.schedule(() -> {
+      if (current == stream && !answered && !stopped) {
+        ConnectivityState state = channel.getState(false);
+        // Some 2 s without a connection, or 10 s connected without an answer, is worth one line.
+        if (!warned && backoff.attempts() >= (state == ConnectivityState.READY ? 15 : 6)) {
+          warned = true;
+          log.warn("xDS: no answer from the control plane yet (channel {}); serving the last good configuration,"
+              + " trying at most {} ms apart", state, ReconnectBackoff.CAP.toMillis());
+        }
+        channel.resetConnectBackoff(); // does nothing unless the channel is waiting out its own backoff
+        kickUntilAnswered(stream);
+      }
+    }, backoff.next().toMillis(), TimeUnit.MILLISECONDS);
   }
 
   /** Runs on the client's thread; after {@link #stop} the thread is gone and late stream events are dropped. */
@@ -155,9 +196,16 @@ final class XdsClient {
     if (stopped) {
       return;
     }
-    long delay = ThreadLocalRandom.current().nextLong(backoff.toMillis() / 2, backoff.toMillis() + 1);
-    log.warn("xDS {}; serving the last good configuration, reconnecting in {} ms", why, delay);
-    backoff = backoff.multipliedBy(2).compareTo(MAX_BACKOFF) > 0 ? MAX_BACKOFF : backoff.multipliedBy(2);
+    // A stream that fails before any response (a control plane that refuses this node) waits longer each
+    // time, up to the cap; one that worked is retried at once, within the first step.
+    long delay = backoff.next().toMillis();
+    if (!warned) {
+      warned = true; // one line per outage, not one per attempt
+      log.warn("xDS {}; serving the last good configuration, reconnecting (attempts at most {} ms apart)", why,
+          ReconnectBackoff.CAP.toMillis());
+    } else {
+      log.debug("xDS {}; reconnecting in {} ms", why, delay);
+    }
     executor.schedule(this::open, delay, TimeUnit.MILLISECONDS);
   }
 
@@ -170,8 +218,17 @@ final class XdsClient {
   }
 
   private void handle(DiscoveryResponse response) {
-    backoff = MIN_BACKOFF;
-    connected = true; // a response proves the stream is up; opening one does not
+    if (!answered) {
+      answered = true;
+      if (responses == 0) {
+        log.info("xDS stream up on {}", describe(remote));
+      } else if (warned) {
+        log.info("xDS stream up again on {} after {} attempt(s)", describe(remote), backoff.attempts());
+      }
+      backoff.reset(); // a response proves the stream works; opening one does not
+      warned = false;
+    }
+    connected = true;
     String type = response.getTypeUrl();
     String error = null;
     try {
@@ -308,6 +365,11 @@ final class XdsClient {
       result.put(cla.getClusterName(), endpoint);
     }
     return result;
+  }
+
+  private static String describe(java.net.SocketAddress address) {
+    return address instanceof InetSocketAddress inet && inet.getAddress() != null
+        ? inet.getAddress().getHostAddress() + ":" + inet.getPort() : String.valueOf(address);
   }
 
   private static String shortName(String typeUrl) {

@@ -4,8 +4,11 @@ import dev.turnout.controlplane.config.Durations;
 import dev.turnout.envoy.Endpoint;
 import dev.turnout.sidecar.Sidecar;
 import dev.turnout.sidecar.SidecarConfig;
+import dev.turnout.sidecar.XdsAddress;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
@@ -19,7 +22,9 @@ import picocli.CommandLine.Option;
         + " Listeners say, proxies to the endpoint EDS names, holds new connections while a database is drained.")
 final class SidecarCommand implements Callable<Integer> {
 
-  @Option(names = "--xds", required = true, paramLabel = "HOST:PORT", description = "The control plane's xDS address")
+  @Option(names = "--xds", required = true, paramLabel = "HOST:PORT[,HOST:PORT...]",
+      description = "The control plane's xDS address; with several replicas, a DNS name resolving to them all or a"
+          + " list, tried in order: the sidecar stays on the first that answers and moves on when it dies")
   String xds;
 
   @Option(names = "--node", required = true, paramLabel = "ID", description = "Node id (unique per sidecar)")
@@ -54,8 +59,18 @@ final class SidecarCommand implements Callable<Integer> {
   public Integer call() throws Exception {
     SidecarConfig config;
     try {
-      Endpoint controlPlane = Endpoint.parse(xds);
-      config = new SidecarConfig(controlPlane.host(), controlPlane.port(), node, cluster,
+      List<XdsAddress> controlPlane = new ArrayList<>();
+      for (String replica : xds.split(",")) {
+        Endpoint address;
+        try {
+          address = Endpoint.parse(replica);
+        } catch (IllegalArgumentException e) {
+          throw new IllegalArgumentException("--xds: " + e.getMessage().replace("endpoint", "address")
+              .replace("db1.internal", "turnout.internal").replace(":5432", ":18000"), e);
+        }
+        controlPlane.add(new XdsAddress(address.host(), address.port()));
+      }
+      config = new SidecarConfig(controlPlane, node, cluster,
           Durations.parse("--hold-timeout", holdTimeout), Durations.parse("--stale-grace", staleGrace),
           Optional.ofNullable(metricsPort),
           Optional.ofNullable(tls).map(t -> new SidecarConfig.Tls(t.cert, t.key, t.ca)));

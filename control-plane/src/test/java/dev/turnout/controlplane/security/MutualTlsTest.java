@@ -14,10 +14,12 @@ import dev.turnout.controlplane.config.TurnoutConfig;
 import dev.turnout.controlplane.xds.XdsType;
 import dev.turnout.sidecar.Sidecar;
 import dev.turnout.sidecar.SidecarConfig;
+import dev.turnout.sidecar.XdsAddress;
 import io.grpc.ManagedChannel;
 import io.grpc.netty.NettyChannelBuilder;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import java.util.Optional;
 import java.util.Set;
 import org.junit.jupiter.api.AfterEach;
@@ -91,6 +93,23 @@ class MutualTlsTest {
       }
       assertThat(sidecar.listenAddress("orders")).isPresent();
       assertThat(ldsAcked("checkout-1")).isPositive();
+    }
+  }
+
+  @Test
+  void aSidecarGivenSeveralReplicas_checksEachAgainstTheNameItIsListedUnder() throws Exception {
+    // The first replica listed is down, and its name (127.0.0.2) is not in the control plane's certificate:
+    // the one that answers is checked as "localhost", the name it is listed under, not as the first entry.
+    List<XdsAddress> replicas = List.of(new XdsAddress("127.0.0.2", freePort()),
+        new XdsAddress("localhost", plane.xdsPort()));
+    try (Sidecar sidecar = Sidecar.start(SidecarConfig.of(replicas, "checkout-1", "checkout")
+        .withTls(new SidecarConfig.Tls(certs.crt("checkout"), certs.key("checkout"), certs.ca())))) {
+      long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+      while (ldsAcked("checkout-1") == 0 && System.nanoTime() < deadline) {
+        Thread.sleep(20);
+      }
+      assertThat(ldsAcked("checkout-1")).isPositive();
+      assertThat(sidecar.listenAddress("orders")).isPresent();
     }
   }
 
