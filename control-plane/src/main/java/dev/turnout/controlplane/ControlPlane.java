@@ -149,7 +149,8 @@ public final class ControlPlane implements AutoCloseable {
             .addService(ServerInterceptors.intercept(adminService,
                 new AdminAuthorization(tls.adminWriters(), tls.adminReaders()), new PeerIdentity()));
       } else {
-        adminBuilder.addService(adminService);
+        // No identity without certificates: the caller's address is what a route changed by hand records.
+        adminBuilder.addService(ServerInterceptors.intercept(adminService, new PeerIdentity()));
       }
       Server admin = adminBuilder.build().start();
       adminAddress.set(config.servers().bindAddress() + ":" + admin.getPort());

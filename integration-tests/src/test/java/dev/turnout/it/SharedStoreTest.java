@@ -254,7 +254,8 @@ class SharedStoreTest {
     PostgresStore.open(settings("cp-a")).close();
     try (Connection c = meta.connect(); Statement s = c.createStatement()) { // as version 1 left it
       s.execute("drop table turnout.nodes");
-      s.execute("delete from turnout.schema_migrations where version = 2");
+      s.execute("drop table turnout.route_history");
+      s.execute("delete from turnout.schema_migrations where version >= 2");
     }
     try (PostgresStore store = PostgresStore.open(settings("cp-a"))) {
       store.publishNodes(List.of(new SharedRoutes.NodeRow("", true, "node-x", "orders", true,

@@ -130,6 +130,32 @@ public final class Migrator {
     }
   }
 
+  /** Something done to a database outside any migration of it (an operator's route change by hand). */
+  @FunctionalInterface
+  public interface Outside<T> {
+    T run() throws Exception;
+  }
+
+  /**
+   * Runs {@code action} unless {@code database} has an unfinished migration, holding off {@link #start} meanwhile,
+   * so the two cannot interleave: a migration's source is the endpoint it saw at start, and its steps route as if
+   * nobody else did. Throws {@link MigrationConflictException} ({@code FAILED_PRECONDITION}) naming the migration
+   * and its phase otherwise, having run nothing.
+   */
+  public <T> T outsideMigrations(String database, Outside<T> action) throws Exception {
+    synchronized (this) {
+      for (Migration m : migrations.values()) {
+        if (m.database().equals(database) && !m.phase().isTerminal()) {
+          throw new MigrationConflictException(MigrationConflictException.Kind.FAILED_PRECONDITION,
+              "database '" + database + "' has migration " + m.id() + " in " + m.phase() + ": its route changes only"
+                  + " through the migration until it is " + (m.phase() == Phase.COMPLETED ? "finalized or rolled back"
+                  : "rolled back (or completed and finalized)"));
+        }
+      }
+      return action.run();
+    }
+  }
+
   /** The latest replication figures of a migration, once it has sampled. */
   public Optional<Figures> figures(String id) {
     return Optional.ofNullable(figures.get(id));

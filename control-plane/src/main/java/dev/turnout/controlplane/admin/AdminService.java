@@ -25,7 +25,20 @@ import dev.turnout.admin.v1.Slot;
 import dev.turnout.admin.v1.StartMigrationRequest;
 import dev.turnout.admin.v1.TypeStatus;
 import dev.turnout.admin.v1.WatchMigrationRequest;
+import dev.turnout.admin.v1.GetRouteHistoryRequest;
+import dev.turnout.admin.v1.RouteChange;
+import dev.turnout.admin.v1.RouteHistory;
+import dev.turnout.admin.v1.SetRouteRequest;
+import dev.turnout.admin.v1.SetRouteResponse;
+import dev.turnout.admin.v1.Straggler;
+import dev.turnout.controlplane.security.PeerIdentity;
+import dev.turnout.controlplane.store.RouteRecord;
+import dev.turnout.controlplane.store.RouteStore;
 import dev.turnout.controlplane.store.SharedRoutes;
+import dev.turnout.controlplane.store.StoreException;
+import dev.turnout.controlplane.xds.RouteConflictException;
+import dev.turnout.controlplane.xds.RouteNotAcknowledgedException;
+import dev.turnout.controlplane.xds.UnknownDatabaseException;
 import dev.turnout.controlplane.xds.AckTracker;
 import dev.turnout.controlplane.xds.NodeStatus;
 import dev.turnout.controlplane.xds.RoutingService;
@@ -44,7 +57,11 @@ import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
+import java.net.InetSocketAddress;
+import java.net.SocketAddress;
 import java.nio.file.Path;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import java.util.Optional;
 import java.util.function.Consumer;
 
@@ -74,31 +91,42 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
     T result;
     try {
       result = call.run();
-    } catch (StatusRuntimeException e) {
-      response.onError(e);
+    } catch (Exception e) {
+      response.onError(status(e));
       return;
-    } catch (MigrationConflictException e) {
-      Status status = switch (e.kind()) {
+    }
+    response.onNext(result);
+    response.onCompleted();
+  }
+
+  /** The status a failed call answers with: the domain's exceptions mapped to the codes that mean what they say. */
+  private static StatusRuntimeException status(Exception e) {
+    if (e instanceof StatusRuntimeException s) {
+      return s;
+    }
+    if (e instanceof MigrationConflictException c) {
+      Status status = switch (c.kind()) {
         case ALREADY_EXISTS -> Status.ALREADY_EXISTS;
         case NOT_FOUND -> Status.NOT_FOUND;
         case FAILED_PRECONDITION -> Status.FAILED_PRECONDITION;
         case UNAVAILABLE -> Status.UNAVAILABLE;
       };
-      response.onError(status.withDescription(e.getMessage()).asRuntimeException());
-      return;
-    } catch (MigrationException e) {
-      response.onError(Status.UNAVAILABLE.withDescription(e.getMessage()).asRuntimeException());
-      return;
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      response.onError(Status.CANCELLED.withDescription("interrupted").asRuntimeException());
-      return;
-    } catch (Exception e) {
-      response.onError(Status.INTERNAL.withDescription(String.valueOf(e.getMessage())).asRuntimeException());
-      return;
+      return status.withDescription(e.getMessage()).asRuntimeException();
     }
-    response.onNext(result);
-    response.onCompleted();
+    if (e instanceof MigrationException || e instanceof StoreException) {
+      return Status.UNAVAILABLE.withDescription(e.getMessage()).asRuntimeException();
+    }
+    if (e instanceof UnknownDatabaseException) {
+      return Status.NOT_FOUND.withDescription(e.getMessage()).asRuntimeException();
+    }
+    if (e instanceof RouteConflictException) {
+      return Status.ABORTED.withDescription(e.getMessage()).asRuntimeException();
+    }
+    if (e instanceof InterruptedException) {
+      Thread.currentThread().interrupt();
+      return Status.CANCELLED.withDescription("interrupted").asRuntimeException();
+    }
+    return Status.INTERNAL.withDescription(String.valueOf(e.getMessage())).asRuntimeException();
   }
 
   private static StatusRuntimeException invalid(String message) {
@@ -393,6 +421,159 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
         } catch (dev.turnout.controlplane.store.StoreException e) {
           throw Status.UNAVAILABLE.withDescription(e.getMessage()).asRuntimeException();
         }
+      }
+      return b.build();
+    });
+  }
+
+  private static final int MAX_REASON_LENGTH = 500;
+
+  /** A route change by hand as it was made, before its ACKs are in. */
+  private record Started(String by, Optional<Endpoint> previous, Optional<Endpoint> current, long version,
+      CompletableFuture<RoutingService.RouteResult> acks) {}
+
+  @Override
+  public void setRoute(SetRouteRequest request, StreamObserver<SetRouteResponse> response) {
+    Started started;
+    try {
+      started = changeByHand(request);
+    } catch (Exception e) {
+      response.onError(status(e));
+      return;
+    }
+    // The answer waits for the sidecars without holding a thread: the ACK tracker completes the future.
+    started.acks().whenComplete((result, error) -> {
+      SetRouteResponse.Builder b = SetRouteResponse.newBuilder().setDatabase(request.getDatabase())
+          .setBy(started.by());
+      if (error == null) {
+        b.setPrevious(text(result.previous())).setCurrent(text(result.current())).setVersion(result.version())
+            .setChanged(!result.previous().equals(result.current())).setAcknowledged(true)
+            .addAllAckedBy(result.ack().ackedBy());
+      } else {
+        Throwable cause = error instanceof CompletionException && error.getCause() != null ? error.getCause() : error;
+        b.setPrevious(text(started.previous())).setCurrent(text(started.current())).setVersion(started.version())
+            .setChanged(!started.previous().equals(started.current())).setAcknowledged(false)
+            .setFailure(String.valueOf(cause.getMessage())).addAllAckedBy(ackedHere(request.getDatabase(),
+                started.version()));
+        if (cause instanceof RouteNotAcknowledgedException late) {
+          late.stragglers().forEach(s -> b.addStragglers(Straggler.newBuilder().setNodeId(s.nodeId())
+              .setCluster(s.cluster()).setAckedVersion(s.ackedVersion()).setNackError(s.error())));
+        }
+      }
+      response.onNext(b.build());
+      response.onCompleted();
+    });
+  }
+
+  /** Validates the request and makes the change (refused while a migration of the database is unfinished). */
+  private Started changeByHand(SetRouteRequest request) throws Exception {
+    String database = request.getDatabase();
+    if (database.isBlank()) {
+      throw invalid("database is required");
+    }
+    RoutingTable table = routing.table();
+    if (table.get(database).isEmpty()) {
+      throw Status.NOT_FOUND.withDescription("unknown database '" + database + "'; known: "
+          + table.databases().keySet()).asRuntimeException();
+    }
+    String reason = request.getReason().strip();
+    if (reason.isEmpty()) {
+      throw invalid("database '" + database + "': a reason is required; it is recorded with the change");
+    }
+    if (reason.length() > MAX_REASON_LENGTH || reason.chars().anyMatch(Character::isISOControl)) {
+      throw invalid("database '" + database + "': the reason must be one line of at most " + MAX_REASON_LENGTH
+          + " characters");
+    }
+    Optional<Endpoint> endpoint = switch (request.getChangeCase()) {
+      case ENDPOINT -> Optional.of(endpoint(database, "endpoint", request.getEndpoint()));
+      case DRAIN -> Optional.empty();
+      case CHANGE_NOT_SET -> throw invalid("database '" + database + "': give the endpoint to route to, or drain");
+    };
+    Optional<Endpoint> expected = request.getExpectedCurrent().isBlank() ? Optional.empty()
+        : Optional.of(endpoint(database, "expected_current", request.getExpectedCurrent()));
+    RoutingService.ByHand byHand = new RoutingService.ByHand(new RouteRecord.Operator(caller(), reason), expected);
+    return migrator.outsideMigrations(database, () -> {
+      Optional<Endpoint> previous = routing.table().get(database).flatMap(DatabaseRoute::endpoint);
+      CompletableFuture<RoutingService.RouteResult> acks;
+      try {
+        acks = routing.changeByHand(database, endpoint, byHand);
+      } catch (IllegalArgumentException e) { // a DNS name that does not resolve
+        throw invalid(e.getMessage());
+      }
+      return new Started(byHand.operator().identity(), previous, routing.table().get(database).flatMap(DatabaseRoute::endpoint),
+          routing.endpointVersion(database), acks);
+    });
+  }
+
+  private static Endpoint endpoint(String database, String field, String text) {
+    try {
+      return Endpoint.parse(text);
+    } catch (IllegalArgumentException e) {
+      throw invalid("database '" + database + "': " + field + ": " + e.getMessage());
+    }
+  }
+
+  private static String text(Optional<Endpoint> endpoint) {
+    return endpoint.map(Endpoint::toString).orElse("");
+  }
+
+  /**
+   * Who is calling, as a route changed by hand records it: the client certificate's CN over mutual TLS; without
+   * TLS nobody is authenticated, and the caller's address is all there is to say.
+   */
+  static String caller() {
+    String identity = PeerIdentity.KEY.get();
+    if (identity != null) {
+      return identity;
+    }
+    SocketAddress address = PeerIdentity.ADDRESS.get();
+    if (address instanceof InetSocketAddress inet) {
+      return "anonymous@" + (inet.getAddress() != null ? inet.getAddress().getHostAddress() : inet.getHostString());
+    }
+    return address == null ? "anonymous" : "anonymous@" + address;
+  }
+
+  /** This replica's connected sidecars allowed to reach {@code database} that have ACKed {@code version}. */
+  private java.util.List<String> ackedHere(String database, long version) {
+    DatabaseRoute route = routing.table().get(database).orElse(null);
+    java.util.List<String> acked = new java.util.ArrayList<>();
+    for (NodeStatus n : tracker.nodes()) {
+      if (route != null && n.connected() && route.allows(n.cluster()) && n.ackedVersion(XdsType.EDS) >= version) {
+        acked.add(n.nodeId());
+      }
+    }
+    return acked;
+  }
+
+  private static final int DEFAULT_HISTORY_PAGE = 20;
+  private static final int MAX_HISTORY_PAGE = 100;
+
+  @Override
+  public void getRouteHistory(GetRouteHistoryRequest request, StreamObserver<RouteHistory> response) {
+    unary(response, () -> {
+      String database = request.getDatabase();
+      if (database.isBlank()) {
+        throw invalid("database is required");
+      }
+      if (request.getPageSize() < 0 || request.getBeforeVersion() < 0) {
+        throw invalid("database '" + database + "': page_size and before_version must not be negative");
+      }
+      int size = request.getPageSize() == 0 ? DEFAULT_HISTORY_PAGE : Math.min(request.getPageSize(), MAX_HISTORY_PAGE);
+      long before = request.getBeforeVersion() == 0 ? Long.MAX_VALUE : request.getBeforeVersion();
+      // One more than asked for, to know whether an older page exists.
+      var changes = routing.history(database, before, size + 1);
+      RouteHistory.Builder b = RouteHistory.newBuilder().setDatabase(database);
+      for (RouteStore.Recorded r : changes.subList(0, Math.min(size, changes.size()))) {
+        RouteRecord record = r.record();
+        RouteChange.Builder c = RouteChange.newBuilder().setVersion(record.version())
+            .setEndpoint(text(record.route().endpoint())).setCause(record.cause())
+            .setHostname(record.hostname().orElse(""));
+        record.operator().ifPresent(o -> c.setBy(o.identity()).setReason(o.reason()));
+        r.at().ifPresent(at -> c.setAt(Timestamp.newBuilder().setSeconds(at.getEpochSecond()).setNanos(at.getNano())));
+        b.addChanges(c);
+      }
+      if (changes.size() > size) {
+        b.setNextBeforeVersion(changes.get(size - 1).record().version());
       }
       return b.build();
     });

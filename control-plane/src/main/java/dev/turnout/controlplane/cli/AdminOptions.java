@@ -94,11 +94,14 @@ final class AdminOptions {
     return AdminGrpc.newBlockingStub(channel).withDeadlineAfter(30, TimeUnit.SECONDS);
   }
 
-  /** Prints a gRPC error as an operator reads it and returns the exit code: 2 for bad input, 1 otherwise. */
+  /**
+   * Prints a gRPC error as an operator reads it and returns the exit code: 2 for a request refused as it stands
+   * (bad input, a state that does not allow it, an identity that may not make it: nothing was changed), 1 otherwise.
+   */
   static int report(String command, StatusRuntimeException e) {
     System.err.println("turnout " + command + ": " + e.getStatus().getCode() + ": " + e.getStatus().getDescription());
     return switch (e.getStatus().getCode()) {
-      case INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS, FAILED_PRECONDITION -> 2;
+      case INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS, FAILED_PRECONDITION, ABORTED, PERMISSION_DENIED -> 2;
       default -> 1;
     };
   }

@@ -6,7 +6,7 @@ import picocli.CommandLine.Command;
 /** The {@code turnout} command line: one jar for the server and the operators' tools. */
 @Command(name = "turnout", mixinStandardHelpOptions = true, version = "turnout 0.1.0",
     description = "Owns how applications reach their PostgreSQL databases.",
-    subcommands = {ServerCommand.class, DemoCommand.class, SidecarCommand.class, MigrateCommand.class, RoutesCommand.Routes.class,
+    subcommands = {ServerCommand.class, DemoCommand.class, SidecarCommand.class, MigrateCommand.class, RouteCommand.class, RoutesCommand.Routes.class,
         RoutesCommand.Nodes.class, BootstrapCommand.class})
 public final class Turnout {
 

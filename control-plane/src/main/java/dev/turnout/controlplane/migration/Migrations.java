@@ -101,6 +101,14 @@ public final class Migrations {
     return leader().finalizeMigration(id);
   }
 
+  /**
+   * Runs an operator's change of {@code database} (a route by hand) on the leader, outside any migration of it:
+   * refused while one is unfinished, and no migration of it starts meanwhile (see {@link Migrator#outsideMigrations}).
+   */
+  public <T> T outsideMigrations(String database, Migrator.Outside<T> action) throws Exception {
+    return leader().outsideMigrations(database, action);
+  }
+
   /** The leader's view; elsewhere the store's (UNAVAILABLE when the store cannot be read now). */
   public Optional<Migration> get(String id) {
     Migrator m = current;

@@ -10,12 +10,12 @@ import java.util.Set;
 
 /**
  * Who may call what on the admin API when it runs with client certificates: the calls that change things
- * (start, roll back, finalize) only for the configured writers; the read-only calls for the readers too
+ * (start, roll back, finalize, a route by hand) only for the configured writers; the read-only calls for the readers too
  * (every authenticated client when no readers are configured). Runs after {@link PeerIdentity}.
  */
 public final class AdminAuthorization implements ServerInterceptor {
   private static final Set<String> CHANGING = ImmutableSet.of("StartMigration", "RollbackMigration",
-      "FinalizeMigration");
+      "FinalizeMigration", "SetRoute");
 
   private final Set<String> writers;
   private final Set<String> readers;

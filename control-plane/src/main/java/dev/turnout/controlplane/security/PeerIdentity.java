@@ -17,18 +17,22 @@ import javax.net.ssl.SSLSession;
 
 /**
  * The identity of a caller over mutual TLS: the common name (CN) of its client certificate, put in the call's
- * gRPC {@link Context} for the services and callbacks that decide on it.
+ * gRPC {@link Context} for the services and callbacks that decide on it; and the caller's address, which is all a
+ * plain-text server knows of who called.
  */
 public final class PeerIdentity implements ServerInterceptor {
   /** The caller's certificate CN; absent on plain-text servers. */
   public static final Context.Key<String> KEY = Context.key("turnout-peer-identity");
+  /** The caller's address (host and port), when the transport knows it. */
+  public static final Context.Key<java.net.SocketAddress> ADDRESS = Context.key("turnout-peer-address");
 
   @Override
   public <Q, R> ServerCall.Listener<Q> interceptCall(ServerCall<Q, R> call, Metadata headers,
       ServerCallHandler<Q, R> next) {
     SSLSession session = call.getAttributes().get(Grpc.TRANSPORT_ATTR_SSL_SESSION);
     String identity = session == null ? null : commonName(session);
-    return Contexts.interceptCall(Context.current().withValue(KEY, identity), call, headers, next);
+    return Contexts.interceptCall(Context.current().withValue(KEY, identity)
+        .withValue(ADDRESS, call.getAttributes().get(Grpc.TRANSPORT_ATTR_REMOTE_ADDR)), call, headers, next);
   }
 
   static String commonName(SSLSession session) {

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.google.common.collect.ImmutableList;
 import com.google.common.collect.ImmutableMap;
 import dev.turnout.envoy.DatabaseRoute;
 import dev.turnout.envoy.Endpoint;
@@ -17,7 +18,14 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
+import java.time.Clock;
+import java.time.Instant;
+import java.time.format.DateTimeParseException;
+import java.util.ArrayDeque;
+import java.util.Deque;
+import java.util.HashMap;
 import java.util.HashSet;
+import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -32,13 +40,16 @@ import java.util.zip.CRC32C;
  * <p>A line torn by a crash (no newline, or a bad checksum at the tail) is dropped at load and cut off the file:
  * the change it held was never published, because publishing waits for the fsync. A bad checksum anywhere
  * before the tail means the file was damaged, and loading refuses rather than guessing. At open the journal
- * is compacted to one line per database once it has grown past {@link #COMPACT_AFTER_LINES}.
+ * is compacted once it has grown past {@link #COMPACT_AFTER_LINES}, keeping each database's latest
+ * {@link #HISTORY_KEPT} changes: the last is its route, the others its history.
  *
  * <p>One process owns a data directory at a time (an OS file lock on {@code LOCK}).
  */
 public final class FileRouteStore implements RouteStore {
   static final String JOURNAL = "routes.journal";
   static final int COMPACT_AFTER_LINES = 10_000;
+  /** How many changes of each database {@link #history} keeps, in memory and through a compaction. */
+  static final int HISTORY_KEPT = 100;
 
   private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -46,11 +57,16 @@ public final class FileRouteStore implements RouteStore {
   private final Path journal;
   private final FileChannel lockChannel;
   private final FileLock lock;
+  /** When a change is recorded, kept with it for its history. */
+  private final Clock clock;
   /** Guarded by {@code this}: appends are serialized. */
   private FileChannel out;
+  /** Guarded by {@code this}: each database's latest changes, oldest first, at most {@link #HISTORY_KEPT}. */
+  private final Map<String, Deque<Recorded>> history = new HashMap<>();
 
-  private FileRouteStore(Path directory, FileChannel lockChannel, FileLock lock) {
+  private FileRouteStore(Path directory, FileChannel lockChannel, FileLock lock, Clock clock) {
     this.directory = directory;
+    this.clock = clock;
     this.journal = directory.resolve(JOURNAL);
     this.lockChannel = lockChannel;
     this.lock = lock;
@@ -58,6 +74,11 @@ public final class FileRouteStore implements RouteStore {
 
   /** Opens (creating if needed) the store in {@code directory}, taking its lock. */
   public static FileRouteStore open(Path directory) throws StoreException {
+    return open(directory, Clock.systemUTC());
+  }
+
+  /** As {@link #open(Path)}, recording the time of each change from {@code clock}. */
+  public static FileRouteStore open(Path directory, Clock clock) throws StoreException {
     try {
       Files.createDirectories(directory);
     } catch (IOException e) {
@@ -79,7 +100,7 @@ public final class FileRouteStore implements RouteStore {
       closeQuietly(channel);
       throw new StoreException("data directory " + directory + " is in use by another turnout process");
     }
-    return new FileRouteStore(directory, channel, lock);
+    return new FileRouteStore(directory, channel, lock, clock);
   }
 
   @Override
@@ -88,6 +109,7 @@ public final class FileRouteStore implements RouteStore {
     long highest = 0;
     long goodBytes = 0;
     int lines = 0;
+    history.clear();
     byte[] bytes;
     try {
       bytes = Files.exists(journal) ? Files.readAllBytes(journal) : new byte[0];
@@ -113,6 +135,7 @@ public final class FileRouteStore implements RouteStore {
       if (entry.path("op").asText().equals("put")) {
         RouteRecord record = decode(entry);
         routes.put(record.route().name(), record);
+        remember(new Recorded(record, at(entry)));
       }
       lines++;
       start = end + 1;
@@ -125,8 +148,9 @@ public final class FileRouteStore implements RouteStore {
           ch.force(true);
         }
       }
-      if (lines > COMPACT_AFTER_LINES) {
-        compact(routes, highest);
+      int kept = 1 + history.values().stream().mapToInt(Deque::size).sum();
+      if (lines > COMPACT_AFTER_LINES && lines > 2 * kept) {
+        compact(highest);
       }
       out = FileChannel.open(journal, StandardOpenOption.CREATE, StandardOpenOption.WRITE, StandardOpenOption.APPEND);
       fsyncDirectory();
@@ -140,8 +164,42 @@ public final class FileRouteStore implements RouteStore {
   @Override
   public synchronized long append(RouteRecord record, Writer writer) throws StoreException {
     ObjectNode entry = encode(record);
+    Instant at = clock.instant();
+    entry.put("at", at.toString());
     write(entry);
+    remember(new Recorded(record, Optional.of(at)));
     return record.version();
+  }
+
+  private void remember(Recorded recorded) {
+    Deque<Recorded> changes = history.computeIfAbsent(recorded.record().route().name(), k -> new ArrayDeque<>());
+    changes.addLast(recorded);
+    while (changes.size() > HISTORY_KEPT) {
+      changes.removeFirst();
+    }
+  }
+
+  @Override
+  public synchronized ImmutableList<Recorded> history(String database, long beforeVersion, int limit) {
+    ImmutableList.Builder<Recorded> page = ImmutableList.builder();
+    Deque<Recorded> changes = history.getOrDefault(database, new ArrayDeque<>());
+    int n = 0;
+    for (Iterator<Recorded> it = changes.descendingIterator(); it.hasNext() && n < limit; ) {
+      Recorded r = it.next();
+      if (r.record().version() < beforeVersion) {
+        page.add(r);
+        n++;
+      }
+    }
+    return page.build();
+  }
+
+  private static Optional<Instant> at(JsonNode entry) {
+    try {
+      return entry.path("at").isTextual() ? Optional.of(Instant.parse(entry.path("at").asText())) : Optional.empty();
+    } catch (DateTimeParseException e) {
+      return Optional.empty(); // a time this version cannot read loses the time, not the route
+    }
   }
 
   @Override
@@ -180,7 +238,8 @@ public final class FileRouteStore implements RouteStore {
     }
   }
 
-  private void compact(Map<String, RouteRecord> routes, long highest) throws IOException {
+  /** Rewrites the journal as each database's kept history in order, its route last; times kept. */
+  private void compact(long highest) throws IOException {
     Path tmp = directory.resolve(JOURNAL + ".compact");
     try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
         StandardOpenOption.TRUNCATE_EXISTING)) {
@@ -188,8 +247,12 @@ public final class FileRouteStore implements RouteStore {
       reserve.put("op", "reserve");
       reserve.put("version", highest);
       ch.write(ByteBuffer.wrap(frame(reserve)));
-      for (RouteRecord r : routes.values()) {
-        ch.write(ByteBuffer.wrap(frame(encode(r))));
+      for (Deque<Recorded> changes : history.values()) {
+        for (Recorded r : changes) {
+          ObjectNode entry = encode(r.record());
+          r.at().ifPresent(at -> entry.put("at", at.toString()));
+          ch.write(ByteBuffer.wrap(frame(entry)));
+        }
       }
       ch.force(true);
     }
@@ -248,6 +311,10 @@ public final class FileRouteStore implements RouteStore {
     ArrayNode services = entry.putArray("services");
     route.services().forEach(services::add);
     record.hostname().ifPresent(h -> entry.put("hostname", h));
+    record.operator().ifPresent(o -> {
+      entry.put("by", o.identity());
+      entry.put("reason", o.reason());
+    });
     return entry;
   }
 
@@ -259,8 +326,12 @@ public final class FileRouteStore implements RouteStore {
         endpoint.isNull() || endpoint.isMissingNode() ? Optional.empty() : Optional.of(Endpoint.parse(endpoint.asText())),
         services);
     JsonNode hostname = entry.path("hostname");
+    // Records written before operators could change routes have neither "by" nor "reason".
+    Optional<RouteRecord.Operator> operator = entry.path("by").isTextual()
+        ? Optional.of(new RouteRecord.Operator(entry.path("by").asText(), entry.path("reason").asText()))
+        : Optional.empty();
     return new RouteRecord(route, entry.path("version").asLong(), entry.path("cause").asText(),
-        hostname.isTextual() ? Optional.of(hostname.asText()) : Optional.empty());
+        hostname.isTextual() ? Optional.of(hostname.asText()) : Optional.empty(), operator);
   }
 
   private static int indexOf(byte[] bytes, byte b, int from) {

@@ -81,6 +81,11 @@ public final class PostgresStore implements RouteStore, MigrationStore, SharedRo
       create table turnout.nodes (replica text not null, node text not null, cluster text not null,
         connected boolean not null, types jsonb not null, at timestamptz not null default now(),
         primary key (replica, node));
+      """, """
+      create table turnout.route_history (database text not null, version bigint not null, cause text not null,
+        record jsonb not null, at timestamptz not null default now(), primary key (database, version));
+      insert into turnout.route_history (database, version, cause, record, at)
+        select database, version, cause, record, updated_at from turnout.routes;
       """);
 
   private final TurnoutConfig.SharedStore settings;
@@ -283,10 +288,18 @@ public final class PostgresStore implements RouteStore, MigrationStore, SharedRo
         requireLeadership(c);
       }
       long version = nextVersion(c, 0);
-      RouteRecord stored = new RouteRecord(record.route(), version, record.cause(), record.hostname());
+      RouteRecord stored = record.withVersion(version);
       try (PreparedStatement ps = c.prepareStatement("insert into turnout.routes (database, version, cause, record)"
           + " values (?, ?, ?, ?::jsonb) on conflict (database) do update set version = excluded.version,"
           + " cause = excluded.cause, record = excluded.record, updated_at = now()")) {
+        ps.setString(1, record.route().name());
+        ps.setLong(2, version);
+        ps.setString(3, record.cause());
+        ps.setString(4, FileRouteStore.encode(stored).toString());
+        ps.executeUpdate();
+      }
+      try (PreparedStatement ps = c.prepareStatement("insert into turnout.route_history (database, version, cause,"
+          + " record) values (?, ?, ?, ?::jsonb)")) {
         ps.setString(1, record.route().name());
         ps.setLong(2, version);
         ps.setString(3, record.cause());
@@ -298,6 +311,28 @@ public final class PostgresStore implements RouteStore, MigrationStore, SharedRo
         ps.execute();
       }
       return version;
+    });
+  }
+
+  @Override
+  public ImmutableList<Recorded> history(String database, long beforeVersion, int limit) throws StoreException {
+    return inTransaction("read the route history of " + database, c -> {
+      ImmutableList.Builder<Recorded> page = ImmutableList.builder();
+      try (PreparedStatement ps = c.prepareStatement("select record::text, at from turnout.route_history"
+          + " where database = ? and version < ? order by version desc limit ?")) {
+        ps.setString(1, database);
+        ps.setLong(2, beforeVersion);
+        ps.setInt(3, limit);
+        try (ResultSet rs = ps.executeQuery()) {
+          while (rs.next()) {
+            page.add(new Recorded(FileRouteStore.decode(FileMigrationStore.JSON.readTree(rs.getString(1))),
+                Optional.of(rs.getTimestamp(2).toInstant())));
+          }
+        }
+      } catch (IOException e) {
+        throw new StoreException("a route record of " + database + " in the store is not readable: " + e.getMessage(), e);
+      }
+      return page.build();
     });
   }
 

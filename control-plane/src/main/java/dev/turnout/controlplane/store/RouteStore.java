@@ -1,6 +1,8 @@
 package dev.turnout.controlplane.store;
 
+import com.google.common.collect.ImmutableList;
 import com.google.common.collect.ImmutableMap;
+import java.time.Instant;
 import java.util.Optional;
 
 /** The durable home of the routing table: a change is recorded here before it is published to sidecars. */
@@ -31,6 +33,18 @@ public interface RouteStore extends AutoCloseable {
    * that publishes without a route change (at start) never reuses a version an earlier one published. Returns it.
    */
   long reserveVersion(long version) throws StoreException;
+
+  /**
+   * One entry of a database's route history: the record, and when the store recorded it (empty for records
+   * written before the store kept the time).
+   */
+  record Recorded(RouteRecord record, Optional<Instant> at) {}
+
+  /**
+   * {@code database}'s changes, newest first: at most {@code limit} of those below {@code beforeVersion} (every
+   * one when it is {@link Long#MAX_VALUE}), so a caller pages back by passing the oldest version it got.
+   */
+  ImmutableList<Recorded> history(String database, long beforeVersion, int limit) throws StoreException;
 
   /** For a store several replicas share: how route changes made by other replicas are learned and acknowledged. */
   default Optional<SharedRoutes> shared() {

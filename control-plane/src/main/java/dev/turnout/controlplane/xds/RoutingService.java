@@ -35,6 +35,12 @@ public final class RoutingService {
   public record RouteResult(String database, Optional<Endpoint> previous, Optional<Endpoint> current, long version,
       AckTracker.AckReport ack) {}
 
+  /**
+   * A change an operator makes by hand: who and why (recorded with it), and the endpoint they expect to replace
+   * (the change is made only if the database is routed there now), when they said.
+   */
+  public record ByHand(RouteRecord.Operator operator, Optional<Endpoint> expectedCurrent) {}
+
   /** Resolves a DNS name to the address sidecars connect to; Envoy's EDS accepts IP addresses only. */
   public interface Resolver {
     Endpoint resolve(Endpoint endpoint) throws UnknownHostException;
@@ -252,7 +258,7 @@ public final class RoutingService {
   /** As {@link #route(String, Endpoint)}; a migration's change is refused unless this replica is its leader. */
   public CompletableFuture<RouteResult> route(String database, Endpoint endpoint, RouteStore.Writer writer)
       throws StoreException {
-    return change(database, Optional.of(endpoint), "route", writer);
+    return change(database, Optional.of(endpoint), "route", writer, Optional.empty());
   }
 
   /** Empties {@code database}'s assignment: sidecars open no new connections to any server for it. */
@@ -261,7 +267,29 @@ public final class RoutingService {
   }
 
   public CompletableFuture<RouteResult> drain(String database, RouteStore.Writer writer) throws StoreException {
-    return change(database, Optional.empty(), "drain", writer);
+    return change(database, Optional.empty(), "drain", writer, Optional.empty());
+  }
+
+  /**
+   * An operator's change: routes {@code database} to {@code endpoint}, or drains it when empty, recorded with who
+   * and why. When {@link ByHand#expectedCurrent} is set and the database is routed elsewhere now, fails with
+   * {@link RouteConflictException} and changes nothing. Made as a migration's are: only while this replica leads,
+   * so it cannot interleave with one (the caller refuses it while the database has an unfinished migration).
+   */
+  public CompletableFuture<RouteResult> changeByHand(String database, Optional<Endpoint> endpoint, ByHand byHand)
+      throws StoreException {
+    return change(database, endpoint, endpoint.isPresent() ? "route" : "drain", RouteStore.Writer.LEADER,
+        Optional.of(byHand));
+  }
+
+  /** {@code database}'s route changes, newest first, below {@code beforeVersion}; see {@link RouteStore#history}. */
+  public com.google.common.collect.ImmutableList<RouteStore.Recorded> history(String database, long beforeVersion,
+      int limit) throws StoreException {
+    RoutingTable now = table();
+    if (now.get(database).isEmpty()) {
+      throw new UnknownDatabaseException(database, now.databases().keySet());
+    }
+    return store.history(database, beforeVersion, limit);
   }
 
   private static Optional<String> hostnameOf(Optional<Endpoint> endpoint) {
@@ -269,7 +297,7 @@ public final class RoutingService {
   }
 
   private CompletableFuture<RouteResult> change(String database, Optional<Endpoint> requested, String cause,
-      RouteStore.Writer writer) throws StoreException {
+      RouteStore.Writer writer, Optional<ByHand> byHand) throws StoreException {
     Optional<Endpoint> target = requested.map(e -> resolve(database, e));
     Optional<String> hostname = hostnameOf(requested);
     Optional<Endpoint> previous;
@@ -285,10 +313,17 @@ public final class RoutingService {
       }
       current = table.get(database).orElseThrow(() -> new UnknownDatabaseException(database, table.databases().keySet()));
       previous = current.endpoint();
+      Optional<Endpoint> expected = byHand.flatMap(ByHand::expectedCurrent);
+      if (expected.isPresent() && !isRoutedTo(database, previous, expected.get())) {
+        throw new RouteConflictException(database, expected.get(), previous);
+      }
       if (previous.equals(target) && hostname.equals(Optional.ofNullable(hostnames.get(database)))) {
         waitFor = endpointVersions.get(database);
       } else {
-        waitFor = publish(current.withEndpoint(target), cause, hostname, writer);
+        long published = publish(current.withEndpoint(target), cause, hostname, writer, byHand.map(ByHand::operator));
+        byHand.ifPresent(h -> log.info("route {} changed by hand by {}: {} -> {} version {}; reason: {}", database,
+            h.operator().identity(), describe(previous), describe(target), published, h.operator().reason()));
+        waitFor = published;
       }
     }
     CompletableFuture<AckTracker.AckReport> acks;
@@ -316,11 +351,18 @@ public final class RoutingService {
     }, callbacks);
   }
 
+  /** Whether {@code database}, routed to {@code current}, is routed to {@code expected} (an address, or the DNS name it was routed by). */
+  @GuardedBy("lock")
+  private boolean isRoutedTo(String database, Optional<Endpoint> current, Endpoint expected) {
+    return current.equals(Optional.of(expected)) || (current.isPresent() && current.get().port() == expected.port()
+        && expected.host().equalsIgnoreCase(hostnames.get(database)));
+  }
+
   /** Journals {@code changed} (durable before anyone can see it), then publishes it; returns its version. */
   @GuardedBy("lock")
-  private long publish(DatabaseRoute changed, String cause, Optional<String> hostname, RouteStore.Writer writer)
-      throws StoreException {
-    long next = store.append(new RouteRecord(changed, version + 1, cause, hostname), writer);
+  private long publish(DatabaseRoute changed, String cause, Optional<String> hostname, RouteStore.Writer writer,
+      Optional<RouteRecord.Operator> operator) throws StoreException {
+    long next = store.append(new RouteRecord(changed, version + 1, cause, hostname, operator), writer);
     if (shared.isPresent()) {
       try {
         publishStored(store.load()); // this change and every one recorded before it, under the store's version
@@ -374,7 +416,7 @@ public final class RoutingService {
         }
         try {
           long v = publish(current.withEndpoint(Optional.of(resolved)), "dns", Optional.of(e.getValue()),
-              RouteStore.Writer.ANY_REPLICA);
+              RouteStore.Writer.ANY_REPLICA, Optional.empty());
           log.info("database {}: endpoint host {} now resolves to {} (was {}): published version {}", e.getKey(),
               e.getValue(), resolved, describe(current.endpoint()), v);
           changed.add(e.getKey());

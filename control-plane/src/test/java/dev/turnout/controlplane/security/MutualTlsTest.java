@@ -6,6 +6,8 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.google.common.collect.ImmutableList;
 import dev.turnout.admin.v1.AdminGrpc;
+import dev.turnout.admin.v1.GetRouteHistoryRequest;
+import dev.turnout.admin.v1.SetRouteRequest;
 import dev.turnout.admin.v1.ListDatabasesRequest;
 import dev.turnout.admin.v1.MigrationOptions;
 import dev.turnout.admin.v1.StartMigrationRequest;
@@ -72,6 +74,39 @@ class MutualTlsTest {
     assertThat(adminAs("ops-admin").startMigration(dryRun()).getPlannedActionsCount()).isPositive();
     assertThatThrownBy(() -> adminAs("checkout").listDatabases(ListDatabasesRequest.getDefaultInstance()))
         .as("not a reader either").hasMessageContaining("PERMISSION_DENIED");
+  }
+
+  @Test
+  void aRouteByHand_isForWriters_andRecordsTheirCertificatesName() throws Exception {
+    SetRouteRequest move = SetRouteRequest.newBuilder().setDatabase("orders").setEndpoint("10.0.0.9:5432")
+        .setReason("db1 replaced").build();
+    assertThatThrownBy(() -> adminAs("sre-viewer").setRoute(move)).hasMessageContaining("PERMISSION_DENIED")
+        .hasMessageContaining("identity 'sre-viewer' may not call SetRoute");
+    assertThat(plane.routing().table().get("orders").orElseThrow().endpoint().orElseThrow())
+        .hasToString("10.0.0.5:5432");
+
+    // The same refusal through the CLI: exit 2, the status and its reason on stderr.
+    java.io.ByteArrayOutputStream err = new java.io.ByteArrayOutputStream();
+    java.io.PrintStream stderr = System.err;
+    int exit;
+    try {
+      System.setErr(new java.io.PrintStream(err, true, java.nio.charset.StandardCharsets.UTF_8));
+      exit = dev.turnout.controlplane.cli.Turnout.run("route", "drain", "orders", "--reason", "test",
+          "--admin", "127.0.0.1:" + plane.adminPort(), "--tls-cert", certs.crt("sre-viewer").toString(),
+          "--tls-key", certs.key("sre-viewer").toString(), "--tls-ca", certs.ca().toString());
+    } finally {
+      System.setErr(stderr);
+    }
+    assertThat(exit).isEqualTo(2);
+    assertThat(err.toString(java.nio.charset.StandardCharsets.UTF_8))
+        .contains("turnout route drain: PERMISSION_DENIED: identity 'sre-viewer' may not call SetRoute");
+    assertThat(plane.routing().table().get("orders").orElseThrow().endpoint()).as("not drained").isPresent();
+
+    assertThat(adminAs("ops-admin").setRoute(move).getBy()).isEqualTo("ops-admin");
+    var history = adminAs("sre-viewer").getRouteHistory(GetRouteHistoryRequest.newBuilder().setDatabase("orders")
+        .build());
+    assertThat(history.getChanges(0).getBy()).as("a reader may read the history").isEqualTo("ops-admin");
+    assertThat(history.getChanges(0).getReason()).isEqualTo("db1 replaced");
   }
 
   @Test

@@ -9,6 +9,9 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.time.Clock;
+import java.time.Instant;
+import java.time.ZoneOffset;
 import java.util.List;
 import java.util.Optional;
 import java.util.Set;
@@ -98,13 +101,97 @@ class FileRouteStoreTest {
     try (FileRouteStore store = FileRouteStore.open(dir)) {
       RouteStore.State state = store.load();
       assertThat(state.highestVersion()).isEqualTo(FileRouteStore.COMPACT_AFTER_LINES + 5);
-      assertThat(store.lines()).hasSize(2);
+      assertThat(store.lines()).as("the reserved version, then the database's kept history")
+          .hasSize(1 + FileRouteStore.HISTORY_KEPT);
+      assertThat(store.history("orders", Long.MAX_VALUE, 1000)).hasSize(FileRouteStore.HISTORY_KEPT)
+          .first().satisfies(r -> assertThat(r.record().version()).isEqualTo(FileRouteStore.COMPACT_AFTER_LINES + 5));
     }
     try (FileRouteStore store = FileRouteStore.open(dir)) {
       RouteStore.State state = store.load();
       assertThat(state.highestVersion()).isEqualTo(FileRouteStore.COMPACT_AFTER_LINES + 5);
       assertThat(state.routes().get("orders").route().endpoint())
           .contains(Endpoint.parse("10.0.0." + ((FileRouteStore.COMPACT_AFTER_LINES + 5) % 200 + 1) + ":5432"));
+    }
+  }
+
+  private static final Instant NOON = Instant.parse("2026-03-01T12:00:00Z");
+
+  @Test
+  void aChangeByHand_keepsWhoWhyAndWhen_andTheHistoryPagesBackNewestFirst() throws Exception {
+    MutableClock clock = new MutableClock(NOON);
+    RouteRecord.Operator sre = new RouteRecord.Operator("ops-admin", "db1 replaced after a disk failure");
+    try (FileRouteStore store = FileRouteStore.open(dir, clock)) {
+      store.load();
+      store.append(new RouteRecord(orders("10.0.0.5:5432"), 1, "seed"));
+      clock.now = NOON.plusSeconds(60);
+      store.append(new RouteRecord(orders(null), 2, "drain", Optional.empty(), Optional.of(sre)));
+      clock.now = NOON.plusSeconds(120);
+      store.append(new RouteRecord(orders("10.0.0.6:5432"), 3, "route", Optional.empty(), Optional.of(sre)));
+    }
+    try (FileRouteStore store = FileRouteStore.open(dir, new MutableClock(NOON.plusSeconds(999)))) {
+      store.load();
+      var newest = store.history("orders", Long.MAX_VALUE, 2);
+      assertThat(newest).extracting(r -> r.record().version()).containsExactly(3L, 2L);
+      assertThat(newest.get(0).record().operator()).contains(sre);
+      assertThat(newest.get(0).at()).as("the time it was recorded, not the time it was read")
+          .contains(NOON.plusSeconds(120));
+      assertThat(newest.get(0).record().route().endpoint()).contains(Endpoint.parse("10.0.0.6:5432"));
+      var older = store.history("orders", 2, 2);
+      assertThat(older).singleElement().satisfies(r -> {
+        assertThat(r.record().cause()).isEqualTo("seed");
+        assertThat(r.record().operator()).isEmpty();
+        assertThat(r.at()).contains(NOON);
+      });
+      assertThat(store.history("ledger", Long.MAX_VALUE, 10)).isEmpty();
+    }
+  }
+
+  @Test
+  void aJournalWrittenBeforeChangesByHand_stillLoads_andItsChangesAreHistoryWithoutATime() throws Exception {
+    // Two lines exactly as the previous version wrote them: no "at", "by" or "reason".
+    String seed = "{\"op\":\"put\",\"version\":1,\"cause\":\"seed\",\"database\":\"orders\",\"port\":15432,"
+        + "\"endpoint\":\"10.0.0.5:5432\",\"services\":[\"checkout\"]}";
+    String route = "{\"op\":\"put\",\"version\":2,\"cause\":\"route\",\"database\":\"orders\",\"port\":15432,"
+        + "\"endpoint\":\"10.0.0.6:5432\",\"services\":[\"checkout\"]}";
+    Files.writeString(dir.resolve(FileRouteStore.JOURNAL), framed(seed) + framed(route));
+
+    try (FileRouteStore store = FileRouteStore.open(dir, new MutableClock(NOON))) {
+      RouteStore.State state = store.load();
+      assertThat(state.routes().get("orders").route()).isEqualTo(orders("10.0.0.6:5432"));
+      assertThat(state.routes().get("orders").operator()).isEmpty();
+      assertThat(store.history("orders", Long.MAX_VALUE, 10)).extracting(r -> r.record().cause(), r -> r.at())
+          .containsExactly(org.assertj.core.groups.Tuple.tuple("route", Optional.empty()),
+              org.assertj.core.groups.Tuple.tuple("seed", Optional.empty()));
+    }
+  }
+
+  private static String framed(String json) {
+    java.util.zip.CRC32C crc = new java.util.zip.CRC32C();
+    crc.update(json.getBytes(StandardCharsets.UTF_8));
+    return String.format("%08x ", crc.getValue()) + json + "\n";
+  }
+
+  /** A clock a test sets. */
+  static final class MutableClock extends Clock {
+    volatile Instant now;
+
+    MutableClock(Instant now) {
+      this.now = now;
+    }
+
+    @Override
+    public Instant instant() {
+      return now;
+    }
+
+    @Override
+    public ZoneOffset getZone() {
+      return ZoneOffset.UTC;
+    }
+
+    @Override
+    public Clock withZone(java.time.ZoneId zone) {
+      return this;
     }
   }
 }

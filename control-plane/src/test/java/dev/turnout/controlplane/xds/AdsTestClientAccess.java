@@ -24,6 +24,12 @@ public final class AdsTestClientAccess implements AutoCloseable {
     client.await("endpoints of " + List.of(databases), c -> c.assignments().keySet().containsAll(List.of(databases)));
   }
 
+  /** EDS responses with an assignment for which {@code why} returns non-null are NACKed with that error. */
+  public void rejectEdsWhen(java.util.function.Function<io.envoyproxy.envoy.config.endpoint.v3.ClusterLoadAssignment,
+      String> why) {
+    client.rejectEdsWhen(why);
+  }
+
   @Override
   public void close() {
     client.close();
