@@ -339,21 +339,21 @@ final class AdsService extends AggregatedDiscoveryServiceGrpc.AggregatedDiscover
     }
 
     /**
-     * Whether {@code snapshot} may hold anything for this type: when the type was last brought up to date with
-     * the snapshot this one was made from, only the databases that changed can matter (a change of one endpoint
-     * then costs each of thousands of streams a few lookups, not a pass over every database).
+     * The databases to look at for {@code type} in {@code snapshot}: when the type was last brought up to date with
+     * the snapshot this one was made from, only those that changed (so a change of one endpoint costs each of
+     * thousands of streams a few lookups, not a pass over every database); otherwise null, meaning all.
      */
-    boolean mayConcern(TypeState st, XdsSnapshot snapshot) {
-      if (st.seenVersion != snapshot.previousVersion()) {
-        return true;
+    Collection<String> changedSince(TypeState st, XdsSnapshot snapshot) {
+      return st.seenVersion == snapshot.previousVersion() ? snapshot.changed() : null;
+    }
+
+    /** Whether {@code name} is asked for, and visible, in {@code snapshot}: its entry, or null. */
+    XdsSnapshot.Entry wanted(XdsType type, TypeState st, XdsSnapshot snapshot, String name) {
+      if (!st.wildcard && !st.names.contains(name)) {
+        return null;
       }
-      for (String name : snapshot.changed()) {
-        if (st.wildcard || st.names.contains(name) || st.known.containsKey(name)) {
-          return true;
-        }
-      }
-      st.seenVersion = snapshot.version();
-      return false;
+      XdsSnapshot.Entry e = snapshot.get(type, name);
+      return e != null && e.visibleTo(node.getCluster()) ? e : null;
     }
 
     /** A NACK of a response: logged once per node, type and version (rate-limited), and counted. */
@@ -437,9 +437,49 @@ final class AdsService extends AggregatedDiscoveryServiceGrpc.AggregatedDiscover
     @Override
     void onSnapshot(XdsSnapshot snapshot) {
       for (Map.Entry<XdsType, TypeState> t : types.entrySet()) {
-        if (t.getValue().requested && mayConcern(t.getValue(), snapshot)) {
-          send(t.getKey(), t.getValue(), snapshot, false);
+        if (t.getValue().requested) {
+          update(t.getKey(), t.getValue(), snapshot, changedSince(t.getValue(), snapshot));
         }
+      }
+    }
+
+    /**
+     * Brings {@code type} up to date with {@code snapshot}, looking only at the databases in {@code only} when
+     * given: an assignment that changed is sent alone; a Listener or Cluster change sends them all.
+     */
+    private void update(XdsType type, TypeState st, XdsSnapshot snapshot, Collection<String> only) {
+      if (only == null) {
+        send(type, st, snapshot, false);
+        return;
+      }
+      List<XdsSnapshot.Entry> changed = new ArrayList<>(only.size());
+      boolean gone = false;
+      for (String name : only) {
+        XdsSnapshot.Entry e = wanted(type, st, snapshot, name);
+        if (e != null) {
+          if (!Objects.equals(st.known.get(name), e.version())) {
+            changed.add(e);
+          }
+        } else if (st.known.containsKey(name)) {
+          gone = true;
+        }
+      }
+      if (XdsType.wildcardByDefault(type) || st.resendAll) {
+        if (changed.isEmpty() && !gone) {
+          st.seenVersion = snapshot.version();
+          return;
+        }
+        send(type, st, snapshot, false);
+        return;
+      }
+      for (String name : only) {
+        if (wanted(type, st, snapshot, name) == null) {
+          st.known.remove(name); // an absent assignment means nothing in state of the world: nothing to send
+        }
+      }
+      st.seenVersion = snapshot.version();
+      if (!changed.isEmpty()) {
+        respond(type, st, snapshot, changed);
       }
     }
 
@@ -462,7 +502,11 @@ final class AdsService extends AggregatedDiscoveryServiceGrpc.AggregatedDiscover
         st.known.keySet().retainAll(visible.keySet());
         return;
       }
-      Collection<XdsSnapshot.Entry> resources = whole ? visible.values() : changed;
+      st.known.keySet().retainAll(visible.keySet());
+      respond(type, st, snapshot, whole ? visible.values() : changed);
+    }
+
+    private void respond(XdsType type, TypeState st, XdsSnapshot snapshot, Collection<XdsSnapshot.Entry> resources) {
       DiscoveryResponse.Builder response = DiscoveryResponse.newBuilder()
           .setTypeUrl(type.typeUrl())
           .setVersionInfo(Long.toString(snapshot.version()))
@@ -470,7 +514,6 @@ final class AdsService extends AggregatedDiscoveryServiceGrpc.AggregatedDiscover
       for (XdsSnapshot.Entry e : resources) {
         response.addResources(e.resource());
       }
-      st.known.keySet().retainAll(visible.keySet());
       for (XdsSnapshot.Entry e : resources) {
         st.known.put(e.name(), e.version());
       }
@@ -552,10 +595,47 @@ final class AdsService extends AggregatedDiscoveryServiceGrpc.AggregatedDiscover
     @Override
     void onSnapshot(XdsSnapshot snapshot) {
       for (Map.Entry<XdsType, TypeState> t : types.entrySet()) {
-        if (t.getValue().requested && mayConcern(t.getValue(), snapshot)) {
-          send(t.getKey(), t.getValue(), snapshot);
+        if (t.getValue().requested) {
+          Collection<String> only = changedSince(t.getValue(), snapshot);
+          if (only == null) {
+            send(t.getKey(), t.getValue(), snapshot);
+          } else {
+            update(t.getKey(), t.getValue(), snapshot, only);
+          }
         }
       }
+    }
+
+    /** As {@link #send}, looking only at the databases in {@code only}. */
+    private void update(XdsType type, TypeState st, XdsSnapshot snapshot, Collection<String> only) {
+      st.seenVersion = snapshot.version();
+      DeltaDiscoveryResponse.Builder response = DeltaDiscoveryResponse.newBuilder().setTypeUrl(type.typeUrl());
+      String single = "";
+      for (String name : only) {
+        XdsSnapshot.Entry e = wanted(type, st, snapshot, name);
+        Long known = st.known.get(name);
+        if (e != null) {
+          if (!Objects.equals(known, e.version())) {
+            response.addResources(Resource.newBuilder().setName(name).setVersion(Long.toString(e.version()))
+                .setResource(e.resource()));
+            st.known.put(name, e.version());
+            single = name;
+          }
+        } else if (st.names.contains(name)) {
+          if (!Objects.equals(known, ABSENT)) {
+            response.addRemovedResources(name);
+            st.known.put(name, ABSENT);
+            single = name;
+          }
+        } else if (known != null) {
+          if (known != ABSENT) {
+            response.addRemovedResources(name);
+            single = name;
+          }
+          st.known.remove(name);
+        }
+      }
+      respond(type, st, snapshot, response, single);
     }
 
     /** Sends the resources whose version the client lacks, and names the ones it has that are gone. */
@@ -591,6 +671,11 @@ final class AdsService extends AggregatedDiscoveryServiceGrpc.AggregatedDiscover
           it.remove();
         }
       }
+      respond(type, st, snapshot, response, single);
+    }
+
+    private void respond(XdsType type, TypeState st, XdsSnapshot snapshot, DeltaDiscoveryResponse.Builder response,
+        String single) {
       if (response.getResourcesCount() == 0 && response.getRemovedResourcesCount() == 0) {
         return;
       }
