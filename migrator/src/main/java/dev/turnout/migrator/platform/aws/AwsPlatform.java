@@ -166,8 +166,16 @@ public final class AwsPlatform implements Platform {
       return Optional.empty();
     }
     String family = AwsApi.ENGINE + version(src.engineVersion())[0];
-    Map<String, String> user = api().userParameters(sourceGroup);
-    Map<String, Boolean> known = api().clusterParameters(family);
+    Map<String, String> user;
+    Map<String, Boolean> known;
+    try {
+      user = api().userParameters(sourceGroup);
+      known = api().clusterParameters(family);
+    } catch (AwsApi.AwsCallException e) {
+      throw new MigrationException(db() + ": cannot map the parameters of " + aurora.sourceInstance() + "'s DB"
+          + " parameter group " + sourceGroup + " onto an Aurora cluster parameter group (" + family + "): "
+          + e.getMessage(), e);
+    }
     Map<String, String> carried = new java.util.TreeMap<>();
     List<String> notCarried = new ArrayList<>();
     user.forEach((name, value) -> {
