@@ -169,7 +169,9 @@ class AwsMigrationTest {
     assertThat(mutatingCalls(made.stream().filter(c -> !c.endsWith("-> Throttling")).toList()))
         .as("the changes the dry run listed, in its order").containsExactlyElementsOf(mutatingCalls(forward));
     assertThat(made).anySatisfy(c -> assertThat(c).startsWith("CreateDBCluster")
-        .contains("ReplicationSourceIdentifier=" + arn(SOURCE)).contains("DBClusterIdentifier=" + CLUSTER));
+        .contains("ReplicationSourceIdentifier=" + arn(SOURCE)).contains("DBClusterIdentifier=" + CLUSTER)
+        .as("on the source's port (not Aurora's default 5432), as a target derived from it expects")
+        .contains("Port=" + f.source.port()));
 
     ManagedChannel channel = ManagedChannelBuilder.forAddress("127.0.0.1", f.plane.adminPort()).usePlaintext().build();
     try {
@@ -279,7 +281,8 @@ class AwsMigrationTest {
     List<String> planned = f.migrator().dryRun(spec(Optional.of("db.r6g.large"), Duration.ofSeconds(30)));
     String transcript = planned.stream().collect(Collectors.joining("\n", "", "\n"))
         .replace("127.0.0.1:" + f.source.port(), "127.0.0.1:SOURCE_PORT")
-        .replace("127.0.0.1:" + f.target.port(), "127.0.0.1:TARGET_PORT");
+        .replace("127.0.0.1:" + f.target.port(), "127.0.0.1:TARGET_PORT")
+        .replace("Port=" + f.source.port(), "Port=SOURCE_PORT");
     Path golden = Path.of("src/test/resources/aws/dry-run.golden.txt");
     if (Boolean.getBoolean("turnout.regenerate")) {
       Files.createDirectories(golden.getParent());

@@ -82,11 +82,12 @@ final class AwsApi implements AutoCloseable {
     return Call.of("DescribeDBClusters", "DBClusterIdentifier", id);
   }
 
+  /** The cluster listens on {@code port}, the source's, so a target derived from the source's endpoint is right. */
   static Call createClusterCall(String id, String engineVersion, String sourceArn, String subnetGroup, List<String> groups,
-      Optional<String> parameterGroup) {
+      int port, Optional<String> parameterGroup) {
     Call c = Call.of("CreateDBCluster", "DBClusterIdentifier", id, "Engine", ENGINE, "EngineVersion", engineVersion,
         "ReplicationSourceIdentifier", sourceArn, "DBSubnetGroupName", subnetGroup,
-        "VpcSecurityGroupIds", String.join(",", groups));
+        "VpcSecurityGroupIds", String.join(",", groups), "Port", Integer.toString(port));
     return parameterGroup.map(g -> Call.of("CreateDBCluster", flatten(c.params(), "DBClusterParameterGroupName", g)))
         .orElse(c);
   }
@@ -313,10 +314,11 @@ final class AwsApi implements AutoCloseable {
   }
 
   void createCluster(String id, String engineVersion, String sourceArn, String subnetGroup, List<String> groups,
-      Optional<String> parameterGroup) throws MigrationException {
-    call(createClusterCall(id, engineVersion, sourceArn, subnetGroup, groups, parameterGroup), () -> rds.createDBCluster(r -> r
-        .dbClusterIdentifier(id).engine(ENGINE).engineVersion(engineVersion).replicationSourceIdentifier(sourceArn)
-        .dbSubnetGroupName(subnetGroup).vpcSecurityGroupIds(groups).dbClusterParameterGroupName(parameterGroup.orElse(null))));
+      int port, Optional<String> parameterGroup) throws MigrationException {
+    call(createClusterCall(id, engineVersion, sourceArn, subnetGroup, groups, port, parameterGroup),
+        () -> rds.createDBCluster(r -> r.dbClusterIdentifier(id).engine(ENGINE).engineVersion(engineVersion)
+            .replicationSourceIdentifier(sourceArn).dbSubnetGroupName(subnetGroup).vpcSecurityGroupIds(groups)
+            .port(port).dbClusterParameterGroupName(parameterGroup.orElse(null))));
   }
 
   /** The parameters a DB parameter group sets itself (not the engine's defaults), by name. */

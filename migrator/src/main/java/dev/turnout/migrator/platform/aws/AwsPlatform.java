@@ -87,6 +87,15 @@ public final class AwsPlatform implements Platform {
     return spec -> new AwsPlatform(spec, new PostgresPlatform(spec, credentials), settings, clock, sleeper);
   }
 
+  /** The port the source instance listens on, which the cluster is created with. */
+  private int port(DBInstance src) throws MigrationException {
+    if (src.endpoint() == null || src.endpoint().port() == null) {
+      throw new MigrationException(db() + ": RDS instance '" + aurora.sourceInstance() + "' has no endpoint ("
+          + src.dbInstanceStatus() + ")");
+    }
+    return src.endpoint().port();
+  }
+
   private AwsApi api() throws MigrationException {
     if (api == null) {
       api = AwsApi.connect(settings);
@@ -123,7 +132,7 @@ public final class AwsPlatform implements Platform {
       Optional<ParameterMapping> mapping = parameterMapping(src);
       Optional<String> parameterGroup = applyParameterMapping(mapping, changes);
       api().createCluster(aurora.targetCluster(), src.engineVersion(), src.dbInstanceArn(),
-          src.dbSubnetGroup().dbSubnetGroupName(), groups(src), parameterGroup);
+          src.dbSubnetGroup().dbSubnetGroupName(), groups(src), port(src), parameterGroup);
       changes.add("created cluster " + aurora.targetCluster());
     }
     changes.addAll(await("Aurora cluster " + aurora.targetCluster() + " to be available", settings.replicaDeadline(),
@@ -619,7 +628,8 @@ public final class AwsPlatform implements Platform {
         }
       }
       calls.add("PREFLIGHT: " + AwsApi.createClusterCall(cl, instance.engineVersion(), instance.dbInstanceArn(),
-          instance.dbSubnetGroup().dbSubnetGroupName(), groups(instance), mapping.map(ParameterMapping::clusterGroup)));
+          instance.dbSubnetGroup().dbSubnetGroupName(), groups(instance), port(instance),
+          mapping.map(ParameterMapping::clusterGroup)));
     }
     calls.add("PREFLIGHT: " + AwsApi.describeClusterCall(cl) + poll + " until available, deadline "
         + settings.replicaDeadline() + ")");

@@ -3,6 +3,7 @@ package dev.turnout.migrator.platform.aws;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.util.List;
+import java.util.Optional;
 import org.junit.jupiter.api.Test;
 import software.amazon.awssdk.awscore.exception.AwsErrorDetails;
 import software.amazon.awssdk.awscore.exception.AwsServiceException;
@@ -70,5 +71,11 @@ class AwsErrorsTest {
 
     assertThat(e.getMessage()).isEqualTo("AWS GetMetricData DBInstanceIdentifier=orders-rds failed after 8 attempts:"
         + " no HTTP answer: Unable to execute HTTP request: Connection refused");
+  }
+
+  @Test
+  void theCreateClusterCall_carriesTheSourcesPort() {
+    assertThat(AwsApi.createClusterCall("orders-aurora", "15.4", "arn:aws:rds:us-east-1:1:db:orders-rds", "subnets",
+        List.of("sg-1"), 5433, Optional.empty()).toString()).contains(" Port=5433");
   }
 }
