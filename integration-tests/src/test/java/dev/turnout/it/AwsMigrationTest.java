@@ -380,6 +380,49 @@ class AwsMigrationTest {
         .build();
   }
 
+  /**
+   * Without --target the writer endpoint comes from AWS's descriptions, never from the route, which holds the
+   * address the instance's name resolved to (here 127.0.0.1): a new cluster's from the instance's endpoint name and
+   * port (a source on 5433, so the cluster is created on 5433 too), an existing cluster's from the cluster.
+   */
+  @Test
+  void withoutATarget_theWriterEndpointComesFromAws_notFromTheRoutesAddress() throws Exception {
+    setUp(Duration.ofSeconds(60));
+    aws.addInstance("ledger-rds", "15.4", "ledger-rds.c9akciq32.us-east-1.rds.amazonaws.com", 5433,
+        List.of(APP_GROUP), "orders-subnets", "default.postgres15");
+    ManagedChannel channel = ManagedChannelBuilder.forAddress("127.0.0.1", f.plane.adminPort()).usePlaintext().build();
+    try {
+      var admin = AdminGrpc.newBlockingStub(channel);
+      var created = admin.startMigration(StartMigrationRequest.newBuilder().setDatabase("app")
+          .setOptions(MigrationOptions.newBuilder().setDryRun(true).setAurora(AuroraPlan.newBuilder()
+              .setSourceInstance("ledger-rds").setTargetCluster("ledger-aurora").setCreateInstanceClass("db.r6g.large")))
+          .build());
+      assertThat(created.getSource()).isEqualTo("127.0.0.1:" + f.source.port());
+      assertThat(created.getTarget()).isEqualTo("ledger-aurora.cluster-c9akciq32.us-east-1.rds.amazonaws.com:5433");
+      assertThat(created.getPlannedActionsList()).as("a source on its engine's default group plans without mapping")
+          .anySatisfy(a -> assertThat(a).contains("CreateDBCluster DBClusterIdentifier=ledger-aurora")
+              .contains("Port=5433").doesNotContain("DBClusterParameterGroupName"))
+          .noneSatisfy(a -> assertThat(a).contains("DescribeEngineDefaultClusterParameters"));
+
+      aws.addReplicaCluster(CLUSTER, SOURCE, "127.0.0.1", f.target.port());
+      var attached = admin.startMigration(StartMigrationRequest.newBuilder().setDatabase("app")
+          .setOptions(MigrationOptions.newBuilder().setDryRun(true).setAurora(AuroraPlan.newBuilder()
+              .setSourceInstance(SOURCE).setTargetCluster(CLUSTER))).build());
+      assertThat(attached.getTarget()).as("the existing cluster's own endpoint").isEqualTo("127.0.0.1:" + f.target.port());
+
+      var notRds = catchStatus(() -> admin.startMigration(StartMigrationRequest.newBuilder().setDatabase("app")
+          .setOptions(MigrationOptions.newBuilder().setDryRun(true).setAurora(AuroraPlan.newBuilder()
+              .setSourceInstance(SOURCE).setTargetCluster("other-aurora").setCreateInstanceClass("db.r6g.large")))
+          .build()));
+      assertThat(notRds.getCode()).isEqualTo(io.grpc.Status.Code.FAILED_PRECONDITION);
+      assertThat(notRds.getDescription()).isEqualTo("database 'app': cannot derive the Aurora cluster endpoint from"
+          + " the RDS instance's endpoint '127.0.0.1' (not an RDS endpoint name); give the target as host:port");
+    } finally {
+      channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+    }
+    assertThat(f.migrator().list()).isEmpty();
+  }
+
   private static io.grpc.Status catchStatus(Runnable call) {
     try {
       call.run();

@@ -130,6 +130,16 @@ public final class Migrator {
     }
   }
 
+  /**
+   * The target of a migration of {@code database} whose operator named none, from the platform (an Aurora cluster's
+   * writer endpoint, described by AWS); refused when the platform cannot tell.
+   */
+  public ServerAddress defaultTarget(String database, Optional<Migration.Aurora> aurora) throws MigrationException {
+    return platforms.defaultTarget(database, aurora).orElseThrow(() -> new MigrationConflictException(
+        MigrationConflictException.Kind.FAILED_PRECONDITION, "database '" + database + "': no default target for"
+            + " this platform; give the target as host:port"));
+  }
+
   /** The latest replication figures of a migration, once it has sampled. */
   public Optional<Figures> figures(String id) {
     return Optional.ofNullable(figures.get(id));

@@ -1,7 +1,9 @@
 package dev.turnout.migrator.platform.aws;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.turnout.migrator.MigrationConflictException;
 import java.util.List;
 import java.util.Optional;
 import org.junit.jupiter.api.Test;
@@ -77,5 +79,17 @@ class AwsErrorsTest {
   void theCreateClusterCall_carriesTheSourcesPort() {
     assertThat(AwsApi.createClusterCall("orders-aurora", "15.4", "arn:aws:rds:us-east-1:1:db:orders-rds", "subnets",
         List.of("sg-1"), 5433, Optional.empty()).toString()).contains(" Port=5433");
+  }
+
+  @Test
+  void theClusterEndpoint_sharesTheInstanceEndpointsSuffix() throws Exception {
+    assertThat(AwsPlatform.clusterEndpoint("orders", "orders-rds.c9akciq32.us-east-1.rds.amazonaws.com", "orders-aurora"))
+        .isEqualTo("orders-aurora.cluster-c9akciq32.us-east-1.rds.amazonaws.com");
+    assertThat(AwsPlatform.clusterEndpoint("orders", "orders-rds.c9akciq32.cn-north-1.rds.amazonaws.com.cn", "o"))
+        .isEqualTo("o.cluster-c9akciq32.cn-north-1.rds.amazonaws.com.cn");
+    assertThatThrownBy(() -> AwsPlatform.clusterEndpoint("orders", "10.0.0.5", "orders-aurora"))
+        .isInstanceOf(MigrationConflictException.class)
+        .hasMessage("database 'orders': cannot derive the Aurora cluster endpoint from the RDS instance's endpoint"
+            + " '10.0.0.5' (not an RDS endpoint name); give the target as host:port");
   }
 }
