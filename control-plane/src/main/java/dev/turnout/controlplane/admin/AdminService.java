@@ -309,7 +309,8 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
   private Database toProto(DatabaseRoute r) {
     return Database.newBuilder().setName(r.name()).setListenPort(r.listenPort())
         .setEndpoint(r.endpoint().map(Endpoint::toString).orElse("")).addAllServices(r.services())
-        .setEndpointVersion(routing.endpointVersion(r.name())).build();
+        .setEndpointVersion(routing.endpointVersion(r.name())).setHostname(routing.hostname(r.name()).orElse(""))
+        .setUnresolved(routing.unresolved(r.name()).orElse("")).build();
   }
 
   @Override
