@@ -18,11 +18,13 @@ import dev.turnout.controlplane.store.StoreException;
 import dev.turnout.controlplane.xds.AckTracker;
 import dev.turnout.controlplane.xds.RoutingService;
 import dev.turnout.controlplane.xds.XdsServer;
+import dev.turnout.migrator.Migration;
 import dev.turnout.migrator.MigrationConflictException;
 import dev.turnout.migrator.MigrationException;
 import dev.turnout.migrator.MigrationStore;
 import dev.turnout.migrator.Migrator;
 import dev.turnout.migrator.Platform;
+import dev.turnout.migrator.ServerAddress;
 import dev.turnout.migrator.Sleeper;
 import dev.turnout.migrator.platform.aws.AwsPlatform;
 import dev.turnout.migrator.platform.postgres.PostgresPlatform;
@@ -253,13 +255,23 @@ public final class ControlPlane implements AutoCloseable {
     Platform.Factory postgres = PostgresPlatform.factory(credentials);
     Optional<Platform.Factory> aws = settings.aws().map(a -> AwsPlatform.factory(credentials, a, Clock.systemUTC(),
         Sleeper.SYSTEM));
-    return spec -> {
-      if (spec.aurora().isEmpty()) {
-        return postgres.open(spec);
+    return new Platform.Factory() {
+      @Override
+      public Platform open(Migration.Spec spec) throws MigrationException {
+        return spec.aurora().isEmpty() ? postgres.open(spec) : aws(spec.database()).open(spec);
       }
-      return aws.orElseThrow(() -> new MigrationConflictException(MigrationConflictException.Kind.FAILED_PRECONDITION,
-          "database '" + spec.database() + "': an Aurora migration needs migrator.aws in turnout.yaml"
-              + " (fence_security_group at least)")).open(spec);
+
+      @Override
+      public Optional<ServerAddress> defaultTarget(String database, Optional<Migration.Aurora> aurora)
+          throws MigrationException {
+        return aurora.isEmpty() ? postgres.defaultTarget(database, aurora) : aws(database).defaultTarget(database, aurora);
+      }
+
+      private Platform.Factory aws(String database) throws MigrationConflictException {
+        return aws.orElseThrow(() -> new MigrationConflictException(MigrationConflictException.Kind.FAILED_PRECONDITION,
+            "database '" + database + "': an Aurora migration needs migrator.aws in turnout.yaml"
+                + " (fence_security_group at least)"));
+      }
     };
   }
 

@@ -3,7 +3,10 @@ package dev.turnout.it;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.turnout.admin.v1.AdminGrpc;
+import dev.turnout.admin.v1.AuroraPlan;
 import dev.turnout.admin.v1.GetMigrationRequest;
+import dev.turnout.admin.v1.MigrationOptions;
+import dev.turnout.admin.v1.StartMigrationRequest;
 import dev.turnout.controlplane.config.TurnoutConfig;
 import dev.turnout.controlplane.demo.CdcConsumer;
 import dev.turnout.controlplane.demo.Writer;
@@ -16,6 +19,7 @@ import dev.turnout.migrator.ServerAddress;
 import dev.turnout.migrator.platform.aws.AwsSettings;
 import io.grpc.ManagedChannel;
 import io.grpc.ManagedChannelBuilder;
+import io.grpc.StatusRuntimeException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -67,7 +71,7 @@ class AwsMigrationTest {
   private void setUp(Duration replicaDeadline, Migrator.Failpoint failpoint) throws Exception {
     aws = FakeAws.start();
     AwsSettings settings = new AwsSettings(Optional.of(aws.endpoint()), FENCE_GROUP, replicaDeadline,
-        Duration.ofSeconds(30), Duration.ofMillis(20));
+        Duration.ofSeconds(30), Duration.ofMillis(20), Duration.ofMillis(10));
     f = new MigrationFixture(dir, failpoint, PostgresServer.BIN, false, false,
         new TurnoutConfig.MigratorSettings("postgres", Optional.empty(), Optional.of(settings)));
     aws.addSecurityGroup(APP_GROUP, "vpc-1", List.of("10.0.0.0/16"));
@@ -165,7 +169,9 @@ class AwsMigrationTest {
     assertThat(mutatingCalls(made.stream().filter(c -> !c.endsWith("-> Throttling")).toList()))
         .as("the changes the dry run listed, in its order").containsExactlyElementsOf(mutatingCalls(forward));
     assertThat(made).anySatisfy(c -> assertThat(c).startsWith("CreateDBCluster")
-        .contains("ReplicationSourceIdentifier=" + arn(SOURCE)).contains("DBClusterIdentifier=" + CLUSTER));
+        .contains("ReplicationSourceIdentifier=" + arn(SOURCE)).contains("DBClusterIdentifier=" + CLUSTER)
+        .as("on the source's port (not Aurora's default 5432), as a target derived from it expects")
+        .contains("Port=" + f.source.port()));
 
     ManagedChannel channel = ManagedChannelBuilder.forAddress("127.0.0.1", f.plane.adminPort()).usePlaintext().build();
     try {
@@ -275,7 +281,8 @@ class AwsMigrationTest {
     List<String> planned = f.migrator().dryRun(spec(Optional.of("db.r6g.large"), Duration.ofSeconds(30)));
     String transcript = planned.stream().collect(Collectors.joining("\n", "", "\n"))
         .replace("127.0.0.1:" + f.source.port(), "127.0.0.1:SOURCE_PORT")
-        .replace("127.0.0.1:" + f.target.port(), "127.0.0.1:TARGET_PORT");
+        .replace("127.0.0.1:" + f.target.port(), "127.0.0.1:TARGET_PORT")
+        .replace("Port=" + f.source.port(), "Port=SOURCE_PORT");
     Path golden = Path.of("src/test/resources/aws/dry-run.golden.txt");
     if (Boolean.getBoolean("turnout.regenerate")) {
       Files.createDirectories(golden.getParent());
@@ -285,6 +292,144 @@ class AwsMigrationTest {
     assertThat(aws.calls()).as("a dry run changes nothing")
         .noneMatch(c -> MUTATING.contains(c.split(" ")[0]));
     assertThat(f.migrator().list()).as("and starts nothing").isEmpty();
+  }
+
+  /**
+   * One way an AWS call fails, and the line the operator must read about it (REQUEST_ID stands for the id AWS
+   * gave). {@code attach}: the cluster exists; the dry run then reads no CloudWatch figures, so it meets no
+   * CloudWatch failure.
+   */
+  private record Failure(String action, FakeAws.Fault fault, int times, boolean attach, String message) {
+    String regex() {
+      return java.util.Arrays.stream(message.split("REQUEST_ID", -1)).map(java.util.regex.Pattern::quote)
+          .collect(Collectors.joining("[0-9a-f-]{36}"));
+    }
+  }
+
+  /**
+   * Every shape of AWS failure — an HTML 500 from a proxy, a bare 404, a 403 the SDK cannot parse, throttling past
+   * the retries; on RDS's Query API and CloudWatch's CBOR one — reaches the operator as one line naming the call, its
+   * resource, the HTTP status, the AWS code and request id or their absence, and the attempts: in the dry run's
+   * answer and in the history of a real run, which changed nothing and so ends ROLLED_BACK and lets the database
+   * take its next migration at once.
+   */
+  @Test
+  void everyAwsFailure_namesTheCallAndTheAnswer_inTheDryRunAndTheHistory_andTheDatabaseTakesTheNextMigration()
+      throws Exception {
+    setUp(Duration.ofSeconds(60));
+    String describe = "AWS DescribeDBInstances DBInstanceIdentifier=" + SOURCE + " failed";
+    List<Failure> failures = List.of(
+        new Failure("DescribeDBInstances", FakeAws.Fault.HTML_500, 8, false, describe + " after 8 attempts: HTTP 500,"
+            + " no AWS error code, no request id: not an AWS error answer (text/html): \"500 Internal Server Error\""),
+        new Failure("DescribeDBInstances", FakeAws.Fault.NOT_FOUND_404, 1, false, describe + ": HTTP 404, no AWS error"
+            + " code, no request id: not an AWS error answer (text/plain): empty body"),
+        new Failure("DescribeDBInstances", FakeAws.Fault.AUTH_403, 1, false, describe + ": HTTP 403, no AWS error code,"
+            + " request id REQUEST_ID: not an AWS error answer (application/json): \"{\"message\":\"The security"
+            + " token included in the request is invalid.\"}\""),
+        new Failure("DescribeDBInstances", FakeAws.Fault.THROTTLED, 8, false, describe + " after 8 attempts: HTTP 400"
+            + " Throttling, request id REQUEST_ID: Rate exceeded"),
+        // --aurora-create for a source with its own parameter group, whose Aurora counterparts cannot be read.
+        new Failure("DescribeEngineDefaultClusterParameters", FakeAws.Fault.NOT_FOUND_404, 1, false, "database 'app':"
+            + " cannot map the parameters of " + SOURCE + "'s DB parameter group orders-pg15 onto an Aurora cluster"
+            + " parameter group (aurora-postgresql15): AWS DescribeEngineDefaultClusterParameters"
+            + " DBParameterGroupFamily=aurora-postgresql15 failed: HTTP 404, no AWS error code, no request id: not an"
+            + " AWS error answer (text/plain): empty body"),
+        // CloudWatch speaks CBOR, not XML: its failures read the same.
+        new Failure("GetMetricData", FakeAws.Fault.HTML_500, 8, true, "AWS GetMetricData DBInstanceIdentifier="
+            + SOURCE + " failed after 8 attempts: HTTP 500, no AWS error code, no request id: not an AWS error answer"
+            + " (text/html): \"500 Internal Server Error\""));
+    ManagedChannel channel = ManagedChannelBuilder.forAddress("127.0.0.1", f.plane.adminPort()).usePlaintext().build();
+    try {
+      var admin = AdminGrpc.newBlockingStub(channel);
+      for (Failure failure : failures) {
+        if (failure.attach()) {
+          aws.addReplicaCluster(CLUSTER, SOURCE, "127.0.0.1", f.target.port());
+        } else {
+          aws.fault(failure.action(), failure.times(), failure.fault());
+          io.grpc.Status dryRun = catchStatus(() -> admin.startMigration(request(true, true)));
+          assertThat(dryRun.getCode()).as(failure.toString()).isEqualTo(io.grpc.Status.Code.UNAVAILABLE);
+          assertThat(dryRun.getDescription()).as(failure.toString()).matches(failure.regex());
+        }
+
+        aws.fault(failure.action(), failure.times(), failure.fault());
+        int callsBefore = aws.calls().size();
+        String id = admin.startMigration(request(!failure.attach(), false)).getId();
+        Migration done = f.awaitPhase(id, p -> p.isTerminal() || p == Phase.HALTED || p == Phase.COMPLETED,
+            Duration.ofSeconds(60));
+
+        assertThat(done.phase()).as(MigrationFixture.history(done)).isEqualTo(Phase.ROLLED_BACK);
+        assertThat(done.progress().error().orElseThrow()).as(failure.toString()).matches(failure.regex());
+        assertThat(done.history()).extracting(Migration.Event::note).last().asString()
+            .startsWith("nothing to undo").contains(failure.action()).contains("HTTP");
+        assertThat(aws.calls().subList(callsBefore, aws.calls().size())).as("the source was never touched")
+            .noneMatch(c -> MUTATING.contains(c.split(" ")[0]));
+      }
+    } finally {
+      channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+    }
+    assertThat(aws.instanceSecurityGroups(SOURCE)).containsExactly(APP_GROUP);
+    assertThat(MigrationFixture.serverPortOf(f.appPort, "app")).isEqualTo(f.source.port());
+  }
+
+  private StartMigrationRequest request(boolean create, boolean dryRun) {
+    return StartMigrationRequest.newBuilder().setDatabase("app").setTarget("127.0.0.1:" + f.target.port())
+        .setOptions(MigrationOptions.newBuilder().setDryRun(dryRun)
+            .setValidationWindow(com.google.protobuf.Duration.newBuilder().setSeconds(1))
+            .setAurora(AuroraPlan.newBuilder().setSourceInstance(SOURCE).setTargetCluster(CLUSTER)
+                .setCreateInstanceClass(create ? "db.r6g.large" : "")))
+        .build();
+  }
+
+  /**
+   * Without --target the writer endpoint comes from AWS's descriptions, never from the route, which holds the
+   * address the instance's name resolved to (here 127.0.0.1): a new cluster's from the instance's endpoint name and
+   * port (a source on 5433, so the cluster is created on 5433 too), an existing cluster's from the cluster.
+   */
+  @Test
+  void withoutATarget_theWriterEndpointComesFromAws_notFromTheRoutesAddress() throws Exception {
+    setUp(Duration.ofSeconds(60));
+    aws.addInstance("ledger-rds", "15.4", "ledger-rds.c9akciq32.us-east-1.rds.amazonaws.com", 5433,
+        List.of(APP_GROUP), "orders-subnets", "default.postgres15");
+    ManagedChannel channel = ManagedChannelBuilder.forAddress("127.0.0.1", f.plane.adminPort()).usePlaintext().build();
+    try {
+      var admin = AdminGrpc.newBlockingStub(channel);
+      var created = admin.startMigration(StartMigrationRequest.newBuilder().setDatabase("app")
+          .setOptions(MigrationOptions.newBuilder().setDryRun(true).setAurora(AuroraPlan.newBuilder()
+              .setSourceInstance("ledger-rds").setTargetCluster("ledger-aurora").setCreateInstanceClass("db.r6g.large")))
+          .build());
+      assertThat(created.getSource()).isEqualTo("127.0.0.1:" + f.source.port());
+      assertThat(created.getTarget()).isEqualTo("ledger-aurora.cluster-c9akciq32.us-east-1.rds.amazonaws.com:5433");
+      assertThat(created.getPlannedActionsList()).as("a source on its engine's default group plans without mapping")
+          .anySatisfy(a -> assertThat(a).contains("CreateDBCluster DBClusterIdentifier=ledger-aurora")
+              .contains("Port=5433").doesNotContain("DBClusterParameterGroupName"))
+          .noneSatisfy(a -> assertThat(a).contains("DescribeEngineDefaultClusterParameters"));
+
+      aws.addReplicaCluster(CLUSTER, SOURCE, "127.0.0.1", f.target.port());
+      var attached = admin.startMigration(StartMigrationRequest.newBuilder().setDatabase("app")
+          .setOptions(MigrationOptions.newBuilder().setDryRun(true).setAurora(AuroraPlan.newBuilder()
+              .setSourceInstance(SOURCE).setTargetCluster(CLUSTER))).build());
+      assertThat(attached.getTarget()).as("the existing cluster's own endpoint").isEqualTo("127.0.0.1:" + f.target.port());
+
+      var notRds = catchStatus(() -> admin.startMigration(StartMigrationRequest.newBuilder().setDatabase("app")
+          .setOptions(MigrationOptions.newBuilder().setDryRun(true).setAurora(AuroraPlan.newBuilder()
+              .setSourceInstance(SOURCE).setTargetCluster("other-aurora").setCreateInstanceClass("db.r6g.large")))
+          .build()));
+      assertThat(notRds.getCode()).isEqualTo(io.grpc.Status.Code.FAILED_PRECONDITION);
+      assertThat(notRds.getDescription()).isEqualTo("database 'app': cannot derive the Aurora cluster endpoint from"
+          + " the RDS instance's endpoint '127.0.0.1' (not an RDS endpoint name); give the target as host:port");
+    } finally {
+      channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+    }
+    assertThat(f.migrator().list()).isEmpty();
+  }
+
+  private static io.grpc.Status catchStatus(Runnable call) {
+    try {
+      call.run();
+    } catch (StatusRuntimeException e) {
+      return e.getStatus();
+    }
+    throw new AssertionError("no error");
   }
 
   private static String arn(String instance) {

@@ -156,6 +156,16 @@ public final class Migrator {
     }
   }
 
+  /**
+   * The target of a migration of {@code database} whose operator named none, from the platform (an Aurora cluster's
+   * writer endpoint, described by AWS); refused when the platform cannot tell.
+   */
+  public ServerAddress defaultTarget(String database, Optional<Migration.Aurora> aurora) throws MigrationException {
+    return platforms.defaultTarget(database, aurora).orElseThrow(() -> new MigrationConflictException(
+        MigrationConflictException.Kind.FAILED_PRECONDITION, "database '" + database + "': no default target for"
+            + " this platform; give the target as host:port"));
+  }
+
   /** The latest replication figures of a migration, once it has sampled. */
   public Optional<Figures> figures(String id) {
     return Optional.ofNullable(figures.get(id));
@@ -217,7 +227,8 @@ public final class Migrator {
     plan.add("VERIFYING: commit a write probe on " + spec.target());
     plan.add("COMPLETED: keep " + spec.source() + " fenced and intact until the migration is finalized");
     plan.add("ROLLING_BACK: only if the migration fails before COMPLETED, or on request: route '" + db + "' back to "
-        + spec.source() + " and wait for the ACKs; unfence " + spec.source());
+        + spec.source() + " and wait for the ACKs; unfence " + spec.source() + " (before QUIESCING neither was changed:"
+        + " nothing to undo)");
     ImmutableList<String> calls;
     try (Platform platform = platforms.open(spec)) {
       calls = platform.plannedCalls();
@@ -536,8 +547,16 @@ public final class Migrator {
     return transition(m, Phase.COMPLETED, "write probe committed on " + m.spec().target());
   }
 
-  /** Undo in reverse, collecting every failure rather than stopping at the first. */
+  /**
+   * Undo in reverse, collecting every failure rather than stopping at the first. A migration that never reached
+   * QUIESCING drained no route and fenced nothing: it has nothing to undo and must not need the source to say so
+   * (a preflight that failed because the source does not answer would otherwise halt, and hold the database).
+   */
   private Migration rollBack(Migration m, Platform platform) throws MigrationException, InterruptedException {
+    if (m.history().stream().noneMatch(e -> e.phase() == Phase.QUIESCING)) {
+      return transition(m, Phase.ROLLED_BACK, "nothing to undo: the route and " + m.spec().source()
+          + " were never changed" + m.progress().error().map(e -> "; cause: " + e).orElse(""));
+    }
     List<String> failures = new ArrayList<>();
     try {
       await(m, "the route back to the source to be ACKed", router.route(m.database(), m.spec().source()));

@@ -105,5 +105,14 @@ public interface Platform extends AutoCloseable {
   /** Opens the platform of one migration's source and target. */
   interface Factory {
     Platform open(Migration.Spec spec) throws MigrationException;
+
+    /**
+     * Where a migration of {@code database} goes when the operator names no target, when the platform can tell
+     * from the servers' own descriptions (an Aurora cluster's writer endpoint); empty when it cannot.
+     */
+    default java.util.Optional<ServerAddress> defaultTarget(String database, java.util.Optional<Migration.Aurora> aurora)
+        throws MigrationException {
+      return java.util.Optional.empty();
+    }
   }
 }

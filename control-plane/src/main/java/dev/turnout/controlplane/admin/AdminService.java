@@ -146,7 +146,7 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
     });
   }
 
-  private Migration.Spec spec(StartMigrationRequest request) {
+  private Migration.Spec spec(StartMigrationRequest request) throws MigrationException {
     String database = request.getDatabase();
     if (database.isBlank()) {
       throw invalid("database is required");
@@ -155,11 +155,13 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
     DatabaseRoute route = table.get(database).orElseThrow(() -> Status.NOT_FOUND.withDescription(
         "unknown database '" + database + "'; known: " + table.databases().keySet()).asRuntimeException());
     Optional<Migration.Aurora> aurora = aurora(database, request.getOptions());
+    Endpoint source = route.endpoint().orElseThrow(() -> Status.FAILED_PRECONDITION.withDescription(
+        "database '" + database + "' is drained (no current endpoint): nothing to migrate from").asRuntimeException());
     String targetText = request.getTarget();
     if (targetText.isBlank() && aurora.isPresent()) {
-      Endpoint source = route.endpoint().orElseThrow(() -> Status.FAILED_PRECONDITION.withDescription("database '"
-          + database + "' has no endpoint to migrate from").asRuntimeException());
-      targetText = auroraEndpoint(database, source, aurora.get().targetCluster());
+      // From AWS's descriptions of the cluster or the instance, never from the route: the route holds the address
+      // the instance's endpoint name resolved to (127.0.0.1, 10.x), from which no cluster endpoint follows.
+      targetText = migrator.defaultTarget(database, aurora).toString();
     }
     if (targetText.isBlank()) {
       throw invalid("database '" + database + "': target is required (host:port of the standby to move to)");
@@ -170,8 +172,6 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
     } catch (IllegalArgumentException e) {
       throw invalid("database '" + database + "': target: " + e.getMessage());
     }
-    Endpoint source = route.endpoint().orElseThrow(() -> Status.FAILED_PRECONDITION.withDescription(
-        "database '" + database + "' is drained (no current endpoint): nothing to migrate from").asRuntimeException());
     if (source.equals(target)) {
       throw invalid("database '" + database + "': target " + target + " is its current endpoint");
     }
@@ -216,19 +216,6 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
     } catch (IllegalArgumentException e) {
       throw invalid("database '" + database + "': aurora: " + e.getMessage());
     }
-  }
-
-  private static final java.util.regex.Pattern RDS_HOST =
-      java.util.regex.Pattern.compile("[^.]+\\.([a-z0-9]+)\\.([a-z0-9-]+)\\.rds\\.amazonaws\\.com");
-
-  /** An Aurora cluster's writer endpoint shares the account-and-region suffix of the instance endpoints. */
-  static String auroraEndpoint(String database, Endpoint source, String cluster) {
-    java.util.regex.Matcher m = RDS_HOST.matcher(source.host());
-    if (!m.matches()) {
-      throw invalid("database '" + database + "': cannot derive the Aurora cluster endpoint from the source host '"
-          + source.host() + "' (not an RDS endpoint name); give the target as host:port");
-    }
-    return cluster + ".cluster-" + m.group(1) + "." + m.group(2) + ".rds.amazonaws.com:" + source.port();
   }
 
   private static java.time.Duration duration(String database, String field, Duration d) {
@@ -350,7 +337,8 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
   private Database toProto(DatabaseRoute r) {
     return Database.newBuilder().setName(r.name()).setListenPort(r.listenPort())
         .setEndpoint(r.endpoint().map(Endpoint::toString).orElse("")).addAllServices(r.services())
-        .setEndpointVersion(routing.endpointVersion(r.name())).build();
+        .setEndpointVersion(routing.endpointVersion(r.name())).setHostname(routing.hostname(r.name()).orElse(""))
+        .setUnresolved(routing.unresolved(r.name()).orElse("")).build();
   }
 
   @Override

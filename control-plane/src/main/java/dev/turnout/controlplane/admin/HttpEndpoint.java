@@ -58,6 +58,9 @@ public final class HttpEndpoint implements AutoCloseable {
         .description("The routing table's current version").register(registry);
     MultiGauge endpointVersion = MultiGauge.builder("turnout_database_endpoint_version")
         .description("Version at which the database's endpoint last changed").register(registry);
+    MultiGauge unresolved = MultiGauge.builder("turnout_database_endpoint_unresolved")
+        .description("1 while the database's endpoint name does not resolve (served at its last address, or drained)")
+        .register(registry);
     MultiGauge currentNodes = MultiGauge.builder("turnout_database_nodes_current")
         .description("Connected nodes that have ACKed the database's current endpoint").register(registry);
     MultiGauge phase = MultiGauge.builder("turnout_migration_phase")
@@ -75,13 +78,16 @@ public final class HttpEndpoint implements AutoCloseable {
       RoutingSnapshot snapshot = admin.snapshot("");
       List<MultiGauge.Row<?>> versions = new ArrayList<>();
       List<MultiGauge.Row<?>> current = new ArrayList<>();
+      List<MultiGauge.Row<?>> unresolvedRows = new ArrayList<>();
       for (var d : snapshot.getDatabasesList()) {
         Tags tags = Tags.of("database", d.getDatabase().getName());
         versions.add(MultiGauge.Row.of(tags, d.getDatabase().getEndpointVersion()));
+        unresolvedRows.add(MultiGauge.Row.of(tags, d.getDatabase().getUnresolved().isEmpty() ? 0 : 1));
         current.add(MultiGauge.Row.of(tags, d.getNodesList().stream().filter(n -> n.getConnected() && n.getCurrent()).count()));
       }
       endpointVersion.register(versions, true);
       currentNodes.register(current, true);
+      unresolved.register(unresolvedRows, true);
       // Migration gauges come from the replica that runs them (with several replicas, the leader's are the
       // ones with live figures; the others would report the same migrations again, without them).
       List<Migration> active = !migrator.leading() ? List.of()

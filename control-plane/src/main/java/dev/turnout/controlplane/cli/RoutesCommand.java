@@ -48,8 +48,12 @@ final class RoutesCommand {
         System.out.println("routing table version " + snapshot.getVersion());
         for (var d : snapshot.getDatabasesList()) {
           var db = d.getDatabase();
-          System.out.printf("%s (port %d): %s at version %d%n", db.getName(), db.getListenPort(),
-              db.getEndpoint().isEmpty() ? "(drained)" : db.getEndpoint(), db.getEndpointVersion());
+          System.out.printf("%s (port %d): %s%s at version %d%n", db.getName(), db.getListenPort(),
+              db.getEndpoint().isEmpty() ? "(drained)" : db.getEndpoint(),
+              db.getHostname().isEmpty() ? "" : " (" + db.getHostname() + ")", db.getEndpointVersion());
+          if (!db.getUnresolved().isEmpty()) {
+            System.out.println("  UNRESOLVED: " + db.getUnresolved());
+          }
           for (var n : d.getNodesList()) {
             System.out.printf("  %-24s %-14s %-12s sent %-6d acked %-6d %s%s%n", n.getNodeId(), n.getCluster(),
                 n.getConnected() ? "connected" : "gone", n.getSentVersion(), n.getAckedVersion(),

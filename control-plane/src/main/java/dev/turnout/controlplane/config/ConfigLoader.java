@@ -208,7 +208,7 @@ public final class ConfigLoader {
     Duration poll = Optional.ofNullable(duration(a.get("poll_interval"), "migrator.aws.poll_interval"))
         .orElse(d.pollInterval());
     try {
-      return Optional.of(new AwsSettings(endpoint, group, replica, operation, poll));
+      return Optional.of(new AwsSettings(endpoint, group, replica, operation, poll, d.retryBackoff()));
     } catch (IllegalArgumentException e) {
       problem(a.get("fence_security_group"), "migrator.aws: " + e.getMessage());
       return Optional.empty();

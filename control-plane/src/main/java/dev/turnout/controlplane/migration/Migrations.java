@@ -85,6 +85,11 @@ public final class Migrations {
     return m;
   }
 
+  public dev.turnout.migrator.ServerAddress defaultTarget(String database, Optional<Migration.Aurora> aurora)
+      throws MigrationException {
+    return leader().defaultTarget(database, aurora);
+  }
+
   public ImmutableList<String> dryRun(Migration.Spec spec) throws MigrationException {
     return leader().dryRun(spec);
   }

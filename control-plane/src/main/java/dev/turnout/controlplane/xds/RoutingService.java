@@ -69,6 +69,18 @@ public final class RoutingService {
   @GuardedBy("lock")
   private final Map<String, String> hostnames = new HashMap<>();
 
+  /**
+   * Per database seeded from the configuration whose endpoint name did not resolve at the start: the configured
+   * name and port. It is served drained (sidecars hold its new connections) and kept out of the store, so the
+   * configuration still seeds it, until {@link #refreshDns} resolves the name and seeds it.
+   */
+  @GuardedBy("lock")
+  private final Map<String, Endpoint> unseeded = new HashMap<>();
+
+  /** Per database whose endpoint name did not resolve at its last lookup: why. Cleared when it resolves. */
+  @GuardedBy("lock")
+  private final Map<String, String> unresolved = new HashMap<>();
+
   /** Per database: the version at which its endpoint last changed. */
   @GuardedBy("lock")
   private final Map<String, Long> endpointVersions = new HashMap<>();
@@ -104,9 +116,17 @@ public final class RoutingService {
       for (DatabaseRoute wanted : configured) {
         RouteRecord stored = state.routes().get(wanted.name());
         DatabaseRoute route;
-        if (stored == null) {
+        Optional<Endpoint> seed = stored == null ? resolveAtStart(wanted) : Optional.empty();
+        if (stored == null && seed.isEmpty()) {
+          // One name that does not resolve (yet) must not keep every other database unserved.
+          route = wanted.withEndpoint(Optional.empty());
+          unseeded.put(route.name(), wanted.endpoint().orElseThrow());
+          log.error("database {}: {} and the store has no address for it: served DRAINED (sidecars hold its new"
+              + " connections) until the name resolves; looked up again at every DNS refresh", route.name(),
+              unresolved.get(route.name()));
+        } else if (stored == null) {
           Endpoint configuredEndpoint = wanted.endpoint().orElseThrow();
-          route = wanted.withEndpoint(Optional.of(resolve(wanted.name(), configuredEndpoint)));
+          route = wanted.withEndpoint(seed);
           Optional<String> hostname = hostnameOf(Optional.of(configuredEndpoint));
           version = store.append(new RouteRecord(route, version + 1, "seed", hostname));
           hostname.ifPresent(h -> hostnames.put(route.name(), h));
@@ -140,6 +160,9 @@ public final class RoutingService {
       }
       table = RoutingTable.of(routes);
       version = store.reserveVersion(version + 1);
+      for (String name : unseeded.keySet()) {
+        endpointVersions.put(name, version); // drained from the first version it is served at
+      }
       if (shared.isPresent()) {
         // What other replicas recorded while this one started: publish exactly the store's table at its version.
         applyStored(store.load());
@@ -195,6 +218,9 @@ public final class RoutingService {
         continue;
       }
       recordVersions.put(current.name(), stored.version());
+      if (unseeded.remove(current.name()) != null) {
+        unresolved.remove(current.name()); // another replica seeded it
+      }
       boolean sameHost = stored.hostname().equals(Optional.ofNullable(hostnames.get(current.name())));
       if (stored.route().endpoint().equals(current.endpoint()) && sameHost) {
         continue;
@@ -239,6 +265,23 @@ public final class RoutingService {
     var timeout = scheduler.schedule(() -> tracker.expire(acks), ackTimeout.toMillis(), TimeUnit.MILLISECONDS);
     acks.whenComplete((r, e) -> timeout.cancel(false));
     return acks;
+  }
+
+  /** A configured endpoint's address, or empty (and why recorded) when its name does not resolve. */
+  @GuardedBy("lock")
+  private Optional<Endpoint> resolveAtStart(DatabaseRoute wanted) {
+    Endpoint endpoint = wanted.endpoint().orElseThrow();
+    try {
+      return Optional.of(resolver.resolve(endpoint));
+    } catch (UnknownHostException e) {
+      unresolved.put(wanted.name(), why(endpoint.host(), e));
+      return Optional.empty();
+    }
+  }
+
+  private static String why(String host, UnknownHostException e) {
+    String detail = e.getMessage() == null || e.getMessage().equals(host) ? "unknown host" : e.getMessage();
+    return "endpoint host " + host + " does not resolve: " + detail;
   }
 
   private Endpoint resolve(String database, Endpoint endpoint) {
@@ -363,6 +406,8 @@ public final class RoutingService {
   private long publish(DatabaseRoute changed, String cause, Optional<String> hostname, RouteStore.Writer writer,
       Optional<RouteRecord.Operator> operator) throws StoreException {
     long next = store.append(new RouteRecord(changed, version + 1, cause, hostname, operator), writer);
+    unseeded.remove(changed.name()); // a recorded route, by anyone's hand, supersedes the configuration's
+    unresolved.remove(changed.name());
     if (shared.isPresent()) {
       try {
         publishStored(store.load()); // this change and every one recorded before it, under the store's version
@@ -386,15 +431,23 @@ public final class RoutingService {
 
   /**
    * Resolves again every endpoint that was routed by DNS name and publishes the ones whose address changed
-   * (no ACK wait: nobody is waiting). A name that does not resolve keeps its last address. Returns the
-   * databases republished.
+   * (no ACK wait: nobody is waiting), and seeds the configured databases whose name did not resolve at the start
+   * once it does. A name that does not resolve keeps its last address and is reported by {@link #unresolved}.
+   * Returns the databases republished.
    */
   public List<String> refreshDns() {
     Map<String, String> names;
+    Map<String, Endpoint> pending;
     synchronized (lock) {
       names = new HashMap<>(hostnames);
+      pending = new HashMap<>(unseeded);
     }
     List<String> changed = new ArrayList<>();
+    pending.forEach((database, configured) -> {
+      if (seedResolved(database, configured)) {
+        changed.add(database);
+      }
+    });
     for (Map.Entry<String, String> e : names.entrySet()) {
       Endpoint resolved;
       try {
@@ -405,9 +458,17 @@ public final class RoutingService {
         resolved = resolver.resolve(new Endpoint(e.getValue(), route.endpoint().get().port()));
       } catch (UnknownHostException ex) {
         log.warn("database {}: endpoint host {} does not resolve now; keeping its last address", e.getKey(), e.getValue());
+        synchronized (lock) {
+          if (e.getValue().equals(hostnames.get(e.getKey()))) {
+            unresolved.put(e.getKey(), why(e.getValue(), ex) + "; serving its last address");
+          }
+        }
         continue;
       }
       synchronized (lock) {
+        if (e.getValue().equals(hostnames.get(e.getKey()))) {
+          unresolved.remove(e.getKey());
+        }
         DatabaseRoute current = table.get(e.getKey()).orElse(null);
         // Re-checked under the lock: a route change since the lookup wins over what the lookup found.
         if (current == null || !e.getValue().equals(hostnames.get(e.getKey()))
@@ -427,6 +488,57 @@ public final class RoutingService {
       }
     }
     return changed;
+  }
+
+  /** Seeds a database served drained since the start because its name did not resolve, if it resolves now. */
+  private boolean seedResolved(String database, Endpoint configured) {
+    Endpoint resolved;
+    try {
+      resolved = resolver.resolve(configured);
+    } catch (UnknownHostException ex) {
+      synchronized (lock) {
+        if (configured.equals(unseeded.get(database))) {
+          unresolved.put(database, why(configured.host(), ex) + "; served drained");
+        }
+      }
+      log.warn("database {}: endpoint host {} still does not resolve; still served drained", database, configured.host());
+      return false;
+    }
+    synchronized (lock) {
+      DatabaseRoute current = table.get(database).orElse(null);
+      if (current == null || !configured.equals(unseeded.get(database))) {
+        return false; // routed (or seeded by another replica) since the lookup: that wins
+      }
+      try {
+        long v = publish(current.withEndpoint(Optional.of(resolved)), "seed", hostnameOf(Optional.of(configured)),
+            RouteStore.Writer.ANY_REPLICA, Optional.empty());
+        log.info("database {}: endpoint host {} resolves now, to {}: seeded and published at version {}", database,
+            configured.host(), resolved, v);
+        return true;
+      } catch (StoreException ex) {
+        log.warn("database {}: cannot record the first address {} of {}: {}", database, resolved, configured.host(),
+            ex.getMessage());
+        return false;
+      }
+    }
+  }
+
+  /**
+   * Why {@code database}'s endpoint name did not resolve at its last lookup, while it does not: it is then served
+   * at its last address, or drained when it never had one. Empty for a name that resolves and an address.
+   */
+  public Optional<String> unresolved(String database) {
+    synchronized (lock) {
+      return Optional.ofNullable(unresolved.get(database));
+    }
+  }
+
+  /** The DNS name {@code database} is routed by (its endpoint is the address the name resolved to), if any. */
+  public Optional<String> hostname(String database) {
+    synchronized (lock) {
+      return Optional.ofNullable(hostnames.get(database))
+          .or(() -> Optional.ofNullable(unseeded.get(database)).map(Endpoint::host));
+    }
   }
 
   /** The shared store's side of routing, when several replicas share it. */

@@ -147,21 +147,14 @@ class AdminServiceTest {
         .hasMessageContaining("instance class 'large'");
     assertThatThrownBy(() -> admin.startMigration(StartMigrationRequest.newBuilder().setDatabase("orders")
         .setOptions(MigrationOptions.newBuilder().setAurora(AuroraPlan.newBuilder().setSourceInstance("orders-rds")
-            .setTargetCluster("orders-aurora"))).build())).hasMessageContaining("INVALID_ARGUMENT")
-        .hasMessageContaining("cannot derive the Aurora cluster endpoint from the source host '10.0.0.5'");
+            .setTargetCluster("orders-aurora"))).build())).as("no target: AWS is asked for it, and cannot be")
+        .hasMessageContaining("FAILED_PRECONDITION").hasMessageContaining("needs migrator.aws in turnout.yaml");
     MigrationOptions.Builder good = MigrationOptions.newBuilder().setAurora(AuroraPlan.newBuilder()
         .setSourceInstance("orders-rds").setTargetCluster("orders-aurora"));
     assertThatThrownBy(() -> admin.startMigration(StartMigrationRequest.newBuilder().setDatabase("orders")
         .setTarget("10.0.0.6:5432").setOptions(good).build())).hasMessageContaining("FAILED_PRECONDITION")
         .hasMessageContaining("needs migrator.aws in turnout.yaml");
     assertThat(plane.migrator().list()).as("nothing was saved").isEmpty();
-  }
-
-  @Test
-  void theAuroraWriterEndpoint_isDerivedFromTheSourcesRdsEndpoint() {
-    assertThat(AdminService.auroraEndpoint("orders", new dev.turnout.envoy.Endpoint(
-        "orders-rds.c9akciq32.us-east-1.rds.amazonaws.com", 5432), "orders-aurora"))
-        .isEqualTo("orders-aurora.cluster-c9akciq32.us-east-1.rds.amazonaws.com:5432");
   }
 
   /** Random and mangled requests: each answered with a status that blames the request, never INTERNAL. */

@@ -40,6 +40,8 @@ import java.util.concurrent.Executors;
  * {@code Version=2016-11-15}; anything else is RDS. A transitional status (creating, modifying, rebooting, promoting)
  * lasts {@link #statusSteps} Describe calls of that resource and the next one reports "available", so tests do not
  * depend on time. The test's hooks run when their transition completes, before the Describe that reports it answers.
+ * Besides the services' own refusals, {@link #fault} makes calls meet what stands in front of AWS: an HTML 500 from
+ * a proxy, a bare 404, a 403 whose body is not the service's error shape, and throttling.
  */
 public final class FakeAws implements AutoCloseable {
 
@@ -123,7 +125,33 @@ public final class FakeAws implements AutoCloseable {
 
   private record Endpoint(String host, int port) {}
 
-  private record Reply(int status, String contentType, byte[] body) {}
+  /** An answer; {@code fromService} false for one that something in front of AWS gives (no x-amzn-RequestId). */
+  private record Reply(int status, String contentType, byte[] body, boolean fromService) {
+    Reply(int status, String contentType, byte[] body) {
+      this(status, contentType, body, true);
+    }
+  }
+
+  /**
+   * How a call can fail other than with the service's own refusal: the shapes a client meets behind proxies and
+   * VPC endpoints, and AWS's authentication and rate limits. Each is what the real thing sends, as far as the
+   * fake knows.
+   */
+  public enum Fault {
+    /** HTTP 500, an HTML page (as a proxy or load balancer in front answers): no AWS error code, no request id. */
+    HTML_500,
+    /** HTTP 404, an empty body (a wrong endpoint, a path the proxy does not know): no AWS error code. */
+    NOT_FOUND_404,
+    /**
+     * HTTP 403 with a body that is not the service's error shape: a JSON message, as an authenticating proxy or an
+     * endpoint of another protocol answers. No AWS error code; a request id header.
+     */
+    AUTH_403,
+    /** HTTP 400 "Throttling" in the service's own error shape (XML for RDS/EC2, CBOR for CloudWatch). */
+    THROTTLED
+  }
+
+  private record Faulting(Fault fault, int left) {}
 
   private static final class AwsError extends Exception {
     final int status;
@@ -147,7 +175,7 @@ public final class FakeAws implements AutoCloseable {
   private final Map<String, Endpoint> newClusterEndpoints = new HashMap<>();
   private final Map<String, Runnable> promoteHooks = new HashMap<>();
   private final Map<String, Runnable> rebootHooks = new HashMap<>();
-  private final Map<String, Integer> throttles = new HashMap<>();
+  private final Map<String, Faulting> faults = new HashMap<>();
   private final Set<String> neverAvailable = new HashSet<>();
   private final Set<String> failPromotion = new HashSet<>();
   private final Map<String, Double> metrics = new HashMap<>(DEFAULT_METRICS);
@@ -222,7 +250,11 @@ public final class FakeAws implements AutoCloseable {
     addMember(c, clusterId + "-1", "db.r6g.large");
   }
 
-  /** The endpoint a cluster created later by CreateDBCluster with this id will report. */
+  /**
+   * The endpoint a cluster created later by CreateDBCluster with this id will report (a test's real server), whatever
+   * Port the call asks for. Otherwise a created cluster reports "ID.cluster-fake.us-east-1.rds.amazonaws.com" and
+   * the Port asked for, 5432 when none.
+   */
   public synchronized void endpointForNewCluster(String clusterId, String host, int port) {
     newClusterEndpoints.put(clusterId, new Endpoint(host, port));
   }
@@ -244,7 +276,15 @@ public final class FakeAws implements AutoCloseable {
 
   /** The next n calls of action answer HTTP 400 "Throttling" (RDS/EC2: XML error; CloudWatch: CBOR error). */
   public synchronized void throttle(String action, int n) {
-    throttles.put(action, n);
+    fault(action, n, Fault.THROTTLED);
+  }
+
+  /**
+   * The next n calls of action (an RDS or EC2 Action, or a CloudWatch operation) fail with this fault; the calls
+   * list shows each as "... -&gt; FAULT" ("... -&gt; Throttling" for {@link Fault#THROTTLED}).
+   */
+  public synchronized void fault(String action, int n, Fault fault) {
+    faults.put(action, new Faulting(fault, n));
   }
 
   /** The cluster (created or existing) never leaves "creating". */
@@ -270,7 +310,8 @@ public final class FakeAws implements AutoCloseable {
 
   /**
    * Every call received, in order: "Action Param1=v1 Param2=v2", form parameters sorted by name without Action and
-   * Version; CloudWatch as "GetMetricData" and the metric names queried. Throttled calls end with " -> Throttling".
+   * Version; CloudWatch as "GetMetricData" and the metric names queried. Throttled calls end with " -> Throttling",
+   * calls that met another {@link Fault} with its name (" -> HTML_500").
    */
   public synchronized List<String> calls() {
     return List.copyOf(calls);
@@ -346,8 +387,10 @@ public final class FakeAws implements AutoCloseable {
         reply = xmlError(false, new AwsError(500, "InternalFailure", "fake: " + e));
       }
       exchange.getResponseHeaders().set("Content-Type", reply.contentType());
-      exchange.getResponseHeaders().set("x-amzn-RequestId", UUID.randomUUID().toString());
-      if (cloudWatch) {
+      if (reply.fromService()) {
+        exchange.getResponseHeaders().set("x-amzn-RequestId", UUID.randomUUID().toString());
+      }
+      if (cloudWatch && reply.fromService()) {
         exchange.getResponseHeaders().set("smithy-protocol", "rpc-v2-cbor");
       }
       exchange.sendResponseHeaders(reply.status(), reply.body().length == 0 ? -1 : reply.body().length);
@@ -355,10 +398,32 @@ public final class FakeAws implements AutoCloseable {
     }
   }
 
-  private boolean throttled(String action) {
-    int left = throttles.getOrDefault(action, 0);
-    throttles.put(action, Math.max(0, left - 1));
-    return left > 0;
+  /** The fault this call of action meets, counting it down; null when it goes through. */
+  private Fault faulted(String action) {
+    Faulting f = faults.get(action);
+    if (f == null || f.left() <= 0) {
+      return null;
+    }
+    faults.put(action, new Faulting(f.fault(), f.left() - 1));
+    return f.fault();
+  }
+
+  private static String logged(Fault fault) {
+    return " -> " + (fault == Fault.THROTTLED ? "Throttling" : fault.name());
+  }
+
+  /** The answers of the faults that are not the service's own ({@link Fault#THROTTLED} is). */
+  private static Reply foreign(Fault fault) {
+    return switch (fault) {
+      case HTML_500 -> new Reply(500, "text/html", ("<html>\r\n<head><title>500 Internal Server Error</title></head>\r\n"
+          + "<body>\r\n<center><h1>500 Internal Server Error</h1></center>\r\n<hr><center>nginx</center>\r\n"
+          + "</body>\r\n</html>\r\n").getBytes(StandardCharsets.UTF_8), false);
+      case NOT_FOUND_404 -> new Reply(404, "text/plain", new byte[0], false);
+      case AUTH_403 -> new Reply(403, "application/json",
+          "{\"message\":\"The security token included in the request is invalid.\"}".getBytes(StandardCharsets.UTF_8),
+          true);
+      case THROTTLED -> throw new IllegalArgumentException("throttling is the service's own answer");
+    };
   }
 
   // ---- RDS and EC2: Query protocol, form-encoded POST, XML answers ----
@@ -380,10 +445,13 @@ public final class FakeAws implements AutoCloseable {
         line.append(' ').append(k).append('=').append(v);
       }
     });
-    boolean throttled = throttled(action);
-    calls.add(throttled ? line + " -> Throttling" : line.toString());
+    Fault fault = faulted(action);
+    calls.add(fault == null ? line.toString() : line + logged(fault));
+    if (fault != null && fault != Fault.THROTTLED) {
+      return foreign(fault);
+    }
     try {
-      check(!throttled, 400, "Throttling", "Rate exceeded");
+      check(fault == null, 400, "Throttling", "Rate exceeded");
       return switch (action) {
         case "DescribeDBInstances" -> rds(action, describeInstances(p.get("DBInstanceIdentifier"), hooks));
         case "DescribeDBClusters" -> rds(action, describeClusters(p.get("DBClusterIdentifier"), hooks));
@@ -436,8 +504,8 @@ public final class FakeAws implements AutoCloseable {
     String parameterGroup = p.getOrDefault("DBClusterParameterGroupName", defaultClusterParameterGroup(engineVersion));
     check(clusterParameterGroups.containsKey(parameterGroup) || parameterGroup.startsWith("default."), 404,
         "DBClusterParameterGroupNotFound", "DBClusterParameterGroup not found: " + parameterGroup);
-    Endpoint endpoint = newClusterEndpoints.getOrDefault(id,
-        new Endpoint(id + ".cluster-fake." + REGION + ".rds.amazonaws.com", 5432));
+    Endpoint endpoint = newClusterEndpoints.getOrDefault(id, new Endpoint(id + ".cluster-fake." + REGION
+        + ".rds.amazonaws.com", Integer.parseInt(p.getOrDefault("Port", "5432"))));
     Cluster c = new Cluster(id, engineVersion, endpoint.host(), endpoint.port(),
         members(p, "VpcSecurityGroupIds.VpcSecurityGroupId"), p.getOrDefault("DBSubnetGroupName", "default"),
         parameterGroup, source == null ? null : arn("db", source.id));
@@ -829,9 +897,10 @@ public final class FakeAws implements AutoCloseable {
     StringBuilder line = new StringBuilder(operation);
     request.path("MetricDataQueries")
         .forEach(q -> line.append(' ').append(q.path("MetricStat").path("Metric").path("MetricName").asText("-")));
-    if (throttled(operation)) {
-      calls.add(line + " -> Throttling");
-      return cborError("Throttling", "Rate exceeded");
+    Fault fault = faulted(operation);
+    if (fault != null) {
+      calls.add(line + logged(fault));
+      return fault == Fault.THROTTLED ? cborError("Throttling", "Rate exceeded") : foreign(fault);
     }
     calls.add(line.toString());
     if (!operation.equals("GetMetricData")) {

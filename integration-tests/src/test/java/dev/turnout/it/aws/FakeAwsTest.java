@@ -1,6 +1,7 @@
 package dev.turnout.it.aws;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatCode;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.tuple;
 
@@ -479,5 +480,62 @@ class FakeAwsTest {
 
   private static Parameter parameter(String name, String value, ApplyMethod applyMethod) {
     return Parameter.builder().parameterName(name).parameterValue(value).applyMethod(applyMethod).build();
+  }
+
+  /**
+   * The shapes of failure a client meets in front of AWS reach the SDK as they do from a proxy or a wrong endpoint:
+   * an exception with the HTTP status and the raw body but no AWS error code (and, but for the 403, no request id).
+   */
+  @Test
+  void faults_reachTheSdk_withAStatusButNoErrorCode() {
+    fake.fault("DescribeDBInstances", 3, FakeAws.Fault.HTML_500);
+    assertThatThrownBy(() -> instance("orders")).isInstanceOfSatisfying(RdsException.class, e -> {
+      assertThat(e.statusCode()).isEqualTo(500);
+      assertThat(e.awsErrorDetails().errorCode()).isNull();
+      assertThat(e.requestId()).isNull();
+      assertThat(e.numAttempts()).as("a 5xx is retried").isEqualTo(3);
+      assertThat(e.awsErrorDetails().rawResponse().asUtf8String()).contains("<title>500 Internal Server Error</title>");
+    });
+    fake.fault("DescribeDBClusters", 1, FakeAws.Fault.NOT_FOUND_404);
+    assertThatThrownBy(() -> cluster("orders-aurora")).isInstanceOfSatisfying(RdsException.class, e -> {
+      assertThat(e.statusCode()).isEqualTo(404);
+      assertThat(e.awsErrorDetails().errorCode()).isNull();
+      assertThat(e).as("a bare 404 is not the service saying the cluster does not exist")
+          .isNotInstanceOf(software.amazon.awssdk.services.rds.model.DbClusterNotFoundException.class);
+    });
+    fake.fault("DescribeSecurityGroups", 1, FakeAws.Fault.AUTH_403);
+    assertThatThrownBy(() -> ec2.describeSecurityGroups(r -> r.groupIds("sg-old")))
+        .isInstanceOfSatisfying(Ec2Exception.class, e -> {
+          assertThat(e.statusCode()).isEqualTo(403);
+          assertThat(e.awsErrorDetails().errorCode()).isNull();
+          assertThat(e.requestId()).isNotBlank();
+          assertThat(e.numAttempts()).as("a 403 is not retried").isEqualTo(1);
+        });
+    fake.fault("GetMetricData", 1, FakeAws.Fault.HTML_500);
+    Instant end = Instant.now();
+    assertThatCode(() -> cloudWatch.getMetricData(r -> r.startTime(end.minusSeconds(120)).endTime(end)
+        .metricDataQueries(query("slot", "OldestReplicationSlotLag")))).as("retried once, then answered")
+        .doesNotThrowAnyException();
+
+    assertThat(fake.calls()).containsExactly(
+        "DescribeDBInstances DBInstanceIdentifier=orders -> HTML_500",
+        "DescribeDBInstances DBInstanceIdentifier=orders -> HTML_500",
+        "DescribeDBInstances DBInstanceIdentifier=orders -> HTML_500",
+        "DescribeDBClusters DBClusterIdentifier=orders-aurora -> NOT_FOUND_404",
+        "DescribeSecurityGroups GroupId.1=sg-old -> AUTH_403",
+        "GetMetricData OldestReplicationSlotLag -> HTML_500",
+        "GetMetricData OldestReplicationSlotLag");
+  }
+
+  @Test
+  void createCluster_listensOnThePortAsked() {
+    rds.createDBCluster(r -> r.dbClusterIdentifier("orders-aurora").engine("aurora-postgresql").engineVersion("16.4")
+        .replicationSourceIdentifier(SOURCE_ARN).port(6543));
+    rds.createDBCluster(r -> r.dbClusterIdentifier("other").engine("aurora-postgresql").engineVersion("16.4"));
+
+    assertThat(cluster("orders-aurora").port()).isEqualTo(6543);
+    assertThat(cluster("orders-aurora").endpoint()).isEqualTo("orders-aurora.cluster-fake.us-east-1.rds.amazonaws.com");
+    assertThat(cluster("other").port()).as("Aurora PostgreSQL's default").isEqualTo(5432);
+    assertThat(fake.calls()).anySatisfy(c -> assertThat(c).startsWith("CreateDBCluster").contains("Port=6543"));
   }
 }

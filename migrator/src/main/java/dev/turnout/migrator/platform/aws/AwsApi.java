@@ -13,9 +13,13 @@ import java.util.Optional;
 import java.util.stream.Collectors;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import software.amazon.awssdk.awscore.exception.AwsErrorDetails;
 import software.amazon.awssdk.awscore.exception.AwsServiceException;
+import software.amazon.awssdk.awscore.retry.AwsRetryStrategy;
 import software.amazon.awssdk.core.exception.SdkException;
 import software.amazon.awssdk.http.urlconnection.UrlConnectionHttpClient;
+import software.amazon.awssdk.retries.api.BackoffStrategy;
+import software.amazon.awssdk.retries.api.RetryStrategy;
 import software.amazon.awssdk.services.cloudwatch.CloudWatchClient;
 import software.amazon.awssdk.services.cloudwatch.model.Dimension;
 import software.amazon.awssdk.services.cloudwatch.model.GetMetricDataResponse;
@@ -39,7 +43,9 @@ import software.amazon.awssdk.services.rds.model.Tag;
  * Every AWS call the platform makes passes here and is logged as one line in the form the dry run prints
  * ({@code CreateDBCluster DBClusterIdentifier=orders-aurora Engine=aurora-postgresql ...}), so what the dry run
  * promises and what a real run does are built by the same {@link Call} factories. Retries with backoff on
- * throttling are the SDK's (standard mode, up to {@link #MAX_ATTEMPTS} attempts per call).
+ * throttling, 5xx answers and network errors are the SDK's (standard mode, up to {@link #MAX_ATTEMPTS} attempts per
+ * call). Every failure becomes an {@link AwsCallException} whose message names the call, its resource, the HTTP
+ * status, AWS's error code and request id (or says there are none) and the attempts made.
  */
 final class AwsApi implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(AwsApi.class);
@@ -60,6 +66,12 @@ final class AwsApi implements AutoCloseable {
     public String toString() {
       return action + params.entrySet().stream().map(e -> " " + e.getKey() + "=" + e.getValue()).collect(Collectors.joining());
     }
+
+    /** The call as an error names it: the action and the resource it is about (its first parameter but a namespace). */
+    String named() {
+      return action + params.entrySet().stream().filter(e -> !e.getKey().equals("Namespace")).findFirst()
+          .map(e -> " " + e.getKey() + "=" + e.getValue()).orElse("");
+    }
   }
 
   static Call describeInstanceCall(String id) {
@@ -70,11 +82,12 @@ final class AwsApi implements AutoCloseable {
     return Call.of("DescribeDBClusters", "DBClusterIdentifier", id);
   }
 
+  /** The cluster listens on {@code port}, the source's, so a target derived from the source's endpoint is right. */
   static Call createClusterCall(String id, String engineVersion, String sourceArn, String subnetGroup, List<String> groups,
-      Optional<String> parameterGroup) {
+      int port, Optional<String> parameterGroup) {
     Call c = Call.of("CreateDBCluster", "DBClusterIdentifier", id, "Engine", ENGINE, "EngineVersion", engineVersion,
         "ReplicationSourceIdentifier", sourceArn, "DBSubnetGroupName", subnetGroup,
-        "VpcSecurityGroupIds", String.join(",", groups));
+        "VpcSecurityGroupIds", String.join(",", groups), "Port", Integer.toString(port));
     return parameterGroup.map(g -> Call.of("CreateDBCluster", flatten(c.params(), "DBClusterParameterGroupName", g)))
         .orElse(c);
   }
@@ -166,11 +179,11 @@ final class AwsApi implements AutoCloseable {
   static AwsApi connect(AwsSettings settings) throws MigrationException {
     try {
       var rds = RdsClient.builder().httpClient(UrlConnectionHttpClient.create())
-          .overrideConfiguration(o -> o.retryStrategy(r -> r.maxAttempts(MAX_ATTEMPTS)));
+          .overrideConfiguration(o -> o.retryStrategy(retries(settings)));
       var ec2 = Ec2Client.builder().httpClient(UrlConnectionHttpClient.create())
-          .overrideConfiguration(o -> o.retryStrategy(r -> r.maxAttempts(MAX_ATTEMPTS)));
+          .overrideConfiguration(o -> o.retryStrategy(retries(settings)));
       var cw = CloudWatchClient.builder().httpClient(UrlConnectionHttpClient.create())
-          .overrideConfiguration(o -> o.retryStrategy(r -> r.maxAttempts(MAX_ATTEMPTS)));
+          .overrideConfiguration(o -> o.retryStrategy(retries(settings)));
       settings.endpointOverride().ifPresent(uri -> {
         rds.endpointOverride(uri);
         ec2.endpointOverride(uri);
@@ -183,6 +196,19 @@ final class AwsApi implements AutoCloseable {
     }
   }
 
+  /**
+   * The SDK's standard strategy (it retries throttling, 5xx answers and I/O errors) with {@link #MAX_ATTEMPTS} and
+   * the settings' first pauses; each pause doubles, with jitter, up to {@link #MAX_BACKOFF}.
+   */
+  private static RetryStrategy retries(AwsSettings settings) {
+    return AwsRetryStrategy.standardRetryStrategy().toBuilder().maxAttempts(MAX_ATTEMPTS)
+        .backoffStrategy(BackoffStrategy.exponentialDelay(settings.retryBackoff().dividedBy(10), MAX_BACKOFF))
+        .throttlingBackoffStrategy(BackoffStrategy.exponentialDelay(settings.retryBackoff(), MAX_BACKOFF))
+        .build();
+  }
+
+  private static final Duration MAX_BACKOFF = Duration.ofSeconds(20);
+
   private interface Action<T> {
     T run();
   }
@@ -191,24 +217,73 @@ final class AwsApi implements AutoCloseable {
     log.debug("AWS {}", call);
     try {
       return action.run();
-    } catch (AwsServiceException e) {
-      throw new AwsCallException(call, e.awsErrorDetails() == null ? "" : e.awsErrorDetails().errorCode(),
-          e.awsErrorDetails() == null ? e.getMessage() : e.awsErrorDetails().errorMessage(), e);
     } catch (SdkException e) {
-      throw new AwsCallException(call, "", e.getMessage(), e);
+      AwsCallException failure = AwsCallException.of(call, e);
+      log.debug("{}", failure.getMessage());
+      throw failure;
     }
   }
 
-  /** A refused or failed AWS call, naming the call and AWS's error code. */
+  /**
+   * A refused or failed AWS call. Its message is what the operator reads in a dry run's answer and in the
+   * migration's history, so it says everything known, in one line: {@code AWS DescribeDBInstances
+   * DBInstanceIdentifier=orders-rds failed after 8 attempts: HTTP 500, no AWS error code, no request id: not an AWS
+   * error answer (text/html): "500 Internal Server Error"}. An answer without AWS's error shape (a proxy's page, a
+   * bare 404, a body the SDK cannot parse) has no code: its status and the start of its body are all there is.
+   */
   static final class AwsCallException extends MigrationException {
     private static final long serialVersionUID = 1L;
+    private static final int EXCERPT = 160;
     private final String code;
 
-    AwsCallException(Call call, String code, String message, Throwable cause) {
-      super("AWS " + call.action() + " failed" + (code.isEmpty() ? "" : " (" + code + ")") + ": " + message, cause);
+    private AwsCallException(String message, String code, Throwable cause) {
+      super(message, cause);
       this.code = code;
     }
 
+    static AwsCallException of(Call call, SdkException e) {
+      int attempts = e.numAttempts() == null ? 1 : e.numAttempts();
+      String head = "AWS " + call.named() + " failed" + (attempts > 1 ? " after " + attempts + " attempts" : "") + ": ";
+      if (!(e instanceof AwsServiceException s)) {
+        // Nothing came back: no credentials or region, the endpoint unreachable, a timeout.
+        return new AwsCallException(head + "no HTTP answer: " + text(e.rawMessage(), e.getMessage()), "", e);
+      }
+      AwsErrorDetails details = s.awsErrorDetails();
+      String code = details == null || isBlank(details.errorCode()) ? "" : details.errorCode();
+      StringBuilder m = new StringBuilder(head).append("HTTP ").append(s.statusCode())
+          .append(code.isEmpty() ? ", no AWS error code" : " " + code)
+          .append(isBlank(s.requestId()) ? ", no request id" : ", request id " + s.requestId()).append(": ");
+      if (!code.isEmpty()) {
+        m.append(text(details.errorMessage(), "(no message)"));
+      } else {
+        m.append("not an AWS error answer").append(body(details));
+      }
+      return new AwsCallException(m.toString(), code, e);
+    }
+
+    /** The answer's content type and the start of its body (an HTML page's title), on one line. */
+    private static String body(AwsErrorDetails details) {
+      String type = details == null || details.sdkHttpResponse() == null ? ": "
+          : details.sdkHttpResponse().firstMatchingHeader("Content-Type").map(t -> " (" + t + "): ").orElse(": ");
+      String raw = details == null || details.rawResponse() == null ? "" : details.rawResponse().asUtf8String();
+      raw = raw.equals("<eof/>") ? "" : raw; // what the SDK's Query protocol parser makes of an empty body
+      java.util.regex.Matcher title = java.util.regex.Pattern.compile("(?is)<title>(.*?)</title>").matcher(raw);
+      String text = (title.find() ? title.group(1) : raw).replaceAll("\\s+", " ").strip();
+      if (text.isEmpty()) {
+        return type + "empty body";
+      }
+      return type + "\"" + (text.length() > EXCERPT ? text.substring(0, EXCERPT) + "..." : text) + "\"";
+    }
+
+    private static boolean isBlank(String s) {
+      return s == null || s.isBlank();
+    }
+
+    private static String text(String preferred, String fallback) {
+      return isBlank(preferred) ? String.valueOf(fallback) : preferred;
+    }
+
+    /** AWS's error code ({@code Throttling}, {@code DBInstanceNotFound}); empty when the answer had none. */
     String code() {
       return code;
     }
@@ -239,10 +314,11 @@ final class AwsApi implements AutoCloseable {
   }
 
   void createCluster(String id, String engineVersion, String sourceArn, String subnetGroup, List<String> groups,
-      Optional<String> parameterGroup) throws MigrationException {
-    call(createClusterCall(id, engineVersion, sourceArn, subnetGroup, groups, parameterGroup), () -> rds.createDBCluster(r -> r
-        .dbClusterIdentifier(id).engine(ENGINE).engineVersion(engineVersion).replicationSourceIdentifier(sourceArn)
-        .dbSubnetGroupName(subnetGroup).vpcSecurityGroupIds(groups).dbClusterParameterGroupName(parameterGroup.orElse(null))));
+      int port, Optional<String> parameterGroup) throws MigrationException {
+    call(createClusterCall(id, engineVersion, sourceArn, subnetGroup, groups, port, parameterGroup),
+        () -> rds.createDBCluster(r -> r.dbClusterIdentifier(id).engine(ENGINE).engineVersion(engineVersion)
+            .replicationSourceIdentifier(sourceArn).dbSubnetGroupName(subnetGroup).vpcSecurityGroupIds(groups)
+            .port(port).dbClusterParameterGroupName(parameterGroup.orElse(null))));
   }
 
   /** The parameters a DB parameter group sets itself (not the engine's defaults), by name. */

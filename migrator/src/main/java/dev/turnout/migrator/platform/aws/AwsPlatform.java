@@ -4,6 +4,7 @@ import com.google.common.base.Splitter;
 import com.google.common.collect.ImmutableList;
 import dev.turnout.migrator.Lsn;
 import dev.turnout.migrator.Migration;
+import dev.turnout.migrator.MigrationConflictException;
 import dev.turnout.migrator.MigrationException;
 import dev.turnout.migrator.Platform;
 import dev.turnout.migrator.ServerAddress;
@@ -81,10 +82,77 @@ public final class AwsPlatform implements Platform {
     this.sleeper = sleeper;
   }
 
-  /** A factory for Aurora migrations; every other spec is refused (the control plane picks the platform). */
+  /**
+   * A factory for Aurora migrations; every other spec is refused (the control plane picks the platform). Its
+   * default target is the Aurora cluster's writer endpoint: {@link #writerEndpoint}.
+   */
   public static Platform.Factory factory(PostgresPlatform.Credentials credentials, AwsSettings settings, Clock clock,
       Sleeper sleeper) {
-    return spec -> new AwsPlatform(spec, new PostgresPlatform(spec, credentials), settings, clock, sleeper);
+    return new Platform.Factory() {
+      @Override
+      public Platform open(Migration.Spec spec) {
+        return new AwsPlatform(spec, new PostgresPlatform(spec, credentials), settings, clock, sleeper);
+      }
+
+      @Override
+      public Optional<ServerAddress> defaultTarget(String database, Optional<Migration.Aurora> aurora)
+          throws MigrationException {
+        if (aurora.isEmpty()) {
+          return Optional.empty();
+        }
+        try (AwsApi api = AwsApi.connect(settings)) {
+          return Optional.of(writerEndpoint(api, database, aurora.get()));
+        }
+      }
+    };
+  }
+
+  private static final java.util.regex.Pattern RDS_HOST =
+      java.util.regex.Pattern.compile("[^.]+\\.([a-z0-9]+)\\.([a-z0-9-]+)\\.rds\\.amazonaws\\.com(\\.cn)?");
+
+  /**
+   * Where the Aurora cluster's writer listens, from AWS's own descriptions, never from the route (which holds the
+   * address the instance's name resolved to): an existing cluster's Endpoint and Port; else the instance's
+   * endpoint name with the cluster's identifier in the {@code <cluster>.cluster-<suffix>.<region>} form AWS names
+   * cluster endpoints in, and the instance's port (the cluster is created on it).
+   */
+  static ServerAddress writerEndpoint(AwsApi api, String database, Migration.Aurora aurora) throws MigrationException {
+    Optional<DBCluster> cluster = api.cluster(aurora.targetCluster());
+    if (cluster.isPresent() && cluster.get().endpoint() != null && cluster.get().port() != null) {
+      return new ServerAddress(cluster.get().endpoint(), cluster.get().port());
+    }
+    DBInstance instance = api.instance(aurora.sourceInstance()).orElseThrow(() -> refused("database '" + database
+        + "': RDS instance '" + aurora.sourceInstance() + "' does not exist (in this account and region)"));
+    if (instance.endpoint() == null || instance.endpoint().address() == null || instance.endpoint().port() == null) {
+      throw refused("database '" + database + "': RDS instance '" + aurora.sourceInstance() + "' has no endpoint yet ("
+          + instance.dbInstanceStatus() + "); give the target as host:port");
+    }
+    return new ServerAddress(clusterEndpoint(database, instance.endpoint().address(), aurora.targetCluster()),
+        instance.endpoint().port());
+  }
+
+  /** An Aurora cluster's writer endpoint shares the account-and-region suffix of the instance endpoints. */
+  static String clusterEndpoint(String database, String instanceHost, String cluster) throws MigrationException {
+    java.util.regex.Matcher m = RDS_HOST.matcher(instanceHost.toLowerCase(java.util.Locale.ROOT));
+    if (!m.matches()) {
+      throw refused("database '" + database + "': cannot derive the Aurora cluster endpoint from the RDS instance's"
+          + " endpoint '" + instanceHost + "' (not an RDS endpoint name); give the target as host:port");
+    }
+    return cluster + ".cluster-" + m.group(1) + "." + m.group(2) + ".rds.amazonaws.com"
+        + (m.group(3) == null ? "" : m.group(3));
+  }
+
+  private static MigrationConflictException refused(String message) {
+    return new MigrationConflictException(MigrationConflictException.Kind.FAILED_PRECONDITION, message);
+  }
+
+  /** The port the source instance listens on, which the cluster is created with. */
+  private int port(DBInstance src) throws MigrationException {
+    if (src.endpoint() == null || src.endpoint().port() == null) {
+      throw new MigrationException(db() + ": RDS instance '" + aurora.sourceInstance() + "' has no endpoint ("
+          + src.dbInstanceStatus() + ")");
+    }
+    return src.endpoint().port();
   }
 
   private AwsApi api() throws MigrationException {
@@ -123,7 +191,7 @@ public final class AwsPlatform implements Platform {
       Optional<ParameterMapping> mapping = parameterMapping(src);
       Optional<String> parameterGroup = applyParameterMapping(mapping, changes);
       api().createCluster(aurora.targetCluster(), src.engineVersion(), src.dbInstanceArn(),
-          src.dbSubnetGroup().dbSubnetGroupName(), groups(src), parameterGroup);
+          src.dbSubnetGroup().dbSubnetGroupName(), groups(src), port(src), parameterGroup);
       changes.add("created cluster " + aurora.targetCluster());
     }
     changes.addAll(await("Aurora cluster " + aurora.targetCluster() + " to be available", settings.replicaDeadline(),
@@ -166,8 +234,16 @@ public final class AwsPlatform implements Platform {
       return Optional.empty();
     }
     String family = AwsApi.ENGINE + version(src.engineVersion())[0];
-    Map<String, String> user = api().userParameters(sourceGroup);
-    Map<String, Boolean> known = api().clusterParameters(family);
+    Map<String, String> user;
+    Map<String, Boolean> known;
+    try {
+      user = api().userParameters(sourceGroup);
+      known = api().clusterParameters(family);
+    } catch (AwsApi.AwsCallException e) {
+      throw new MigrationException(db() + ": cannot map the parameters of " + aurora.sourceInstance() + "'s DB"
+          + " parameter group " + sourceGroup + " onto an Aurora cluster parameter group (" + family + "): "
+          + e.getMessage(), e);
+    }
     Map<String, String> carried = new java.util.TreeMap<>();
     List<String> notCarried = new ArrayList<>();
     user.forEach((name, value) -> {
@@ -611,7 +687,8 @@ public final class AwsPlatform implements Platform {
         }
       }
       calls.add("PREFLIGHT: " + AwsApi.createClusterCall(cl, instance.engineVersion(), instance.dbInstanceArn(),
-          instance.dbSubnetGroup().dbSubnetGroupName(), groups(instance), mapping.map(ParameterMapping::clusterGroup)));
+          instance.dbSubnetGroup().dbSubnetGroupName(), groups(instance), port(instance),
+          mapping.map(ParameterMapping::clusterGroup)));
     }
     calls.add("PREFLIGHT: " + AwsApi.describeClusterCall(cl) + poll + " until available, deadline "
         + settings.replicaDeadline() + ")");

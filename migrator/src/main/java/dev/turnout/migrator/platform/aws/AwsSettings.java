@@ -15,9 +15,11 @@ import java.util.Optional;
  * @param replicaDeadline how long creating the Aurora replica cluster and its writer may take
  * @param operationDeadline how long one modification, reboot or promotion may take
  * @param pollInterval the first pause between status polls; it doubles up to 60 s
+ * @param retryBackoff the first pause before retrying a throttled call (a 5xx answer or a network error: a tenth
+ *     of it); it doubles, with jitter, up to 20 s, for at most 8 attempts. Production: 1 s, as the SDK's own.
  */
 public record AwsSettings(Optional<URI> endpointOverride, String fenceSecurityGroup, Duration replicaDeadline,
-    Duration operationDeadline, Duration pollInterval) {
+    Duration operationDeadline, Duration pollInterval, Duration retryBackoff) {
 
   public AwsSettings {
     endpointOverride = endpointOverride == null ? Optional.empty() : endpointOverride;
@@ -28,6 +30,7 @@ public record AwsSettings(Optional<URI> endpointOverride, String fenceSecurityGr
     positive(replicaDeadline, "replica deadline");
     positive(operationDeadline, "operation deadline");
     positive(pollInterval, "poll interval");
+    positive(retryBackoff, "retry backoff");
   }
 
   private static void positive(Duration d, String what) {
@@ -39,6 +42,6 @@ public record AwsSettings(Optional<URI> endpointOverride, String fenceSecurityGr
   /** Production waits: creating a replica cluster takes tens of minutes, a reboot a few. */
   public static AwsSettings defaults(String fenceSecurityGroup) {
     return new AwsSettings(Optional.empty(), fenceSecurityGroup, Duration.ofHours(2), Duration.ofMinutes(30),
-        Duration.ofSeconds(5));
+        Duration.ofSeconds(5), Duration.ofSeconds(1));
   }
 }
