@@ -62,8 +62,10 @@ class CliEndToEndTest {
     Cli.Result routes = turnout("routes");
     assertThat(routes.exit()).isZero();
     assertThat(routes.out()).containsPattern("app \\(port " + f.appPort + "\\): " + Pattern.quote(target) + " at version \\d+");
-    assertThat(routes.out()).containsPattern("app-1\\s+app\\s+connected .* current");
-    assertThat(turnout("routes", "--json").out()).contains("\"nodeId\": \"app-1\"").contains("\"current\": true");
+    assertThat(routes.out()).as("a summary by default").containsPattern("at version \\d+: 1 current, 0 behind, 0 NACKing");
+    assertThat(turnout("routes", "--all").out()).containsPattern("app-1\\s+app\\s+connected .* current");
+    assertThat(turnout("routes", "--all", "--json").out()).contains("\"nodeId\": \"app-1\"")
+        .contains("\"current\": true");
     assertThat(turnout("nodes").out()).contains("app-1").contains("EDS");
     assertThat(turnout("migrate", "status", id).out()).contains("final LSN").contains("COMPLETED")
         .contains("sidecars on the current route 1/1");

@@ -62,6 +62,7 @@ import java.net.SocketAddress;
 import java.nio.file.Path;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
+import java.util.List;
 import java.util.Optional;
 import java.util.function.Consumer;
 
@@ -343,52 +344,123 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
 
   @Override
   public void getRoutingSnapshot(GetRoutingSnapshotRequest request, StreamObserver<RoutingSnapshot> response) {
-    unary(response, () -> snapshot(request.getNode()));
+    unary(response, () -> snapshot(request));
   }
 
-  /** The routing snapshot: every database, and per node allowed to reach it what it has ACKed. */
+  /** The summary of every database (what {@code /metrics} and a bare {@code turnout routes} show). */
   public RoutingSnapshot snapshot(String onlyNode) {
-    GetRoutingSnapshotRequest request = GetRoutingSnapshotRequest.newBuilder().setNode(onlyNode).build();
-    {
-      RoutingSnapshot.Builder b = RoutingSnapshot.newBuilder().setVersion(routing.version());
-      var nodes = tracker.nodes();
-      if (!request.getNode().isEmpty() && nodes.stream().noneMatch(n -> n.nodeId().equals(request.getNode()))) {
-        throw Status.NOT_FOUND.withDescription("no node '" + request.getNode() + "' has connected since the control"
-            + " plane started").asRuntimeException();
-      }
-      for (DatabaseRoute r : routing.table().databases().values()) {
-        Database db = toProto(r);
-        DatabaseRouting.Builder d = DatabaseRouting.newBuilder().setDatabase(db);
-        for (NodeStatus n : nodes) {
-          if (!r.allows(n.cluster()) || (!request.getNode().isEmpty() && !n.nodeId().equals(request.getNode()))) {
-            continue;
-          }
-          NodeStatus.TypeStatus eds = n.types().get(XdsType.EDS);
-          NodeAck.Builder ack = NodeAck.newBuilder().setNodeId(n.nodeId()).setCluster(n.cluster())
-              .setConnected(n.connected());
-          if (eds != null) {
-            ack.setSentVersion(eds.sentVersion()).setAckedVersion(eds.ackedVersion())
-                .setCurrent(eds.ackedVersion() >= db.getEndpointVersion());
-            eds.lastNack().ifPresent(nack -> ack.setNackError(nack.error()));
-          }
-          d.addNodes(ack);
-        }
-        b.addDatabases(d);
-      }
-      if (routing.shared().isPresent()) {
-        var shared = routing.shared().get();
-        b.setReplica(shared.replicaId());
-        try {
-          for (var r : shared.reports()) {
-            b.addReplicaReports(ReplicaReport.newBuilder().setReplica(r.replica()).setLive(r.live())
-                .setDatabase(r.database()).setVersion(r.version()).addAllAckedBy(r.ackedBy()).setFailure(r.failure()));
-          }
-        } catch (dev.turnout.controlplane.store.StoreException e) {
-          throw Status.UNAVAILABLE.withDescription(e.getMessage()).asRuntimeException();
-        }
-      }
-      return b.build();
+    return snapshot(GetRoutingSnapshotRequest.newBuilder().setNode(onlyNode).build());
+  }
+
+  static final int SUMMARY_NAMED = 5;
+  static final int DEFAULT_PAGE = 500;
+  static final int MAX_PAGE = 5000;
+
+  /** How a sidecar stands with one database. */
+  private enum NodeState { CURRENT, BEHIND, NACKED, GONE }
+
+  /**
+   * The routing snapshot: every database (or the one asked for) with its sidecars counted by state, and either
+   * the first few that are not current (the summary) or, when filtered or asked for all, every matching sidecar a
+   * page at a time.
+   */
+  public RoutingSnapshot snapshot(GetRoutingSnapshotRequest request) {
+    String state = request.getState();
+    if (!state.isEmpty() && !state.equals("behind") && !state.equals("nacked")) {
+      throw Status.INVALID_ARGUMENT.withDescription("state '" + state + "' is not one of: behind, nacked")
+          .asRuntimeException();
     }
+    if (request.getPageSize() < 0 || request.getPageSize() > MAX_PAGE) {
+      throw Status.INVALID_ARGUMENT.withDescription("page_size " + request.getPageSize() + " is not within 0.."
+          + MAX_PAGE).asRuntimeException();
+    }
+    long offset = 0;
+    if (!request.getPageToken().isEmpty()) {
+      try {
+        offset = Long.parseLong(request.getPageToken());
+      } catch (NumberFormatException e) {
+        offset = -1;
+      }
+      if (offset < 0) {
+        throw Status.INVALID_ARGUMENT.withDescription("page_token '" + request.getPageToken()
+            + "' is not one this server gave").asRuntimeException();
+      }
+    }
+    boolean listing = request.getAllNodes() || !request.getNode().isEmpty() || !request.getService().isEmpty()
+        || !state.isEmpty();
+    int pageSize = request.getPageSize() == 0 ? DEFAULT_PAGE : request.getPageSize();
+    RoutingSnapshot.Builder b = RoutingSnapshot.newBuilder().setVersion(routing.version());
+    var nodes = tracker.nodes();
+    if (!request.getNode().isEmpty() && nodes.stream().noneMatch(n -> n.nodeId().equals(request.getNode()))) {
+      throw Status.NOT_FOUND.withDescription("no node '" + request.getNode() + "' has connected since the control"
+          + " plane started (or it has been gone longer than xds.forget_nodes_after)").asRuntimeException();
+    }
+    java.util.Collection<DatabaseRoute> databases = routing.table().databases().values();
+    if (!request.getDatabase().isEmpty()) {
+      DatabaseRoute only = routing.table().get(request.getDatabase()).orElseThrow(() -> Status.NOT_FOUND
+          .withDescription("unknown database '" + request.getDatabase() + "'; known: "
+              + String.join(", ", routing.table().databases().keySet())).asRuntimeException());
+      databases = List.of(only);
+    }
+    long position = 0; // of the matching sidecars, across databases, in order: the page's window
+    long end = offset + pageSize;
+    for (DatabaseRoute r : databases) {
+      Database db = toProto(r);
+      DatabaseRouting.Builder d = DatabaseRouting.newBuilder().setDatabase(db);
+      int[] counts = new int[NodeState.values().length];
+      for (NodeStatus n : nodes) {
+        if (!r.allows(n.cluster()) || (!request.getNode().isEmpty() && !n.nodeId().equals(request.getNode()))
+            || (!request.getService().isEmpty() && !n.cluster().equals(request.getService()))) {
+          continue;
+        }
+        NodeStatus.TypeStatus eds = n.types().get(XdsType.EDS);
+        boolean current = eds != null && eds.ackedVersion() >= db.getEndpointVersion();
+        // A node's NACK is of its EDS stream, not of one database: it counts against the databases it lacks.
+        NodeState st = !n.connected() ? NodeState.GONE : current ? NodeState.CURRENT
+            : eds != null && eds.lastNack().isPresent() ? NodeState.NACKED : NodeState.BEHIND;
+        if (!state.isEmpty() && !st.name().equalsIgnoreCase(state)) {
+          continue;
+        }
+        counts[st.ordinal()]++;
+        boolean named = listing ? position >= offset && position < end
+            : st != NodeState.CURRENT && st != NodeState.GONE && d.getNodesCount() < SUMMARY_NAMED;
+        position++;
+        if (!named) {
+          continue;
+        }
+        NodeAck.Builder ack = NodeAck.newBuilder().setNodeId(n.nodeId()).setCluster(n.cluster())
+            .setConnected(n.connected());
+        if (eds != null) {
+          ack.setSentVersion(eds.sentVersion()).setAckedVersion(eds.ackedVersion()).setCurrent(current);
+          eds.lastNack().ifPresent(nack -> ack.setNackError(nack.error()));
+        }
+        d.addNodes(ack);
+      }
+      d.setNodesCurrent(counts[NodeState.CURRENT.ordinal()]).setNodesBehind(counts[NodeState.BEHIND.ordinal()])
+          .setNodesNacked(counts[NodeState.NACKED.ordinal()]).setNodesGone(counts[NodeState.GONE.ordinal()]);
+      b.addDatabases(d);
+    }
+    if (listing && position > end) {
+      b.setNextPageToken(Long.toString(end));
+    }
+    if (routing.shared().isPresent()) {
+      var shared = routing.shared().get();
+      b.setReplica(shared.replicaId());
+      try {
+        for (var r : shared.reports()) {
+          if (request.getDatabase().isEmpty() || request.getDatabase().equals(r.database())) {
+            b.addReplicaReports(ReplicaReport.newBuilder().setReplica(r.replica()).setLive(r.live())
+                .setDatabase(r.database()).setVersion(r.version()).setAckedTotal(r.ackedBy().size())
+                .addAllAckedBy(listing ? r.ackedBy() : r.ackedBy().subList(0, Math.min(SUMMARY_NAMED,
+                    r.ackedBy().size())))
+                .setFailure(r.failure()));
+          }
+        }
+      } catch (dev.turnout.controlplane.store.StoreException e) {
+        throw Status.UNAVAILABLE.withDescription(e.getMessage()).asRuntimeException();
+      }
+    }
+    return b.build();
   }
 
   @Override

@@ -83,7 +83,7 @@ public final class HttpEndpoint implements AutoCloseable {
         Tags tags = Tags.of("database", d.getDatabase().getName());
         versions.add(MultiGauge.Row.of(tags, d.getDatabase().getEndpointVersion()));
         unresolvedRows.add(MultiGauge.Row.of(tags, d.getDatabase().getUnresolved().isEmpty() ? 0 : 1));
-        current.add(MultiGauge.Row.of(tags, d.getNodesList().stream().filter(n -> n.getConnected() && n.getCurrent()).count()));
+        current.add(MultiGauge.Row.of(tags, d.getNodesCurrent()));
       }
       endpointVersion.register(versions, true);
       currentNodes.register(current, true);
@@ -101,15 +101,55 @@ public final class HttpEndpoint implements AutoCloseable {
       send(ex, 200, "text/plain; version=0.0.4; charset=utf-8", registry.scrape());
     });
     server.createContext("/v1/routes", ex -> {
-      String query = ex.getRequestURI().getQuery();
-      String node = query != null && query.startsWith("node=") ? query.substring(5) : "";
       try {
-        send(ex, 200, "application/json", JsonFormat.printer().print(admin.snapshot(node)) + "\n");
+        send(ex, 200, "application/json", JsonFormat.printer().print(admin.snapshot(routesRequest(
+            ex.getRequestURI().getRawQuery()))) + "\n");
       } catch (StatusRuntimeException e) {
-        send(ex, 404, "application/json", "{\"error\":\"" + e.getStatus().getDescription().replace("\"", "'") + "\"}\n");
+        int code = switch (e.getStatus().getCode()) {
+          case NOT_FOUND -> 404;
+          case INVALID_ARGUMENT -> 400;
+          default -> 503;
+        };
+        send(ex, code, "application/json", "{\"error\":\"" + e.getStatus().getDescription().replace("\\", "\\\\")
+            .replace("\"", "\\\"") + "\"}\n");
       }
     });
     server.start();
+  }
+
+  /**
+   * {@code /v1/routes}' query as the admin API's request: {@code node}, {@code database}, {@code service},
+   * {@code state} (behind|nacked), {@code all} (list every sidecar), {@code page_size}, {@code page_token}.
+   */
+  static dev.turnout.admin.v1.GetRoutingSnapshotRequest routesRequest(String rawQuery) {
+    var b = dev.turnout.admin.v1.GetRoutingSnapshotRequest.newBuilder();
+    if (rawQuery == null || rawQuery.isEmpty()) {
+      return b.build();
+    }
+    for (String pair : rawQuery.split("&")) {
+      int eq = pair.indexOf('=');
+      String key = java.net.URLDecoder.decode(eq < 0 ? pair : pair.substring(0, eq), java.nio.charset.StandardCharsets.UTF_8);
+      String value = eq < 0 ? "" : java.net.URLDecoder.decode(pair.substring(eq + 1), java.nio.charset.StandardCharsets.UTF_8);
+      switch (key) {
+        case "node" -> b.setNode(value);
+        case "database" -> b.setDatabase(value);
+        case "service" -> b.setService(value);
+        case "state" -> b.setState(value);
+        case "all" -> b.setAllNodes(value.isEmpty() || value.equals("true") || value.equals("1"));
+        case "page_token" -> b.setPageToken(value);
+        case "page_size" -> {
+          try {
+            b.setPageSize(Integer.parseInt(value));
+          } catch (NumberFormatException e) {
+            throw io.grpc.Status.INVALID_ARGUMENT.withDescription("page_size '" + value + "' is not a number")
+                .asRuntimeException();
+          }
+        }
+        default -> throw io.grpc.Status.INVALID_ARGUMENT.withDescription("unknown parameter '" + key
+            + "'; known: node, database, service, state, all, page_size, page_token").asRuntimeException();
+      }
+    }
+    return b.build();
   }
 
   private static List<MultiGauge.Row<?>> rows(List<Migration> migrations, Function<Migration, Number> value) {

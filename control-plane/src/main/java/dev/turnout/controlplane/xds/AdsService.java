@@ -722,21 +722,8 @@ final class AdsService extends AggregatedDiscoveryServiceGrpc.AggregatedDiscover
     return shown.isEmpty() ? "(NACK without a message)" : shown;
   }
 
-  /** {@code text} with every control character written as {@code \\uXXXX}, so it cannot forge lines or colours. */
   static String printable(String text) {
-    StringBuilder out = null;
-    for (int i = 0; i < text.length(); i++) {
-      char c = text.charAt(i);
-      if (Character.isISOControl(c)) {
-        if (out == null) {
-          out = new StringBuilder(text.length() + 16).append(text, 0, i);
-        }
-        out.append(String.format("\\u%04x", (int) c));
-      } else if (out != null) {
-        out.append(c);
-      }
-    }
-    return out == null ? text : out.toString();
+    return dev.turnout.controlplane.Printable.of(text);
   }
 
   private static long parseVersion(String version) {

@@ -75,7 +75,10 @@ class AdminServiceTest {
   void theRoutingSnapshot_saysWhichNodeAckedWhichVersion() throws Exception {
     try (var client = AdsTestClientAccess.connect(plane.xdsPort(), "checkout-1", "checkout")) {
       client.awaitEndpoints("orders", "ledger");
-      var snapshot = admin.getRoutingSnapshot(GetRoutingSnapshotRequest.getDefaultInstance());
+      var summary = admin.getRoutingSnapshot(GetRoutingSnapshotRequest.getDefaultInstance());
+      assertThat(summary.getDatabases(summary.getDatabasesList().get(0).getDatabase().getName().equals("orders") ? 0 : 1)
+          .getNodesCurrent()).isEqualTo(1);
+      var snapshot = admin.getRoutingSnapshot(GetRoutingSnapshotRequest.newBuilder().setAllNodes(true).build());
       var orders = snapshot.getDatabasesList().stream().filter(d -> d.getDatabase().getName().equals("orders"))
           .findFirst().orElseThrow();
       assertThat(orders.getNodesList()).singleElement().satisfies(n -> {
@@ -88,6 +91,62 @@ class AdminServiceTest {
           .extracting(n -> n.getId()).containsExactly("checkout-1");
       assertThat(code(() -> admin.getRoutingSnapshot(GetRoutingSnapshotRequest.newBuilder().setNode("nope").build())))
           .isEqualTo(Status.Code.NOT_FOUND);
+    }
+  }
+
+  @Test
+  void theSnapshot_summarisesByDefault_namesTheNackers_filtersByState_andPagesThroughEveryNode() throws Exception {
+    List<dev.turnout.controlplane.xds.AdsTestClientAccess> clients = new java.util.ArrayList<>();
+    try {
+      for (int i = 0; i < 7; i++) {
+        var c = dev.turnout.controlplane.xds.AdsTestClientAccess.connect(plane.xdsPort(), "checkout-" + i, "checkout");
+        if (i % 2 == 1) {
+          c.rejectEdsWhen(cla -> cla.toString().contains("10.0.0.66") ? "refused by test policy" : null);
+        }
+        c.awaitEndpoints("orders", "ledger");
+        clients.add(c);
+      }
+      try {
+        plane.routing().route("orders", dev.turnout.envoy.Endpoint.parse("10.0.0.66:5432")).get(10,
+            java.util.concurrent.TimeUnit.SECONDS);
+      } catch (java.util.concurrent.ExecutionException expected) {
+        // three of them NACK it
+      }
+
+      var summary = admin.getRoutingSnapshot(GetRoutingSnapshotRequest.newBuilder().setDatabase("orders").build());
+      assertThat(summary.getDatabasesList()).singleElement().satisfies(d -> {
+        assertThat(d.getNodesCurrent()).isEqualTo(4);
+        assertThat(d.getNodesNacked()).isEqualTo(3);
+        assertThat(d.getNodesBehind()).isZero();
+        assertThat(d.getNodesList()).extracting(n -> n.getNodeId())
+            .containsExactlyInAnyOrder("checkout-1", "checkout-3", "checkout-5");
+        assertThat(d.getNodesList()).allSatisfy(n -> assertThat(n.getNackError()).contains("refused by test policy"));
+      });
+      var nacked = admin.getRoutingSnapshot(GetRoutingSnapshotRequest.newBuilder().setState("nacked").build());
+      assertThat(nacked.getDatabasesList()).flatExtracting(d -> d.getNodesList()).extracting(n -> n.getNodeId())
+          .containsExactlyInAnyOrder("checkout-1", "checkout-3", "checkout-5");
+
+      java.util.Set<String> listed = new java.util.HashSet<>();
+      int pages = 0;
+      var request = GetRoutingSnapshotRequest.newBuilder().setAllNodes(true).setPageSize(3);
+      do {
+        var page = admin.getRoutingSnapshot(request.build());
+        pages++;
+        for (var d : page.getDatabasesList()) {
+          for (var n : d.getNodesList()) {
+            assertThat(listed.add(d.getDatabase().getName() + "/" + n.getNodeId())).as("listed once").isTrue();
+          }
+        }
+        request.setPageToken(page.getNextPageToken());
+      } while (!request.getPageToken().isEmpty());
+      assertThat(listed).hasSize(14);
+      assertThat(pages).isEqualTo(5);
+      assertThat(code(() -> admin.getRoutingSnapshot(GetRoutingSnapshotRequest.newBuilder().setState("sad").build())))
+          .isEqualTo(Status.Code.INVALID_ARGUMENT);
+      assertThat(code(() -> admin.getRoutingSnapshot(GetRoutingSnapshotRequest.newBuilder().setPageToken("x").build())))
+          .isEqualTo(Status.Code.INVALID_ARGUMENT);
+    } finally {
+      clients.forEach(dev.turnout.controlplane.xds.AdsTestClientAccess::close);
     }
   }
 

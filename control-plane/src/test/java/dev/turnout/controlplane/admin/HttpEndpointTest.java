@@ -48,9 +48,12 @@ class HttpEndpointTest {
 
       HttpResponse<String> routes = get(port, "/v1/routes");
       assertThat(routes.headers().firstValue("Content-Type")).contains("application/json");
-      assertThat(routes.body()).contains("\"endpoint\": \"10.0.0.6:5432\"").contains("\"nodeId\": \"checkout-1\"")
+      assertThat(routes.body()).contains("\"endpoint\": \"10.0.0.6:5432\"").contains("\"nodesCurrent\": 1");
+      assertThat(get(port, "/v1/routes?all=true&database=orders").body()).contains("\"nodeId\": \"checkout-1\"")
           .contains("\"current\": true");
       assertThat(get(port, "/v1/routes?node=nope").statusCode()).isEqualTo(404);
+      assertThat(get(port, "/v1/routes?state=sad").statusCode()).isEqualTo(400);
+      assertThat(get(port, "/v1/routes?colour=blue").body()).contains("unknown parameter 'colour'");
     }
   }
 }
