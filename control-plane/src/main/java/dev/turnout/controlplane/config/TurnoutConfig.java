@@ -66,7 +66,7 @@ public record TurnoutConfig(Servers servers, Store store, Xds xds,
     }
   }
 
-  public static final Duration DEFAULT_FORGET_NODES_AFTER = Duration.ofMinutes(10);
+  public static final Duration DEFAULT_FORGET_NODES_AFTER = Duration.ofMinutes(5);
 
   public static final Duration DEFAULT_DNS_REFRESH = Duration.ofSeconds(30);
 

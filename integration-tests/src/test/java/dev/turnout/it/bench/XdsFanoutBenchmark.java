@@ -118,7 +118,7 @@ public final class XdsFanoutBenchmark {
   }
 
   /** This program's class path: exec:java loads it in a class loader of its own, not on java.class.path. */
-  private static String classPath() {
+  static String classPath() {
     List<String> entries = new ArrayList<>();
     for (ClassLoader cl = XdsFanoutBenchmark.class.getClassLoader(); cl != null; cl = cl.getParent()) {
       if (cl instanceof java.net.URLClassLoader u) {
