@@ -348,6 +348,41 @@ class XdsConformanceTest {
     assertThat(eds.getAckedVersion()).as("a guessed nonce is no ACK").isZero();
   }
 
+  @Test
+  void oversizedAndHostileFields_areRefusedOrBounded_andNeverPoisonTheListings() throws Exception {
+    var huge = sotw();
+    huge.send(request(CDS).setNode(node("n".repeat(1 << 20), "checkout")).build());
+    assertThat(huge.ended().getCode()).isEqualTo(io.grpc.Status.Code.INVALID_ARGUMENT);
+    assertThat(huge.ended().getDescription()).contains("node.id is 1048576 characters; at most 256");
+
+    var forger = sotw();
+    forger.send(request(CDS).setNode(node("forger-1", "checkout\nfake-node  app  connected\u001b[31m")).build());
+    assertThat(forger.ended().getCode()).isEqualTo(io.grpc.Status.Code.INVALID_ARGUMENT);
+    assertThat(forger.ended().getDescription()).contains("control characters").doesNotContain("\n");
+
+    var rambler = sotw();
+    rambler.send(request(CDS).setNode(node("rambler-1", "checkout")).build());
+    DiscoveryResponse clusters = rambler.expect("clusters");
+    rambler.send(request(CDS).setResponseNonce(clusters.getNonce()).setErrorDetail(Status.newBuilder().setCode(3)
+        .setMessage("x".repeat(1 << 20) + "\n\u001b[2J")).build());
+    rambler.send(request(EDS, "orders").build()); // answered only after the NACK was read
+    rambler.expect("the orders assignment");
+
+    var admin = AdminGrpc.newBlockingStub(XdsConformanceTest.admin);
+    var nodes = admin.listNodes(dev.turnout.admin.v1.ListNodesRequest.getDefaultInstance()).getNodesList();
+    assertThat(nodes).extracting(n -> n.getId()).doesNotContain("forger-1").noneMatch(id -> id.length() > 256);
+    var cds = nodes.stream().filter(n -> n.getId().equals("rambler-1")).findFirst().orElseThrow()
+        .getTypesList().stream().filter(t -> t.getType().equals("CDS")).findFirst().orElseThrow();
+    assertThat(cds.getNackError()).hasSizeLessThan(1200).endsWith("more characters)").doesNotContain("\n");
+    Cli.Result listed = Cli.run("nodes", "--admin", "127.0.0.1:" + adminPortOf());
+    assertThat(listed.exit()).isZero();
+    assertThat(listed.out()).doesNotContain("\u001b").contains("rambler-1");
+  }
+
+  private static int adminPortOf() {
+    return Integer.parseInt(admin.authority().substring(admin.authority().lastIndexOf(':') + 1));
+  }
+
   private static String metrics() throws Exception {
     return get("/metrics");
   }
