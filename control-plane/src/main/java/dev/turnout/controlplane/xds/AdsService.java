@@ -186,6 +186,25 @@ final class AdsService extends AggregatedDiscoveryServiceGrpc.AggregatedDiscover
       this.id = id;
       this.responses = responses;
       this.identity = identity;
+      if (responses instanceof io.grpc.stub.ServerCallStreamObserver<R> call) {
+        // A client that goes away cancels the call: the stream ends quietly (no exception on the next send).
+        call.setOnCancelHandler(() -> run(() -> {
+          if (!closed) {
+            close();
+          }
+        }));
+      }
+    }
+
+    /** Sends one response; a call the client has just cancelled ends the stream quietly. */
+    void deliver(R response) {
+      try {
+        responses.onNext(response);
+      } catch (StatusRuntimeException | IllegalStateException e) {
+        if (!closed) {
+          close();
+        }
+      }
     }
 
     abstract void handle(Q request) throws ClientError;
@@ -255,7 +274,12 @@ final class AdsService extends AggregatedDiscoveryServiceGrpc.AggregatedDiscover
         run(() -> {
           publishQueued.set(false); // a publish after this point queues another look
           if (!closed && node != null) {
-            onSnapshot(publisher.current());
+            try {
+              onSnapshot(publisher.current());
+            } catch (RuntimeException e) {
+              log.error("xDS {} stream {} to {}: internal error", kind(), id, who(), e);
+              fail(Status.INTERNAL.withDescription("internal error in Turnout's xDS server: " + e));
+            }
           }
         });
       }
@@ -521,7 +545,7 @@ final class AdsService extends AggregatedDiscoveryServiceGrpc.AggregatedDiscover
       st.resendAll = false;
       st.remember(response.getNonce(), snapshot.version(), resources.size() == 1 ? resources.iterator().next().name() : "");
       tracker.onResponse(id, type, snapshot.version(), response.getNonce());
-      responses.onNext(response.build());
+      deliver(response.build());
     }
   }
 
@@ -683,7 +707,7 @@ final class AdsService extends AggregatedDiscoveryServiceGrpc.AggregatedDiscover
       st.remember(response.getNonce(), snapshot.version(),
           response.getResourcesCount() + response.getRemovedResourcesCount() == 1 ? single : "");
       tracker.onResponse(id, type, snapshot.version(), response.getNonce());
-      responses.onNext(response.build());
+      deliver(response.build());
     }
   }
 
