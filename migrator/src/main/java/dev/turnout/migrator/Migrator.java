@@ -6,6 +6,7 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Comparator;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -27,7 +28,7 @@ import org.slf4j.LoggerFactory;
  */
 public final class Migrator {
   private static final Logger log = LoggerFactory.getLogger(Migrator.class);
-  private static final Duration POLL = Duration.ofMillis(100);
+  private static final Duration POLL = Duration.ofMillis(20);
 
   private final MigrationStore store;
   private final Router router;
@@ -509,9 +510,16 @@ public final class Migrator {
    * be able to finish what it prepared); then the fence cuts only what is left.
    */
   private Migration quiesce(Migration m, Platform platform) throws MigrationException, InterruptedException {
+    Instant draining = clock.instant();
     await(m, "the route drain to be ACKed", router.drain(m.database()));
+    m = m.note(clock.instant(), "route drained: every sidecar ACKed in " + Duration.between(draining, clock.instant())
+        .toMillis() + " ms");
     m = letInFlightWorkFinish(m, platform);
-    refuseLeftoverPrepared(m, platform.preparedTransactions()); // before fencing: nothing to undo if it stops here
+    ImmutableList<Platform.PreparedTransaction> left = platform.preparedTransactions();
+    if (!left.isEmpty() && !m.spec().options().cutover().rollbackPreparedTransactions()) {
+      save(m); // the grace's notes, then stop before fencing: nothing to undo but the drain
+      refuseLeftoverPrepared(m, left);
+    }
     if (m.progress().fencedRoles().isEmpty()) {
       // Record which roles the fence takes away before taking them, so an unfence after a crash restores them.
       ImmutableList<String> roles = platform.loginRolesToFence(true);
@@ -527,7 +535,6 @@ public final class Migrator {
     if (!ended.isEmpty()) {
       m = m.note(clock.instant(), "fence cut " + cut.size() + " session(s) at work" + roles(cut) + " and ended "
           + (ended.size() - cut.size()) + " idle one(s)" + roles(ended.stream().filter(x -> !x.busy()).toList()));
-      save(m);
     }
     ImmutableList<Platform.PreparedTransaction> prepared = platform.preparedTransactions();
     if (!prepared.isEmpty()) {
@@ -544,23 +551,44 @@ public final class Migrator {
     return transition(m, Phase.CATCHING_UP, "source fenced at final LSN " + finalLsn);
   }
 
-  private static final Duration QUIESCE_POLL = Duration.ofMillis(20);
+  private static final Duration QUIESCE_POLL = Duration.ofMillis(10);
 
   /**
    * PgBouncer's PAUSE, done at the server: the drain stops new connections, so wait up to the quiesce grace for
-   * transactions in flight, connections accepted before the drain and prepared transactions to finish; end each
-   * session as soon as it sits idle between transactions. What still works at the deadline the fence cuts.
+   * the work in flight at the drain to finish: each session's transaction open when it is first seen (or, for a
+   * connection accepted before the drain and not yet at its first statement, its first transaction), and
+   * prepared transactions. A session is ended as soon as it is idle between transactions, or has begun another
+   * transaction: a TCP proxy cannot hold a persistent connection's next transaction as PgBouncer holds its
+   * clients', so that one fails at its start rather than later. What still works at the deadline the fence cuts.
    */
   private Migration letInFlightWorkFinish(Migration m, Platform platform) throws MigrationException, InterruptedException {
     Duration grace = m.spec().options().cutover().quiesceGrace();
     Instant start = clock.instant();
+    Map<Integer, Optional<Instant>> inFlight = new HashMap<>(); // the transaction each session had when first seen
     Map<Integer, Platform.Session> idleEnded = new java.util.LinkedHashMap<>();
-    ImmutableList<Platform.Session> busy;
+    Map<Integer, Platform.Session> moreEnded = new java.util.LinkedHashMap<>();
+    List<Platform.Session> busy;
     ImmutableList<Platform.PreparedTransaction> prepared;
     while (true) {
       checkInterrupts(m);
-      platform.endIdleSessions().forEach(x -> idleEnded.putIfAbsent(x.pid(), x));
-      busy = platform.busySessions();
+      busy = new ArrayList<>();
+      List<Platform.Session> end = new ArrayList<>();
+      for (Platform.Session s : platform.applicationSessions()) {
+        Optional<Instant> first = inFlight.computeIfAbsent(s.pid(), pid -> s.transactionStart());
+        if (!s.busy()) {
+          end.add(s);
+          idleEnded.putIfAbsent(s.pid(), s);
+        } else if (first.isPresent() && !first.equals(s.transactionStart())) {
+          end.add(s);
+          moreEnded.putIfAbsent(s.pid(), s);
+        } else {
+          if (first.isEmpty()) {
+            inFlight.put(s.pid(), s.transactionStart()); // a fresh login's first transaction is its work
+          }
+          busy.add(s);
+        }
+      }
+      platform.endApplicationSessions(end);
       prepared = platform.preparedTransactions();
       if (busy.isEmpty() && prepared.isEmpty() || !clock.instant().isBefore(start.plus(grace))) {
         break;
@@ -572,11 +600,12 @@ public final class Migrator {
         : "quiesce grace of " + grace.toMillis() + " ms over: " + busy.size() + " session(s) still at work" + roles(busy)
             + (prepared.isEmpty() ? "" : ", " + prepared.size() + " prepared transaction(s): " + describe(prepared));
     if (!idleEnded.isEmpty()) {
-      note += "; " + idleEnded.size() + " idle session(s) ended between transactions" + roles(idleEnded.values());
+      note += "; ended " + idleEnded.size() + " session(s) idle between transactions" + roles(idleEnded.values());
     }
-    m = m.note(clock.instant(), note);
-    save(m);
-    return m;
+    if (!moreEnded.isEmpty()) {
+      note += "; ended " + moreEnded.size() + " session(s) that began another transaction" + roles(moreEnded.values());
+    }
+    return m.note(clock.instant(), note); // saved with the roles, or the next state
   }
 
   /** Stops the migration naming {@code prepared} unless the operator allowed rolling them back. */

@@ -56,9 +56,11 @@ public interface Platform extends AutoCloseable {
    * A session on the source that can run SQL (one connected to a database), as the quiesce and the fence see it.
    *
    * @param busy running a statement, inside a transaction, or logged in a moment ago and not yet at its first
-   *     statement: work the quiesce lets finish, and the fence cuts
+   *     statement: work the quiesce lets finish, and the fence cuts; not busy means idle between transactions
+   * @param transactionStart when its current transaction began (the source's clock), if it is in one
    */
-  record Session(int pid, String role, String backendType, String state, boolean busy) {}
+  record Session(int pid, String role, String backendType, String state, boolean busy,
+      java.util.Optional<java.time.Instant> transactionStart) {}
 
   /**
    * What the source's WAL after the final LSN holds.
@@ -76,14 +78,13 @@ public interface Platform extends AutoCloseable {
   ImmutableList<String> loginRolesToFence(boolean keepStandby) throws MigrationException;
 
   /**
-   * The application's sessions on the source that sit idle between transactions (they have run a statement and
-   * have no transaction open) are ended; returns them. Sessions of the migrator, of a physical standby and
-   * logical walsenders streaming a slot are never counted as the application's.
+   * The application's sessions on the source: clients and walsenders that are not streaming a slot. Sessions of
+   * the migrator, of a physical standby and logical walsenders streaming a slot are never the application's.
    */
-  ImmutableList<Session> endIdleSessions() throws MigrationException;
+  ImmutableList<Session> applicationSessions() throws MigrationException;
 
-  /** The application's sessions on the source that are still working (see {@link Session#busy}). */
-  ImmutableList<Session> busySessions() throws MigrationException;
+  /** Ends those of {@code sessions} that are still open (by process id). */
+  void endApplicationSessions(List<Session> sessions) throws MigrationException;
 
   /** Transactions prepared on the source and not yet committed or rolled back. */
   ImmutableList<PreparedTransaction> preparedTransactions() throws MigrationException;

@@ -442,13 +442,13 @@ public final class AwsPlatform implements Platform {
   }
 
   @Override
-  public ImmutableList<Session> endIdleSessions() throws MigrationException {
-    return sql.endIdleSessions();
+  public ImmutableList<Session> applicationSessions() throws MigrationException {
+    return sql.applicationSessions();
   }
 
   @Override
-  public ImmutableList<Session> busySessions() throws MigrationException {
-    return sql.busySessions();
+  public void endApplicationSessions(List<Session> sessions) throws MigrationException {
+    sql.endApplicationSessions(sessions);
   }
 
   /** Prepared transactions survive the fence's reboot: the shared SQL handles them as on any PostgreSQL. */
@@ -487,7 +487,7 @@ public final class AwsPlatform implements Platform {
     }
     sql.holdWal();
     sql.refuseLogins(roles);
-    ImmutableList<Session> before = sql.busySessions(); // what the reboot is about to cut
+    ImmutableList<Session> before = sql.applicationSessions(); // what the reboot is about to end
     api().reboot(aurora.sourceInstance());
     await("RDS instance " + aurora.sourceInstance() + " to be available after its reboot", settings.operationDeadline(),
         () -> source().dbInstanceStatus(), "available"::equals);

@@ -399,34 +399,40 @@ public final class PostgresPlatform implements Platform {
       + " and a.backend_start > clock_timestamp() - interval '1 second'))";
 
   private static final String SESSION_COLUMNS = "a.pid, coalesce(a.usename::text, ''), a.backend_type,"
-      + " coalesce(a.state, ''), " + BUSY;
+      + " coalesce(a.state, ''), " + BUSY + ", a.xact_start";
 
   private static List<Session> sessions(Statement s, String sql) throws SQLException {
     List<Session> result = new ArrayList<>();
     try (ResultSet rs = s.executeQuery(sql)) {
       while (rs.next()) {
-        result.add(new Session(rs.getInt(1), rs.getString(2), rs.getString(3), rs.getString(4), rs.getBoolean(5)));
+        java.sql.Timestamp xact = rs.getTimestamp(6);
+        result.add(new Session(rs.getInt(1), rs.getString(2), rs.getString(3), rs.getString(4), rs.getBoolean(5),
+            Optional.ofNullable(xact).map(java.sql.Timestamp::toInstant)));
       }
     }
     return result;
   }
 
   @Override
-  public ImmutableList<Session> endIdleSessions() throws MigrationException {
+  public ImmutableList<Session> applicationSessions() throws MigrationException {
     try (Statement s = source().createStatement()) {
-      return ImmutableList.copyOf(sessions(s, "with idle as (select " + SESSION_COLUMNS + " " + APPLICATION_SESSIONS
-          + " and a.state = 'idle' and not " + BUSY + ") select idle.* from idle where pg_terminate_backend(idle.pid)"));
+      return ImmutableList.copyOf(sessions(s, "select " + SESSION_COLUMNS + " " + APPLICATION_SESSIONS));
     } catch (SQLException e) {
-      throw fail("ending idle sessions on the source " + spec.source(), e);
+      throw fail("listing the application's sessions on the source " + spec.source(), e);
     }
   }
 
   @Override
-  public ImmutableList<Session> busySessions() throws MigrationException {
-    try (Statement s = source().createStatement()) {
-      return ImmutableList.copyOf(sessions(s, "select " + SESSION_COLUMNS + " " + APPLICATION_SESSIONS + " and " + BUSY));
+  public void endApplicationSessions(List<Session> sessions) throws MigrationException {
+    if (sessions.isEmpty()) {
+      return;
+    }
+    try (PreparedStatement ps = source().prepareStatement(
+        "select pg_terminate_backend(a.pid) " + APPLICATION_SESSIONS + " and a.pid = any(?)")) {
+      ps.setArray(1, source().createArrayOf("int4", sessions.stream().map(Session::pid).toArray()));
+      ps.execute();
     } catch (SQLException e) {
-      throw fail("listing the sessions at work on the source " + spec.source(), e);
+      throw fail("ending sessions on the source " + spec.source(), e);
     }
   }
 
@@ -542,7 +548,7 @@ public final class PostgresPlatform implements Platform {
         }
         left.forEach(x -> ended.putIfAbsent(x.pid(), x));
         s.execute("select pg_terminate_backend(a.pid) " + which);
-        s.execute("select pg_sleep(0.05)");
+        s.execute("select pg_sleep(0.01)");
       }
       throw new MigrationException("database '" + spec.database() + "': sessions on " + spec.source()
           + " did not end: " + describe(sessions(s, "select " + SESSION_COLUMNS + " " + which)));
@@ -556,16 +562,27 @@ public final class PostgresPlatform implements Platform {
         : x.state()) + ", pid " + x.pid() + ")").collect(java.util.stream.Collectors.joining(", "));
   }
 
+  /**
+   * Besides sessions, prepared transactions and logins: new sessions are read-only. A new backend starts with the
+   * postmaster's settings, and the postmaster signals the backends only once it has reloaded its own: so once
+   * this session's reset value (what the configuration gives it, under its own SET) reads on, new ones are.
+   */
   @Override
   public void verifyFence(List<String> roles) throws MigrationException {
     verifySessionsEndedAndLoginsRefused(roles);
-    try (Connection fresh = DriverManager.getConnection("jdbc:postgresql://" + spec.source() + "/postgres",
-        credentials.user(), credentials.password());
-         Statement fs = fresh.createStatement();
-         ResultSet rs = fs.executeQuery("show default_transaction_read_only")) {
-      rs.next();
-      if (!"on".equals(rs.getString(1))) {
-        throw new MigrationException("fence of " + spec.source() + " not holding: new sessions are not read-only");
+    try (Statement s = source().createStatement()) {
+      for (int attempt = 0; ; attempt++) {
+        try (ResultSet rs = s.executeQuery(
+            "select reset_val from pg_settings where name = 'default_transaction_read_only'")) {
+          rs.next();
+          if ("on".equals(rs.getString(1))) {
+            return;
+          }
+        }
+        if (attempt == 200) {
+          throw new MigrationException("fence of " + spec.source() + " not holding: new sessions are not read-only");
+        }
+        s.execute("select pg_sleep(0.01)");
       }
     } catch (SQLException e) {
       throw fail("verifying the fence of " + spec.source(), e);
@@ -620,22 +637,47 @@ public final class PostgresPlatform implements Platform {
 
   /**
    * {@code pg_current_wal_lsn()} is the write position: an asynchronous commit acknowledged a moment ago may
-   * still sit in the WAL buffers beyond it. Waiting until the flush position passes the insert position read
-   * now (the WAL writer flushes within wal_writer_delay) makes the final LSN cover it.
+   * still sit in the WAL buffers beyond it. Waiting until the flush position passes the end of the last record
+   * inserted now (the WAL writer flushes within wal_writer_delay) makes the final LSN cover it.
    */
   @Override
   public Lsn finalLsn() throws MigrationException {
-    try (Statement s = source().createStatement()) {
-      Lsn inserted = Lsn.parse(text(source(), "select pg_current_wal_insert_lsn()::text"));
-      for (int attempt = 0; attempt < 100; attempt++) {
-        if (Lsn.parse(text(source(), "select pg_current_wal_flush_lsn()::text")).atLeast(inserted)) {
-          break;
-        }
-        s.execute("select pg_sleep(0.02)");
-      }
+    try {
+      awaitFlushed(lastRecordEnd());
       return Lsn.parse(text(source(), "select pg_current_wal_lsn()::text"));
     } catch (SQLException e) {
       throw fail("reading the source's final WAL position", e);
+    }
+  }
+
+  /**
+   * The end of the last WAL record inserted so far. The insert position points past the header of a page that no
+   * record has begun on yet (24 bytes, 40 at the start of a segment); records end before that header.
+   */
+  private Lsn lastRecordEnd() throws SQLException {
+    try (Statement s = source().createStatement(); ResultSet rs = s.executeQuery("select pg_current_wal_insert_lsn()::text,"
+        + " (select setting::bigint from pg_settings where name = 'wal_block_size'),"
+        + " (select setting::bigint from pg_settings where name = 'wal_segment_size')")) {
+      rs.next();
+      Lsn insert = Lsn.parse(rs.getString(1));
+      long page = rs.getLong(2);
+      long segment = rs.getLong(3);
+      long offset = Long.remainderUnsigned(insert.value(), page);
+      boolean segmentStart = Long.remainderUnsigned(insert.value(), segment) == offset;
+      return offset == (segmentStart ? 40 : 24) ? new Lsn(insert.value() - offset) : insert;
+    }
+  }
+
+  /** Waits (up to 2 s) until the source has flushed its WAL to {@code lsn}; returns the flush position. */
+  private Lsn awaitFlushed(Lsn lsn) throws SQLException {
+    try (Statement s = source().createStatement()) {
+      for (int attempt = 0; ; attempt++) {
+        Lsn flushed = Lsn.parse(text(source(), "select pg_current_wal_flush_lsn()::text"));
+        if (flushed.atLeast(lsn) || attempt == 100) {
+          return flushed;
+        }
+        s.execute("select pg_sleep(0.02)");
+      }
     }
   }
 
@@ -659,9 +701,13 @@ public final class PostgresPlatform implements Platform {
         throw new MigrationException("database '" + spec.database() + "': pg_walinspect is not installed on "
             + spec.source() + ", so its WAL after the final LSN cannot be checked (preflight installs it)");
       }
-      Lsn to = Lsn.parse(text(source(), "select pg_current_wal_flush_lsn()::text"));
+      // Up to the end of the last record inserted now, once flushed: pg_walinspect reads flushed WAL only, and
+      // the flush position alone may stop inside a record (the WAL writer writes whole pages).
+      Lsn end = lastRecordEnd();
+      Lsn flushed = awaitFlushed(end);
+      Lsn to = flushed.atLeast(end) ? end : flushed;
       if (!to.atLeast(new Lsn(from.value() + 1))) {
-        return new WalCheck(from, to, ImmutableList.of(), 0);
+        return new WalCheck(from, from, ImmutableList.of(), 0);
       }
       record Rec(String lsn, long xid, String rm, String type, String description, String blocks) {}
       List<Rec> records = new ArrayList<>();
@@ -675,6 +721,11 @@ public final class PostgresPlatform implements Platform {
           while (rs.next()) {
             records.add(new Rec(rs.getString(1), rs.getLong(2), rs.getString(3), rs.getString(4), rs.getString(5),
                 rs.getString(6)));
+          }
+        } catch (SQLException e) {
+          // Between the two positions lies no whole record (a page header, the tail of one that began before).
+          if (!String.valueOf(e.getMessage()).contains("could not find a valid record")) {
+            throw e;
           }
         }
       }
