@@ -356,12 +356,13 @@ public final class PostgresPlatform implements Platform {
     Set<String> roles = new HashSet<>(column(source(), "select distinct usename::text from pg_stat_activity"
         + " where backend_type = 'walsender' and datid is null and usename is not null"));
     try {
+      String conninfo = text(target(), "select coalesce(current_setting('primary_conninfo', true), '')");
       java.util.regex.Matcher m = java.util.regex.Pattern.compile("(?:^|\\s)user\\s*=\\s*'?([^'\\s]+)")
-          .matcher(text(target(), "select current_setting('primary_conninfo', true)"));
+          .matcher(conninfo);
       if (m.find()) {
         roles.add(m.group(1));
       }
-    } catch (SQLException | NullPointerException e) {
+    } catch (SQLException e) {
       // not readable there (a managed service, or no target yet): the walsenders tell
     }
     return roles;
