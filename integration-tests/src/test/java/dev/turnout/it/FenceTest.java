@@ -264,6 +264,29 @@ class FenceTest {
 
   @ParameterizedTest(name = "PostgreSQL {0}")
   @ValueSource(ints = {15})
+  void anAnalyzeAfterTheFinalLsn_onlyWritesStatistics_andIsNoFinding(int version) throws Exception {
+    MigrationFaultsTest.Stop promoted = new MigrationFaultsTest.Stop(Phase.SHIFTING, Migrator.Failpoint.Point.AFTER_SAVE);
+    setUp(version, promoted);
+    try (Connection c = f.source.connect(); Statement s = c.createStatement()) {
+      s.execute("insert into writes(seq) select -g from generate_series(100, 1100) g");
+    }
+    Migration started = f.migrator().start(spec(Duration.ofMillis(300), false));
+    promoted.awaitReached();
+    try (Connection c = f.asMigrator(f.source); Statement s = c.createStatement()) {
+      s.execute("set default_transaction_read_only = off");
+      s.execute("analyze writes"); // what autovacuum does on its own: pg_statistic, and pg_class in place
+    }
+    promoted.release.countDown();
+    Migration done = f.awaitPhase(started.id(), p -> p == Phase.COMPLETED || p.isTerminal() || p == Phase.HALTED,
+        Duration.ofSeconds(60));
+
+    assertThat(done.phase()).as(MigrationFixture.history(done)).isEqualTo(Phase.COMPLETED);
+    assertThat(done.history()).extracting(Migration.Event::note)
+        .anySatisfy(n -> assertThat(n).contains("statistics-only commit(s) by ANALYZE"));
+  }
+
+  @ParameterizedTest(name = "PostgreSQL {0}")
+  @ValueSource(ints = {15})
   void aWriteLetInBeforePromotion_rollsBack_andTheSourceKeepsIt(int version) throws Exception {
     MigrationFaultsTest.Stop fenced = new MigrationFaultsTest.Stop(Phase.CATCHING_UP, Migrator.Failpoint.Point.AFTER_SAVE);
     setUp(version, fenced);
