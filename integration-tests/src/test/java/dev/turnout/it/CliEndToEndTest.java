@@ -113,6 +113,43 @@ class CliEndToEndTest {
     assertThat(missing.err()).contains("NOT_FOUND").contains("nosuchid");
   }
 
+  @Test
+  void nothingListeningAtTheAdminAddress_isSaidPlainly() throws Exception {
+    int port = PostgresServer.freePort();
+    Cli.Result r = Cli.run("migrate", "status", "--admin", "127.0.0.1:" + port);
+    assertThat(r.exit()).isEqualTo(1);
+    assertThat(r.err()).contains("cannot reach the control plane at 127.0.0.1:" + port + ": connection refused")
+        .doesNotContain("io exception");
+  }
+
+  @Test
+  void startWithoutWatch_waitsThroughPreflight_andExitsNonZeroNamingTheFailedChecks() throws Exception {
+    f = new MigrationFixture(dir, Migrator.Failpoint.NONE);
+    try (PostgresServer stranger = PostgresServer.start(dir.resolve("stranger"))) {
+      Cli.Result r = turnout("migrate", "start", "app", "--target", "127.0.0.1:" + stranger.port());
+      assertThat(r.exit()).as(r.out() + r.err()).isEqualTo(3);
+      assertThat(r.err()).contains("stopped in preflight").contains("FAIL target is a standby")
+          .contains("FAIL same system identifier").contains("error: preflight failed");
+    }
+  }
+
+  @Test
+  void aSecondStartWhileTheFirstHasTheRouteDrained_namesTheMigrationUnderWay() throws Exception {
+    MigrationFaultsTest.Stop fenced = new MigrationFaultsTest.Stop(Phase.CATCHING_UP, Migrator.Failpoint.Point.AFTER_SAVE);
+    f = new MigrationFixture(dir, fenced);
+    var started = f.migrator().start(f.spec(java.time.Duration.ofSeconds(1), java.time.Duration.ofSeconds(60)));
+    fenced.awaitReached(); // the route is drained now
+    try {
+      Cli.Result again = turnout("migrate", "start", "app", "--target", "127.0.0.1:" + f.target.port());
+      assertThat(again.exit()).isEqualTo(2);
+      assertThat(again.err()).contains("ALREADY_EXISTS")
+          .contains("database 'app' already has migration " + started.id() + " in CATCHING_UP").doesNotContain("drained");
+    } finally {
+      fenced.release.countDown();
+    }
+    f.awaitPhase(started.id(), p -> p == Phase.COMPLETED || p.isTerminal(), java.time.Duration.ofSeconds(60));
+  }
+
   private static String id(String out) {
     Matcher m = Pattern.compile("migration (\\w+) of database").matcher(out);
     assertThat(m.find()).as(out).isTrue();

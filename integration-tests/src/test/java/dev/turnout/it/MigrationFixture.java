@@ -43,6 +43,7 @@ final class MigrationFixture implements AutoCloseable {
   final int xdsPort;
   ControlPlane plane;
   private final TurnoutConfig.MigratorSettings settings;
+  final Roles roles;
   private boolean restarted;
   final Sidecar sidecar;
 
@@ -69,13 +70,48 @@ final class MigrationFixture implements AutoCloseable {
   /** @param settings the control plane's migrator section (AWS settings, say) */
   MigrationFixture(Path dir, Migrator.Failpoint failpoint, Path bin, boolean sqlBackup, boolean migrationMakesReplica,
       TurnoutConfig.MigratorSettings settings, String... extraTargetSettings) throws Exception {
+    this(dir, failpoint, new Roles("postgres", "postgres", java.util.List.of()), bin, sqlBackup, migrationMakesReplica,
+        settings, extraTargetSettings);
+  }
+
+  /**
+   * Who is who on the servers, and settings both of them get.
+   *
+   * @param migrator the role the migrator connects as; made here (superuser, replication) unless it is postgres
+   * @param standby the role the standby streams as (made with the SQL backup API when not postgres)
+   */
+  record Roles(String migrator, String standby, java.util.List<String> serverSettings) {}
+
+  /**
+   * A fixture whose migrator connects as its own role rather than as the bootstrap superuser, so a fence can be
+   * tried on postgres itself; the standby is made with the SQL backup API, streaming as {@code roles.standby()}.
+   */
+  static MigrationFixture withRoles(Path dir, Migrator.Failpoint failpoint, Path bin, Roles roles) throws Exception {
+    return new MigrationFixture(dir, failpoint, roles, bin, true, false,
+        new TurnoutConfig.MigratorSettings(roles.migrator(), Optional.empty()));
+  }
+
+  private MigrationFixture(Path dir, Migrator.Failpoint failpoint, Roles roles, Path bin, boolean sqlBackup,
+      boolean migrationMakesReplica, TurnoutConfig.MigratorSettings settings, String... extraTargetSettings)
+      throws Exception {
     this.dir = dir;
     this.settings = settings;
     this.bin = bin;
+    this.roles = roles;
     this.migrationMakesReplica = migrationMakesReplica;
-    source = PostgresServer.start(bin, dir.resolve("source"), "wal_level=logical", "max_wal_senders=10",
-        "max_replication_slots=10");
+    java.util.List<String> serverSettings = new java.util.ArrayList<>(java.util.List.of("wal_level=logical",
+        "max_wal_senders=10", "max_replication_slots=10"));
+    serverSettings.addAll(roles.serverSettings());
+    String[] both = serverSettings.toArray(String[]::new);
+    source = PostgresServer.start(bin, dir.resolve("source"), both);
     source.createApplication();
+    try (Connection c = source.connect(); Statement s = c.createStatement()) {
+      for (String role : new java.util.LinkedHashSet<>(java.util.List.of(roles.migrator(), roles.standby()))) {
+        if (!role.equals("postgres")) {
+          s.execute("create role " + role + (role.equals(roles.migrator()) ? " superuser" : "") + " login replication");
+        }
+      }
+    }
     if (migrationMakesReplica) {
       target = null;
     } else if (sqlBackup) {
@@ -84,7 +120,7 @@ final class MigrationFixture implements AutoCloseable {
       int port = PostgresServer.freePort();
       try (Connection c = source.connect()) {
         SameHostReplica.create(c, new SameHostReplica.Plan(source.dataDir(), data,
-            new ServerAddress("127.0.0.1", source.port()), port, "turnout_standby", "postgres"));
+            new ServerAddress("127.0.0.1", source.port()), port, "turnout_standby", roles.standby()));
       }
       // In the configuration file, not on the command line, so the migrator can change them (ALTER SYSTEM).
       StringBuilder conf = new StringBuilder();
@@ -93,11 +129,9 @@ final class MigrationFixture implements AutoCloseable {
         conf.append(setting, 0, eq).append(" = '").append(setting.substring(eq + 1)).append("'\n");
       }
       Files.writeString(data.resolve("postgresql.auto.conf"), conf, java.nio.file.StandardOpenOption.APPEND);
-      target = PostgresServer.open(bin, data, port, "wal_level=logical", "max_wal_senders=10",
-          "max_replication_slots=10");
+      target = PostgresServer.open(bin, data, port, both);
     } else {
-      target = PostgresServer.startStandby(dir.resolve("target"), source, "turnout_standby", "wal_level=logical",
-          "max_wal_senders=10", "max_replication_slots=10");
+      target = PostgresServer.startStandby(dir.resolve("target"), source, "turnout_standby", both);
     }
     targetPort = target == null ? PostgresServer.freePort() : target.port();
     appPort = PostgresServer.freePort();
@@ -113,6 +147,11 @@ final class MigrationFixture implements AutoCloseable {
       }
     }
     throw new AssertionError("sidecar never served");
+  }
+
+  /** A connection to {@code server} as the migrator's role (the one role the fence leaves able to log in). */
+  Connection asMigrator(PostgresServer server) throws SQLException {
+    return DriverManager.getConnection(server.jdbcUrl().replace("user=postgres", "user=" + roles.migrator()));
   }
 
   void startPlane(Migrator.Failpoint failpoint) throws Exception {

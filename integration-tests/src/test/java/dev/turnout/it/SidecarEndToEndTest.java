@@ -151,6 +151,84 @@ class SidecarEndToEndTest {
     assertThat(stats.holdNanosTotal()).isGreaterThanOrEqualTo(TimeUnit.MILLISECONDS.toNanos(700));
   }
 
+  /**
+   * A TCP relay in front of {@code server} that holds the server's first answer back for {@code delay}: a login
+   * that takes that long (a slow authentication, a busy server).
+   */
+  private static ServerSocket slowLogin(PostgresServer server, Duration delay) throws Exception {
+    ServerSocket listener = new ServerSocket(0, 50, java.net.InetAddress.getLoopbackAddress());
+    Thread accept = new Thread(() -> {
+      while (!listener.isClosed()) {
+        try {
+          java.net.Socket client = listener.accept();
+          java.net.Socket upstream = new java.net.Socket("127.0.0.1", server.port());
+          pump(client.getInputStream(), upstream.getOutputStream(), Duration.ZERO);
+          pump(upstream.getInputStream(), client.getOutputStream(), delay);
+        } catch (java.io.IOException e) {
+          return;
+        }
+      }
+    }, "slow-login-accept");
+    accept.setDaemon(true);
+    accept.start();
+    return listener;
+  }
+
+  private static void pump(java.io.InputStream in, java.io.OutputStream out, Duration firstDelay) {
+    Thread t = new Thread(() -> {
+      byte[] buf = new byte[8192];
+      boolean first = true;
+      try (in; out) {
+        for (int n; (n = in.read(buf)) >= 0; ) {
+          if (first && !firstDelay.isZero()) {
+            Thread.sleep(firstDelay.toMillis());
+          }
+          first = false;
+          out.write(buf, 0, n);
+          out.flush();
+        }
+      } catch (java.io.IOException | InterruptedException e) {
+        // one side closed
+      }
+    }, "slow-login-pump");
+    t.setDaemon(true);
+    t.start();
+  }
+
+  @Test
+  void aDrainIsAcked_onlyOnceTheConnectionsAcceptedBeforeItHaveLoggedIn() throws Exception {
+    try (ServerSocket slow = slowLogin(first, Duration.ofMillis(800))) {
+      appPort = PostgresServer.freePort();
+      startPlane(0, new DatabaseRoute("app", appPort, Optional.of(new Endpoint("127.0.0.1", slow.getLocalPort())),
+          Set.of("app")));
+      startSidecar(Duration.ofSeconds(20));
+      awaitServing();
+
+      for (String sslmode : List.of("disable", "prefer")) { // prefer: an SSLRequest first, declined by the server
+        CompletableFuture<Connection> loggingIn = CompletableFuture.supplyAsync(() -> {
+          try {
+            return DriverManager.getConnection(PostgresServer.jdbcUrl(appPort).replace("sslmode=disable",
+                "sslmode=" + sslmode));
+          } catch (SQLException e) {
+            throw new IllegalStateException(e);
+          }
+        });
+        Thread.sleep(200); // accepted and relayed; the server has not answered yet
+        long start = System.nanoTime();
+        plane.routing().drain("app").get(10, TimeUnit.SECONDS);
+        long ackMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
+
+        assertThat(loggingIn).as(sslmode + ": logged in when the drain was ACKed (after " + ackMillis + " ms)")
+            .succeedsWithin(Duration.ofMillis(200));
+        assertThat(ackMillis).as(sslmode).isGreaterThanOrEqualTo(300);
+        try (Connection c = loggingIn.join()) {
+          assertThat(serverPort(c)).isEqualTo(first.port());
+        }
+        plane.routing().route("app", new Endpoint("127.0.0.1", slow.getLocalPort())).get(10, TimeUnit.SECONDS);
+      }
+    }
+  }
+
   @Test
   void aConnectionHeldPastTheTimeout_getsAClearPostgresError() throws Exception {
     startPlane(0, app(first));

@@ -74,15 +74,49 @@ public record Migration(String id, Spec spec, Phase phase, Progress progress, Im
    * @param phaseDeadline how long any one phase may take before the migration rolls back (or halts)
    * @param allowDroppingStaleSlots whether preflight may drop inactive logical slots that retain WAL
    * @param createReplica when present, the migrator makes the target itself on this host before preflight
+   * @param cutover how the cutover treats the work in flight on the source
    */
   public record Options(Duration validationWindow, long maxLagBytes, Duration phaseDeadline,
-      boolean allowDroppingStaleSlots, Optional<Replica> createReplica) {
+      boolean allowDroppingStaleSlots, Optional<Replica> createReplica, Cutover cutover) {
+    public Options {
+      createReplica = createReplica == null ? Optional.empty() : createReplica;
+      cutover = cutover == null ? Cutover.DEFAULT : cutover; // migrations saved before the field existed
+    }
+
     public static Options defaults() {
       return new Options(Duration.ofSeconds(30), 16L * 1024 * 1024, Duration.ofMinutes(2), false, Optional.empty());
     }
 
+    public Options(Duration validationWindow, long maxLagBytes, Duration phaseDeadline, boolean allowDroppingStaleSlots,
+        Optional<Replica> createReplica) {
+      this(validationWindow, maxLagBytes, phaseDeadline, allowDroppingStaleSlots, createReplica, Cutover.DEFAULT);
+    }
+
     public Options(Duration validationWindow, long maxLagBytes, Duration phaseDeadline, boolean allowDroppingStaleSlots) {
       this(validationWindow, maxLagBytes, phaseDeadline, allowDroppingStaleSlots, Optional.empty());
+    }
+
+    public Options withCutover(Cutover c) {
+      return new Options(validationWindow, maxLagBytes, phaseDeadline, allowDroppingStaleSlots, createReplica, c);
+    }
+  }
+
+  /**
+   * How the cutover treats the work in flight on the source (PgBouncer's PAUSE is the model).
+   *
+   * @param quiesceGrace after the drain is ACKed, how long transactions in flight, connections accepted before
+   *     the drain and prepared transactions get to finish before the fence cuts what still runs
+   * @param rollbackPreparedTransactions whether prepared transactions still there after the grace are rolled back
+   *     on the source (their gids recorded); without it the migration stops and rolls back, naming them
+   */
+  public record Cutover(Duration quiesceGrace, boolean rollbackPreparedTransactions) {
+    public static final Duration DEFAULT_GRACE = Duration.ofSeconds(2);
+    public static final Cutover DEFAULT = new Cutover(DEFAULT_GRACE, false);
+
+    public Cutover {
+      if (quiesceGrace == null || quiesceGrace.isNegative()) {
+        throw new IllegalArgumentException("quiesce grace " + quiesceGrace + " must be zero or more");
+      }
     }
   }
 

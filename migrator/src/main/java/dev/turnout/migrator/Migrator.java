@@ -6,6 +6,7 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Comparator;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -27,7 +28,7 @@ import org.slf4j.LoggerFactory;
  */
 public final class Migrator {
   private static final Logger log = LoggerFactory.getLogger(Migrator.class);
-  private static final Duration POLL = Duration.ofMillis(100);
+  private static final Duration POLL = Duration.ofMillis(20);
 
   private final MigrationStore store;
   private final Router router;
@@ -214,18 +215,31 @@ public final class Migrator {
     plan.add("REPLICATING: sample lag and WAL rates for " + o.validationWindow().toSeconds() + " s; the target must"
         + " stay within " + o.maxLagBytes() + " bytes");
     plan.add("QUIESCING: drain route '" + db + "' and wait for every subscribed sidecar's ACK (new connections are held)");
+    plan.add("QUIESCING: wait up to " + o.cutover().quiesceGrace().toMillis() + " ms for transactions in flight,"
+        + " connections accepted before the drain and prepared transactions on " + spec.source() + " to finish;"
+        + " end sessions idle between transactions");
     plan.add("QUIESCING: fence " + spec.source() + (aws
-        ? ": record its security groups in a tag, swap them for the fence group, other login roles NOLOGIN,"
-            + " reboot to end client sessions; verify; record the final LSN"
-        : ": default_transaction_read_only=on, other login roles NOLOGIN, end client sessions; verify; record the final LSN"));
-    plan.add("CATCHING_UP: wait for each logical slot's consumer to confirm the final LSN; record the slots");
-    plan.add("CATCHING_UP: wait for " + spec.target() + " to replay the final LSN" + (aws ? "" : "; arm it read-only"));
+        ? ": record its security groups in a tag, swap them for the fence group, keep its WAL (a physical slot),"
+            + " every login role but the migrator's and the standby's NOLOGIN, reboot, end every session that can"
+            + " run SQL but logical walsenders streaming a slot"
+        : ": default_transaction_read_only=on, keep its WAL (a physical slot), every login role but the migrator's"
+            + " and the standby's NOLOGIN, end every session that can run SQL but logical walsenders streaming a slot")
+        + "; prepared transactions left: " + (o.cutover().rollbackPreparedTransactions()
+            ? "roll them back, recording their gids" : "stop and roll back the migration, naming them")
+        + "; verify; record the final LSN");
+    plan.add("CATCHING_UP: wait for each logical slot's consumer to confirm the final LSN; record the slots; end"
+        + " the walsenders that streamed them");
+    plan.add("CATCHING_UP: wait for " + spec.target() + " to replay the final LSN" + (aws ? "" : "; arm it read-only")
+        + "; read the source's WAL after the final LSN: any commit there rolls back");
     plan.add("PROMOTING: " + (aws ? "promote cluster " + spec.aurora().get().targetCluster() + " and wait until it is"
         + " available and writable" : "pg_promote " + spec.target() + "; confirm the new timeline")
-        + "; recreate (or verify synced) slots; restore the fenced roles' logins; admit writes");
+        + "; the standby's roles NOLOGIN on the source; no transaction left prepared on the target;"
+        + " recreate (or verify synced) slots; restore the fenced roles' logins; admit writes");
     plan.add("SHIFTING: route '" + db + "' to " + spec.target() + " and wait for every subscribed sidecar's ACK");
-    plan.add("VERIFYING: commit a write probe on " + spec.target());
-    plan.add("COMPLETED: keep " + spec.source() + " fenced and intact until the migration is finalized");
+    plan.add("VERIFYING: commit a write probe on " + spec.target() + "; read the source's WAL after the final LSN:"
+        + " any commit there halts");
+    plan.add("COMPLETED: keep " + spec.source() + " fenced and intact until the migration is finalized; finalizing"
+        + " reads its WAL after the final LSN once more, then lets it go");
     plan.add("ROLLING_BACK: only if the migration fails before COMPLETED, or on request: route '" + db + "' back to "
         + spec.source() + " and wait for the ACKs; unfence " + spec.source() + " (before QUIESCING neither was changed:"
         + " nothing to undo)");
@@ -289,9 +303,32 @@ public final class Migrator {
         throw new MigrationConflictException(MigrationConflictException.Kind.FAILED_PRECONDITION,
             m + " is in " + m.phase() + "; only a COMPLETED migration can be finalized");
       }
-      Migration done = m.to(Phase.FINALIZED, clock.instant(), "finalized by the operator");
-      save(done);
-      return done;
+      // The last proof: nothing committed on the source since the final LSN, up to now.
+      try (Platform platform = platforms.open(m.spec())) {
+        String proof;
+        try {
+          proof = proveNothingCommittedAfter(m, platform);
+        } catch (CommitsAfterFence e) {
+          Migration halted = m.with(m.progress().withError(e.getMessage())).to(Phase.HALTED, clock.instant(),
+              "halted for an operator: " + e.getMessage() + "; carry them to the target by hand, or roll back with"
+                  + " consent (writes on the target would be lost)");
+          save(halted);
+          throw new MigrationConflictException(MigrationConflictException.Kind.FAILED_PRECONDITION,
+              m + " cannot be finalized, and is halted: " + e.getMessage());
+        } catch (MigrationException e) {
+          throw new MigrationConflictException(MigrationConflictException.Kind.FAILED_PRECONDITION, m
+              + " cannot be finalized without the proof that nothing committed on the source after the final LSN: "
+              + e.getMessage());
+        }
+        Migration done = m.to(Phase.FINALIZED, clock.instant(), "finalized by the operator; " + proof);
+        save(done);
+        try {
+          platform.releaseFenceHold();
+        } catch (MigrationException e) {
+          log.warn("{}: finalized, but the source still keeps its WAL: {}", m, e.getMessage());
+        }
+        return done;
+      }
     }
   }
 
@@ -326,6 +363,15 @@ public final class Migrator {
         m.progress().finalLsn().map(l -> "; final LSN " + l).orElse(""), note.isEmpty() ? "" : "; " + note);
     failpoint.reached(next, Failpoint.Point.AFTER_SAVE);
     return next;
+  }
+
+  /** The source's WAL holds commits after the final LSN: the fence did not hold. */
+  private static final class CommitsAfterFence extends MigrationException {
+    private static final long serialVersionUID = 1L;
+
+    CommitsAfterFence(String message) {
+      super(message);
+    }
   }
 
   /** Thrown inside a phase when the operator asked to roll back. */
@@ -494,43 +540,207 @@ public final class Migrator {
     return transition(m, Phase.VALIDATED, figures);
   }
 
+  /**
+   * Drain, let in-flight work finish, fence, handle what is left prepared, verify, record the final LSN. The
+   * order matters: the drain first, so no new connection reaches the source; then the grace, while every role can
+   * still log in (a connection accepted before the drain may still be logging in, and a transaction manager must
+   * be able to finish what it prepared); then the fence cuts only what is left.
+   */
   private Migration quiesce(Migration m, Platform platform) throws MigrationException, InterruptedException {
+    Instant draining = clock.instant();
     await(m, "the route drain to be ACKed", router.drain(m.database()));
+    m = m.note(clock.instant(), "route drained: every sidecar ACKed in " + Duration.between(draining, clock.instant())
+        .toMillis() + " ms");
+    m = letInFlightWorkFinish(m, platform);
+    ImmutableList<Platform.PreparedTransaction> left = platform.preparedTransactions();
+    if (!left.isEmpty() && !m.spec().options().cutover().rollbackPreparedTransactions()) {
+      save(m); // the grace's notes, then stop before fencing: nothing to undo but the drain
+      refuseLeftoverPrepared(m, left);
+    }
     if (m.progress().fencedRoles().isEmpty()) {
       // Record which roles the fence takes away before taking them, so an unfence after a crash restores them.
-      ImmutableList<String> roles = platform.loginRolesToFence();
-      m = m.with(m.progress().withFencedRoles(roles)).note(clock.instant(), "fencing roles " + roles);
+      ImmutableList<String> roles = platform.loginRolesToFence(true);
+      List<String> kept = new ArrayList<>(platform.loginRolesToFence(false));
+      kept.removeAll(roles);
+      m = m.with(m.progress().withFencedRoles(roles)).note(clock.instant(), "fencing roles " + roles
+          + (kept.isEmpty() ? "" : "; the standby's " + kept + " keep their login until the target is promoted"));
       save(m);
     }
     store.confirmWriter(); // the irreversible steps are re-checked right before they act
-    platform.fence(m.progress().fencedRoles());
+    ImmutableList<Platform.Session> ended = platform.fence(m.progress().fencedRoles());
+    List<Platform.Session> cut = ended.stream().filter(Platform.Session::busy).toList();
+    if (!ended.isEmpty()) {
+      m = m.note(clock.instant(), "fence cut " + cut.size() + " session(s) at work" + roles(cut) + " and ended "
+          + (ended.size() - cut.size()) + " idle one(s)" + roles(ended.stream().filter(x -> !x.busy()).toList()));
+    }
+    ImmutableList<Platform.PreparedTransaction> prepared = platform.preparedTransactions();
+    if (!prepared.isEmpty()) {
+      refuseLeftoverPrepared(m, prepared);
+      // The gids are recorded before they are rolled back.
+      m = m.note(clock.instant(), "rolling back " + prepared.size() + " prepared transaction(s) on the source, as"
+          + " the operator allowed: " + describe(prepared));
+      save(m);
+      platform.rollBackPreparedTransactions(prepared);
+    }
     platform.verifyFence(m.progress().fencedRoles());
-    Lsn finalLsn = platform.sourceLsn();
+    Lsn finalLsn = platform.finalLsn();
     m = m.with(m.progress().withFinalLsn(finalLsn));
     return transition(m, Phase.CATCHING_UP, "source fenced at final LSN " + finalLsn);
   }
 
+  private static final Duration QUIESCE_POLL = Duration.ofMillis(10);
+
+  /**
+   * PgBouncer's PAUSE, done at the server: the drain stops new connections, so wait up to the quiesce grace for
+   * the work in flight at the drain to finish: each session's transaction open when it is first seen (or, for a
+   * connection accepted before the drain and not yet at its first statement, its first transaction), and
+   * prepared transactions. A session is ended as soon as it is idle between transactions, or has begun another
+   * transaction: a TCP proxy cannot hold a persistent connection's next transaction as PgBouncer holds its
+   * clients', so that one fails at its start rather than later. What still works at the deadline the fence cuts.
+   */
+  private Migration letInFlightWorkFinish(Migration m, Platform platform) throws MigrationException, InterruptedException {
+    Duration grace = m.spec().options().cutover().quiesceGrace();
+    Instant start = clock.instant();
+    Map<Integer, Optional<Instant>> inFlight = new HashMap<>(); // the transaction each session had when first seen
+    Map<Integer, Platform.Session> idleEnded = new java.util.LinkedHashMap<>();
+    Map<Integer, Platform.Session> moreEnded = new java.util.LinkedHashMap<>();
+    List<Platform.Session> busy;
+    ImmutableList<Platform.PreparedTransaction> prepared;
+    while (true) {
+      checkInterrupts(m);
+      busy = new ArrayList<>();
+      List<Platform.Session> end = new ArrayList<>();
+      for (Platform.Session s : platform.applicationSessions()) {
+        Optional<Instant> first = inFlight.computeIfAbsent(s.pid(), pid -> s.transactionStart());
+        if (!s.busy()) {
+          end.add(s);
+          idleEnded.putIfAbsent(s.pid(), s);
+        } else if (first.isPresent() && !first.equals(s.transactionStart())) {
+          end.add(s);
+          moreEnded.putIfAbsent(s.pid(), s);
+        } else {
+          if (first.isEmpty()) {
+            inFlight.put(s.pid(), s.transactionStart()); // a fresh login's first transaction is its work
+          }
+          busy.add(s);
+        }
+      }
+      platform.endApplicationSessions(end);
+      prepared = platform.preparedTransactions();
+      if (busy.isEmpty() && prepared.isEmpty() || !clock.instant().isBefore(start.plus(grace))) {
+        break;
+      }
+      sleeper.sleep(QUIESCE_POLL);
+    }
+    long ms = Duration.between(start, clock.instant()).toMillis();
+    String note = busy.isEmpty() && prepared.isEmpty() ? "work in flight on the source finished in " + ms + " ms"
+        : "quiesce grace of " + grace.toMillis() + " ms over: " + busy.size() + " session(s) still at work" + roles(busy)
+            + (prepared.isEmpty() ? "" : ", " + prepared.size() + " prepared transaction(s): " + describe(prepared));
+    if (!idleEnded.isEmpty()) {
+      note += "; ended " + idleEnded.size() + " session(s) idle between transactions" + roles(idleEnded.values());
+    }
+    if (!moreEnded.isEmpty()) {
+      note += "; ended " + moreEnded.size() + " session(s) that began another transaction" + roles(moreEnded.values());
+    }
+    return m.note(clock.instant(), note); // saved with the roles, or the next state
+  }
+
+  /** Stops the migration naming {@code prepared} unless the operator allowed rolling them back. */
+  private void refuseLeftoverPrepared(Migration m, List<Platform.PreparedTransaction> prepared) throws MigrationException {
+    if (!prepared.isEmpty() && !m.spec().options().cutover().rollbackPreparedTransactions()) {
+      throw new MigrationException("database '" + m.database() + "': " + prepared.size() + " prepared transaction(s)"
+          + " on " + m.spec().source() + " did not finish within the quiesce grace of "
+          + m.spec().options().cutover().quiesceGrace().toMillis() + " ms: " + describe(prepared) + ". Finish them"
+          + " (COMMIT PREPARED or ROLLBACK PREPARED), or start the migration with --rollback-prepared-transactions");
+    }
+  }
+
+  private String describe(List<Platform.PreparedTransaction> prepared) {
+    Instant now = clock.instant();
+    return prepared.stream().map(p -> p.describe(now)).collect(java.util.stream.Collectors.joining(", "));
+  }
+
+  /** {@code " (roles app x2, cdc)"}, or nothing for no session. */
+  private static String roles(java.util.Collection<Platform.Session> sessions) {
+    if (sessions.isEmpty()) {
+      return "";
+    }
+    Map<String, Long> byRole = new java.util.TreeMap<>(sessions.stream().collect(java.util.stream.Collectors
+        .groupingBy(x -> x.role().isEmpty() ? "?" : x.role(), java.util.stream.Collectors.counting())));
+    return " (roles " + byRole.entrySet().stream().map(e -> e.getKey() + (e.getValue() > 1 ? " x" + e.getValue() : ""))
+        .collect(java.util.stream.Collectors.joining(", ")) + ")";
+  }
+
+  /**
+   * Logical slot consumers confirm the final LSN on the walsenders the fence left streaming; each poll ends
+   * whatever session appeared meanwhile (a walsender that stopped streaming to run SQL, a login as a standby's
+   * role). Then those walsenders are ended too, the target replays the final LSN, and the source's WAL is checked
+   * before promotion: a finding here rolls back, and the source keeps the write.
+   */
   private Migration catchUp(Migration m, Platform platform) throws MigrationException, InterruptedException {
     Lsn finalLsn = m.progress().finalLsn().orElseThrow();
+    List<Platform.Session> reasserted = new ArrayList<>();
     List<SlotPosition> recorded = new ArrayList<>();
     for (Platform.Slot slot : platform.sourceSlots()) {
       String name = slot.name();
-      poll(m, "logical slot " + name + " to confirm " + finalLsn, () -> platform.sourceSlots().stream()
-          .anyMatch(s -> s.name().equals(name) && s.confirmedLsn().atLeast(finalLsn)));
+      poll(m, "logical slot " + name + " to confirm " + finalLsn, () -> {
+        reasserted.addAll(platform.endSessions(false));
+        return platform.sourceSlots().stream().anyMatch(s -> s.name().equals(name) && s.confirmedLsn().atLeast(finalLsn));
+      });
       Platform.Slot confirmed = platform.sourceSlots().stream().filter(s -> s.name().equals(name)).findFirst().orElseThrow();
       recorded.add(new SlotPosition(name, confirmed.plugin(), confirmed.confirmedLsn()));
     }
-    m = m.with(m.progress().withSlots(recorded)).note(clock.instant(), "slots recorded: " + recorded);
+    ImmutableList<Platform.Session> streams = platform.endSessions(true); // every consumer has the final LSN now
+    m = m.with(m.progress().withSlots(recorded)).note(clock.instant(), "slots recorded: " + recorded
+        + (streams.isEmpty() ? "" : "; ended " + streams.size() + " session(s) left streaming" + roles(streams))
+        + (reasserted.isEmpty() ? "" : "; ended " + reasserted.size() + " session(s) opened after the fence"
+            + roles(reasserted)));
     save(m);
-    poll(m, "the target to replay " + finalLsn, () -> platform.targetReplayLsn().atLeast(finalLsn));
+    poll(m, "the target to replay " + finalLsn, () -> {
+      platform.endSessions(true);
+      return platform.targetReplayLsn().atLeast(finalLsn);
+    });
     platform.syncFailoverSlots();
     platform.armTargetReadOnly();
-    return transition(m, Phase.PROMOTING, "target replayed " + platform.targetReplayLsn());
+    String proof = proveNothingCommittedAfter(m, platform);
+    return transition(m, Phase.PROMOTING, "target replayed " + platform.targetReplayLsn() + "; " + proof);
+  }
+
+  /**
+   * Reads the source's WAL from the final LSN and throws, naming each transaction, unless nothing but
+   * statistics committed there. Returns what it checked, for the history.
+   */
+  private static String proveNothingCommittedAfter(Migration m, Platform platform) throws MigrationException {
+    Lsn finalLsn = m.progress().finalLsn().orElseThrow();
+    Platform.WalCheck check = platform.commitsAfter(finalLsn);
+    if (!check.findings().isEmpty()) {
+      throw new CommitsAfterFence("database '" + m.database() + "': " + check.findings().size() + " transaction(s)"
+          + " committed on the source " + m.spec().source() + " after the final LSN " + finalLsn + ": "
+          + String.join("; ", check.findings()) + ". Their writes are on the source only");
+    }
+    return "no commit on the source after the final LSN (WAL " + check.from() + " to " + check.to()
+        + (check.exempt() == 0 ? "" : "; " + check.exempt() + " statistics-only commit(s) by ANALYZE") + ")";
   }
 
   private Migration promote(Migration m, Platform platform) throws MigrationException, InterruptedException {
     store.confirmWriter();
     platform.promoteTarget();
+    // The standby's roles kept their login so it could reconnect while catching up; it streams no more.
+    ImmutableList<String> open = platform.loginRolesToFence(false);
+    if (!open.isEmpty()) {
+      List<String> all = new ArrayList<>(m.progress().fencedRoles());
+      open.stream().filter(r -> !all.contains(r)).forEach(all::add);
+      m = m.with(m.progress().withFencedRoles(all)).note(clock.instant(), "target promoted; the standby's roles "
+          + open + " refused on the source too");
+      save(m);
+      platform.refuseLogins(open);
+    }
+    ImmutableList<Platform.PreparedTransaction> carried = platform.targetPreparedTransactions();
+    if (!carried.isEmpty()) {
+      throw new MigrationException("database '" + m.database() + "': " + carried.size() + " transaction(s) came"
+          + " over to the target still prepared, holding their locks there: " + describe(carried)
+          + ". Commit or roll them back on " + m.spec().target());
+    }
     ImmutableList<String> slots = platform.createSlotsOnTarget(m.progress().slots()); // before any write is admitted
     platform.restoreLoginsOnTarget(m.progress().fencedRoles());
     platform.admitWritesOnTarget();
@@ -544,7 +754,8 @@ public final class Migrator {
 
   private Migration verify(Migration m, Platform platform) throws MigrationException, InterruptedException {
     platform.writeProbeTarget();
-    return transition(m, Phase.COMPLETED, "write probe committed on " + m.spec().target());
+    String proof = proveNothingCommittedAfter(m, platform);
+    return transition(m, Phase.COMPLETED, "write probe committed on " + m.spec().target() + "; " + proof);
   }
 
   /**

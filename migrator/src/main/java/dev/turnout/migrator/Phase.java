@@ -13,15 +13,21 @@ public enum Phase {
   REPLICATING,
   /** The target kept up for the whole window; cutover may start. */
   VALIDATED,
-  /** Draining the route, fencing the source and recording its final WAL position. */
+  /**
+   * Draining the route, letting the work in flight on the source finish within the grace, fencing the source
+   * against every role and session but the migrator's, and recording its final WAL position.
+   */
   QUIESCING,
-  /** Waiting for logical-slot consumers and the target's replay to reach the final position. */
+  /**
+   * Waiting for logical-slot consumers and the target's replay to reach the final position, then proving from
+   * the source's WAL that nothing committed after it.
+   */
   CATCHING_UP,
   /** Promoting the target, recreating the slots on it, then admitting writes. The point of no return for data. */
   PROMOTING,
   /** Routing sidecars to the target and waiting for every subscribed one to ACK. */
   SHIFTING,
-  /** Write probe on the target through its new role. */
+  /** Write probe on the target through its new role; the source's WAL proved again. */
   VERIFYING,
   /** Traffic is on the target; the source stays intact and fenced until finalized. */
   COMPLETED,

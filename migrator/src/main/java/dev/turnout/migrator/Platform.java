@@ -40,19 +40,106 @@ public interface Platform extends AutoCloseable {
 
   Sample sample() throws MigrationException;
 
-  /** The source's roles that can log in and must be refused during the fence (the migrator's own excluded). */
-  ImmutableList<String> loginRolesToFence() throws MigrationException;
+  /**
+   * A transaction prepared for two-phase commit on the source. It outlives its session, restarts and reboots,
+   * and {@code COMMIT PREPARED} is allowed in a read-only transaction: the read-only default does not stop it.
+   */
+  record PreparedTransaction(String gid, java.time.Instant prepared, String owner, String database) {
+    /** {@code 'g1' (owner app, database orders, prepared 12 s ago)}. */
+    public String describe(java.time.Instant now) {
+      long seconds = Math.max(0, java.time.Duration.between(prepared, now).toSeconds());
+      return "'" + gid + "' (owner " + owner + ", database " + database + ", prepared " + seconds + " s ago)";
+    }
+  }
 
-  /** Hard fence: read-only by default, {@code roles} refused at login, every client session ended. */
-  void fence(List<String> roles) throws MigrationException;
+  /**
+   * A session on the source that can run SQL (one connected to a database), as the quiesce and the fence see it.
+   *
+   * @param busy running a statement, inside a transaction, or logged in a moment ago and not yet at its first
+   *     statement: work the quiesce lets finish, and the fence cuts; not busy means idle between transactions
+   * @param transactionStart when its current transaction began (the source's clock), if it is in one
+   */
+  record Session(int pid, String role, String backendType, String state, boolean busy,
+      java.util.Optional<java.time.Instant> transactionStart) {}
 
-  /** Throws unless no client session is left on the source, new sessions are read-only and the roles are refused. */
+  /**
+   * What the source's WAL after the final LSN holds.
+   *
+   * @param findings one line per transaction that committed there (xid, LSN, time, what it changed)
+   * @param exempt commits that only wrote planner statistics (autovacuum's ANALYZE), which nothing needs kept
+   */
+  record WalCheck(Lsn from, Lsn to, ImmutableList<String> findings, int exempt) {}
+
+  /**
+   * The source's login roles the fence refuses: every one but the migrator's own, superusers and replication
+   * roles included. With {@code keepStandby}, the roles a physical standby of the source streams as are left
+   * out: they keep their login until the target is promoted, so the standby can reconnect while catching up.
+   */
+  ImmutableList<String> loginRolesToFence(boolean keepStandby) throws MigrationException;
+
+  /**
+   * The application's sessions on the source: clients and walsenders that are not streaming a slot. Sessions of
+   * the migrator, of a physical standby and logical walsenders streaming a slot are never the application's.
+   */
+  ImmutableList<Session> applicationSessions() throws MigrationException;
+
+  /** Ends those of {@code sessions} that are still open (by process id). */
+  void endApplicationSessions(List<Session> sessions) throws MigrationException;
+
+  /** Transactions prepared on the source and not yet committed or rolled back. */
+  ImmutableList<PreparedTransaction> preparedTransactions() throws MigrationException;
+
+  /** Rolls back each of {@code transactions} on the source that still exists (in its own database). */
+  void rollBackPreparedTransactions(List<PreparedTransaction> transactions) throws MigrationException;
+
+  /** Transactions that came over to the promoted target still prepared: they would hold their locks there. */
+  ImmutableList<PreparedTransaction> targetPreparedTransactions() throws MigrationException;
+
+  /**
+   * Hard fence: read-only by default, the source's WAL after this point kept until finalized, {@code roles}
+   * refused at login, and every session that can run SQL ended (whatever its role or backend type) except the
+   * migrator's own, physical walsenders and logical walsenders streaming a slot, whose consumers must still
+   * confirm the final LSN (see {@link #endSessions}). Returns the sessions it ended.
+   */
+  ImmutableList<Session> fence(List<String> roles) throws MigrationException;
+
+  /**
+   * Ends every session on the source that can run SQL but the migrator's own (and a PostgreSQL 17 standby's
+   * slot-sync reader); logical walsenders streaming a slot too when {@code slotStreamsToo}. Returns those ended.
+   */
+  ImmutableList<Session> endSessions(boolean slotStreamsToo) throws MigrationException;
+
+  /**
+   * Refuses {@code roles} at login on the source (used at promotion for the standby's roles, which the source
+   * no longer needs once the target stopped streaming from it).
+   */
+  void refuseLogins(List<String> roles) throws MigrationException;
+
+  /**
+   * Throws unless no session but the migrator's and streaming walsenders is left on the source, no prepared
+   * transaction is left, new sessions are read-only and the roles are refused.
+   */
   void verifyFence(List<String> roles) throws MigrationException;
 
   /** The source's current WAL position. */
   Lsn sourceLsn() throws MigrationException;
 
-  /** Undo of {@link #fence}: logins and writes accepted again. */
+  /**
+   * The source's WAL position once every record already inserted is flushed (asynchronous commits included),
+   * so that it covers every commit acknowledged so far: the final LSN.
+   */
+  Lsn finalLsn() throws MigrationException;
+
+  /**
+   * Reads the source's own WAL from {@code from} to its end and lists every transaction that committed there:
+   * the proof that nothing but the migrator committed after the final LSN.
+   */
+  WalCheck commitsAfter(Lsn from) throws MigrationException;
+
+  /** Lets the source recycle the WAL the fence kept for {@link #commitsAfter} (at finalize). */
+  void releaseFenceHold() throws MigrationException;
+
+  /** Undo of {@link #fence}: logins and writes accepted again, the WAL hold released. */
   void unfence(List<String> roles) throws MigrationException;
 
   ImmutableList<Slot> sourceSlots() throws MigrationException;

@@ -21,7 +21,10 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -52,6 +55,16 @@ final class DatabaseProxy {
   /** Open client connections and the endpoint each was relayed to. */
   @GuardedBy("this")
   private final Map<Channel, InetSocketAddress> relayed = new HashMap<>();
+
+  /**
+   * Connections sent to an endpoint whose login is not over yet (still connecting, or the server has not
+   * answered the startup with ReadyForQuery or an error): completed when it is, or when the connection closes.
+   */
+  @GuardedBy("this")
+  private final Map<Channel, CompletableFuture<Void>> loggingIn = new HashMap<>();
+
+  /** How long a drain waits for connections still logging in before it lets the ACK go anyway. */
+  static final Duration LOGIN_WAIT = Duration.ofSeconds(5);
 
   private final AtomicLong active = new AtomicLong();
   private final AtomicLong total = new AtomicLong();
@@ -116,9 +129,18 @@ final class DatabaseProxy {
     all.forEach(Channel::close);
   }
 
-  /** The endpoint new connections go to; empty holds them. Connections elsewhere close after the grace. */
+  /**
+   * The endpoint new connections go to; empty holds them. Connections elsewhere close after the grace.
+   *
+   * <p>A drain returns only once every connection sent to the old endpoint before it has finished logging in
+   * (bounded by {@link #LOGIN_WAIT}): the xDS client ACKs after this returns, so a drain ACK means no connection
+   * accepted before the drain is still choosing an endpoint, connecting or logging in. The migrator then sees
+   * each of them as a session, lets its work finish, and fences only after: a connection-per-transaction client
+   * is never refused by a fence that came between its connect and its login.
+   */
   void setEndpoint(Optional<InetSocketAddress> newEndpoint) {
     List<Channel> release = new ArrayList<>();
+    List<CompletableFuture<Void>> logins = new ArrayList<>();
     boolean staleExists;
     synchronized (this) {
       if (endpoint.equals(newEndpoint)) {
@@ -128,6 +150,8 @@ final class DatabaseProxy {
       endpoint = newEndpoint;
       if (newEndpoint.isPresent()) {
         release.addAll(held.keySet());
+      } else {
+        logins.addAll(loggingIn.values());
       }
       // Draining stops new connections only: open ones (a CDC consumer confirming its last changes, say) live on
       // until another endpoint is assigned. Ending client sessions is the migrator's fence, not the sidecar's.
@@ -137,6 +161,41 @@ final class DatabaseProxy {
     release.forEach(ch -> ch.eventLoop().execute(() -> releaseHeld(ch)));
     if (staleExists) {
       group.schedule(this::closeStale, staleGrace.toMillis(), TimeUnit.MILLISECONDS);
+    }
+    awaitLogins(logins);
+  }
+
+  private void awaitLogins(List<CompletableFuture<Void>> logins) {
+    if (logins.isEmpty()) {
+      return;
+    }
+    for (io.netty.util.concurrent.EventExecutor loop : group) {
+      if (loop.inEventLoop()) {
+        return; // never block an event loop: the logins themselves complete on it
+      }
+    }
+    long start = System.nanoTime();
+    try {
+      CompletableFuture.allOf(logins.toArray(CompletableFuture[]::new)).get(LOGIN_WAIT.toMillis(), TimeUnit.MILLISECONDS);
+      log.info("database {}: drained after {} connection(s) accepted before it logged in ({} ms)", name,
+          logins.size(), TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start));
+    } catch (TimeoutException e) {
+      log.warn("database {}: drained while {} connection(s) accepted before it are still logging in after {} ms",
+          name, logins.stream().filter(f -> !f.isDone()).count(), LOGIN_WAIT.toMillis());
+    } catch (ExecutionException e) {
+      // completed exceptionally: not done by this class
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  private void loginOver(Channel client) {
+    CompletableFuture<Void> f;
+    synchronized (this) {
+      f = loggingIn.remove(client);
+    }
+    if (f != null) {
+      f.complete(null);
     }
   }
 
@@ -183,6 +242,7 @@ final class DatabaseProxy {
         held.put(client, new Held(System.nanoTime(), timeout));
         return;
       }
+      loggingIn.put(client, new CompletableFuture<>());
     }
     connect(client, target.get());
   }
@@ -196,6 +256,9 @@ final class DatabaseProxy {
       }
       target = endpoint.get();
       h = held.remove(client);
+      if (h != null) {
+        loggingIn.put(client, new CompletableFuture<>());
+      }
     }
     if (h == null) {
       return;
@@ -225,13 +288,15 @@ final class DatabaseProxy {
   }
 
   private void connect(Channel client, InetSocketAddress target) {
+    LoginWatch login = new LoginWatch();
+    client.attr(ClientHandler.LOGIN).set(login);
     Bootstrap bootstrap = new Bootstrap()
         .group(client.eventLoop())
         .channel(transport.clientChannel())
         .option(ChannelOption.AUTO_READ, false)
         .option(ChannelOption.TCP_NODELAY, true)
         .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, 5000)
-        .handler(new ServerHandler(client));
+        .handler(new ServerHandler(client, login));
     ChannelFuture connecting = bootstrap.connect(target);
     client.attr(ClientHandler.UPSTREAM).set(connecting.channel());
     connecting.addListener((ChannelFutureListener) f -> {
@@ -246,6 +311,7 @@ final class DatabaseProxy {
         client.config().setAutoRead(true);
       } else {
         connectFailures.incrementAndGet();
+        loginOver(client);
         log.warn("database {}: cannot connect to {}: {}", name, target, f.cause().getMessage());
         refuse(client, "turnout sidecar: cannot connect to the server of database \"" + name + "\": "
             + f.cause().getMessage());
@@ -255,6 +321,7 @@ final class DatabaseProxy {
 
   private void closed(Channel client) {
     active.decrementAndGet();
+    loginOver(client);
     Held h;
     synchronized (this) {
       relayed.remove(client);
@@ -290,6 +357,7 @@ final class DatabaseProxy {
   /** Application side: relays bytes to the server one read at a time, so a slow server slows the client. */
   private final class ClientHandler extends ChannelInboundHandlerAdapter {
     static final io.netty.util.AttributeKey<Channel> UPSTREAM = io.netty.util.AttributeKey.valueOf("upstream");
+    static final io.netty.util.AttributeKey<LoginWatch> LOGIN = io.netty.util.AttributeKey.valueOf("login");
 
     @Override
     public void channelActive(ChannelHandlerContext ctx) {
@@ -302,6 +370,10 @@ final class DatabaseProxy {
       if (upstream == null || !upstream.isActive()) {
         io.netty.util.ReferenceCountUtil.release(msg);
         return;
+      }
+      LoginWatch login = ctx.channel().attr(LOGIN).get();
+      if (login != null && !login.over()) {
+        login.fromClient((ByteBuf) msg);
       }
       bytesToServer.addAndGet(((ByteBuf) msg).readableBytes());
       relay(msg, ctx.channel(), upstream);
@@ -330,9 +402,11 @@ final class DatabaseProxy {
   /** Server side: relays the server's bytes back to the application. */
   private final class ServerHandler extends ChannelInboundHandlerAdapter {
     private final Channel client;
+    private final LoginWatch login;
 
-    ServerHandler(Channel client) {
+    ServerHandler(Channel client, LoginWatch login) {
       this.client = client;
+      this.login = login;
     }
 
     @Override
@@ -342,6 +416,9 @@ final class DatabaseProxy {
 
     @Override
     public void channelRead(ChannelHandlerContext ctx, Object msg) {
+      if (!login.over() && login.fromServer((ByteBuf) msg)) {
+        loginOver(client);
+      }
       bytesToClient.addAndGet(((ByteBuf) msg).readableBytes());
       relay(msg, ctx.channel(), client);
     }

@@ -156,6 +156,13 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
     DatabaseRoute route = table.get(database).orElseThrow(() -> Status.NOT_FOUND.withDescription(
         "unknown database '" + database + "'; known: " + table.databases().keySet()).asRuntimeException());
     Optional<Migration.Aurora> aurora = aurora(database, request.getOptions());
+    // A migration under way drains the route: name it rather than the empty route it left.
+    migrator.list().stream().filter(m -> m.database().equals(database) && !m.phase().isTerminal()).findFirst()
+        .ifPresent(m -> {
+          throw Status.ALREADY_EXISTS.withDescription("database '" + database + "' already has migration " + m.id()
+              + " in " + m.phase() + (m.phase() == Phase.COMPLETED ? "; finalize it or roll it back first" : "")
+              + " (turnout migrate status " + m.id() + ")").asRuntimeException();
+        });
     Endpoint source = route.endpoint().orElseThrow(() -> Status.FAILED_PRECONDITION.withDescription(
         "database '" + database + "' is drained (no current endpoint): nothing to migrate from").asRuntimeException());
     String targetText = request.getTarget();
@@ -197,10 +204,23 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
       replica = Optional.of(new Migration.Replica(Path.of(r.getSourceDataDir()), Path.of(r.getTargetDataDir()),
           Path.of(r.getBinDir())));
     }
+    java.time.Duration grace = Migration.Cutover.DEFAULT_GRACE;
+    if (o.hasQuiesceGrace()) {
+      Duration g = o.getQuiesceGrace();
+      if (g.getSeconds() < 0 || g.getNanos() < 0 || g.getNanos() > 999_999_999) {
+        throw invalid("database '" + database + "': quiesce_grace must be zero or a positive duration");
+      }
+      grace = java.time.Duration.ofSeconds(g.getSeconds(), g.getNanos());
+    }
+    if (grace.compareTo(deadline) >= 0) {
+      throw invalid("database '" + database + "': quiesce_grace " + grace + " must be shorter than the phase deadline "
+          + deadline + ", which QUIESCING must also meet");
+    }
     return new Migration.Spec(database, new ServerAddress(source.host(), source.port()),
         new ServerAddress(target.host(), target.port()), new Migration.Options(window,
             o.getMaxLagBytes() == 0 ? defaults.maxLagBytes() : o.getMaxLagBytes(), deadline,
-            o.getAllowDroppingStaleSlots(), replica), aurora);
+            o.getAllowDroppingStaleSlots(), replica, new Migration.Cutover(grace, o.getRollbackPreparedTransactions())),
+        aurora);
   }
 
   private static Optional<Migration.Aurora> aurora(String database, MigrationOptions o) {

@@ -79,15 +79,42 @@ final class AdminOptions {
       } catch (StatusRuntimeException e) {
         // UNAVAILABLE: nothing was done there (down, or a replica that does not lead migrations): try the next.
         if (e.getStatus().getCode() != io.grpc.Status.Code.UNAVAILABLE || i + 1 == addresses.size()) {
-          return report(command, e);
+          return unreachable(addresses.get(i), e).map(why -> {
+            System.err.println("turnout " + command + ": " + why);
+            return 1;
+          }).orElseGet(() -> report(command, e));
         }
-        System.err.println("turnout " + command + ": " + addresses.get(i) + ": " + e.getStatus().getDescription()
-            + "; trying " + addresses.get(i + 1));
+        System.err.println("turnout " + command + ": " + unreachable(addresses.get(i), e)
+            .orElse(addresses.get(i) + ": " + e.getStatus().getDescription()) + "; trying " + addresses.get(i + 1));
       } finally {
         channel.shutdownNow();
       }
       channel = channel(addresses.get(i + 1));
     }
+  }
+
+  /**
+   * For a call that never reached a control plane (nothing listening, no route, no such host), what happened
+   * in an operator's words rather than gRPC's {@code UNAVAILABLE: io exception}.
+   */
+  static java.util.Optional<String> unreachable(Endpoint address, StatusRuntimeException e) {
+    if (e.getStatus().getCode() != io.grpc.Status.Code.UNAVAILABLE) {
+      return java.util.Optional.empty();
+    }
+    for (Throwable t = e.getCause(); t != null; t = t.getCause()) {
+      String why;
+      if (t instanceof java.net.ConnectException) {
+        String m = String.valueOf(t.getMessage()).toLowerCase(java.util.Locale.ROOT);
+        why = m.contains("refused") ? "connection refused" : m.contains("no route") ? "no route to host"
+            : m.contains("timed out") ? "connection timed out" : t.getMessage();
+      } else if (t instanceof java.net.UnknownHostException) {
+        why = "unknown host";
+      } else {
+        continue;
+      }
+      return java.util.Optional.of("cannot reach the control plane at " + address + ": " + why);
+    }
+    return java.util.Optional.empty();
   }
 
   static AdminGrpc.AdminBlockingStub stub(ManagedChannel channel) {

@@ -53,7 +53,13 @@ final class MigrateCommand {
     boolean dryRun;
     @Option(names = "--create-replica", arity = "3", paramLabel = "DIR",
         description = "Make the target first: SOURCE_DATA_DIR TARGET_DATA_DIR BIN_DIR (same host)") String[] replica;
-    @Option(names = "--watch", description = "Then watch it until it settles") boolean watch;
+    @Option(names = "--quiesce-grace", paramLabel = "DURATION", description = "After the drain, how long transactions"
+        + " in flight, connections accepted before it and prepared transactions on the source may finish before the"
+        + " fence cuts them (default 2s)") String quiesceGrace;
+    @Option(names = "--rollback-prepared-transactions", description = "Roll back transactions still prepared on the"
+        + " source after the grace, recording their gids, instead of stopping the migration") boolean rollbackPrepared;
+    @Option(names = "--watch", description = "Then watch it until it settles (without it: until preflight is over)")
+    boolean watch;
 
     @Override
     public Integer call() throws Exception {
@@ -66,6 +72,10 @@ final class MigrateCommand {
         if (deadline != null) {
           o.setPhaseDeadline(proto(Durations.parse("--deadline", deadline)));
         }
+        if (quiesceGrace != null) {
+          o.setQuiesceGrace(proto(Durations.parse("--quiesce-grace", quiesceGrace)));
+        }
+        o.setRollbackPreparedTransactions(rollbackPrepared);
       } catch (IllegalArgumentException e) {
         System.err.println("turnout migrate start: " + e.getMessage());
         return 2;
@@ -98,15 +108,43 @@ final class MigrateCommand {
         }
         System.out.println("migration " + m.getId() + " of database '" + m.getDatabase() + "' started: "
             + m.getSource() + " -> " + m.getTarget());
-        if (!watch) {
-          return 0;
-        }
         try {
-          return Watch.follow(channel, m.getId(), System.out);
+          return watch ? Watch.follow(channel, m.getId(), System.out) : throughPreflight(channel, m.getId());
         } catch (StatusRuntimeException e) {
           return AdminOptions.report("migrate start", e); // started: not to be started again on another replica
         }
       });
+    }
+
+    /**
+     * Follows the migration until preflight is over: 0 once it replicates, 3 (with each failed check and the
+     * error) when it stopped there, 1 if the stream ended first.
+     */
+    static int throughPreflight(ManagedChannel channel, String id) {
+      Iterator<Migration> updates = AdminGrpc.newBlockingStub(channel)
+          .watchMigration(WatchMigrationRequest.newBuilder().setId(id).build());
+      while (updates.hasNext()) {
+        Migration m = updates.next();
+        switch (m.getPhase()) {
+          case "PLANNED", "PREFLIGHT" -> {
+            continue;
+          }
+          case "ROLLING_BACK", "ROLLED_BACK", "HALTED" -> {
+            System.err.println("migration " + id + " stopped in preflight:");
+            m.getHistoryList().stream().filter(e -> e.getNote().startsWith("preflight FAIL"))
+                .forEach(e -> System.err.println("  " + e.getNote().substring("preflight ".length())));
+            System.err.println("error: " + m.getError());
+            return 3;
+          }
+          default -> {
+            System.out.println("preflight passed; the migration is " + m.getPhase() + ": turnout migrate watch " + id);
+            return 0;
+          }
+        }
+      }
+      System.err.println("migration " + id + ": the control plane stopped answering during preflight;"
+          + " see turnout migrate status " + id);
+      return 1;
     }
 
     private static Duration proto(java.time.Duration d) {

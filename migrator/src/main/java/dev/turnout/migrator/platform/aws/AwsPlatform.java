@@ -508,18 +508,49 @@ public final class AwsPlatform implements Platform {
     return new Sample(s.atNanos(), s.sourceLsn(), s.replayLsn(), Math.max(s.replayDelaySeconds(), lagSeconds));
   }
 
+  /** RDS's own roles (rdsadmin, rdsrepladmin, rdstopmgr, rds_*): no customer role may alter them. */
+  private static final java.util.regex.Pattern RDS_ROLE = java.util.regex.Pattern.compile("rds.*");
+
   @Override
-  public ImmutableList<String> loginRolesToFence() throws MigrationException {
-    return sql.loginRolesToFence();
+  public ImmutableList<String> loginRolesToFence(boolean keepStandby) throws MigrationException {
+    return sql.loginRolesToFence(keepStandby).stream().filter(r -> !RDS_ROLE.matcher(r).matches())
+        .collect(ImmutableList.toImmutableList());
+  }
+
+  @Override
+  public ImmutableList<Session> applicationSessions() throws MigrationException {
+    return sql.applicationSessions();
+  }
+
+  @Override
+  public void endApplicationSessions(List<Session> sessions) throws MigrationException {
+    sql.endApplicationSessions(sessions);
+  }
+
+  /** Prepared transactions survive the fence's reboot: the shared SQL handles them as on any PostgreSQL. */
+  @Override
+  public ImmutableList<PreparedTransaction> preparedTransactions() throws MigrationException {
+    return sql.preparedTransactions();
+  }
+
+  @Override
+  public void rollBackPreparedTransactions(List<PreparedTransaction> transactions) throws MigrationException {
+    sql.rollBackPreparedTransactions(transactions);
+  }
+
+  @Override
+  public ImmutableList<PreparedTransaction> targetPreparedTransactions() throws MigrationException {
+    return sql.targetPreparedTransactions();
   }
 
   /**
    * Records the source's security groups in a tag (before touching them, so a crash cannot lose them), swaps
    * them for the fence group, refuses the roles' logins and reboots the instance to end every session. Each
-   * step checks first, so a re-run after a crash redoes only what is missing.
+   * step checks first, so a re-run after a crash redoes only what is missing. A physical slot keeps the WAL
+   * after the final LSN for the proof that nothing committed there.
    */
   @Override
-  public void fence(List<String> roles) throws MigrationException {
+  public ImmutableList<Session> fence(List<String> roles) throws MigrationException {
     DBInstance src = source();
     String fenceGroup = settings.fenceSecurityGroup();
     Map<String, String> tags = api().tags(src.dbInstanceArn());
@@ -530,11 +561,25 @@ public final class AwsPlatform implements Platform {
       api().modifySecurityGroups(aurora.sourceInstance(), List.of(fenceGroup));
       awaitSourceGroups(List.of(fenceGroup));
     }
+    sql.holdWal();
     sql.refuseLogins(roles);
+    ImmutableList<Session> before = sql.applicationSessions(); // what the reboot is about to end
     api().reboot(aurora.sourceInstance());
     await("RDS instance " + aurora.sourceInstance() + " to be available after its reboot", settings.operationDeadline(),
         () -> source().dbInstanceStatus(), "available"::equals);
-    sql.endClientSessions(); // sessions of roles the fence cannot refuse (rds_superuser ones) reconnecting after it
+    // Sessions of roles the fence cannot refuse (rds_superuser ones) reconnecting after it, of any backend type.
+    sql.endSessions(false);
+    return before;
+  }
+
+  @Override
+  public ImmutableList<Session> endSessions(boolean slotStreamsToo) throws MigrationException {
+    return sql.endSessions(slotStreamsToo);
+  }
+
+  @Override
+  public void refuseLogins(List<String> roles) throws MigrationException {
+    sql.refuseLogins(roles);
   }
 
   private void awaitSourceGroups(List<String> wanted) throws MigrationException {
@@ -560,12 +605,32 @@ public final class AwsPlatform implements Platform {
     return sql.sourceLsn();
   }
 
+  @Override
+  public Lsn finalLsn() throws MigrationException {
+    return sql.finalLsn();
+  }
+
+  @Override
+  public WalCheck commitsAfter(Lsn from) throws MigrationException {
+    return sql.commitsAfter(from);
+  }
+
+  @Override
+  public void releaseFenceHold() throws MigrationException {
+    sql.releaseFenceHold();
+  }
+
   /** Logins back, then the recorded security groups back, then the record removed; every failure reported. */
   @Override
   public void unfence(List<String> roles) throws MigrationException {
     List<String> failures = new ArrayList<>();
     try {
       sql.restoreLogins(roles);
+    } catch (MigrationException e) {
+      failures.add(e.getMessage());
+    }
+    try {
+      sql.releaseFenceHold();
     } catch (MigrationException e) {
       failures.add(e.getMessage());
     }
