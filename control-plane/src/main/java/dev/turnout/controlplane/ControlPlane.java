@@ -84,6 +84,11 @@ public final class ControlPlane implements AutoCloseable {
   /** Starts with a failpoint in the migrator, for tests that crash or roll back at an exact step. */
   public static ControlPlane start(TurnoutConfig config, RoutingService.Resolver resolver,
       Migrator.Failpoint failpoint) throws StoreException, IOException {
+    // Also checked by ConfigLoader, naming the line; here for configurations made in code.
+    Optional<String> adminProblem = config.servers().adminProblem();
+    if (adminProblem.isPresent()) {
+      throw new IllegalArgumentException("server.admin_bind_address: " + adminProblem.get());
+    }
     Optional<PostgresStore> shared = config.store().postgres().isPresent()
         ? Optional.of(PostgresStore.open(config.store().postgres().get())) : Optional.empty();
     RouteStore store = shared.isPresent() ? shared.get() : FileRouteStore.open(config.storeDirectory());
@@ -95,8 +100,8 @@ public final class ControlPlane implements AutoCloseable {
     Leadership leadership = null;
     Migrations migrations = null;
     try {
-      AtomicReference<String> adminAddress = new AtomicReference<>(
-          config.servers().bindAddress() + ":" + config.servers().adminPort());
+      String adminHost = config.servers().adminBindAddress();
+      AtomicReference<String> adminAddress = new AtomicReference<>(adminHost + ":" + config.servers().adminPort());
       xds = XdsServer.create(store, config, Clock.systemUTC(), scheduler, callbacks, resolver);
       MigrationStore migrationStore = shared.isPresent() ? shared.get()
           : new FileMigrationStore(config.storeDirectory());
@@ -144,7 +149,7 @@ public final class ControlPlane implements AutoCloseable {
       }
       AdminService adminService = new AdminService(migrations, xds.routing(), xds.tracker());
       NettyServerBuilder adminBuilder = NettyServerBuilder
-          .forAddress(new InetSocketAddress(config.servers().bindAddress(), config.servers().adminPort()));
+          .forAddress(new InetSocketAddress(adminHost, config.servers().adminPort()));
       if (config.servers().tls().isPresent()) {
         TurnoutConfig.Tls tls = config.servers().tls().get();
         adminBuilder.sslContext(dev.turnout.controlplane.security.Tls.serverContext(tls))
@@ -155,13 +160,14 @@ public final class ControlPlane implements AutoCloseable {
         adminBuilder.addService(ServerInterceptors.intercept(adminService, new PeerIdentity()));
       }
       Server admin = adminBuilder.build().start();
-      adminAddress.set(config.servers().bindAddress() + ":" + admin.getPort());
+      adminAddress.set(adminHost + ":" + admin.getPort());
       HttpEndpoint http = new HttpEndpoint(new InetSocketAddress(config.servers().bindAddress(),
           config.servers().httpPort()), adminService, xds.routing(), xds.tracker(), migrations);
       xds.onNack(http::countNack);
       http.ready(true);
-      log.info("admin API (turnout.admin.v1.Admin) on {}:{}; HTTP (/healthz /readyz /metrics /v1/routes) on {}:{}",
-          config.servers().bindAddress(), admin.getPort(), config.servers().bindAddress(), http.port());
+      logAdminAddress(config.servers(), adminAddress.get());
+      log.info("HTTP (/healthz /readyz /metrics /v1/routes, read-only) on {}:{}", config.servers().bindAddress(),
+          http.port());
       return new ControlPlane(config, store, leadership, scheduler, callbacks, xds, migrations, admin, http);
     } catch (MigrationException e) {
       abandon(leadership, migrations, xds, scheduler, callbacks, store);
@@ -169,6 +175,22 @@ public final class ControlPlane implements AutoCloseable {
     } catch (StoreException | IOException | RuntimeException e) {
       abandon(leadership, migrations, xds, scheduler, callbacks, store);
       throw e;
+    }
+  }
+
+  /** Where the admin API listens, said so an operator knows who can reach it; loudly when anyone can. */
+  private static void logAdminAddress(TurnoutConfig.Servers servers, String address) {
+    if (servers.tls().isPresent()) {
+      log.info("admin API (turnout.admin.v1.Admin) on {}, mutual TLS: writes for {} only", address,
+          servers.tls().get().adminWriters());
+    } else if (servers.adminBeyondLoopback()) { // allowed only by server.insecure: true
+      log.warn("INSECURE: admin API (turnout.admin.v1.Admin) on {} in plain text with no authentication"
+          + " (server.insecure: true): anyone who reaches {} can start, roll back and finalize migrations and move"
+          + " routes", address, address);
+    } else {
+      log.info("admin API (turnout.admin.v1.Admin) on {}, plain text, loopback only{}", address,
+          servers.adminBindAddress().equals(servers.bindAddress()) ? ""
+              : " (no server.tls: not on " + servers.bindAddress() + " like xDS)");
     }
   }
 
@@ -298,6 +320,11 @@ public final class ControlPlane implements AutoCloseable {
 
   public int adminPort() {
     return admin.getPort();
+  }
+
+  /** The address the admin API listens on, as bound. */
+  public InetSocketAddress adminAddress() {
+    return (InetSocketAddress) admin.getListenSockets().get(0);
   }
 
   public int xdsPort() {
