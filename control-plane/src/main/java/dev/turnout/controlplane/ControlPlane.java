@@ -1,6 +1,7 @@
 package dev.turnout.controlplane;
 
 import com.google.common.util.concurrent.ThreadFactoryBuilder;
+import dev.turnout.controlplane.admin.AdminAudit;
 import dev.turnout.controlplane.admin.AdminService;
 import dev.turnout.controlplane.admin.HttpEndpoint;
 import dev.turnout.controlplane.config.TurnoutConfig;
@@ -8,6 +9,7 @@ import dev.turnout.controlplane.migration.Migrations;
 import dev.turnout.controlplane.migration.XdsRouter;
 import dev.turnout.controlplane.security.AdminAuthorization;
 import dev.turnout.controlplane.security.PeerIdentity;
+import dev.turnout.controlplane.store.AuditLog;
 import dev.turnout.controlplane.store.FileMigrationStore;
 import dev.turnout.controlplane.store.FileRouteStore;
 import dev.turnout.controlplane.store.Leadership;
@@ -56,11 +58,14 @@ public final class ControlPlane implements AutoCloseable {
   private final Migrations migrations;
   private final Leadership leadership;
   private final Server admin;
+  private final AdminAudit audit;
   private final HttpEndpoint http;
 
   private ControlPlane(TurnoutConfig config, RouteStore store, Leadership leadership, ScheduledExecutorService scheduler,
-      ExecutorService callbacks, XdsServer xds, Migrations migrations, Server admin, HttpEndpoint http) {
+      ExecutorService callbacks, XdsServer xds, Migrations migrations, Server admin, AdminAudit audit,
+      HttpEndpoint http) {
     this.admin = admin;
+    this.audit = audit;
     this.http = http;
     this.config = config;
     this.store = store;
@@ -99,6 +104,7 @@ public final class ControlPlane implements AutoCloseable {
     XdsServer xds = null;
     Leadership leadership = null;
     Migrations migrations = null;
+    AdminAudit adminAudit = null;
     try {
       String adminHost = config.servers().adminBindAddress();
       AtomicReference<String> adminAddress = new AtomicReference<>(adminHost + ":" + config.servers().adminPort());
@@ -147,17 +153,22 @@ public final class ControlPlane implements AutoCloseable {
       if (leadership == null) {
         migrations.lead();
       }
-      AdminService adminService = new AdminService(migrations, xds.routing(), xds.tracker());
+      AuditLog auditLog = store.audit();
+      Migrations owner = migrations;
+      adminAudit = new AdminAudit(auditLog, id -> owner.get(id).map(Migration::database));
+      AdminService adminService = new AdminService(migrations, xds.routing(), xds.tracker(), auditLog);
       NettyServerBuilder adminBuilder = NettyServerBuilder
           .forAddress(new InetSocketAddress(adminHost, config.servers().adminPort()));
+      // Interceptors run last listed first: the caller's identity, then the audit (which so records the writes
+      // the authorization refuses), then the authorization.
       if (config.servers().tls().isPresent()) {
         TurnoutConfig.Tls tls = config.servers().tls().get();
         adminBuilder.sslContext(dev.turnout.controlplane.security.Tls.serverContext(tls))
             .addService(ServerInterceptors.intercept(adminService,
-                new AdminAuthorization(tls.adminWriters(), tls.adminReaders()), new PeerIdentity()));
+                new AdminAuthorization(tls.adminWriters(), tls.adminReaders()), adminAudit, new PeerIdentity()));
       } else {
         // No identity without certificates: the caller's address is what a route changed by hand records.
-        adminBuilder.addService(ServerInterceptors.intercept(adminService, new PeerIdentity()));
+        adminBuilder.addService(ServerInterceptors.intercept(adminService, adminAudit, new PeerIdentity()));
       }
       Server admin = adminBuilder.build().start();
       adminAddress.set(adminHost + ":" + admin.getPort());
@@ -168,11 +179,14 @@ public final class ControlPlane implements AutoCloseable {
       logAdminAddress(config.servers(), adminAddress.get());
       log.info("HTTP (/healthz /readyz /metrics /v1/routes, read-only) on {}:{}", config.servers().bindAddress(),
           http.port());
-      return new ControlPlane(config, store, leadership, scheduler, callbacks, xds, migrations, admin, http);
+      return new ControlPlane(config, store, leadership, scheduler, callbacks, xds, migrations, admin, adminAudit,
+          http);
     } catch (MigrationException e) {
+      closeQuietly(adminAudit);
       abandon(leadership, migrations, xds, scheduler, callbacks, store);
       throw new StoreException("cannot load migrations: " + e.getMessage(), e);
     } catch (StoreException | IOException | RuntimeException e) {
+      closeQuietly(adminAudit);
       abandon(leadership, migrations, xds, scheduler, callbacks, store);
       throw e;
     }
@@ -191,6 +205,12 @@ public final class ControlPlane implements AutoCloseable {
       log.info("admin API (turnout.admin.v1.Admin) on {}, plain text, loopback only{}", address,
           servers.adminBindAddress().equals(servers.bindAddress()) ? ""
               : " (no server.tls: not on " + servers.bindAddress() + " like xDS)");
+    }
+  }
+
+  private static void closeQuietly(AdminAudit audit) {
+    if (audit != null) {
+      audit.close();
     }
   }
 
@@ -343,6 +363,7 @@ public final class ControlPlane implements AutoCloseable {
   public void close() throws StoreException {
     http.close();
     admin.shutdownNow();
+    audit.close(); // what is queued is written before the store closes
     if (leadership != null) {
       leadership.close(); // another replica takes over at once: this one's lock goes with its connection
     }
