@@ -1,6 +1,7 @@
 package dev.turnout.controlplane;
 
 import com.google.common.util.concurrent.ThreadFactoryBuilder;
+import dev.turnout.controlplane.admin.AdminAudit;
 import dev.turnout.controlplane.admin.AdminService;
 import dev.turnout.controlplane.admin.HttpEndpoint;
 import dev.turnout.controlplane.config.TurnoutConfig;
@@ -8,6 +9,7 @@ import dev.turnout.controlplane.migration.Migrations;
 import dev.turnout.controlplane.migration.XdsRouter;
 import dev.turnout.controlplane.security.AdminAuthorization;
 import dev.turnout.controlplane.security.PeerIdentity;
+import dev.turnout.controlplane.store.AuditLog;
 import dev.turnout.controlplane.store.FileMigrationStore;
 import dev.turnout.controlplane.store.FileRouteStore;
 import dev.turnout.controlplane.store.Leadership;
@@ -56,11 +58,14 @@ public final class ControlPlane implements AutoCloseable {
   private final Migrations migrations;
   private final Leadership leadership;
   private final Server admin;
+  private final AdminAudit audit;
   private final HttpEndpoint http;
 
   private ControlPlane(TurnoutConfig config, RouteStore store, Leadership leadership, ScheduledExecutorService scheduler,
-      ExecutorService callbacks, XdsServer xds, Migrations migrations, Server admin, HttpEndpoint http) {
+      ExecutorService callbacks, XdsServer xds, Migrations migrations, Server admin, AdminAudit audit,
+      HttpEndpoint http) {
     this.admin = admin;
+    this.audit = audit;
     this.http = http;
     this.config = config;
     this.store = store;
@@ -84,6 +89,11 @@ public final class ControlPlane implements AutoCloseable {
   /** Starts with a failpoint in the migrator, for tests that crash or roll back at an exact step. */
   public static ControlPlane start(TurnoutConfig config, RoutingService.Resolver resolver,
       Migrator.Failpoint failpoint) throws StoreException, IOException {
+    // Also checked by ConfigLoader, naming the line; here for configurations made in code.
+    Optional<String> adminProblem = config.servers().adminProblem();
+    if (adminProblem.isPresent()) {
+      throw new IllegalArgumentException("server.admin_bind_address: " + adminProblem.get());
+    }
     Optional<PostgresStore> shared = config.store().postgres().isPresent()
         ? Optional.of(PostgresStore.open(config.store().postgres().get())) : Optional.empty();
     RouteStore store = shared.isPresent() ? shared.get() : FileRouteStore.open(config.storeDirectory());
@@ -94,9 +104,10 @@ public final class ControlPlane implements AutoCloseable {
     XdsServer xds = null;
     Leadership leadership = null;
     Migrations migrations = null;
+    AdminAudit adminAudit = null;
     try {
-      AtomicReference<String> adminAddress = new AtomicReference<>(
-          config.servers().bindAddress() + ":" + config.servers().adminPort());
+      String adminHost = config.servers().adminBindAddress();
+      AtomicReference<String> adminAddress = new AtomicReference<>(adminHost + ":" + config.servers().adminPort());
       xds = XdsServer.create(store, config, Clock.systemUTC(), scheduler, callbacks, resolver);
       MigrationStore migrationStore = shared.isPresent() ? shared.get()
           : new FileMigrationStore(config.storeDirectory());
@@ -142,33 +153,64 @@ public final class ControlPlane implements AutoCloseable {
       if (leadership == null) {
         migrations.lead();
       }
-      AdminService adminService = new AdminService(migrations, xds.routing(), xds.tracker());
+      AuditLog auditLog = store.audit();
+      Migrations owner = migrations;
+      adminAudit = new AdminAudit(auditLog, id -> owner.get(id).map(Migration::database));
+      AdminService adminService = new AdminService(migrations, xds.routing(), xds.tracker(), auditLog);
       NettyServerBuilder adminBuilder = NettyServerBuilder
-          .forAddress(new InetSocketAddress(config.servers().bindAddress(), config.servers().adminPort()));
+          .forAddress(new InetSocketAddress(adminHost, config.servers().adminPort()));
+      // Interceptors run last listed first: the caller's identity, then the audit (which so records the writes
+      // the authorization refuses), then the authorization.
       if (config.servers().tls().isPresent()) {
         TurnoutConfig.Tls tls = config.servers().tls().get();
         adminBuilder.sslContext(dev.turnout.controlplane.security.Tls.serverContext(tls))
             .addService(ServerInterceptors.intercept(adminService,
-                new AdminAuthorization(tls.adminWriters(), tls.adminReaders()), new PeerIdentity()));
+                new AdminAuthorization(tls.adminWriters(), tls.adminReaders()), adminAudit, new PeerIdentity()));
       } else {
         // No identity without certificates: the caller's address is what a route changed by hand records.
-        adminBuilder.addService(ServerInterceptors.intercept(adminService, new PeerIdentity()));
+        adminBuilder.addService(ServerInterceptors.intercept(adminService, adminAudit, new PeerIdentity()));
       }
       Server admin = adminBuilder.build().start();
-      adminAddress.set(config.servers().bindAddress() + ":" + admin.getPort());
+      adminAddress.set(adminHost + ":" + admin.getPort());
       HttpEndpoint http = new HttpEndpoint(new InetSocketAddress(config.servers().bindAddress(),
           config.servers().httpPort()), adminService, xds.routing(), xds.tracker(), migrations);
       xds.onNack(http::countNack);
       http.ready(true);
-      log.info("admin API (turnout.admin.v1.Admin) on {}:{}; HTTP (/healthz /readyz /metrics /v1/routes) on {}:{}",
-          config.servers().bindAddress(), admin.getPort(), config.servers().bindAddress(), http.port());
-      return new ControlPlane(config, store, leadership, scheduler, callbacks, xds, migrations, admin, http);
+      logAdminAddress(config.servers(), adminAddress.get());
+      log.info("HTTP (/healthz /readyz /metrics /v1/routes, read-only) on {}:{}", config.servers().bindAddress(),
+          http.port());
+      return new ControlPlane(config, store, leadership, scheduler, callbacks, xds, migrations, admin, adminAudit,
+          http);
     } catch (MigrationException e) {
+      closeQuietly(adminAudit);
       abandon(leadership, migrations, xds, scheduler, callbacks, store);
       throw new StoreException("cannot load migrations: " + e.getMessage(), e);
     } catch (StoreException | IOException | RuntimeException e) {
+      closeQuietly(adminAudit);
       abandon(leadership, migrations, xds, scheduler, callbacks, store);
       throw e;
+    }
+  }
+
+  /** Where the admin API listens, said so an operator knows who can reach it; loudly when anyone can. */
+  private static void logAdminAddress(TurnoutConfig.Servers servers, String address) {
+    if (servers.tls().isPresent()) {
+      log.info("admin API (turnout.admin.v1.Admin) on {}, mutual TLS: writes for {} only", address,
+          servers.tls().get().adminWriters());
+    } else if (servers.adminBeyondLoopback()) { // allowed only by server.insecure: true
+      log.warn("INSECURE: admin API (turnout.admin.v1.Admin) on {} in plain text with no authentication"
+          + " (server.insecure: true): anyone who reaches {} can start, roll back and finalize migrations and move"
+          + " routes", address, address);
+    } else {
+      log.info("admin API (turnout.admin.v1.Admin) on {}, plain text, loopback only{}", address,
+          servers.adminBindAddress().equals(servers.bindAddress()) ? ""
+              : " (no server.tls: not on " + servers.bindAddress() + " like xDS)");
+    }
+  }
+
+  private static void closeQuietly(AdminAudit audit) {
+    if (audit != null) {
+      audit.close();
     }
   }
 
@@ -300,6 +342,11 @@ public final class ControlPlane implements AutoCloseable {
     return admin.getPort();
   }
 
+  /** The address the admin API listens on, as bound. */
+  public InetSocketAddress adminAddress() {
+    return (InetSocketAddress) admin.getListenSockets().get(0);
+  }
+
   public int xdsPort() {
     return xds.port();
   }
@@ -316,6 +363,7 @@ public final class ControlPlane implements AutoCloseable {
   public void close() throws StoreException {
     http.close();
     admin.shutdownNow();
+    audit.close(); // what is queued is written before the store closes
     if (leadership != null) {
       leadership.close(); // another replica takes over at once: this one's lock goes with its connection
     }

@@ -3,6 +3,10 @@ package dev.turnout.controlplane.admin;
 import com.google.protobuf.Duration;
 import com.google.protobuf.Timestamp;
 import dev.turnout.admin.v1.AdminGrpc;
+import dev.turnout.admin.v1.AuditEntry;
+import dev.turnout.admin.v1.AuditField;
+import dev.turnout.admin.v1.AuditPage;
+import dev.turnout.admin.v1.ListAuditRequest;
 import dev.turnout.admin.v1.Database;
 import dev.turnout.admin.v1.DatabaseRouting;
 import dev.turnout.admin.v1.Event;
@@ -32,6 +36,7 @@ import dev.turnout.admin.v1.SetRouteRequest;
 import dev.turnout.admin.v1.SetRouteResponse;
 import dev.turnout.admin.v1.Straggler;
 import dev.turnout.controlplane.security.PeerIdentity;
+import dev.turnout.controlplane.store.AuditLog;
 import dev.turnout.controlplane.store.RouteRecord;
 import dev.turnout.controlplane.store.RouteStore;
 import dev.turnout.controlplane.store.SharedRoutes;
@@ -76,11 +81,13 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
   private final Migrations migrator;
   private final RoutingService routing;
   private final AckTracker tracker;
+  private final AuditLog audit;
 
-  public AdminService(Migrations migrator, RoutingService routing, AckTracker tracker) {
+  public AdminService(Migrations migrator, RoutingService routing, AckTracker tracker, AuditLog audit) {
     this.migrator = migrator;
     this.routing = routing;
     this.tracker = tracker;
+    this.audit = audit;
   }
 
   /** A call body that may fail with a status or a domain exception. */
@@ -656,6 +663,37 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
         b.setNextBeforeVersion(changes.get(size - 1).record().version());
       }
       return b.build();
+    });
+  }
+
+  private static final int DEFAULT_AUDIT_PAGE = 20;
+  private static final int MAX_AUDIT_PAGE = 500;
+
+  @Override
+  public void listAudit(ListAuditRequest request, StreamObserver<AuditPage> response) {
+    unary(response, () -> {
+      if (request.getPageSize() < 0 || request.getBeforeId() < 0) {
+        throw invalid("page_size and before_id must not be negative");
+      }
+      int size = request.getPageSize() == 0 ? DEFAULT_AUDIT_PAGE : Math.min(request.getPageSize(), MAX_AUDIT_PAGE);
+      long before = request.getBeforeId() == 0 ? Long.MAX_VALUE : request.getBeforeId();
+      // One more than asked for, to know whether an older page exists.
+      var entries = audit.list(before, size + 1);
+      AuditPage.Builder page = AuditPage.newBuilder();
+      for (AuditLog.Entry e : entries.subList(0, Math.min(size, entries.size()))) {
+        AuditEntry.Builder b = AuditEntry.newBuilder().setId(e.id())
+            .setAt(Timestamp.newBuilder().setSeconds(e.at().getEpochSecond()).setNanos(e.at().getNano()))
+            .setWho(e.caller().identity()).setPeer(e.caller().address()).setCall(e.request().call())
+            .setDatabase(e.request().database()).setMigrationId(e.request().migrationId())
+            .setCode(e.outcome().code()).setDescription(e.outcome().description());
+        e.request().details().forEach((name, value) -> b.addDetails(AuditField.newBuilder().setName(name)
+            .setValue(value)));
+        page.addEntries(b);
+      }
+      if (entries.size() > size) {
+        page.setNextBeforeId(entries.get(size - 1).id());
+      }
+      return page.build();
     });
   }
 

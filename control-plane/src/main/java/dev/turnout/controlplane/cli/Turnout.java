@@ -7,7 +7,7 @@ import picocli.CommandLine.Command;
 @Command(name = "turnout", mixinStandardHelpOptions = true, version = "turnout 0.1.0",
     description = "Owns how applications reach their PostgreSQL databases.",
     subcommands = {ServerCommand.class, DemoCommand.class, SidecarCommand.class, MigrateCommand.class, RouteCommand.class, RoutesCommand.Routes.class,
-        RoutesCommand.Nodes.class, BootstrapCommand.class})
+        RoutesCommand.Nodes.class, AuditCommand.class, BootstrapCommand.class})
 public final class Turnout {
 
   public static void main(String[] args) {

@@ -221,28 +221,57 @@ public final class ConfigLoader {
     int http = TurnoutConfig.DEFAULT_HTTP_PORT;
     String bind = "0.0.0.0";
     Optional<TurnoutConfig.Tls> tls = Optional.empty();
-    if (node != null) {
-      Map<String, Node> f = fields(mapping(node, "server"), "server",
-          Set.of("bind_address", "xds_port", "admin_port", "http_port", "tls"));
-      xds = port(f.get("xds_port"), "server.xds_port", xds);
-      admin = port(f.get("admin_port"), "server.admin_port", admin);
-      http = port(f.get("http_port"), "server.http_port", http);
-      if (f.containsKey("tls")) {
-        tls = tls(f.get("tls"));
-      }
-      String b = string(f.get("bind_address"), "server.bind_address");
-      if (b != null) {
-        bind = b;
-      }
-      Map<Integer, String> used = new HashMap<>();
-      for (var e : Map.of("server.xds_port", xds, "server.admin_port", admin, "server.http_port", http).entrySet()) {
-        String other = used.putIfAbsent(e.getValue(), e.getKey());
-        if (other != null && e.getValue() != 0) {
-          problem(node, "server: " + e.getKey() + " and " + other + " are both " + e.getValue());
-        }
+    if (node == null) {
+      return new TurnoutConfig.Servers(bind, xds, admin, http, tls);
+    }
+    Map<String, Node> f = fields(mapping(node, "server"), "server",
+        Set.of("bind_address", "admin_bind_address", "insecure", "xds_port", "admin_port", "http_port", "tls"));
+    xds = port(f.get("xds_port"), "server.xds_port", xds);
+    admin = port(f.get("admin_port"), "server.admin_port", admin);
+    http = port(f.get("http_port"), "server.http_port", http);
+    if (f.containsKey("tls")) {
+      tls = tls(f.get("tls"));
+    }
+    String b = string(f.get("bind_address"), "server.bind_address");
+    if (b != null) {
+      bind = b;
+    }
+    Map<Integer, String> used = new HashMap<>();
+    for (var e : Map.of("server.xds_port", xds, "server.admin_port", admin, "server.http_port", http).entrySet()) {
+      String other = used.putIfAbsent(e.getValue(), e.getKey());
+      if (other != null && e.getValue() != 0) {
+        problem(node, "server: " + e.getKey() + " and " + other + " are both " + e.getValue());
       }
     }
-    return new TurnoutConfig.Servers(bind, xds, admin, http, tls);
+    // With server.tls present but broken, tls is empty: its own problems are reported, not an admin one besides.
+    boolean withTls = f.containsKey("tls");
+    boolean insecure = bool(f.get("insecure"), "server.insecure");
+    if (insecure && withTls) {
+      problem(f.get("insecure"), "server.insecure: remove it: with server.tls the admin API requires client"
+          + " certificates, and a leftover 'insecure: true' would open it to anyone the day server.tls is removed");
+    }
+    String adminBind = string(f.get("admin_bind_address"), "server.admin_bind_address");
+    TurnoutConfig.Servers servers = new TurnoutConfig.Servers(bind, xds, new TurnoutConfig.Admin(
+        adminBind != null ? adminBind : TurnoutConfig.Admin.defaultAddress(bind, withTls), admin, insecure && !withTls),
+        http, tls);
+    if (!withTls) {
+      servers.adminProblem().ifPresent(p -> problem(f.getOrDefault("admin_bind_address", node),
+          "server.admin_bind_address: " + p));
+    }
+    return servers;
+  }
+
+  /** A YAML boolean written as {@code true} or {@code false}; absent is false. */
+  private boolean bool(Node node, String where) {
+    String text = string(node, where);
+    if (text == null) {
+      return false;
+    }
+    if (!text.equals("true") && !text.equals("false")) {
+      problem(node, where + ": '" + text + "' is not true or false");
+      return false;
+    }
+    return text.equals("true");
   }
 
   private Optional<TurnoutConfig.Tls> tls(Node node) {

@@ -109,11 +109,61 @@ public record TurnoutConfig(Servers servers, Store store, Xds xds,
   /**
    * Listening ports of the control plane (0 picks a free port, for tests), and TLS when configured.
    *
+   * @param bindAddress where xDS (sidecars must reach it) and the read-only HTTP endpoint listen
+   * @param admin where the admin API listens: it can start, roll back and finalize migrations and move routes
    * @param tls when present, xDS and the admin API require client certificates signed by its CA
    */
-  public record Servers(String bindAddress, int xdsPort, int adminPort, int httpPort, java.util.Optional<Tls> tls) {
+  public record Servers(String bindAddress, int xdsPort, Admin admin, int httpPort, java.util.Optional<Tls> tls) {
     public Servers(String bindAddress, int xdsPort, int adminPort, int httpPort) {
       this(bindAddress, xdsPort, adminPort, httpPort, java.util.Optional.empty());
+    }
+
+    /** The admin API where {@link Admin#defaultAddress} puts it. */
+    public Servers(String bindAddress, int xdsPort, int adminPort, int httpPort, java.util.Optional<Tls> tls) {
+      this(bindAddress, xdsPort, new Admin(Admin.defaultAddress(bindAddress, tls.isPresent()), adminPort, false),
+          httpPort, tls);
+    }
+
+    public int adminPort() {
+      return admin.port();
+    }
+
+    public String adminBindAddress() {
+      return admin.bindAddress();
+    }
+
+    /** Whether anyone beyond this machine may reach the admin API unauthenticated: no TLS, not loopback. */
+    public boolean adminBeyondLoopback() {
+      return tls.isEmpty() && !Loopback.is(admin.bindAddress());
+    }
+
+    /**
+     * Why the admin API may not listen where it is asked to, or empty: beyond loopback it needs TLS (client
+     * certificates decide who may write), or {@code insecure} said in so many words.
+     */
+    public java.util.Optional<String> adminProblem() {
+      if (!adminBeyondLoopback() || admin.insecure()) {
+        return java.util.Optional.empty();
+      }
+      return java.util.Optional.of(admin.bindAddress() + " is not a loopback address and server.tls is not"
+          + " configured: anyone who reaches the admin API could start, roll back and finalize migrations and move"
+          + " routes, unauthenticated. Configure server.tls, bind the admin API to 127.0.0.1, or accept that with"
+          + " 'insecure: true' under server");
+    }
+  }
+
+  /**
+   * The admin API's listening address and port.
+   *
+   * @param insecure the configuration accepts, in so many words, an admin API beyond loopback with no TLS
+   */
+  public record Admin(String bindAddress, int port, boolean insecure) {
+    /**
+     * Without TLS nobody is authenticated, so the admin API stays on this machine: on {@code bindAddress} when that
+     * is loopback, else on 127.0.0.1. With TLS it listens where xDS does.
+     */
+    public static String defaultAddress(String bindAddress, boolean tls) {
+      return tls || Loopback.is(bindAddress) ? bindAddress : "127.0.0.1";
     }
   }
 

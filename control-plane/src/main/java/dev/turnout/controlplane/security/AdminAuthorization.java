@@ -11,10 +11,12 @@ import java.util.Set;
 /**
  * Who may call what on the admin API when it runs with client certificates: the calls that change things
  * (start, roll back, finalize, a route by hand) only for the configured writers; the read-only calls for the readers too
- * (every authenticated client when no readers are configured). Runs after {@link PeerIdentity}.
+ * (every authenticated client when no readers are configured). Runs after {@link PeerIdentity}, and after the
+ * admin API's audit, which records the writes it refuses.
  */
 public final class AdminAuthorization implements ServerInterceptor {
-  private static final Set<String> CHANGING = ImmutableSet.of("StartMigration", "RollbackMigration",
+  /** The calls that change something (start, roll back, finalize, a route by hand): for the writers only. */
+  public static final Set<String> CHANGING = ImmutableSet.of("StartMigration", "RollbackMigration",
       "FinalizeMigration", "SetRoute");
 
   private final Set<String> writers;
@@ -34,9 +36,35 @@ public final class AdminAuthorization implements ServerInterceptor {
     boolean allowed = identity != null && (CHANGING.contains(method) ? writers.contains(identity)
         : readers.isEmpty() || readers.contains(identity) || writers.contains(identity));
     if (!allowed) {
-      call.close(Status.PERMISSION_DENIED.withDescription("identity '" + identity + "' may not call " + method
-          + (CHANGING.contains(method) ? " (allowed: the configured admin writers)" : "")), new Metadata());
-      return new ServerCall.Listener<>() {};
+      Status denied = Status.PERMISSION_DENIED.withDescription("identity '" + identity + "' may not call " + method
+          + (CHANGING.contains(method) ? " (allowed: the configured admin writers)" : ""));
+      if (!CHANGING.contains(method)) {
+        call.close(denied, new Metadata());
+        return new ServerCall.Listener<>() {};
+      }
+      // A refused write is refused once its request has arrived, so the audit log, outside this interceptor,
+      // records what was asked, not only that something was. The request is read, never acted on.
+      call.request(1);
+      return new ServerCall.Listener<>() {
+        private boolean closed;
+
+        @Override
+        public void onMessage(Q message) {
+          refuse();
+        }
+
+        @Override
+        public void onHalfClose() {
+          refuse();
+        }
+
+        private void refuse() {
+          if (!closed) {
+            closed = true;
+            call.close(denied, new Metadata());
+          }
+        }
+      };
     }
     return next.startCall(call, headers);
   }

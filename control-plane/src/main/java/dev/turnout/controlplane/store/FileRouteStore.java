@@ -61,6 +61,8 @@ public final class FileRouteStore implements RouteStore {
   private final Clock clock;
   /** Guarded by {@code this}: appends are serialized. */
   private FileChannel out;
+  /** Guarded by {@code this}: the audit log beside the journal, opened when first asked for. */
+  private FileAuditLog audit;
   /** Guarded by {@code this}: each database's latest changes, oldest first, at most {@link #HISTORY_KEPT}. */
   private final Map<String, Deque<Recorded>> history = new HashMap<>();
 
@@ -265,7 +267,7 @@ public final class FileRouteStore implements RouteStore {
     }
   }
 
-  private static byte[] frame(ObjectNode entry) {
+  static byte[] frame(ObjectNode entry) {
     String json;
     try {
       json = JSON.writeValueAsString(entry);
@@ -278,7 +280,7 @@ public final class FileRouteStore implements RouteStore {
     return (String.format("%08x ", crc.getValue()) + json + "\n").getBytes(StandardCharsets.UTF_8);
   }
 
-  private static JsonNode verify(String line) {
+  static JsonNode verify(String line) {
     if (line.length() < 10 || line.charAt(8) != ' ') {
       return null;
     }
@@ -359,9 +361,21 @@ public final class FileRouteStore implements RouteStore {
     }
   }
 
+  /** {@code audit.journal} beside the routing journal, under the same lock; closed with the store. */
+  @Override
+  public synchronized AuditLog audit() throws StoreException {
+    if (audit == null) {
+      audit = FileAuditLog.open(directory, clock);
+    }
+    return audit;
+  }
+
   @Override
   public synchronized void close() throws StoreException {
     try {
+      if (audit != null) {
+        audit.close();
+      }
       if (out != null) {
         out.close();
       }

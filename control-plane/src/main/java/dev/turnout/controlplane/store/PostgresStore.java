@@ -45,11 +45,14 @@ import org.slf4j.LoggerFactory;
  * routing table on every replica. Each change is announced with {@code NOTIFY}; every replica also re-reads the
  * table once per lease, so a lost notification only delays.
  *
+ * <p>The admin API's writes are recorded in {@code turnout.audit}, every replica's, all kept (its {@code replica}
+ * column says which answered; {@code details} is {@code json}, not {@code jsonb}, to keep the fields' order).
+ *
  * <p>Migrations, and route changes a migration makes, are written only while the leader row still carries this
  * replica's epoch, checked under a share lock on that row in the writing transaction: once another replica has
  * taken the leadership (raising the epoch), a write by the old leader changes nothing and fails.
  */
-public final class PostgresStore implements RouteStore, MigrationStore, SharedRoutes {
+public final class PostgresStore implements RouteStore, MigrationStore, SharedRoutes, AuditLog {
   private static final Logger log = LoggerFactory.getLogger(PostgresStore.class);
 
   static final String CHANNEL = "turnout_routes";
@@ -86,6 +89,10 @@ public final class PostgresStore implements RouteStore, MigrationStore, SharedRo
         record jsonb not null, at timestamptz not null default now(), primary key (database, version));
       insert into turnout.route_history (database, version, cause, record, at)
         select database, version, cause, record, updated_at from turnout.routes;
+      """, """
+      create table turnout.audit (id bigserial primary key, at timestamptz not null default now(),
+        replica text not null, who text not null, peer text not null, call text not null, database text not null,
+        migration text not null, details json not null, code text not null, description text not null);
       """);
 
   private final TurnoutConfig.SharedStore settings;
@@ -418,6 +425,65 @@ public final class PostgresStore implements RouteStore, MigrationStore, SharedRo
       throw new MigrationException(e.getMessage(), e);
     }
   }
+
+  // ---- audit
+
+  @Override
+  public AuditLog audit() {
+    return this;
+  }
+
+  @Override
+  public Entry append(Caller caller, Request request, Outcome outcome) throws StoreException {
+    return inTransaction("record a " + request.call() + " call in the audit log", c -> {
+      try (PreparedStatement ps = c.prepareStatement("insert into turnout.audit (replica, who, peer, call, database,"
+          + " migration, details, code, description) values (?, ?, ?, ?, ?, ?, ?::json, ?, ?) returning id, at")) {
+        ps.setString(1, settings.replicaId());
+        ps.setString(2, caller.identity());
+        ps.setString(3, caller.address());
+        ps.setString(4, request.call());
+        ps.setString(5, request.database());
+        ps.setString(6, request.migrationId());
+        ps.setString(7, FileMigrationStore.JSON.writeValueAsString(request.details()));
+        ps.setString(8, outcome.code());
+        ps.setString(9, outcome.description());
+        try (ResultSet rs = ps.executeQuery()) {
+          rs.next();
+          return new Entry(rs.getLong(1), rs.getTimestamp(2).toInstant(), caller, request, outcome);
+        }
+      } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+        throw new IllegalStateException("cannot write an audit entry's details as JSON", e);
+      }
+    });
+  }
+
+  @Override
+  public ImmutableList<Entry> list(long beforeId, int limit) throws StoreException {
+    return inTransaction("read the audit log", c -> {
+      ImmutableList.Builder<Entry> page = ImmutableList.builder();
+      try (PreparedStatement ps = c.prepareStatement("select id, at, who, peer, call, database, migration,"
+          + " details::text, code, description from turnout.audit where id < ? order by id desc limit ?")) {
+        ps.setLong(1, beforeId);
+        ps.setInt(2, limit);
+        try (ResultSet rs = ps.executeQuery()) {
+          while (rs.next()) {
+            page.add(new Entry(rs.getLong(1), rs.getTimestamp(2).toInstant(),
+                new Caller(rs.getString(3), rs.getString(4)),
+                new Request(rs.getString(5), rs.getString(6), rs.getString(7),
+                    ImmutableMap.copyOf(FileMigrationStore.JSON.readValue(rs.getString(8), DETAILS))),
+                new Outcome(rs.getString(9), rs.getString(10))));
+          }
+        }
+      } catch (IOException e) {
+        throw new StoreException("an entry of turnout.audit is not readable: " + e.getMessage(), e);
+      }
+      return page.build();
+    });
+  }
+
+  /** Read into a LinkedHashMap: the fields keep the order they were recorded in. */
+  private static final com.fasterxml.jackson.core.type.TypeReference<java.util.LinkedHashMap<String, String>> DETAILS =
+      new com.fasterxml.jackson.core.type.TypeReference<>() {};
 
   // ---- shared routes
 

@@ -20,6 +20,8 @@ class ConfigLoaderTest {
     TurnoutConfig config = ConfigLoader.load(Path.of("../turnout.example.yaml"));
 
     assertThat(config.servers().xdsPort()).isEqualTo(18000);
+    assertThat(config.servers().bindAddress()).as("sidecars must reach xDS").isEqualTo("0.0.0.0");
+    assertThat(config.servers().adminBindAddress()).as("no TLS in the example").isEqualTo("127.0.0.1");
     assertThat(config.databases()).extracting(d -> d.name()).containsExactly("orders", "inventory");
     assertThat(config.databases().get(0).services()).containsExactly("billing", "checkout");
     assertThat(config.databases().get(1).services()).as("absent means every service").isEmpty();
@@ -184,6 +186,78 @@ class ConfigLoaderTest {
       assertThat(t.adminWriters()).containsExactly("ops-admin");
       assertThat(t.adminReaders()).isEmpty();
     });
+  }
+
+  @Test
+  void withoutTls_theAdminApiListensOnLoopback_whileXdsKeepsTheBindAddress() throws Exception {
+    TurnoutConfig config = parse("""
+        server:
+          bind_address: 0.0.0.0
+        """);
+    assertThat(config.servers().bindAddress()).isEqualTo("0.0.0.0");
+    assertThat(config.servers().adminBindAddress()).isEqualTo("127.0.0.1");
+    assertThat(config.servers().adminBeyondLoopback()).isFalse();
+    assertThat(parse("databases: []\n").servers().adminBindAddress()).as("no server section").isEqualTo("127.0.0.1");
+    assertThat(parse("server:\n  bind_address: \"::1\"\n").servers().adminBindAddress())
+        .as("a loopback bind address is kept").isEqualTo("::1");
+  }
+
+  @Test
+  void aNonLoopbackAdminApiWithoutTls_isRefused_namingTheLine() {
+    assertThatThrownBy(() -> parse("""
+        server:
+          bind_address: 0.0.0.0
+          admin_bind_address: 0.0.0.0
+        """))
+        .isInstanceOf(ConfigException.class)
+        .satisfies(e -> assertThat(((ConfigException) e).problems()).singleElement().asString()
+            .startsWith("line 3: server.admin_bind_address: 0.0.0.0 is not a loopback address and server.tls is not"
+                + " configured")
+            .contains("'insecure: true'"));
+    assertThatThrownBy(() -> parse("""
+        server:
+          admin_bind_address: 10.1.2.3
+          insecure: yes please
+        """))
+        .hasMessageContaining("line 2: server.admin_bind_address: 10.1.2.3 is not a loopback address")
+        .hasMessageContaining("line 3: server.insecure: 'yes please' is not true or false");
+  }
+
+  @Test
+  void aNonLoopbackAdminApiWithoutTls_isAccepted_whenTheConfigSaysInsecure() throws Exception {
+    TurnoutConfig config = parse("""
+        server:
+          admin_bind_address: 0.0.0.0
+          insecure: true
+        """);
+    assertThat(config.servers().adminBindAddress()).isEqualTo("0.0.0.0");
+    assertThat(config.servers().admin().insecure()).isTrue();
+    assertThat(config.servers().adminBeyondLoopback()).as("logged as INSECURE at start").isTrue();
+    assertThat(parse("server:\n  admin_bind_address: localhost\n").servers().adminProblem())
+        .as("a name that resolves to loopback only").isEmpty();
+  }
+
+  @Test
+  void withTls_theAdminApiListensWithXds_andInsecureIsRefusedAsALeftover(@org.junit.jupiter.api.io.TempDir Path dir)
+      throws Exception {
+    for (String f : new String[] {"server.crt", "server.key", "ca.crt"}) {
+      java.nio.file.Files.writeString(dir.resolve(f), "x");
+    }
+    String tls = """
+        server:
+          bind_address: 0.0.0.0
+        %s
+          tls:
+            cert_chain: server.crt
+            private_key: server.key
+            client_ca: ca.crt
+        """;
+    TurnoutConfig config = ConfigLoader.parse(tls.formatted(""), "turnout.yaml", dir);
+    assertThat(config.servers().adminBindAddress()).isEqualTo("0.0.0.0");
+    assertThat(config.servers().adminProblem()).isEmpty();
+    assertThatThrownBy(() -> ConfigLoader.parse(tls.formatted("  insecure: true"), "turnout.yaml", dir))
+        .hasMessageContaining("line 3: server.insecure: remove it: with server.tls the admin API requires client"
+            + " certificates");
   }
 
   @Test
