@@ -70,8 +70,9 @@ public final class XdsFanoutBenchmark {
       System.out.printf(Locale.ROOT, "%-6s %8s %12s %16s %16s %18s%n", "ADS", "streams", "connect s",
           "CPU at rest %", "NACKs at rest", "responses/stream/chg");
     } else {
-      System.out.printf(Locale.ROOT, "%-6s %8s %10s %10s %10s %12s %14s %14s%n", "ADS", "streams", "p50 ms",
-          "p99 ms", "max ms", "connect s", "heap KiB/str", "CPU ms/str/chg");
+      System.out.printf(Locale.ROOT, "%-6s %8s %10s %10s %10s %12s %14s %14s %12s %12s %12s%n", "ADS", "streams",
+          "p50 ms", "p99 ms", "max ms", "connect s", "heap KiB/str", "CPU ms/str/chg", "routes ms", "/v1/routes",
+          "--all ms");
     }
     for (String protocol : protocols) {
       for (String s : streamsArg.split(",")) {
@@ -176,6 +177,7 @@ public final class XdsFanoutBenchmark {
       double connectSeconds = (System.nanoTime() - connectStart) / 1e9;
       settleHeap();
       long heapAfter = ManagementFactory.getMemoryMXBean().getHeapMemoryUsage().getUsed();
+      RoutesTimes routesTimes = timeRoutes(plane);
 
       List<Long> latencies = new ArrayList<>();
       var threads = ManagementFactory.getThreadMXBean();
@@ -198,8 +200,9 @@ public final class XdsFanoutBenchmark {
       long max = latencies.get(latencies.size() - 1);
       double heapPerStream = (heapAfter - heapBefore) / 1024.0 / streams;
       double cpuPerStreamChange = cpu / 1e6 / streams / changes;
-      System.out.printf(Locale.ROOT, "%-6s %8d %10d %10d %10d %12.1f %14.1f %14.3f%n", protocol, streams, p50, p99, max,
-          connectSeconds, heapPerStream, cpuPerStreamChange);
+      System.out.printf(Locale.ROOT, "%-6s %8d %10d %10d %10d %12.1f %14.1f %14.3f %12d %12d %12d%n", protocol, streams,
+          p50, p99, max, connectSeconds, heapPerStream, cpuPerStreamChange, routesTimes.summaryMillis,
+          routesTimes.httpMillis, routesTimes.allPagesMillis);
       sidecars.forEach(SimulatedSidecar::close);
       channels.forEach(ManagedChannel::shutdownNow);
       stopClients(clients);
@@ -207,6 +210,40 @@ public final class XdsFanoutBenchmark {
           + "\"changes\":%d,\"p50_ms\":%d,\"p99_ms\":%d,\"max_ms\":%d,\"heap_kib_per_stream\":%.1f,"
           + "\"cpu_ms_per_stream_change\":%.3f}", protocol, separate ? "process" : "inprocess", streams, databases,
           changes, p50, p99, max, heapPerStream, cpuPerStreamChange);
+    }
+  }
+
+  private record RoutesTimes(long summaryMillis, long httpMillis, long allPagesMillis) {}
+
+  /**
+   * What an SRE waits for at this scale: the summary over the admin API (what {@code turnout routes} asks),
+   * {@code /v1/routes} over HTTP, and every sidecar of every database page by page ({@code turnout routes --all}).
+   */
+  private static RoutesTimes timeRoutes(ControlPlane plane) throws Exception {
+    ManagedChannel channel = NettyChannelBuilder.forAddress("127.0.0.1", plane.adminPort()).usePlaintext().build();
+    try {
+      var admin = dev.turnout.admin.v1.AdminGrpc.newBlockingStub(channel);
+      admin.getRoutingSnapshot(dev.turnout.admin.v1.GetRoutingSnapshotRequest.getDefaultInstance()); // warm up
+      long t0 = System.nanoTime();
+      admin.getRoutingSnapshot(dev.turnout.admin.v1.GetRoutingSnapshotRequest.getDefaultInstance());
+      long summary = (System.nanoTime() - t0) / 1_000_000;
+      t0 = System.nanoTime();
+      var http = java.net.http.HttpClient.newHttpClient().send(java.net.http.HttpRequest.newBuilder(
+          java.net.URI.create("http://127.0.0.1:" + plane.httpPort() + "/v1/routes")).build(),
+          java.net.http.HttpResponse.BodyHandlers.ofString());
+      long httpMillis = (System.nanoTime() - t0) / 1_000_000;
+      if (http.statusCode() != 200) {
+        throw new IllegalStateException("/v1/routes answered " + http.statusCode());
+      }
+      t0 = System.nanoTime();
+      var request = dev.turnout.admin.v1.GetRoutingSnapshotRequest.newBuilder().setAllNodes(true);
+      do {
+        var page = admin.getRoutingSnapshot(request.build());
+        request.setPageToken(page.getNextPageToken());
+      } while (!request.getPageToken().isEmpty());
+      return new RoutesTimes(summary, httpMillis, (System.nanoTime() - t0) / 1_000_000);
+    } finally {
+      channel.shutdownNow();
     }
   }
 
