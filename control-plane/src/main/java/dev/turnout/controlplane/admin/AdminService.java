@@ -401,18 +401,24 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
       throw Status.INVALID_ARGUMENT.withDescription("page_size " + request.getPageSize() + " is not within 0.."
           + MAX_PAGE).asRuntimeException();
     }
-    long offset = 0;
+    // A page token is "D.N": resume at the D-th database listed, after its first N matching sidecars. A later page
+    // then starts where the last ended instead of walking every earlier database's sidecars again.
+    int startDb = 0;
+    long startNode = 0;
     if (!request.getPageToken().isEmpty()) {
+      String[] parts = request.getPageToken().split("\\.");
       try {
-        offset = Long.parseLong(request.getPageToken());
+        startDb = parts.length == 2 ? Integer.parseInt(parts[0]) : -1;
+        startNode = parts.length == 2 ? Long.parseLong(parts[1]) : -1;
       } catch (NumberFormatException e) {
-        offset = -1;
+        startDb = -1;
       }
-      if (offset < 0) {
+      if (startDb < 0 || startNode < 0) {
         throw Status.INVALID_ARGUMENT.withDescription("page_token '" + request.getPageToken()
             + "' is not one this server gave").asRuntimeException();
       }
     }
+    boolean firstPage = request.getPageToken().isEmpty();
     boolean listing = request.getAllNodes() || !request.getNode().isEmpty() || !request.getService().isEmpty()
         || !state.isEmpty();
     int pageSize = request.getPageSize() == 0 ? DEFAULT_PAGE : request.getPageSize();
@@ -429,9 +435,19 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
               + String.join(", ", routing.table().databases().keySet())).asRuntimeException());
       databases = List.of(only);
     }
-    long position = 0; // of the matching sidecars, across databases, in order: the page's window
-    long end = offset + pageSize;
+    int listed = 0;
+    String next = "";
+    int index = -1;
     for (DatabaseRoute r : databases) {
+      index++;
+      if (listing && index < startDb) {
+        continue;
+      }
+      if (listing && !firstPage && listed >= pageSize) {
+        break; // a later page ends with its last sidecar; the first one counts every database for the summary
+      }
+      long skip = listing && index == startDb ? startNode : 0;
+      long match = 0;
       Database db = toProto(r);
       DatabaseRouting.Builder d = DatabaseRouting.newBuilder().setDatabase(db);
       int[] counts = new int[NodeState.values().length];
@@ -449,9 +465,17 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
           continue;
         }
         counts[st.ordinal()]++;
-        boolean named = listing ? position >= offset && position < end
-            : st != NodeState.CURRENT && st != NodeState.GONE && d.getNodesCount() < SUMMARY_NAMED;
-        position++;
+        boolean named;
+        if (listing) {
+          named = match >= skip && listed < pageSize;
+          if (match >= skip && !named && next.isEmpty()) {
+            next = index + "." + match;
+          }
+          match++;
+          listed += named ? 1 : 0;
+        } else {
+          named = st != NodeState.CURRENT && st != NodeState.GONE && d.getNodesCount() < SUMMARY_NAMED;
+        }
         if (!named) {
           continue;
         }
@@ -467,8 +491,8 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
           .setNodesNacked(counts[NodeState.NACKED.ordinal()]).setNodesGone(counts[NodeState.GONE.ordinal()]);
       b.addDatabases(d);
     }
-    if (listing && position > end) {
-      b.setNextPageToken(Long.toString(end));
+    if (!next.isEmpty()) {
+      b.setNextPageToken(next);
     }
     if (routing.shared().isPresent()) {
       var shared = routing.shared().get();
