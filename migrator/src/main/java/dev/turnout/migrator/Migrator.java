@@ -109,8 +109,24 @@ public final class Migrator {
 
   /** Records a new migration and starts it; a database has at most one unfinished migration. */
   public Migration start(Migration.Spec spec) throws MigrationException {
+    return start(spec, () -> {});
+  }
+
+  /** A condition the caller's plan rests on, checked again under the lock that route changes by hand take. */
+  @FunctionalInterface
+  public interface Precondition {
+    void check() throws MigrationException;
+  }
+
+  /**
+   * As {@link #start(Migration.Spec)}, after {@code stillTrue} holds under the same lock as
+   * {@link #outsideMigrations}: a route changed by hand since the caller read the source cannot slip in between
+   * (the migration would be planned from a source the database is no longer routed to).
+   */
+  public Migration start(Migration.Spec spec, Precondition stillTrue) throws MigrationException {
     synchronized (this) {
       refuseSecond(spec);
+      stillTrue.check();
       try (Platform platform = platforms.open(spec)) {
         // Opening touches no server; it refuses a spec this control plane has no platform for before it is saved.
       }

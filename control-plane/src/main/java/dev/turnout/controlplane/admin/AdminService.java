@@ -150,7 +150,16 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
             .setSource(spec.source().toString()).setTarget(spec.target().toString()).setPhase("DRY_RUN")
             .addAllPlannedActions(migrator.dryRun(spec)).build();
       }
-      return toProto(migrator.start(spec));
+      return toProto(migrator.start(spec, () -> {
+        // Read again under the lock a route change by hand takes: the plan's source must still be the route.
+        Optional<Endpoint> now = routing.table().get(spec.database()).flatMap(DatabaseRoute::endpoint);
+        if (now.isEmpty() || !now.get().host().equals(spec.source().host())
+            || now.get().port() != spec.source().port()) {
+          throw new MigrationConflictException(MigrationConflictException.Kind.FAILED_PRECONDITION, "database '"
+              + spec.database() + "' was routed to " + now.map(Endpoint::toString).orElse("nothing (drained)")
+              + " while the migration from " + spec.source() + " was being planned; start it again");
+        }
+      }));
     });
   }
 

@@ -98,6 +98,10 @@ public final class Migrations {
     return leader().start(spec);
   }
 
+  public Migration start(Migration.Spec spec, Migrator.Precondition stillTrue) throws MigrationException {
+    return leader().start(spec, stillTrue);
+  }
+
   public Migration rollback(String id, boolean consent) throws MigrationException {
     return leader().rollback(id, consent);
   }
