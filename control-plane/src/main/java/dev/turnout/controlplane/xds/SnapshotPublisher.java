@@ -52,11 +52,6 @@ public final class SnapshotPublisher {
     subscribers.remove(subscriber);
   }
 
-  /** Open streams that have named their node. */
-  int subscribers() {
-    return subscribers.size();
-  }
-
   public long version() {
     return current.version();
   }

@@ -53,10 +53,6 @@ final class XdsSnapshot {
       XdsType.CDS, EnvoyResources::cluster,
       XdsType.EDS, EnvoyResources::loadAssignment);
 
-  static boolean serves(XdsType type) {
-    return TRANSLATIONS.containsKey(type);
-  }
-
   /**
    * The snapshot of {@code table} at {@code version}: a resource whose content is unchanged since {@code previous}
    * keeps its version (so a node that has it is not sent it again); a changed or new one takes {@code version}.
