@@ -129,23 +129,9 @@ public final class FileAuditLog implements AuditLog, AutoCloseable {
       throw new StoreException("the audit log " + journal + " is closed");
     }
     Entry entry = new Entry(lastId + 1, clock.instant(), caller, request, outcome);
-    byte[] line = FileRouteStore.frame(encode(entry));
-    long before = -1;
     try {
-      before = out.size();
-      ByteBuffer buffer = ByteBuffer.wrap(line);
-      while (buffer.hasRemaining()) {
-        out.write(buffer);
-      }
-      out.force(false);
+      FileRouteStore.appendDurably(out, FileRouteStore.frame(encode(entry)));
     } catch (IOException e) {
-      if (before >= 0) {
-        try {
-          out.truncate(before); // no half line for the next append to follow
-        } catch (IOException ignored) {
-          // the next open cuts a torn tail anyway
-        }
-      }
       throw new StoreException("cannot write the audit log " + journal + ": " + e.getMessage(), e);
     }
     lastId = entry.id();

@@ -213,11 +213,11 @@ public final class FileRouteStore implements RouteStore {
     return version;
   }
 
-  private void write(ObjectNode entry) throws StoreException {
-    if (out == null) {
-      throw new IllegalStateException("load() the store before appending");
-    }
-    byte[] line = frame(entry);
+  /**
+   * Appends one framed line to a journal and fsyncs it. On failure whatever part of the line reached the file is
+   * cut off again, so a later append does not follow garbage (opening a journal drops a torn tail anyway).
+   */
+  static void appendDurably(FileChannel out, byte[] line) throws IOException {
     long before = -1;
     try {
       before = out.size();
@@ -227,14 +227,24 @@ public final class FileRouteStore implements RouteStore {
       }
       out.force(false);
     } catch (IOException e) {
-      // Cut off whatever part of the line reached the file, so a later append does not follow garbage.
       if (before >= 0) {
         try {
           out.truncate(before);
         } catch (IOException ignored) {
-          // load() drops a torn tail anyway
+          // the next open cuts the torn tail
         }
       }
+      throw e;
+    }
+  }
+
+  private void write(ObjectNode entry) throws StoreException {
+    if (out == null) {
+      throw new IllegalStateException("load() the store before appending");
+    }
+    try {
+      appendDurably(out, frame(entry));
+    } catch (IOException e) {
       throw new StoreException("cannot write the routing journal " + journal + ": " + describe(e)
           + "; the change was not made", e);
     }
