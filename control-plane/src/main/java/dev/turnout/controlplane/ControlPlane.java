@@ -28,7 +28,7 @@ import dev.turnout.migrator.Migrator;
 import dev.turnout.migrator.Platform;
 import dev.turnout.migrator.ServerAddress;
 import dev.turnout.migrator.Sleeper;
-import dev.turnout.migrator.platform.aws.AwsPlatform;
+import dev.turnout.migrator.platform.aws.AwsPlatformProvider;
 import dev.turnout.migrator.platform.postgres.PostgresPlatform;
 import io.grpc.Server;
 import io.grpc.ServerInterceptors;
@@ -94,6 +94,7 @@ public final class ControlPlane implements AutoCloseable {
     if (adminProblem.isPresent()) {
       throw new IllegalArgumentException("server.admin_bind_address: " + adminProblem.get());
     }
+    Platform.Factory platforms = platforms(config.migrator());
     Optional<PostgresStore> shared = config.store().postgres().isPresent()
         ? Optional.of(PostgresStore.open(config.store().postgres().get())) : Optional.empty();
     RouteStore store = shared.isPresent() ? shared.get() : FileRouteStore.open(config.storeDirectory());
@@ -114,7 +115,7 @@ public final class ControlPlane implements AutoCloseable {
       RoutingService routing = xds.routing();
       AtomicReference<Leadership> leader = new AtomicReference<>();
       Migrations terms = new Migrations(migrationStore, () -> new Migrator(migrationStore, new XdsRouter(routing),
-          platforms(config.migrator()), Clock.systemUTC(), Sleeper.SYSTEM, Executors.newCachedThreadPool(
+          platforms, Clock.systemUTC(), Sleeper.SYSTEM, Executors.newCachedThreadPool(
               new ThreadFactoryBuilder().setNameFormat("turnout-migration-%d").setDaemon(true).build()), failpoint),
           shared.map(PostgresStore::replicaId).orElse("(the only one)"),
           () -> leader.get() == null ? "this replica" : leader.get().leader());
@@ -291,12 +292,17 @@ public final class ControlPlane implements AutoCloseable {
     }, every.toMillis(), every.toMillis(), TimeUnit.MILLISECONDS);
   }
 
-  /** PostgreSQL to PostgreSQL by default; RDS to Aurora for specs that name an Aurora cluster. */
+  /**
+   * PostgreSQL to PostgreSQL by default; RDS to Aurora for specs that name an Aurora cluster, through the AWS
+   * platform when {@code migrator.aws} is configured: then turnout-aws.jar must be installed, or the start fails
+   * saying so (rather than the first Aurora migration, perhaps weeks later).
+   */
   private static Platform.Factory platforms(TurnoutConfig.MigratorSettings settings) {
     PostgresPlatform.Credentials credentials = new PostgresPlatform.Credentials(settings.user(), settings.password());
     Platform.Factory postgres = PostgresPlatform.factory(credentials);
-    Optional<Platform.Factory> aws = settings.aws().map(a -> AwsPlatform.factory(credentials, a, Clock.systemUTC(),
-        Sleeper.SYSTEM));
+    Optional<Platform.Factory> aws = settings.aws().map(a -> AwsPlatformProvider.installed()
+        .orElseThrow(() -> new IllegalArgumentException(AwsPlatformProvider.NOT_INSTALLED))
+        .factory(credentials, a, Clock.systemUTC(), Sleeper.SYSTEM));
     return new Platform.Factory() {
       @Override
       public Platform open(Migration.Spec spec) throws MigrationException {

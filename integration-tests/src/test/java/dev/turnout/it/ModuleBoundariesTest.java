@@ -1,10 +1,15 @@
 package dev.turnout.it;
 
+import static com.tngtech.archunit.base.DescribedPredicate.not;
+import static com.tngtech.archunit.core.domain.JavaClass.Predicates.belongToAnyOf;
+import static com.tngtech.archunit.core.domain.JavaClass.Predicates.resideInAPackage;
 import static com.tngtech.archunit.lang.syntax.ArchRuleDefinition.noClasses;
 
 import com.tngtech.archunit.core.domain.JavaClasses;
 import com.tngtech.archunit.core.importer.ClassFileImporter;
 import com.tngtech.archunit.core.importer.ImportOption;
+import dev.turnout.migrator.platform.aws.AwsPlatformProvider;
+import dev.turnout.migrator.platform.aws.AwsSettings;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
@@ -56,6 +61,23 @@ class ModuleBoundariesTest {
     noClasses().that().resideInAPackage("dev.turnout.controlplane..")
         .and().resideOutsideOfPackage("dev.turnout.controlplane.cli..")
         .should().dependOnClassesThat().resideInAPackage("dev.turnout.sidecar..")
+        .check(main);
+  }
+
+  /**
+   * The AWS platform is a module of its own (migrator-aws, turnout-aws.jar), installed only where Aurora migrations
+   * run: the control plane reaches it through the provider ServiceLoader finds and the settings turnout.yaml fills,
+   * both in the migrator, and nothing but the platform touches the AWS SDK.
+   */
+  @Test
+  void theAwsPlatform_isReachedOnlyThroughItsProvider_andAloneUsesTheAwsSdk() {
+    noClasses().that().resideOutsideOfPackage("dev.turnout.migrator.platform.aws..")
+        .should().dependOnClassesThat(resideInAPackage("dev.turnout.migrator.platform.aws..")
+            .and(not(belongToAnyOf(AwsSettings.class, AwsPlatformProvider.class))))
+        .orShould().dependOnClassesThat().resideInAPackage("software.amazon..")
+        .check(main);
+    noClasses().that().belongToAnyOf(AwsSettings.class, AwsPlatformProvider.class)
+        .should().dependOnClassesThat().resideInAPackage("software.amazon..")
         .check(main);
   }
 
