@@ -55,12 +55,23 @@ class ModuleBoundariesTest {
         .check(main);
   }
 
-  /** The one arrow DESIGN.md does not draw: the CLI ships {@code turnout sidecar} and the demo in the same jar. */
+  /** The one arrow DESIGN.md does not draw: the CLI ships {@code turnout sidecar}, and the demo runs one. */
   @Test
-  void onlyTheCli_startsTheBuiltInSidecar() {
+  void onlyTheCliAndTheDemo_startTheBuiltInSidecar() {
     noClasses().that().resideInAPackage("dev.turnout.controlplane..")
-        .and().resideOutsideOfPackage("dev.turnout.controlplane.cli..")
+        .and().resideOutsideOfPackages("dev.turnout.controlplane.cli..", "dev.turnout.controlplane.demo..")
         .should().dependOnClassesThat().resideInAPackage("dev.turnout.sidecar..")
+        .check(main);
+  }
+
+  /**
+   * The demo is a module of its own (turnout-demo.jar, with its PostgreSQL archive) on top of the control plane:
+   * nothing points back at it; the CLI finds {@code turnout demo} through ServiceLoader.
+   */
+  @Test
+  void nothingDependsOnTheDemo() {
+    noClasses().that().resideOutsideOfPackage("dev.turnout.controlplane.demo..")
+        .should().dependOnClassesThat().resideInAPackage("dev.turnout.controlplane.demo..")
         .check(main);
   }
 

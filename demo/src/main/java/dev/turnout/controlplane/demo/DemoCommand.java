@@ -1,4 +1,4 @@
-package dev.turnout.controlplane.cli;
+package dev.turnout.controlplane.demo;
 
 import com.google.common.collect.ImmutableList;
 import com.google.protobuf.Duration;
@@ -7,10 +7,8 @@ import dev.turnout.admin.v1.MigrationOptions;
 import dev.turnout.admin.v1.ReplicaPlan;
 import dev.turnout.admin.v1.StartMigrationRequest;
 import dev.turnout.controlplane.ControlPlane;
+import dev.turnout.controlplane.cli.Turnout;
 import dev.turnout.controlplane.config.TurnoutConfig;
-import dev.turnout.controlplane.demo.CdcConsumer;
-import dev.turnout.controlplane.demo.LocalPostgres;
-import dev.turnout.controlplane.demo.Writer;
 import dev.turnout.envoy.DatabaseRoute;
 import dev.turnout.envoy.Endpoint;
 import dev.turnout.migrator.Sleeper;
@@ -33,7 +31,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
-import java.util.concurrent.Callable;
 import java.util.stream.Stream;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -46,7 +43,7 @@ import picocli.CommandLine.Option;
  */
 @Command(name = "demo", mixinStandardHelpOptions = true,
     description = "Run a live migration on this machine: PostgreSQL, control plane, sidecar, load, CDC; then clean up.")
-final class DemoCommand implements Callable<Integer> {
+public final class DemoCommand implements Turnout.Extension {
 
   @Option(names = "--load-seconds", defaultValue = "3", description = "Write load before the migration (default 3)")
   int loadSeconds;
@@ -104,7 +101,7 @@ final class DemoCommand implements Callable<Integer> {
                   .setValidationWindow(Duration.newBuilder().setSeconds(window))
                   .setCreateReplica(ReplicaPlan.newBuilder().setSourceDataDir(source.resolve("").toString())
                       .setTargetDataDir(replica.toString()).setBinDir(bin.toString()))).build());
-          watched = MigrateCommand.Watch.follow(channel, m.getId(), System.out);
+          watched = Turnout.watch(channel, m.getId(), System.out);
         } finally {
           channel.shutdownNow();
         }
