@@ -3,6 +3,7 @@ package dev.turnout.migrator.platform.aws;
 import com.google.common.collect.ImmutableList;
 import com.google.common.collect.ImmutableMap;
 import dev.turnout.migrator.MigrationException;
+import dev.turnout.migrator.Sleeper;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -27,8 +28,6 @@ import software.amazon.awssdk.services.cloudwatch.model.Metric;
 import software.amazon.awssdk.services.cloudwatch.model.MetricDataQuery;
 import software.amazon.awssdk.services.cloudwatch.model.MetricDataResult;
 import software.amazon.awssdk.services.cloudwatch.model.MetricStat;
-import software.amazon.awssdk.services.ec2.Ec2Client;
-import software.amazon.awssdk.services.ec2.model.SecurityGroup;
 import software.amazon.awssdk.services.rds.RdsClient;
 import software.amazon.awssdk.services.rds.model.DBCluster;
 import software.amazon.awssdk.services.rds.model.ApplyMethod;
@@ -166,10 +165,10 @@ final class AwsApi implements AutoCloseable {
   }
 
   private final RdsClient rds;
-  private final Ec2Client ec2;
+  private final Ec2Query ec2;
   private final CloudWatchClient cloudWatch;
 
-  private AwsApi(RdsClient rds, Ec2Client ec2, CloudWatchClient cloudWatch) {
+  private AwsApi(RdsClient rds, Ec2Query ec2, CloudWatchClient cloudWatch) {
     this.rds = rds;
     this.ec2 = ec2;
     this.cloudWatch = cloudWatch;
@@ -180,16 +179,14 @@ final class AwsApi implements AutoCloseable {
     try {
       var rds = RdsClient.builder().httpClient(UrlConnectionHttpClient.create())
           .overrideConfiguration(o -> o.retryStrategy(retries(settings)));
-      var ec2 = Ec2Client.builder().httpClient(UrlConnectionHttpClient.create())
-          .overrideConfiguration(o -> o.retryStrategy(retries(settings)));
       var cw = CloudWatchClient.builder().httpClient(UrlConnectionHttpClient.create())
           .overrideConfiguration(o -> o.retryStrategy(retries(settings)));
       settings.endpointOverride().ifPresent(uri -> {
         rds.endpointOverride(uri);
-        ec2.endpointOverride(uri);
         cw.endpointOverride(uri);
       });
-      return new AwsApi(rds.build(), ec2.build(), cw.build());
+      return new AwsApi(rds.build(), Ec2Query.connect(settings.endpointOverride(), retries(settings), Sleeper.SYSTEM),
+          cw.build());
     } catch (SdkException e) {
       throw new MigrationException("cannot set up the AWS clients (region and credentials come from the SDK's"
           + " default chains: AWS_REGION, AWS_PROFILE, instance or container role): " + e.getMessage(), e);
@@ -372,7 +369,7 @@ final class AwsApi implements AutoCloseable {
   }
 
   List<SecurityGroup> securityGroups(List<String> ids) throws MigrationException {
-    return call(describeSecurityGroupsCall(ids), () -> ec2.describeSecurityGroups(r -> r.groupIds(ids)).securityGroups());
+    return call(describeSecurityGroupsCall(ids), () -> ec2.describeSecurityGroups(ids));
   }
 
   Map<String, String> tags(String arn) throws MigrationException {
