@@ -81,6 +81,36 @@ class ServerCommandTest {
     assertThat(process.exitValue()).isIn(0, 143);
   }
 
+  /** This module's class path is a control plane installed without turnout-aws.jar. */
+  @Test
+  void awsConfigured_withoutTheAwsPlatformInstalled_doesNotStart_andSaysWhichJarToPutWhere() throws Exception {
+    Files.writeString(dir.resolve("turnout.yaml"), """
+        server:
+          bind_address: 127.0.0.1
+          xds_port: 0
+          admin_port: 0
+          http_port: 0
+        store:
+          directory: data
+        migrator:
+          user: postgres
+          aws:
+            fence_security_group: sg-0123456789abcdef0
+        databases:
+          - name: orders
+            port: 15432
+            endpoint: 10.0.0.5:5432
+        """);
+    Process process = turnout(dir, "server", "-c", "turnout.yaml");
+    String out = output(process);
+
+    assertThat(process.exitValue()).isEqualTo(1);
+    assertThat(out).contains("turnout: cannot start: migrator.aws is configured, but the AWS platform is not"
+        + " installed: put turnout-aws.jar (module migrator-aws) beside turnout.jar, whose manifest names it, or on the"
+        + " class path");
+    assertThat(dir.resolve("data")).as("refused before the store is opened").doesNotExist();
+  }
+
   @Test
   void bootstrap_refusesAnUnsafeNodeId() throws Exception {
     Process process = turnout(dir, "bootstrap", "--xds", "127.0.0.1:18000", "--node", "a b", "--cluster", "svc");
