@@ -49,6 +49,10 @@ public final class Migrator {
       long slotLagBytes) {}
 
   private final Map<String, Figures> figures = new ConcurrentHashMap<>();
+  /** Where the time of each cutover in progress goes, by migration id: from QUIESCING until it leaves VERIFYING. */
+  private final Map<String, CutoverSteps> cutovers = new ConcurrentHashMap<>();
+  private static final java.util.Set<Phase> CUTOVER = java.util.EnumSet.of(Phase.QUIESCING, Phase.CATCHING_UP,
+      Phase.PROMOTING, Phase.SHIFTING, Phase.VERIFYING);
   private final List<Consumer<Migration>> listeners = new java.util.concurrent.CopyOnWriteArrayList<>();
 
   /**
@@ -361,7 +365,12 @@ public final class Migrator {
   }
 
   private void save(Migration m) throws MigrationException {
+    CutoverSteps steps = cutovers.get(m.id());
+    Instant start = clock.instant();
     store.save(m);
+    if (steps != null) {
+      steps.add("saves", Duration.between(start, clock.instant()));
+    }
     migrations.put(m.id(), m);
     for (Consumer<Migration> listener : listeners) {
       listener.accept(m);
@@ -378,6 +387,9 @@ public final class Migrator {
     log.info("migration {} database {}: {} -> {} after {} ms{}{}", m.id(), m.database(), m.phase(), to, ms,
         m.progress().finalLsn().map(l -> "; final LSN " + l).orElse(""), note.isEmpty() ? "" : "; " + note);
     failpoint.reached(next, Failpoint.Point.AFTER_SAVE);
+    if (!CUTOVER.contains(to)) {
+      cutovers.remove(m.id());
+    }
     return next;
   }
 
@@ -563,18 +575,10 @@ public final class Migrator {
    * be able to finish what it prepared); then the fence cuts only what is left.
    */
   private Migration quiesce(Migration m, Platform platform) throws MigrationException, InterruptedException {
-    Instant draining = clock.instant();
-    await(m, "the route drain to be ACKed", router.drain(m.database()));
-    m = m.note(clock.instant(), "route drained: every sidecar ACKed in " + Duration.between(draining, clock.instant())
-        .toMillis() + " ms");
-    m = letInFlightWorkFinish(m, platform);
-    ImmutableList<Platform.PreparedTransaction> left = platform.preparedTransactions();
-    if (!left.isEmpty() && !m.spec().options().cutover().rollbackPreparedTransactions()) {
-      save(m); // the grace's notes, then stop before fencing: nothing to undo but the drain
-      refuseLeftoverPrepared(m, left);
-    }
+    CutoverSteps steps = cutovers.computeIfAbsent(m.id(), id -> new CutoverSteps(clock));
     if (m.progress().fencedRoles().isEmpty()) {
       // Record which roles the fence takes away before taking them, so an unfence after a crash restores them.
+      // Listed before the drain, so the writes do not wait for it; the fence lists them again.
       ImmutableList<String> roles = platform.loginRolesToFence(true);
       List<String> kept = new ArrayList<>(platform.loginRolesToFence(false));
       kept.removeAll(roles);
@@ -582,8 +586,39 @@ public final class Migrator {
           + (kept.isEmpty() ? "" : "; the standby's " + kept + " keep their login until the target is promoted"));
       save(m);
     }
+    platform.prepareFence();
+    Instant draining = clock.instant();
+    Migration quiescing = m;
+    steps.time("drain-ack", () -> {
+      await(quiescing, "the route drain to be ACKed", router.drain(quiescing.database()));
+      return null;
+    });
+    m = m.note(clock.instant(), "route drained: every sidecar ACKed in " + Duration.between(draining, clock.instant())
+        .toMillis() + " ms");
+    Migration drained = m;
+    m = steps.time("grace", () -> letInFlightWorkFinish(drained, platform));
+    ImmutableList<Platform.PreparedTransaction> left = platform.preparedTransactions();
+    if (!left.isEmpty() && !m.spec().options().cutover().rollbackPreparedTransactions()) {
+      save(m); // the grace's notes, then stop before fencing: nothing to undo but the drain
+      refuseLeftoverPrepared(m, left);
+    }
     store.confirmWriter(); // the irreversible steps are re-checked right before they act
-    ImmutableList<Platform.Session> ended = platform.fence(m.progress().fencedRoles());
+    List<String> listed = m.progress().fencedRoles();
+    ImmutableList<Platform.Session> fenceEnded = steps.time("fence", () -> platform.fence(listed));
+    List<Platform.Session> ended = new ArrayList<>(fenceEnded);
+    // A role made since the listing (before the fence ended every session that could make one) is fenced too.
+    List<String> made = new ArrayList<>(platform.loginRolesToFence(true));
+    made.removeAll(listed);
+    if (!made.isEmpty()) {
+      List<String> all = new ArrayList<>(listed);
+      all.addAll(made);
+      m = m.with(m.progress().withFencedRoles(all)).note(clock.instant(), "fencing roles " + made
+          + " too, made since the roles were listed");
+      save(m);
+      platform.refuseLogins(made);
+      ended.addAll(platform.endSessions(false));
+    }
+    List<String> fencing = m.progress().fencedRoles();
     List<Platform.Session> cut = ended.stream().filter(Platform.Session::busy).toList();
     if (!ended.isEmpty()) {
       m = m.note(clock.instant(), "fence cut " + cut.size() + " session(s) at work" + roles(cut) + " and ended "
@@ -598,13 +633,16 @@ public final class Migrator {
       save(m);
       platform.rollBackPreparedTransactions(prepared);
     }
-    platform.verifyFence(m.progress().fencedRoles());
-    Lsn finalLsn = platform.finalLsn();
+    steps.time("verify-fence", () -> {
+      platform.verifyFence(fencing);
+      return null;
+    });
+    Lsn finalLsn = steps.time("final-lsn", platform::finalLsn);
     m = m.with(m.progress().withFinalLsn(finalLsn));
     return transition(m, Phase.CATCHING_UP, "source fenced at final LSN " + finalLsn);
   }
 
-  private static final Duration QUIESCE_POLL = Duration.ofMillis(10);
+  private static final Duration QUIESCE_POLL = Duration.ofMillis(5);
 
   /**
    * PgBouncer's PAUSE, done at the server: the drain stops new connections, so wait up to the quiesce grace for
@@ -695,6 +733,8 @@ public final class Migrator {
    */
   private Migration catchUp(Migration m, Platform platform) throws MigrationException, InterruptedException {
     Lsn finalLsn = m.progress().finalLsn().orElseThrow();
+    CutoverSteps steps = cutovers.computeIfAbsent(m.id(), id -> new CutoverSteps(clock));
+    Instant slotsStart = clock.instant();
     List<Platform.Session> reasserted = new ArrayList<>();
     List<SlotPosition> recorded = new ArrayList<>();
     for (Platform.Slot slot : platform.sourceSlots()) {
@@ -707,18 +747,26 @@ public final class Migrator {
       recorded.add(new SlotPosition(name, confirmed.plugin(), confirmed.confirmedLsn()));
     }
     ImmutableList<Platform.Session> streams = platform.endSessions(true); // every consumer has the final LSN now
+    steps.add("cdc-slots", Duration.between(slotsStart, clock.instant()));
+    // Saved with PROMOTING, before the promotion: a resume before that records them again, from the same slots.
     m = m.with(m.progress().withSlots(recorded)).note(clock.instant(), "slots recorded: " + recorded
         + (streams.isEmpty() ? "" : "; ended " + streams.size() + " session(s) left streaming" + roles(streams))
         + (reasserted.isEmpty() ? "" : "; ended " + reasserted.size() + " session(s) opened after the fence"
             + roles(reasserted)));
-    save(m);
-    poll(m, "the target to replay " + finalLsn, () -> {
-      platform.endSessions(true);
-      return platform.targetReplayLsn().atLeast(finalLsn);
+    Migration slotsSaved = m;
+    steps.time("replay", () -> {
+      poll(slotsSaved, "the target to replay " + finalLsn, () -> {
+        platform.endSessions(true);
+        return platform.targetReplayLsn().atLeast(finalLsn);
+      });
+      return null;
     });
-    platform.syncFailoverSlots();
-    platform.armTargetReadOnly();
-    String proof = proveNothingCommittedAfter(m, platform);
+    steps.time("arm-target", () -> {
+      platform.syncFailoverSlots();
+      platform.armTargetReadOnly();
+      return null;
+    });
+    String proof = steps.time("wal-proof", () -> proveNothingCommittedAfter(slotsSaved, platform));
     return transition(m, Phase.PROMOTING, "target replayed " + platform.targetReplayLsn() + "; " + proof);
   }
 
@@ -740,7 +788,12 @@ public final class Migrator {
 
   private Migration promote(Migration m, Platform platform) throws MigrationException, InterruptedException {
     store.confirmWriter();
-    platform.promoteTarget();
+    CutoverSteps steps = cutovers.computeIfAbsent(m.id(), id -> new CutoverSteps(clock));
+    steps.time("promote", () -> {
+      platform.promoteTarget();
+      return null;
+    });
+    Instant afterPromotion = clock.instant();
     // The standby's roles kept their login so it could reconnect while catching up; it streams no more.
     ImmutableList<String> open = platform.loginRolesToFence(false);
     if (!open.isEmpty()) {
@@ -751,27 +804,41 @@ public final class Migrator {
       save(m);
       platform.refuseLogins(open);
     }
+    steps.add("standby-roles", Duration.between(afterPromotion, clock.instant()));
     ImmutableList<Platform.PreparedTransaction> carried = platform.targetPreparedTransactions();
     if (!carried.isEmpty()) {
       throw new MigrationException("database '" + m.database() + "': " + carried.size() + " transaction(s) came"
           + " over to the target still prepared, holding their locks there: " + describe(carried)
           + ". Commit or roll them back on " + m.spec().target());
     }
-    ImmutableList<String> slots = platform.createSlotsOnTarget(m.progress().slots()); // before any write is admitted
-    platform.restoreLoginsOnTarget(m.progress().fencedRoles());
-    platform.admitWritesOnTarget();
+    List<SlotPosition> positions = m.progress().slots();
+    ImmutableList<String> slots = steps.time("target-slots", () -> platform.createSlotsOnTarget(positions)); // before any write is admitted
+    List<String> fenced = m.progress().fencedRoles();
+    steps.time("admit-writes", () -> {
+      platform.restoreLoginsOnTarget(fenced);
+      platform.admitWritesOnTarget();
+      return null;
+    });
     return transition(m, Phase.SHIFTING, "target promoted; slots: " + (slots.isEmpty() ? "none" : String.join("; ", slots)));
   }
 
   private Migration shift(Migration m) throws MigrationException, InterruptedException {
-    await(m, "every sidecar to ACK the route to the target", router.route(m.database(), m.spec().target()));
+    CutoverSteps steps = cutovers.computeIfAbsent(m.id(), id -> new CutoverSteps(clock));
+    steps.time("route-ack", () -> {
+      await(m, "every sidecar to ACK the route to the target", router.route(m.database(), m.spec().target()));
+      return null;
+    });
     return transition(m, Phase.VERIFYING, "route to " + m.spec().target() + " ACKed");
   }
 
   private Migration verify(Migration m, Platform platform) throws MigrationException, InterruptedException {
-    platform.writeProbeTarget();
-    String proof = proveNothingCommittedAfter(m, platform);
-    return transition(m, Phase.COMPLETED, "write probe committed on " + m.spec().target() + "; " + proof);
+    CutoverSteps steps = cutovers.computeIfAbsent(m.id(), id -> new CutoverSteps(clock));
+    steps.time("probe", () -> {
+      platform.writeProbeTarget();
+      return null;
+    });
+    String proof = steps.time("final-proof", () -> proveNothingCommittedAfter(m, platform));
+    return transition(m.note(clock.instant(), steps.line()), Phase.COMPLETED, "write probe committed on " + m.spec().target() + "; " + proof);
   }
 
   /**

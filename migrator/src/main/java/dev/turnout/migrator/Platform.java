@@ -96,6 +96,13 @@ public interface Platform extends AutoCloseable {
   ImmutableList<PreparedTransaction> targetPreparedTransactions() throws MigrationException;
 
   /**
+   * Before the drain, while the source still serves: what of the fence can be done without touching the
+   * application (keeping the source's WAL from here on, below the final LSN), so the writes do not wait for it.
+   * Idempotent; {@link #unfence} undoes it. Nothing by default.
+   */
+  default void prepareFence() throws MigrationException {}
+
+  /**
    * Hard fence: read-only by default, the source's WAL after this point kept until finalized, {@code roles}
    * refused at login, and every session that can run SQL ended (whatever its role or backend type) except the
    * migrator's own, physical walsenders and logical walsenders streaming a slot, whose consumers must still

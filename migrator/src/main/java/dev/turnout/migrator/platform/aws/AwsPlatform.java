@@ -543,6 +543,11 @@ public final class AwsPlatform implements Platform {
     return sql.targetPreparedTransactions();
   }
 
+  @Override
+  public void prepareFence() throws MigrationException {
+    sql.holdWal();
+  }
+
   /**
    * Records the source's security groups in a tag (before touching them, so a crash cannot lose them), swaps
    * them for the fence group, refuses the roles' logins and reboots the instance to end every session. Each

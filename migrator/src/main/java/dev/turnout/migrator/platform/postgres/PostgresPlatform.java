@@ -46,6 +46,15 @@ public final class PostgresPlatform implements Platform {
   private final Credentials credentials;
   private Connection source;
   private Connection target;
+  /** When each connection was last handed out (System.nanoTime): one idle longer is checked before use. */
+  private long sourceUsed;
+  private long targetUsed;
+  /**
+   * A connection used within this long is handed out without {@code isValid}, which costs a round trip; the
+   * cutover makes dozens of calls in a row; a connection that broke since fails that one call, as it would have
+   * had it broken a moment after the check.
+   */
+  private static final long CHECK_AFTER_IDLE_NANOS = java.util.concurrent.TimeUnit.SECONDS.toNanos(1);
 
   public PostgresPlatform(Migration.Spec spec, Credentials credentials) {
     this.spec = spec;
@@ -82,19 +91,27 @@ public final class PostgresPlatform implements Platform {
   }
 
   private Connection source() throws SQLException {
-    if (source == null || !source.isValid(2)) {
+    long now = System.nanoTime();
+    if (!usable(source, now - sourceUsed)) {
       closeQuietly(source);
       source = connect(spec.source());
     }
+    sourceUsed = now;
     return source;
   }
 
   private Connection target() throws SQLException {
-    if (target == null || !target.isValid(2)) {
+    long now = System.nanoTime();
+    if (!usable(target, now - targetUsed)) {
       closeQuietly(target);
       target = connect(spec.target());
     }
+    targetUsed = now;
     return target;
+  }
+
+  private static boolean usable(Connection c, long idleNanos) throws SQLException {
+    return c != null && !c.isClosed() && (idleNanos < CHECK_AFTER_IDLE_NANOS || c.isValid(2));
   }
 
   private MigrationException fail(String what, SQLException e) {
@@ -510,6 +527,11 @@ public final class PostgresPlatform implements Platform {
     return endSessions(false);
   }
 
+  @Override
+  public void prepareFence() throws MigrationException {
+    holdWal();
+  }
+
   /**
    * Keeps the source's WAL from here on until {@link #releaseFenceHold}: a physical slot reserving WAL now, below
    * the final LSN recorded after the fence, so the proof can read that WAL at finalize too.
@@ -548,8 +570,13 @@ public final class PostgresPlatform implements Platform {
           return ImmutableList.copyOf(ended.values());
         }
         left.forEach(x -> ended.putIfAbsent(x.pid(), x));
-        s.execute("select pg_terminate_backend(a.pid) " + which);
-        s.execute("select pg_sleep(0.01)");
+        if (s.getConnection().getMetaData().getDatabaseMajorVersion() >= 14) {
+          // Waits (up to 100 ms each) until the backend is gone, instead of sleeping and looking again.
+          s.execute("select pg_terminate_backend(a.pid, 100) " + which);
+        } else {
+          s.execute("select pg_terminate_backend(a.pid) " + which);
+          s.execute("select pg_sleep(0.01)");
+        }
       }
       throw new MigrationException("database '" + spec.database() + "': sessions on " + spec.source()
           + " did not end: " + describe(sessions(s, "select " + SESSION_COLUMNS + " " + which)));
