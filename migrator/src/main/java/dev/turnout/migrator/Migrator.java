@@ -234,6 +234,8 @@ public final class Migrator {
         + (o.allowDroppingStaleSlots() ? "; drop inactive slots that retain WAL" : "; fail on an inactive slot"));
     plan.add("REPLICATING: sample lag and WAL rates for " + o.validationWindow().toSeconds() + " s; the target must"
         + " stay within " + o.maxLagBytes() + " bytes");
+    plan.add("QUIESCING: list the login roles to fence and save them; keep " + spec.source() + "'s WAL (a physical"
+        + " slot)" + (aws ? "" : "; arm " + spec.target() + " read-only (it admits no write when promoted)"));
     plan.add("QUIESCING: drain route '" + db + "' and wait for every subscribed sidecar's ACK (new connections are held)");
     plan.add("QUIESCING: wait up to " + o.cutover().quiesceGrace().toMillis() + " ms for transactions in flight,"
         + " connections accepted before the drain and prepared transactions on " + spec.source() + " to finish;"
@@ -249,7 +251,7 @@ public final class Migrator {
         + "; verify; record the final LSN");
     plan.add("CATCHING_UP: wait for each logical slot's consumer to confirm the final LSN; record the slots; end"
         + " the walsenders that streamed them");
-    plan.add("CATCHING_UP: wait for " + spec.target() + " to replay the final LSN" + (aws ? "" : "; arm it read-only")
+    plan.add("CATCHING_UP: wait for " + spec.target() + " to replay the final LSN" + ""
         + "; read the source's WAL after the final LSN: any commit there rolls back");
     plan.add("PROMOTING: " + (aws ? "promote cluster " + spec.aurora().get().targetCluster() + " and wait until it is"
         + " available and writable" : "pg_promote " + spec.target() + "; confirm the new timeline")
@@ -587,6 +589,7 @@ public final class Migrator {
       save(m);
     }
     platform.prepareFence();
+    platform.armTargetReadOnly(); // a standby is read-only anyway: armed now, it admits no write when promoted
     Instant draining = clock.instant();
     Migration quiescing = m;
     steps.time("drain-ack", () -> {
@@ -761,9 +764,8 @@ public final class Migrator {
       });
       return null;
     });
-    steps.time("arm-target", () -> {
+    steps.time("sync-slots", () -> {
       platform.syncFailoverSlots();
-      platform.armTargetReadOnly();
       return null;
     });
     String proof = steps.time("wal-proof", () -> proveNothingCommittedAfter(slotsSaved, platform));

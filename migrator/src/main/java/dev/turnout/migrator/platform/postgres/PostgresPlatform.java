@@ -550,10 +550,8 @@ public final class PostgresPlatform implements Platform {
   /** Sets {@code roles} NOLOGIN on the source ({@code ALTER ROLE} replicates to the target). */
   @Override
   public void refuseLogins(List<String> roles) throws MigrationException {
-    try (Statement s = source().createStatement()) {
-      for (String role : roles) {
-        s.execute("alter role " + quote(role) + " nologin");
-      }
+    try {
+      alterRoles(source(), roles, "nologin");
     } catch (SQLException e) {
       throw fail("refusing logins on the source " + spec.source(), e);
     }
@@ -636,13 +634,12 @@ public final class PostgresPlatform implements Platform {
                 .collect(java.util.stream.Collectors.joining(", ")));
       }
       List<String> stillLogin = new ArrayList<>();
-      for (String role : roles) {
-        try (PreparedStatement ps = source().prepareStatement("select rolcanlogin from pg_roles where rolname = ?")) {
-          ps.setString(1, role);
-          try (ResultSet rs = ps.executeQuery()) {
-            if (rs.next() && rs.getBoolean(1)) {
-              stillLogin.add(role);
-            }
+      try (PreparedStatement ps = source().prepareStatement(
+          "select rolname from pg_roles where rolcanlogin and rolname = any(?) order by rolname")) {
+        ps.setArray(1, source().createArrayOf("text", roles.toArray()));
+        try (ResultSet rs = ps.executeQuery()) {
+          while (rs.next()) {
+            stillLogin.add(rs.getString(1));
           }
         }
       }
@@ -853,10 +850,8 @@ public final class PostgresPlatform implements Platform {
 
   /** Undo of {@link #refuseLogins}. */
   public void restoreLogins(List<String> roles) throws MigrationException {
-    try (Statement s = source().createStatement()) {
-      for (String role : roles) {
-        s.execute("alter role " + quote(role) + " login");
-      }
+    try {
+      alterRoles(source(), roles, "login");
     } catch (SQLException e) {
       throw fail("restoring logins on the source " + spec.source(), e);
     }
@@ -959,7 +954,7 @@ public final class PostgresPlatform implements Platform {
   @Override
   public void syncFailoverSlots() throws MigrationException {
     try {
-      if (Integer.parseInt(text(target(), "show server_version_num")) < 170000
+      if (target().getMetaData().getDatabaseMajorVersion() < 17
           || !bool(target(), "select current_setting('sync_replication_slots')::bool")) {
         return;
       }
@@ -1041,10 +1036,8 @@ public final class PostgresPlatform implements Platform {
 
   @Override
   public void restoreLoginsOnTarget(List<String> roles) throws MigrationException {
-    try (Statement s = target().createStatement()) {
-      for (String role : roles) {
-        s.execute("alter role " + quote(role) + " login");
-      }
+    try {
+      alterRoles(target(), roles, "login");
     } catch (SQLException e) {
       throw fail("restoring logins on the target", e);
     }
@@ -1076,6 +1069,17 @@ public final class PostgresPlatform implements Platform {
       fresh.commit();
     } catch (SQLException e) {
       throw fail("write probe on the target " + spec.target(), e);
+    }
+  }
+
+  /** {@code ALTER ROLE r <option>} for each of {@code roles}, sent at once and committed together (one WAL flush). */
+  private static void alterRoles(Connection c, List<String> roles, String option) throws SQLException {
+    if (roles.isEmpty()) {
+      return;
+    }
+    try (Statement s = c.createStatement()) {
+      s.execute(roles.stream().map(r -> "alter role " + quote(r) + " " + option)
+          .collect(java.util.stream.Collectors.joining("; ")));
     }
   }
 
