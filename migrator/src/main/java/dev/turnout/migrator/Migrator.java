@@ -815,7 +815,8 @@ public final class Migrator {
       throws MigrationException, InterruptedException {
     Duration left = Duration.between(clock.instant(), m.phaseStarted().plus(m.spec().options().phaseDeadline()));
     try {
-      future.get(Math.max(1, left.toMillis()), TimeUnit.MILLISECONDS);
+      sleeper.awaitDone(future, left);
+      future.get(); // done: its outcome
     } catch (ExecutionException e) {
       Throwable cause = e.getCause() instanceof java.util.concurrent.CompletionException c ? c.getCause() : e.getCause();
       throw new MigrationException(m + ": waiting for " + what + " failed: " + cause.getMessage(), cause);
