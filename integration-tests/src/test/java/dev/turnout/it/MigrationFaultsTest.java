@@ -177,9 +177,9 @@ class MigrationFaultsTest {
     FileMigrationStore file = new FileMigrationStore(dir.resolve("stale-store"));
     MigrationStore store = new MigrationStore() {
       @Override
-      public void save(Migration m) throws MigrationException {
+      public Migration save(Migration m) throws MigrationException {
         confirmWriter();
-        file.save(m);
+        return file.save(m);
       }
 
       @Override

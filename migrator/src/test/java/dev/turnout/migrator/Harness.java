@@ -33,6 +33,16 @@ final class Harness {
         (next, point) -> failpoint.reached(next, point));
   }
 
+  /**
+   * A second process on the same store and servers (a replica that took over while this one still runs): it
+   * loads what the store holds and resumes it; this harness's migrator keeps its own view.
+   */
+  Migrator anotherProcess() throws MigrationException {
+    Migrator other = newMigrator();
+    other.resumeAll();
+    return other;
+  }
+
   /** The process restarts: a new migrator on the same store and servers resumes what the store holds. */
   Migrator restart() throws MigrationException {
     migrator = newMigrator();

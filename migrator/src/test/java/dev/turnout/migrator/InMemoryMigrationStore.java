@@ -9,7 +9,8 @@ import java.util.Map;
 /**
  * The journal in memory, shared by every migrator a test starts on it (a restart is a new migrator on the same
  * store). It can stop accepting writes as a store does once another process leads ({@link #loseLeadership}),
- * and can crash the process at any save, before or after the write is durable.
+ * and can crash the process at any save, before or after the write is durable. Saves are compare-and-set on the
+ * revision, as in the real stores.
  */
 final class InMemoryMigrationStore implements MigrationStore {
   /** The process dying at a save: nothing after it runs, nothing catches it. */
@@ -63,8 +64,13 @@ final class InMemoryMigrationStore implements MigrationStore {
     return saved.get(id);
   }
 
+  /** Another process's write, as it would land in a store this one shares: a compare-and-set like any save. */
+  synchronized Migration writeAsAnotherProcess(Migration migration) throws MigrationException {
+    return compareAndSet(migration);
+  }
+
   @Override
-  public void save(Migration migration) throws MigrationException {
+  public Migration save(Migration migration) throws MigrationException {
     try {
       beforeSave.saving(migration);
     } catch (InterruptedException e) {
@@ -78,13 +84,25 @@ final class InMemoryMigrationStore implements MigrationStore {
         crashAt = 0;
         throw new Crash("crashed before saving " + migration.phase());
       }
-      saved.put(migration.id(), migration);
-      writes.add(migration);
+      Migration stored = compareAndSet(migration);
       if (crash) {
         crashAt = 0;
         throw new Crash("crashed after saving " + migration.phase());
       }
+      return stored;
     }
+  }
+
+  private Migration compareAndSet(Migration migration) throws RevisionConflictException {
+    Migration before = saved.get(migration.id());
+    long held = before == null ? 0 : before.revision();
+    if (held != migration.revision()) {
+      throw new RevisionConflictException(migration, held, java.util.Optional.of(before.phase()));
+    }
+    Migration stored = migration.atRevision(held + 1);
+    saved.put(stored.id(), stored);
+    writes.add(stored);
+    return stored;
   }
 
   @Override
