@@ -59,7 +59,9 @@ public final class Migrator {
 
   /**
    * Where tests stop a migration to crash the process or roll it back at an exact point: called around the
-   * save of every transition, on the migration's own thread. {@link #NONE} in production.
+   * save of every transition, on the thread that makes it: the migration's runner, or for a transition a command
+   * decides (a rollback of a halted or completed migration), the command's, holding the migration's owner.
+   * {@link #NONE} in production.
    */
   public interface Failpoint {
     /** Before the new state is saved (the previous phase's effects are done), and after. */
@@ -501,13 +503,16 @@ public final class Migrator {
   }
 
   private <T> T commandInterruptibly(Owner owner, Decision<T> decision) throws MigrationException, InterruptedException {
-    List<Migration> saved;
     owner.lock.lock();
     try {
       return decision.decide();
     } finally {
-      saved = new ArrayList<>(owner.unannounced);
-      owner.unannounced.clear();
+      // Only the outermost decision announces, once nothing holds the lock: listeners run outside it.
+      List<Migration> saved = List.of();
+      if (owner.lock.getHoldCount() == 1) {
+        saved = new ArrayList<>(owner.unannounced);
+        owner.unannounced.clear();
+      }
       owner.lock.unlock();
       announce(saved);
     }
@@ -524,7 +529,9 @@ public final class Migrator {
   /**
    * Saves {@code next} through its owner: refused unless it was read at the latest saved revision, and, while an
    * operator's rollback waits for the runner, refused as a step into a further phase (the runner takes the
-   * rollback first). Returns it as saved, at its new revision.
+   * rollback first). Returns it as saved, at its new revision. When the store holds a later revision (another
+   * process wrote it), the owner takes that one as the latest before the conflict is thrown, so the next command
+   * decides on it.
    */
   private Migration save(Owner owner, Migration next) throws MigrationException, InterruptedException {
     return commandInterruptibly(owner, () -> {
@@ -536,11 +543,30 @@ public final class Migrator {
           && next.phase() != Phase.HALTED) {
         throw new RollbackRequested();
       }
-      Migration saved = store.save(next);
+      Migration saved;
+      try {
+        saved = store.save(next);
+      } catch (RevisionConflictException e) {
+        reread(owner);
+        throw e;
+      }
       owner.current = saved;
       owner.unannounced.add(saved);
       return saved;
     });
+  }
+
+  /** Under the owner's lock: takes the store's revision of the migration as the latest, if it can be read. */
+  private void reread(Owner owner) {
+    String id = owner.current.id();
+    try {
+      store.loadAll().stream().filter(m -> m.id().equals(id)).findFirst().ifPresent(m -> {
+        owner.current = m;
+        owner.unannounced.add(m);
+      });
+    } catch (MigrationException e) {
+      log.warn("{}: cannot read it again after a conflicting save: {}", owner.current, e.getMessage());
+    }
   }
 
   /** Saves {@code m} through the owner of its migration (a runner's save). */

@@ -219,7 +219,7 @@ class ConcurrentCommandsTest {
   }
 
   @Test
-  void aProcessHoldingAnOlderRevision_cannotRollBack_startsNoRunner_andIsToldBothRevisions() throws Exception {
+  void aProcessHoldingAnOlderRevision_cannotRollBack_startsNoRunner_isToldBothRevisions_andRereads() throws Exception {
     Migration m = halted();
     Migrator newLeader = h.anotherProcess();
     newLeader.rollback(m.id(), true);
@@ -233,6 +233,8 @@ class ConcurrentCommandsTest {
             .isEqualTo(MigrationConflictException.Kind.ABORTED));
     assertThat(h.journal.starting("route app to " + SOURCE)).as("one rollback ran").hasSize(1);
     assertThat(h.store.stored(m.id())).isEqualTo(back);
+    assertThat(h.now(m.id())).as("it reads the store's revision for the next command").isEqualTo(back);
+    assertThat(h.migrator.rollback(m.id(), true)).isEqualTo(back);
     assertTheStoreSawOneLegalSequence(m.id());
   }
 
