@@ -248,6 +248,45 @@ class FailurePolicyTest {
     assertRolledBackLeavingTheSourceRoutedAndOpen(h.now(m.id()));
   }
 
+  // ---- at finalize
+
+  @Test
+  void aCommitOnTheSourceFoundAtFinalize_haltsTheMigration_andTheSourceIsNotLetGo() throws Exception {
+    Migration done = h.run();
+    h.servers.commitsAfterTheFence("xid 901 committed at 0/3100000 by postgres: update orders");
+
+    assertThatThrownBy(() -> h.migrator.finalizeMigration(done.id())).isInstanceOf(MigrationConflictException.class)
+        .hasMessageContaining(done + " cannot be finalized, and is halted").hasMessageContaining("xid 901");
+
+    Migration m = h.now(done.id());
+    assertThat(m.phase()).isEqualTo(Phase.HALTED);
+    assertThat(m.history().get(m.history().size() - 1).note()).contains("carry them to the target by hand, or roll"
+        + " back with consent");
+    assertThat(h.servers.holdReleased()).as("the source keeps its WAL").isFalse();
+  }
+
+  @Test
+  void aFinalizeThatCannotReadTheSourcesWal_isRefused_leavingTheMigrationCompleted() throws Exception {
+    Migration done = h.run();
+    h.servers.fail("commitsAfter", When.BEFORE, 1, "connection to the source refused");
+
+    assertThatThrownBy(() -> h.migrator.finalizeMigration(done.id())).isInstanceOf(MigrationConflictException.class)
+        .hasMessageContaining("cannot be finalized without the proof that nothing committed on the source after the"
+            + " final LSN: connection to the source refused");
+
+    assertThat(h.now(done.id())).isEqualTo(done);
+    assertThat(h.migrator.finalizeMigration(done.id()).phase()).as("once the source answers").isEqualTo(Phase.FINALIZED);
+  }
+
+  @Test
+  void aFinalizeOfAMigrationThatIsNotCompleted_isRefusedNamingItsPhase() throws Exception {
+    h.router.nack("route app to " + TARGET, "sidecar app-1 NACKed");
+    Migration halted = h.run();
+
+    assertThatThrownBy(() -> h.migrator.finalizeMigration(halted.id())).isInstanceOf(MigrationConflictException.class)
+        .hasMessage(halted + " is in HALTED; only a COMPLETED migration can be finalized");
+  }
+
   // ---- the operator
 
   @Test
