@@ -294,7 +294,7 @@ public final class ControlPlane implements AutoCloseable {
   /** PostgreSQL to PostgreSQL by default; RDS to Aurora for specs that name an Aurora cluster. */
   private static Platform.Factory platforms(TurnoutConfig.MigratorSettings settings) {
     PostgresPlatform.Credentials credentials = new PostgresPlatform.Credentials(settings.user(), settings.password());
-    Platform.Factory postgres = PostgresPlatform.factory(credentials);
+    Platform.Factory postgres = PostgresPlatform.factory(credentials, Clock.systemUTC(), Sleeper.SYSTEM);
     Optional<Platform.Factory> aws = settings.aws().map(a -> AwsPlatform.factory(credentials, a, Clock.systemUTC(),
         Sleeper.SYSTEM));
     return new Platform.Factory() {

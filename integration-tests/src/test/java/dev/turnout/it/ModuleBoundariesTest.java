@@ -59,6 +59,18 @@ class ModuleBoundariesTest {
         .check(main);
   }
 
+  /** Rule 7 of CONVENTIONS.md: the migrator's time is the injected Clock and Sleeper, so tests can run it fake. */
+  @Test
+  void theMigrator_readsNoWallClockAndSleepsOnlyThroughItsSleeper() {
+    noClasses().that().resideInAPackage("dev.turnout.migrator..")
+        .should().callMethod(Thread.class, "sleep", long.class)
+        .orShould().callMethod(System.class, "nanoTime")
+        .orShould().callMethod(System.class, "currentTimeMillis")
+        .orShould().callMethod(java.time.Instant.class, "now")
+        .orShould().callMethod(java.time.Clock.class, "systemUTC")
+        .check(main);
+  }
+
   @Test
   void platformsStayInTheirOwnPackages() {
     noClasses().that().resideInAPackage("dev.turnout.migrator.platform.postgres..")

@@ -252,13 +252,36 @@ class SharedStoreTest {
   @Test
   void aStoreOfAnEarlierSchema_isMigratedAtOpen_andOneNewerThanThisTurnoutIsRefused() throws Exception {
     PostgresStore.open(settings("cp-a")).close();
+    Migration old = Migration.plan("old1", new Migration.Spec("orders", new ServerAddress("10.0.0.1", 5432),
+        new ServerAddress("10.0.0.2", 5432), Migration.Options.defaults()), Instant.parse("2026-11-27T10:00:00Z"));
     try (Connection c = meta.connect(); Statement s = c.createStatement()) { // as version 1 left it
       s.execute("drop table turnout.audit");
       s.execute("drop table turnout.nodes");
       s.execute("drop table turnout.route_history");
+      s.execute("alter table turnout.migrations drop column revision");
       s.execute("delete from turnout.schema_migrations where version >= 2");
+      new dev.turnout.controlplane.store.FileMigrationStore(dir.resolve("legacy")).save(old);
+      String body = java.nio.file.Files.readString(dir.resolve("legacy/migrations/old1.json"))
+          .replaceAll(",\\s*\"revision\" : 1", "");
+      assertThat(body).doesNotContain("revision");
+      s.execute("insert into turnout.migrations (id, database, phase, epoch, body) values ('old1', 'orders',"
+          + " 'PLANNED', 1, '" + body.replace("'", "''") + "')");
+      s.execute("update turnout.leader set epoch = 7, holder = 'cp-a'");
     }
     try (PostgresStore store = PostgresStore.open(settings("cp-a"))) {
+      Migration loaded = store.loadAll().get(0);
+      assertThat(loaded).as("a migration saved before revisions were kept is at revision 0").isEqualTo(old);
+      setEpoch(store, 7);
+      Migration saved = store.save(loaded.to(dev.turnout.migrator.Phase.PREFLIGHT, Instant.now(), ""));
+      assertThat(saved.revision()).isEqualTo(1);
+      assertThatThrownBy(() -> store.save(loaded.to(dev.turnout.migrator.Phase.ROLLING_BACK, Instant.now(), "stale")))
+          .isInstanceOf(dev.turnout.migrator.RevisionConflictException.class)
+          .hasMessageContaining("migration old1 of database 'orders' changed meanwhile: this change to ROLLING_BACK"
+              + " was read at revision 0, the store holds revision 1 (PREFLIGHT)");
+      assertThatThrownBy(() -> store.save(Migration.plan("old1", loaded.spec(), Instant.now())))
+          .as("a second first save").isInstanceOf(dev.turnout.migrator.RevisionConflictException.class);
+      assertThat(store.loadAll()).containsExactly(saved);
+
       store.publishNodes(List.of(new SharedRoutes.NodeRow("", true, "node-x", "orders", true,
           ImmutableList.of(new SharedRoutes.TypeRow("EDS", 3, 2, "port in use", 3)))));
       assertThat(store.nodes()).singleElement().satisfies(n -> {

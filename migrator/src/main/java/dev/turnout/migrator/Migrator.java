@@ -1,6 +1,7 @@
 package dev.turnout.migrator;
 
 import com.google.common.collect.ImmutableList;
+import com.google.errorprone.annotations.concurrent.GuardedBy;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
@@ -16,6 +17,7 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -25,6 +27,12 @@ import org.slf4j.LoggerFactory;
  * the {@link MigrationStore} before acting on it. A failure or deadline before promotion rolls back; after
  * promotion the migration halts for an operator, because rolling back would lose the target's new writes.
  * {@link #resumeAll} picks up, after a crash, every migration the store holds unfinished.
+ *
+ * <p>Every migration has one {@link Owner}: start, resume, rollback and finalize decide and save holding its lock,
+ * against the latest saved revision; the runner acts without it and takes it for each save and each decision to go
+ * on. Only the owner starts a runner, and only while none runs; every save is a compare-and-set on the revision it
+ * was read at, here and in the store, so two operators acting at once cannot leave two runners or overwrite a
+ * later phase.
  */
 public final class Migrator {
   private static final Logger log = LoggerFactory.getLogger(Migrator.class);
@@ -37,10 +45,8 @@ public final class Migrator {
   private final Sleeper sleeper;
   private final ExecutorService runners;
 
-  /** The latest saved state of every migration; written only after the store has it. */
-  private final Map<String, Migration> migrations = new ConcurrentHashMap<>();
-  /** Migrations an operator asked to roll back, by id, and whether they consented to losing target writes. */
-  private final Map<String, Boolean> rollbackRequests = new ConcurrentHashMap<>();
+  /** The owner of every migration this migrator has saved or loaded, by id. */
+  private final Map<String, Owner> owners = new ConcurrentHashMap<>();
   private final Failpoint failpoint;
   private volatile boolean stopping;
 
@@ -57,7 +63,9 @@ public final class Migrator {
 
   /**
    * Where tests stop a migration to crash the process or roll it back at an exact point: called around the
-   * save of every transition, on the migration's own thread. {@link #NONE} in production.
+   * save of every transition, on the thread that makes it: the migration's runner, or for a transition a command
+   * decides (a rollback of a halted or completed migration), the command's, holding the migration's owner.
+   * {@link #NONE} in production.
    */
   public interface Failpoint {
     /** Before the new state is saved (the previous phase's effects are done), and after. */
@@ -98,17 +106,23 @@ public final class Migrator {
     }
   }
 
-  /** Loads the store and resumes every unfinished migration that is not halted. */
+  /** Loads the store and resumes every unfinished migration that is not halted (or completed). */
   public void resumeAll() throws MigrationException {
     for (Migration m : store.loadAll()) {
-      migrations.put(m.id(), m);
+      owners.putIfAbsent(m.id(), new Owner(m));
     }
-    for (Migration m : migrations.values()) {
-      if (!m.phase().isTerminal() && m.phase() != Phase.HALTED && m.phase() != Phase.COMPLETED) {
-        log.info("{}: resuming in {} after a restart", m, m.phase());
-        runners.execute(() -> run(m.id()));
+    for (Owner owner : owners.values()) {
+      Object runner = command(owner, () -> runsByItself(owner.current.phase()) ? owner.claimRunner() : null);
+      if (runner != null) {
+        log.info("{}: resuming in {} after a restart", owner.current, owner.current.phase());
+        startRunner(owner, runner);
       }
     }
+  }
+
+  /** Phases a runner works through; in the others (halted, completed, terminal) only a command moves it on. */
+  private static boolean runsByItself(Phase phase) {
+    return !phase.isTerminal() && phase != Phase.HALTED && phase != Phase.COMPLETED;
   }
 
   /** Records a new migration and starts it; a database has at most one unfinished migration. */
@@ -128,21 +142,32 @@ public final class Migrator {
    * (the migration would be planned from a source the database is no longer routed to).
    */
   public Migration start(Migration.Spec spec, Precondition stillTrue) throws MigrationException {
+    Owner owner;
+    Migration planned;
+    Object runner;
     synchronized (this) {
       refuseSecond(spec);
       stillTrue.check();
       try (Platform platform = platforms.open(spec)) {
         // Opening touches no server; it refuses a spec this control plane has no platform for before it is saved.
       }
-      Migration planned = Migration.plan(UUID.randomUUID().toString().substring(0, 8), spec, clock.instant());
-      save(planned);
-      runners.execute(() -> run(planned.id()));
-      return planned;
+      String id;
+      do {
+        id = UUID.randomUUID().toString().substring(0, 8);
+      } while (owners.containsKey(id));
+      Owner o = new Owner(Migration.plan(id, spec, clock.instant()));
+      planned = command(o, () -> save(o, o.current));
+      runner = command(o, o::claimRunner);
+      owner = o;
+      owners.put(id, owner); // seen by the others only once saved
     }
+    // Outside the lock: a runner may run on this thread (a direct executor), and must not hold starts off.
+    startRunner(owner, runner);
+    return planned;
   }
 
   private void refuseSecond(Migration.Spec spec) throws MigrationConflictException {
-    for (Migration m : migrations.values()) {
+    for (Migration m : current()) {
       if (m.database().equals(spec.database()) && !m.phase().isTerminal()) {
         throw new MigrationConflictException(MigrationConflictException.Kind.ALREADY_EXISTS,
             "database '" + spec.database() + "' already has migration " + m.id() + " in " + m.phase()
@@ -165,7 +190,7 @@ public final class Migrator {
    */
   public <T> T outsideMigrations(String database, Outside<T> action) throws Exception {
     synchronized (this) {
-      for (Migration m : migrations.values()) {
+      for (Migration m : current()) {
         if (m.database().equals(database) && !m.phase().isTerminal()) {
           throw new MigrationConflictException(MigrationConflictException.Kind.FAILED_PRECONDITION,
               "database '" + database + "' has migration " + m.id() + " in " + m.phase() + ": its route changes only"
@@ -193,12 +218,17 @@ public final class Migrator {
   }
 
   public Optional<Migration> get(String id) {
-    return Optional.ofNullable(migrations.get(id));
+    return Optional.ofNullable(owners.get(id)).map(o -> o.current);
   }
 
   public ImmutableList<Migration> list() {
-    return migrations.values().stream().sorted(Comparator.comparing(m -> m.history().get(0).at()))
+    return current().stream().sorted(Comparator.comparing(m -> m.history().get(0).at()))
         .collect(ImmutableList.toImmutableList());
+  }
+
+  /** The latest saved state of every migration. */
+  private List<Migration> current() {
+    return owners.values().stream().map(o -> o.current).toList();
   }
 
   /** Called with every saved state, outside any lock. */
@@ -294,36 +324,69 @@ public final class Migrator {
    * operator accepts losing the writes made on the target since cutover.
    */
   public Migration rollback(String id, boolean consent) throws MigrationException {
-    Migration m = existing(id);
-    if (m.phase() == Phase.FINALIZED) {
-      throw new MigrationConflictException(MigrationConflictException.Kind.FAILED_PRECONDITION,
-          m + " is finalized: the source is no longer a way back");
-    }
-    if (m.phase() == Phase.ROLLED_BACK || m.phase() == Phase.ROLLING_BACK) {
-      return m;
-    }
-    if (promotedRecorded(m) && !consent) {
-      throw new MigrationConflictException(MigrationConflictException.Kind.FAILED_PRECONDITION, m + " is in "
-          + m.phase() + ": the target has been promoted and may hold writes made since cutover, which a rollback"
-          + " to the source would lose. Roll back with consent to accept that.");
-    }
-    rollbackRequests.put(id, consent);
-    if (m.phase() == Phase.COMPLETED || m.phase() == Phase.HALTED) {
-      runners.execute(() -> run(id)); // no runner is active in these phases
-    }
+    Owner owner = existing(id);
+    Object[] runner = {null};
+    Migration m = command(owner, () -> {
+      Migration now = owner.current;
+      if (now.phase() == Phase.FINALIZED) {
+        throw new MigrationConflictException(MigrationConflictException.Kind.FAILED_PRECONDITION,
+            now + " is finalized: the source is no longer a way back");
+      }
+      if (now.phase() == Phase.ROLLED_BACK) {
+        return now;
+      }
+      if (now.phase() == Phase.ROLLING_BACK) {
+        runner[0] = owner.claimRunner(); // a rollback whose runner stopped (it could not open the platform) goes on
+        return now;
+      }
+      if (promotedRecorded(now) && !consent) {
+        throw new MigrationConflictException(MigrationConflictException.Kind.FAILED_PRECONDITION, now + " is in "
+            + now.phase() + ": the target has been promoted and may hold writes made since cutover, which a rollback"
+            + " to the source would lose. Roll back with consent to accept that.");
+      }
+      if (owner.running()) {
+        owner.requestRollback(consent); // the runner takes it before its next step or phase
+        return now;
+      }
+      // No runner (halted, completed, or its runner stopped): decided and saved here, then one runner undoes it.
+      Migration rolling = rollingBack(owner, now, consent);
+      runner[0] = owner.claimRunner();
+      return rolling;
+    });
+    startRunner(owner, runner[0]);
     return m;
   }
 
-  /** Marks a COMPLETED migration final: the source stops being a way back. */
+  /** {@code m} moved to ROLLING_BACK at the operator's request (under the owner's lock). */
+  private Migration rollingBack(Owner owner, Migration m, boolean consent) throws MigrationException {
+    Migration.Progress p = consent ? m.progress().withRollbackConsent() : m.progress();
+    try {
+      return transition(owner, m.with(p.withError("rollback requested by the operator")), Phase.ROLLING_BACK,
+          "rollback requested by the operator");
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new MigrationException(m + ": interrupted before the rollback was recorded", e);
+    }
+  }
+
+  /**
+   * Marks a COMPLETED migration final: the source stops being a way back. Decided under the migration's owner,
+   * so a rollback asked at the same moment is either refused (finalized) or refuses this (rolling back).
+   */
   public Migration finalizeMigration(String id) throws MigrationException, InterruptedException {
-    synchronized (this) {
-      Migration m = existing(id);
+    Owner owner = existing(id);
+    return command(owner, () -> {
+      Migration m = owner.current;
       if (m.phase() == Phase.FINALIZED) {
         return m;
       }
       if (m.phase() != Phase.COMPLETED) {
         throw new MigrationConflictException(MigrationConflictException.Kind.FAILED_PRECONDITION,
             m + " is in " + m.phase() + "; only a COMPLETED migration can be finalized");
+      }
+      if (owner.rollbackRequested()) {
+        throw new MigrationConflictException(MigrationConflictException.Kind.FAILED_PRECONDITION,
+            m + " has a rollback requested; it cannot be finalized");
       }
       // The last proof: nothing committed on the source since the final LSN, up to now.
       try (Platform platform = platforms.open(m.spec())) {
@@ -334,7 +397,7 @@ public final class Migrator {
           Migration halted = m.with(m.progress().withError(e.getMessage())).to(Phase.HALTED, clock.instant(),
               "halted for an operator: " + e.getMessage() + "; carry them to the target by hand, or roll back with"
                   + " consent (writes on the target would be lost)");
-          save(halted);
+          save(owner, halted);
           throw new MigrationConflictException(MigrationConflictException.Kind.FAILED_PRECONDITION,
               m + " cannot be finalized, and is halted: " + e.getMessage());
         } catch (MigrationException e) {
@@ -342,8 +405,7 @@ public final class Migrator {
               + " cannot be finalized without the proof that nothing committed on the source after the final LSN: "
               + e.getMessage());
         }
-        Migration done = m.to(Phase.FINALIZED, clock.instant(), "finalized by the operator; " + proof);
-        save(done);
+        Migration done = save(owner, m.to(Phase.FINALIZED, clock.instant(), "finalized by the operator; " + proof));
         try {
           platform.releaseFenceHold();
         } catch (MigrationException e) {
@@ -351,48 +413,197 @@ public final class Migrator {
         }
         return done;
       }
-    }
+    });
   }
 
   private static boolean promotedRecorded(Migration m) {
     return m.history().stream().anyMatch(e -> e.phase() == Phase.PROMOTING);
   }
 
-  private Migration existing(String id) throws MigrationConflictException {
-    Migration m = migrations.get(id);
-    if (m == null) {
+  private Owner existing(String id) throws MigrationConflictException {
+    Owner owner = owners.get(id);
+    if (owner == null) {
       throw new MigrationConflictException(MigrationConflictException.Kind.NOT_FOUND, "no migration with id '" + id + "'");
     }
-    return m;
+    return owner;
   }
 
-  private void save(Migration m) throws MigrationException {
-    CutoverSteps steps = cutovers.get(m.id());
-    Instant start = clock.instant();
-    store.save(m);
-    if (steps != null) {
-      steps.add("saves", Duration.between(start, clock.instant()));
+  /**
+   * The one owner of a migration in this process. Its lock is held by a command while it decides and saves, and by
+   * a runner only while it saves or decides whether to go on: a runner's waits (a validation window, ACKs) hold
+   * nobody off. {@link #current} is written under the lock, read anywhere.
+   */
+  private static final class Owner {
+    final ReentrantLock lock = new ReentrantLock();
+    /** The latest saved state (or, before the first save, the plan). */
+    volatile Migration current;
+    /** The runner working this migration, if one is; only the owner starts one, and only while this is null. */
+    @GuardedBy("lock")
+    private Object runner;
+    /** An operator's rollback for the runner to take, and whether they consented to losing target writes. */
+    @GuardedBy("lock")
+    private Boolean rollbackRequest;
+    /** Saved under a command's lock, for the listeners once it is released. */
+    @GuardedBy("lock")
+    private final List<Migration> unannounced = new ArrayList<>();
+
+    Owner(Migration m) {
+      this.current = m;
     }
-    migrations.put(m.id(), m);
-    for (Consumer<Migration> listener : listeners) {
-      listener.accept(m);
+
+    /** A token naming the new runner, or null when one runs already. Under the lock. */
+    Object claimRunner() {
+      if (runner != null) {
+        return null;
+      }
+      runner = new Object();
+      return runner;
     }
+
+    boolean running() {
+      return runner != null;
+    }
+
+    /** The runner {@code token} stops; a later one (claimed after it retired) is not affected. Under the lock. */
+    void retire(Object token) {
+      if (runner == token) {
+        runner = null;
+        rollbackRequest = null; // nobody is left to take it; a new rollback decides afresh
+      }
+    }
+
+    void requestRollback(boolean consent) {
+      rollbackRequest = consent || Boolean.TRUE.equals(rollbackRequest);
+    }
+
+    Boolean takeRollbackRequest() {
+      Boolean r = rollbackRequest;
+      rollbackRequest = null;
+      return r;
+    }
+
+    boolean rollbackRequested() {
+      lock.lock();
+      try {
+        return rollbackRequest != null;
+      } finally {
+        lock.unlock();
+      }
+    }
+  }
+
+  /** A decision on a migration, made under its owner's lock. */
+  @FunctionalInterface
+  private interface Decision<T> {
+    T decide() throws MigrationException, InterruptedException;
+  }
+
+  /** Runs {@code decision} under {@code owner}'s lock, then tells the listeners what it saved. */
+  private <T> T command(Owner owner, Decision<T> decision) throws MigrationException {
+    try {
+      return commandInterruptibly(owner, decision);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new MigrationException(owner.current + ": interrupted", e);
+    }
+  }
+
+  private <T> T commandInterruptibly(Owner owner, Decision<T> decision) throws MigrationException, InterruptedException {
+    owner.lock.lock();
+    try {
+      return decision.decide();
+    } finally {
+      // Only the outermost decision announces, once nothing holds the lock: listeners run outside it.
+      List<Migration> saved = List.of();
+      if (owner.lock.getHoldCount() == 1) {
+        saved = new ArrayList<>(owner.unannounced);
+        owner.unannounced.clear();
+      }
+      owner.lock.unlock();
+      announce(saved);
+    }
+  }
+
+  private void announce(List<Migration> saved) {
+    for (Migration m : saved) {
+      for (Consumer<Migration> listener : listeners) {
+        listener.accept(m);
+      }
+    }
+  }
+
+  /**
+   * Saves {@code next} through its owner: refused unless it was read at the latest saved revision, and, while an
+   * operator's rollback waits for the runner, refused as a step into a further phase (the runner takes the
+   * rollback first). Returns it as saved, at its new revision. When the store holds a later revision (another
+   * process wrote it), the owner takes that one as the latest before the conflict is thrown, so the next command
+   * decides on it.
+   */
+  private Migration save(Owner owner, Migration next) throws MigrationException, InterruptedException {
+    return commandInterruptibly(owner, () -> {
+      Migration now = owner.current;
+      if (next.revision() != now.revision()) {
+        throw new RevisionConflictException(next, now.revision(), Optional.of(now.phase()));
+      }
+      if (owner.rollbackRequest != null && next.phase() != now.phase() && next.phase() != Phase.ROLLING_BACK
+          && next.phase() != Phase.HALTED) {
+        throw new RollbackRequested();
+      }
+      Migration saved;
+      CutoverSteps steps = cutovers.get(next.id());
+      Instant start = clock.instant();
+      try {
+        saved = store.save(next);
+      } catch (RevisionConflictException e) {
+        reread(owner);
+        throw e;
+      }
+      if (steps != null) {
+        steps.add("saves", Duration.between(start, clock.instant()));
+      }
+      owner.current = saved;
+      owner.unannounced.add(saved);
+      return saved;
+    });
+  }
+
+  /** Under the owner's lock: takes the store's revision of the migration as the latest, if it can be read. */
+  private void reread(Owner owner) {
+    String id = owner.current.id();
+    try {
+      store.loadAll().stream().filter(m -> m.id().equals(id)).findFirst().ifPresent(m -> {
+        owner.current = m;
+        owner.unannounced.add(m);
+      });
+    } catch (MigrationException e) {
+      log.warn("{}: cannot read it again after a conflicting save: {}", owner.current, e.getMessage());
+    }
+  }
+
+  /** Saves {@code m} through the owner of its migration (a runner's save). */
+  private Migration save(Migration m) throws MigrationException, InterruptedException {
+    return save(existing(m.id()), m);
   }
 
   /** Moves to {@code to}: saved before anything of {@code to} is done, logged as one line. */
   private Migration transition(Migration m, Phase to, String note) throws MigrationException, InterruptedException {
+    return transition(existing(m.id()), m, to, note);
+  }
+
+  private Migration transition(Owner owner, Migration m, Phase to, String note)
+      throws MigrationException, InterruptedException {
     Instant now = clock.instant();
     long ms = Duration.between(m.phaseStarted(), now).toMillis();
     Migration next = m.to(to, now, note);
     failpoint.reached(next, Failpoint.Point.BEFORE_SAVE);
-    save(next);
+    Migration saved = save(owner, next);
     log.info("migration {} database {}: {} -> {} after {} ms{}{}", m.id(), m.database(), m.phase(), to, ms,
         m.progress().finalLsn().map(l -> "; final LSN " + l).orElse(""), note.isEmpty() ? "" : "; " + note);
-    failpoint.reached(next, Failpoint.Point.AFTER_SAVE);
+    failpoint.reached(saved, Failpoint.Point.AFTER_SAVE);
     if (!CUTOVER.contains(to)) {
       cutovers.remove(m.id());
     }
-    return next;
+    return saved;
   }
 
   /** The source's WAL holds commits after the final LSN: the fence did not hold. */
@@ -413,19 +624,35 @@ public final class Migrator {
     }
   }
 
-  private void run(String id) {
-    Migration m = migrations.get(id);
+  /** Starts the runner {@code token} names (claimed under the owner's lock); nothing for a null token. */
+  private void startRunner(Owner owner, Object token) {
+    if (token == null) {
+      return;
+    }
+    try {
+      runners.execute(() -> run(owner, token));
+    } catch (java.util.concurrent.RejectedExecutionException e) {
+      log.warn("{}: not run now, the migrator is stopping; it resumes from the store", owner.current);
+      retire(owner, token);
+    }
+  }
+
+  private void retire(Owner owner, Object token) {
+    owner.lock.lock();
+    try {
+      owner.retire(token);
+    } finally {
+      owner.lock.unlock();
+    }
+  }
+
+  private void run(Owner owner, Object token) {
+    Migration m = owner.current;
     try (Platform platform = platforms.open(m.spec())) {
       while (true) {
-        m = migrations.get(id);
         store.confirmWriter(); // another process may have taken migrations over: then act on nothing
-        Boolean consent = rollbackRequests.remove(id);
-        if (consent != null && m.phase() != Phase.ROLLING_BACK && !m.phase().isTerminal()) {
-          Migration.Progress p = consent ? m.progress().withRollbackConsent() : m.progress();
-          m = transition(m.with(p.withError("rollback requested by the operator")), Phase.ROLLING_BACK,
-              "rollback requested by the operator");
-        }
-        if (m.phase().isTerminal() || m.phase() == Phase.HALTED || m.phase() == Phase.COMPLETED) {
+        m = nextStep(owner, token);
+        if (m == null) {
           return;
         }
         try {
@@ -435,44 +662,70 @@ public final class Migrator {
           }
         } catch (RollbackRequested e) {
           // loop: the request is handled at the top
-        } catch (MigrationStore.StaleWriterException e) {
+        } catch (MigrationStore.StaleWriterException | RevisionConflictException e) {
           throw e;
         } catch (MigrationException | RuntimeException e) {
           if (stopping) {
             return; // the process is stopping: the next start resumes from the saved phase
           }
-          Migration current = migrations.get(id);
-          fail(current, e.getMessage());
+          fail(owner, e.getMessage());
         }
       }
     } catch (MigrationStore.StaleWriterException e) {
       log.warn("{}: stopped here: {}", m, e.getMessage());
+    } catch (RevisionConflictException e) {
+      log.warn("{}: stopped here, another writer moved it on: {}", m, e.getMessage());
     } catch (MigrationException | RuntimeException e) {
       log.error("{}: cannot run: {}", m, e.getMessage(), e);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
+    } finally {
+      retire(owner, token);
     }
   }
 
-  private void fail(Migration m, String error) throws InterruptedException {
+  /**
+   * Under the owner's lock: the migration as the runner is to work it now, with an operator's rollback taken
+   * (moving it to ROLLING_BACK); or null when it is in a phase no runner works (halted, completed, terminal), and
+   * this runner retires in the same breath, so a command that finds none running may start one.
+   */
+  private Migration nextStep(Owner owner, Object token) throws MigrationException, InterruptedException {
+    return commandInterruptibly(owner, () -> {
+      Migration m = owner.current;
+      Boolean consent = owner.takeRollbackRequest();
+      if (consent != null && m.phase() != Phase.ROLLING_BACK && !m.phase().isTerminal()) {
+        m = rollingBack(owner, m, consent);
+      }
+      if (!runsByItself(m.phase())) {
+        owner.retire(token);
+        return null;
+      }
+      return m;
+    });
+  }
+
+  private void fail(Owner owner, String error) throws MigrationException, InterruptedException {
+    Migration m = owner.current;
     try {
       Migration withError = m.with(m.progress().withError(error));
       if (m.phase() == Phase.ROLLING_BACK
           || m.phase().isPastPointOfNoReturn() && m.phase() != Phase.PROMOTING && !m.progress().rollbackConsented()) {
-        transition(withError, Phase.HALTED, "halted for an operator: " + error
+        transition(owner, withError, Phase.HALTED, "halted for an operator: " + error
             + (m.phase() == Phase.ROLLING_BACK ? "; rollback did not finish, retry it"
                 : "; the target is promoted: resume, or roll back with consent (writes on the target would be lost)"));
       } else if (m.phase() == Phase.PROMOTING && !m.progress().rollbackConsented() && !targetNotPromoted(m)) {
-        transition(withError, Phase.HALTED, "halted for an operator: " + error
+        transition(owner, withError, Phase.HALTED, "halted for an operator: " + error
             + "; the target may be promoted: resume, or roll back with consent (writes on the target would be lost)");
       } else if (m.phase() == Phase.QUIESCING && !sourceReachable(m)) {
-        transition(withError, Phase.HALTED, "halted for an operator: the source is unreachable while quiescing;"
+        transition(owner, withError, Phase.HALTED, "halted for an operator: the source is unreachable while quiescing;"
             + " the route is drained. Decide: bring the source back and roll back, or promote the target by hand");
       } else {
-        transition(withError, Phase.ROLLING_BACK, "failed: " + error);
+        transition(owner, withError, Phase.ROLLING_BACK, "failed: " + error);
       }
     } catch (MigrationStore.StaleWriterException e) {
       log.warn("{}: not recording the failure '{}': {}", m, error, e.getMessage()); // the loop stops at its top
+    } catch (RevisionConflictException e) {
+      throw e; // another writer moved it on: this runner stops
     } catch (MigrationException e) {
       log.error("{}: cannot record the failure '{}': {}", m, error, e.getMessage());
     }
@@ -557,8 +810,8 @@ public final class Migrator {
           last.sourceLsn().minus(previous.sourceLsn()) / dt, last.replayLsn().minus(previous.replayLsn()) / dt, slotLag));
       if (last.lagBytes() > options.maxLagBytes()) {
         checkDeadline(m, "the target to keep up (lag " + last.lagBytes() + " bytes > " + options.maxLagBytes() + ")");
-        save(m.note(clock.instant(), "target behind by " + last.lagBytes() + " bytes: window restarted"));
-        return migrations.get(m.id()); // same phase: the window starts over
+        // Same phase: the window starts over.
+        return save(m.note(clock.instant(), "target behind by " + last.lagBytes() + " bytes: window restarted"));
       }
     }
     double seconds = Math.max(1e-9, (last.atNanos() - first.atNanos()) / 1e9);
@@ -586,7 +839,7 @@ public final class Migrator {
       kept.removeAll(roles);
       m = m.with(m.progress().withFencedRoles(roles)).note(clock.instant(), "fencing roles " + roles
           + (kept.isEmpty() ? "" : "; the standby's " + kept + " keep their login until the target is promoted"));
-      save(m);
+      m = save(m);
     }
     platform.prepareFence();
     platform.armTargetReadOnly(); // a standby is read-only anyway: armed now, it admits no write when promoted
@@ -602,7 +855,7 @@ public final class Migrator {
     m = steps.time("grace", () -> letInFlightWorkFinish(drained, platform));
     ImmutableList<Platform.PreparedTransaction> left = platform.preparedTransactions();
     if (!left.isEmpty() && !m.spec().options().cutover().rollbackPreparedTransactions()) {
-      save(m); // the grace's notes, then stop before fencing: nothing to undo but the drain
+      m = save(m); // the grace's notes, then stop before fencing: nothing to undo but the drain
       refuseLeftoverPrepared(m, left);
     }
     store.confirmWriter(); // the irreversible steps are re-checked right before they act
@@ -617,7 +870,7 @@ public final class Migrator {
       all.addAll(made);
       m = m.with(m.progress().withFencedRoles(all)).note(clock.instant(), "fencing roles " + made
           + " too, made since the roles were listed");
-      save(m);
+      m = save(m);
       platform.refuseLogins(made);
       ended.addAll(platform.endSessions(false));
     }
@@ -633,7 +886,7 @@ public final class Migrator {
       // The gids are recorded before they are rolled back.
       m = m.note(clock.instant(), "rolling back " + prepared.size() + " prepared transaction(s) on the source, as"
           + " the operator allowed: " + describe(prepared));
-      save(m);
+      m = save(m);
       platform.rollBackPreparedTransactions(prepared);
     }
     steps.time("verify-fence", () -> {
@@ -803,7 +1056,7 @@ public final class Migrator {
       open.stream().filter(r -> !all.contains(r)).forEach(all::add);
       m = m.with(m.progress().withFencedRoles(all)).note(clock.instant(), "target promoted; the standby's roles "
           + open + " refused on the source too");
-      save(m);
+      m = save(m);
       platform.refuseLogins(open);
     }
     steps.add("standby-roles", Duration.between(afterPromotion, clock.instant()));
@@ -884,7 +1137,8 @@ public final class Migrator {
       throws MigrationException, InterruptedException {
     Duration left = Duration.between(clock.instant(), m.phaseStarted().plus(m.spec().options().phaseDeadline()));
     try {
-      future.get(Math.max(1, left.toMillis()), TimeUnit.MILLISECONDS);
+      sleeper.awaitDone(future, left);
+      future.get(); // done: its outcome
     } catch (ExecutionException e) {
       Throwable cause = e.getCause() instanceof java.util.concurrent.CompletionException c ? c.getCause() : e.getCause();
       throw new MigrationException(m + ": waiting for " + what + " failed: " + cause.getMessage(), cause);
@@ -913,8 +1167,8 @@ public final class Migrator {
     }
   }
 
-  private void checkInterrupts(Migration m) throws RollbackRequested {
-    if (m.phase() != Phase.ROLLING_BACK && rollbackRequests.containsKey(m.id())) {
+  private void checkInterrupts(Migration m) throws MigrationException {
+    if (m.phase() != Phase.ROLLING_BACK && existing(m.id()).rollbackRequested()) {
       throw new RollbackRequested();
     }
   }

@@ -118,6 +118,7 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
         case NOT_FOUND -> Status.NOT_FOUND;
         case FAILED_PRECONDITION -> Status.FAILED_PRECONDITION;
         case UNAVAILABLE -> Status.UNAVAILABLE;
+        case ABORTED -> Status.ABORTED;
       };
       return status.withDescription(e.getMessage()).asRuntimeException();
     }

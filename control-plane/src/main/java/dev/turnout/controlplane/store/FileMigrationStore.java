@@ -1,6 +1,7 @@
 package dev.turnout.controlplane.store;
 
 import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.datatype.guava.GuavaModule;
@@ -9,6 +10,8 @@ import com.fasterxml.jackson.datatype.jsr310.JavaTimeModule;
 import dev.turnout.migrator.Migration;
 import dev.turnout.migrator.MigrationException;
 import dev.turnout.migrator.MigrationStore;
+import dev.turnout.migrator.Phase;
+import dev.turnout.migrator.RevisionConflictException;
 import java.io.IOException;
 import java.nio.channels.FileChannel;
 import java.nio.file.DirectoryStream;
@@ -18,12 +21,14 @@ import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 import java.util.regex.Pattern;
 
 /**
  * Migrations in the embedded store: one JSON file per migration under {@code migrations/}, replaced atomically
  * (written to a temporary file, fsynced, renamed over the old one, directory fsynced), so a crash leaves either
- * the previous state or the new one, never half of one.
+ * the previous state or the new one, never half of one. A save compares the revision in the file with the one
+ * the change was read at; a file written before revisions were kept is at revision 0.
  */
 public final class FileMigrationStore implements MigrationStore {
   private static final Pattern ID = Pattern.compile("[A-Za-z0-9_-]{1,64}");
@@ -49,14 +54,30 @@ public final class FileMigrationStore implements MigrationStore {
   }
 
   @Override
-  public synchronized void save(Migration migration) throws MigrationException {
+  public synchronized Migration save(Migration migration) throws MigrationException {
     if (!ID.matcher(migration.id()).matches()) {
       throw new IllegalArgumentException("migration id '" + migration.id() + "' is not a file-safe name");
     }
     Path file = directory.resolve(migration.id() + ".json");
     Path tmp = directory.resolve(migration.id() + ".json.tmp");
+    long held = 0;
+    Optional<Phase> heldPhase = Optional.empty();
+    if (Files.exists(file)) {
+      try {
+        JsonNode stored = JSON.readTree(file.toFile());
+        held = stored.path("revision").asLong(0);
+        heldPhase = Optional.of(Phase.valueOf(stored.path("phase").asText()));
+      } catch (IOException | IllegalArgumentException e) {
+        throw new MigrationException("cannot read " + file + " to save " + migration + ": " + e.getMessage()
+            + "; nothing was done for its new state", e);
+      }
+    }
+    if (held != migration.revision()) {
+      throw new RevisionConflictException(migration, held, heldPhase);
+    }
+    Migration saved = migration.atRevision(held + 1);
     try {
-      byte[] bytes = JSON.writeValueAsBytes(migration);
+      byte[] bytes = JSON.writeValueAsBytes(saved);
       try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
           StandardOpenOption.TRUNCATE_EXISTING)) {
         ch.write(java.nio.ByteBuffer.wrap(bytes));
@@ -70,6 +91,7 @@ public final class FileMigrationStore implements MigrationStore {
       throw new MigrationException("cannot save " + migration + " in " + directory + ": " + e.getMessage()
           + "; nothing was done for its new state", e);
     }
+    return saved;
   }
 
   @Override

@@ -93,6 +93,8 @@ public final class PostgresStore implements RouteStore, MigrationStore, SharedRo
       create table turnout.audit (id bigserial primary key, at timestamptz not null default now(),
         replica text not null, who text not null, peer text not null, call text not null, database text not null,
         migration text not null, details json not null, code text not null, description text not null);
+      """, """
+      alter table turnout.migrations add column revision bigint not null default 0;
       """);
 
   private final TurnoutConfig.SharedStore settings;
@@ -366,29 +368,71 @@ public final class PostgresStore implements RouteStore, MigrationStore, SharedRo
 
   // ---- migrations
 
+  /**
+   * A compare-and-set on the row's revision (rows from before revisions were kept are at 0), in the transaction
+   * that checks the leadership: of two writers that read the same revision, one saves and the other is refused.
+   */
   @Override
-  public void save(Migration migration) throws MigrationException {
+  public Migration save(Migration migration) throws MigrationException {
+    Migration saved = migration.atRevision(migration.revision() + 1);
     try {
       inTransaction("save migration " + migration.id(), c -> {
         requireLeadership(c);
-        try (PreparedStatement ps = c.prepareStatement("insert into turnout.migrations (id, database, phase, epoch,"
-            + " body) values (?, ?, ?, ?, ?::jsonb) on conflict (id) do update set phase = excluded.phase,"
-            + " epoch = excluded.epoch, body = excluded.body, updated_at = now()")) {
-          ps.setString(1, migration.id());
-          ps.setString(2, migration.database());
-          ps.setString(3, migration.phase().name());
-          ps.setLong(4, epoch);
-          ps.setString(5, FileMigrationStore.JSON.writeValueAsString(migration));
-          ps.executeUpdate();
+        String body;
+        try {
+          body = FileMigrationStore.JSON.writeValueAsString(saved);
         } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
           throw new IllegalStateException(e);
         }
-        return null;
+        // The first save inserts; every later one updates the revision it read, and only that one.
+        try (PreparedStatement ps = c.prepareStatement(migration.revision() == 0
+            ? "insert into turnout.migrations (phase, epoch, body, revision, id, database) values (?, ?, ?::jsonb, ?, ?, ?)"
+                + " on conflict (id) do update set phase = excluded.phase, epoch = excluded.epoch, body = excluded.body,"
+                + " revision = excluded.revision, updated_at = now() where turnout.migrations.revision = 0"
+            : "update turnout.migrations set phase = ?, epoch = ?, body = ?::jsonb, revision = ?, updated_at = now()"
+                + " where id = ? and revision = ?")) {
+          ps.setString(1, saved.phase().name());
+          ps.setLong(2, epoch);
+          ps.setString(3, body);
+          ps.setLong(4, saved.revision());
+          ps.setString(5, saved.id());
+          if (migration.revision() == 0) {
+            ps.setString(6, saved.database());
+          } else {
+            ps.setLong(6, migration.revision());
+          }
+          if (ps.executeUpdate() == 1) {
+            return null;
+          }
+        }
+        try (PreparedStatement ps = c.prepareStatement("select revision, phase from turnout.migrations where id = ?")) {
+          ps.setString(1, migration.id());
+          try (ResultSet rs = ps.executeQuery()) {
+            throw rs.next() ? new Conflict(rs.getLong(1), Optional.of(dev.turnout.migrator.Phase.valueOf(rs.getString(2))))
+                : new Conflict(0, Optional.empty());
+          }
+        }
       });
+    } catch (Conflict e) {
+      throw new dev.turnout.migrator.RevisionConflictException(migration, e.held, e.phase);
     } catch (NotLeaderException e) {
       throw new MigrationStore.StaleWriterException("cannot save " + migration + ": " + e.getMessage());
     } catch (StoreException e) {
       throw new MigrationException("cannot save " + migration + ": " + e.getMessage(), e);
+    }
+    return saved;
+  }
+
+  /** Inside {@link #save}: the row holds another revision; rolls the transaction back like any failure. */
+  private static final class Conflict extends StoreException {
+    private static final long serialVersionUID = 1L;
+    final long held;
+    final transient Optional<dev.turnout.migrator.Phase> phase;
+
+    Conflict(long held, Optional<dev.turnout.migrator.Phase> phase) {
+      super("revision conflict");
+      this.held = held;
+      this.phase = phase;
     }
   }
 
@@ -412,9 +456,9 @@ public final class PostgresStore implements RouteStore, MigrationStore, SharedRo
       return inTransaction("read the migrations", c -> {
         List<Migration> result = new ArrayList<>();
         try (Statement s = c.createStatement();
-             ResultSet rs = s.executeQuery("select body::text from turnout.migrations order by id")) {
+             ResultSet rs = s.executeQuery("select body::text, revision from turnout.migrations order by id")) {
           while (rs.next()) {
-            result.add(FileMigrationStore.JSON.readValue(rs.getString(1), Migration.class));
+            result.add(FileMigrationStore.JSON.readValue(rs.getString(1), Migration.class).atRevision(rs.getLong(2)));
           }
         } catch (IOException e) {
           throw new StoreException("a migration in the store is not readable: " + e.getMessage(), e);

@@ -1,11 +1,13 @@
 package dev.turnout.controlplane.store;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.google.common.collect.ImmutableList;
 import dev.turnout.migrator.Lsn;
 import dev.turnout.migrator.Migration;
 import dev.turnout.migrator.Phase;
+import dev.turnout.migrator.RevisionConflictException;
 import dev.turnout.migrator.ServerAddress;
 import dev.turnout.migrator.SlotPosition;
 import java.nio.file.Files;
@@ -28,13 +30,52 @@ class FileMigrationStoreTest {
         .withFencedRoles(ImmutableList.of("app")).withError("boom"));
 
     FileMigrationStore store = new FileMigrationStore(dir);
-    store.save(m);
-    store.save(m.note(t0.plusSeconds(2), "later"));
+    Migration first = store.save(m);
+    Migration second = store.save(first.note(t0.plusSeconds(2), "later"));
 
+    assertThat(first.revision()).isEqualTo(1);
+    assertThat(second.revision()).isEqualTo(2);
     var loaded = new FileMigrationStore(dir).loadAll();
     assertThat(loaded).hasSize(1);
-    assertThat(loaded.get(0)).isEqualTo(m.note(t0.plusSeconds(2), "later"));
+    assertThat(loaded.get(0)).isEqualTo(m.note(t0.plusSeconds(2), "later").atRevision(2));
     assertThat(Files.list(dir.resolve("migrations")).map(p -> p.getFileName().toString()))
         .containsExactly("a1b2c3d4.json");
+  }
+
+  @Test
+  void aSaveReadAtAnOlderRevision_isRefusedNamingBothRevisions_andChangesNothing() throws Exception {
+    FileMigrationStore store = new FileMigrationStore(dir);
+    Migration planned = store.save(plan());
+    Migration finalized = store.save(planned.to(Phase.PREFLIGHT, T0.plusSeconds(1), ""));
+
+    assertThatThrownBy(() -> store.save(planned.to(Phase.ROLLING_BACK, T0.plusSeconds(2), "from an old read")))
+        .isInstanceOf(RevisionConflictException.class)
+        .hasMessage("migration a1b2c3d4 of database 'orders' changed meanwhile: this change to ROLLING_BACK was read"
+            + " at revision 1, the store holds revision 2 (PREFLIGHT); nothing was saved, read it again");
+    assertThatThrownBy(() -> store.save(plan())).as("a second first save").isInstanceOf(RevisionConflictException.class);
+    assertThat(store.loadAll()).containsExactly(finalized);
+  }
+
+  @Test
+  void aJournalWrittenBeforeRevisions_loadsAtRevisionZero_andItsNextSaveIsRevisionOne() throws Exception {
+    FileMigrationStore store = new FileMigrationStore(dir);
+    store.save(plan());
+    Path file = dir.resolve("migrations").resolve("a1b2c3d4.json");
+    String json = Files.readString(file);
+    assertThat(json).contains("\"revision\" : 1");
+    Files.writeString(file, json.replaceAll(",\\s*\"revision\" : 1", ""));
+
+    Migration old = store.loadAll().get(0);
+
+    assertThat(old.revision()).isZero();
+    assertThat(old).isEqualTo(plan());
+    assertThat(store.save(old.to(Phase.PREFLIGHT, T0.plusSeconds(1), "")).revision()).isEqualTo(1);
+  }
+
+  private static final Instant T0 = Instant.parse("2026-11-27T10:00:00Z");
+
+  private static Migration plan() {
+    return Migration.plan("a1b2c3d4", new Migration.Spec("orders", new ServerAddress("10.0.0.5", 5432),
+        new ServerAddress("10.0.0.6", 5432), Migration.Options.defaults()), T0);
   }
 }

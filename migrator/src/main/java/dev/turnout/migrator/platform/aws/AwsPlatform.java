@@ -91,7 +91,7 @@ public final class AwsPlatform implements Platform {
     return new Platform.Factory() {
       @Override
       public Platform open(Migration.Spec spec) {
-        return new AwsPlatform(spec, new PostgresPlatform(spec, credentials), settings, clock, sleeper);
+        return new AwsPlatform(spec, new PostgresPlatform(spec, credentials, clock, sleeper), settings, clock, sleeper);
       }
 
       @Override

@@ -6,6 +6,7 @@ import dev.turnout.migrator.Migration;
 import dev.turnout.migrator.MigrationException;
 import dev.turnout.migrator.Platform;
 import dev.turnout.migrator.ServerAddress;
+import dev.turnout.migrator.Sleeper;
 import dev.turnout.migrator.SlotPosition;
 import java.nio.file.Files;
 import java.sql.Connection;
@@ -14,6 +15,9 @@ import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
@@ -42,8 +46,14 @@ public final class PostgresPlatform implements Platform {
     }
   }
 
+  private static final Duration REPLICA_START = Duration.ofSeconds(60);
+  private static final Duration REPLICA_POLL = Duration.ofMillis(100);
+
   private final Migration.Spec spec;
   private final Credentials credentials;
+  /** The migrator's clock and sleeper: its waits and the ages it reports run on the time the migrator runs on. */
+  private final Clock clock;
+  private final Sleeper sleeper;
   private Connection source;
   private Connection target;
   /** When each connection was last handed out (System.nanoTime): one idle longer is checked before use. */
@@ -56,14 +66,16 @@ public final class PostgresPlatform implements Platform {
    */
   private static final long CHECK_AFTER_IDLE_NANOS = java.util.concurrent.TimeUnit.SECONDS.toNanos(1);
 
-  public PostgresPlatform(Migration.Spec spec, Credentials credentials) {
+  public PostgresPlatform(Migration.Spec spec, Credentials credentials, Clock clock, Sleeper sleeper) {
     this.spec = spec;
     this.credentials = credentials;
+    this.clock = clock;
+    this.sleeper = sleeper;
   }
 
   /** A factory connecting every migration with the same credentials. */
-  public static Platform.Factory factory(Credentials credentials) {
-    return spec -> new PostgresPlatform(spec, credentials);
+  public static Platform.Factory factory(Credentials credentials, Clock clock, Sleeper sleeper) {
+    return spec -> new PostgresPlatform(spec, credentials, clock, sleeper);
   }
 
   private Connection connect(ServerAddress server) throws SQLException {
@@ -141,7 +153,7 @@ public final class PostgresPlatform implements Platform {
       }
     }
     SameHostReplica.start(replica.binDir(), replica.targetDataDir());
-    long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(60);
+    Instant deadline = clock.instant().plus(REPLICA_START);
     while (true) {
       try {
         if (bool(target(), "select pg_is_in_recovery()")
@@ -151,12 +163,13 @@ public final class PostgresPlatform implements Platform {
       } catch (SQLException e) {
         // still starting
       }
-      if (System.nanoTime() > deadline) {
+      if (clock.instant().isAfter(deadline)) {
         throw new MigrationException("database '" + spec.database() + "': the replica in " + replica.targetDataDir()
-            + " did not start streaming within 60 s; see its log next to the data directory");
+            + " did not start streaming within " + REPLICA_START.toSeconds() + " s; see its log next to the data"
+            + " directory");
       }
       try {
-        Thread.sleep(100);
+        sleeper.sleep(REPLICA_POLL);
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
         throw new MigrationException("interrupted while starting the replica");
@@ -300,7 +313,7 @@ public final class PostgresPlatform implements Platform {
         ? holdSlot() + " exists" : used + " of " + max + " slots used; the fence takes one (" + holdSlot()
             + ") to keep the WAL after the final LSN until the migration is finalized"));
     ImmutableList<PreparedTransaction> prepared = prepared(source());
-    java.time.Instant now = java.time.Instant.now();
+    Instant now = clock.instant();
     checks.add(new Check("prepared transactions", prepared.isEmpty(), false, prepared.isEmpty() ? "none"
         : prepared.size() + " on the source: " + prepared.stream().map(p -> p.describe(now))
             .collect(java.util.stream.Collectors.joining(", ")) + "; at cutover the migration waits the quiesce"
@@ -343,7 +356,7 @@ public final class PostgresPlatform implements Platform {
         replay = rs.getString(1) == null ? new Lsn(0) : Lsn.parse(rs.getString(1));
         delay = rs.getDouble(2);
       }
-      return new Sample(System.nanoTime(), src, replay, delay);
+      return new Sample(Duration.between(Instant.EPOCH, clock.instant()).toNanos(), src, replay, delay);
     } catch (SQLException e) {
       throw fail("sampling replication", e);
     }
@@ -628,7 +641,7 @@ public final class PostgresPlatform implements Platform {
       }
       List<PreparedTransaction> prepared = prepared(source());
       if (!prepared.isEmpty()) {
-        java.time.Instant now = java.time.Instant.now();
+        Instant now = clock.instant();
         throw new MigrationException("fence of " + spec.source() + " not holding: " + prepared.size()
             + " prepared transaction(s) could still be committed: " + prepared.stream().map(p -> p.describe(now))
                 .collect(java.util.stream.Collectors.joining(", ")));
