@@ -155,7 +155,13 @@ public final class ControlPlane implements AutoCloseable {
       }
       AuditLog auditLog = store.audit();
       Migrations owner = migrations;
-      adminAudit = new AdminAudit(auditLog, id -> owner.get(id).map(Migration::database));
+      adminAudit = new AdminAudit(auditLog, id -> {
+        try {
+          return owner.get(id).map(Migration::database);
+        } catch (MigrationException e) {
+          return Optional.empty(); // the entry matters more than this detail
+        }
+      });
       AdminService adminService = new AdminService(migrations, xds.routing(), xds.tracker(), auditLog);
       NettyServerBuilder adminBuilder = NettyServerBuilder
           .forAddress(new InetSocketAddress(adminHost, config.servers().adminPort()));

@@ -262,7 +262,7 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
     return java.time.Duration.ofSeconds(d.getSeconds(), d.getNanos());
   }
 
-  private Migration existing(String id) {
+  private Migration existing(String id) throws MigrationException {
     if (id.isBlank()) {
       throw invalid("migration id is required");
     }
@@ -290,8 +290,8 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
     Migration first;
     try {
       first = existing(request.getId());
-    } catch (StatusRuntimeException e) {
-      response.onError(e);
+    } catch (StatusRuntimeException | MigrationException e) {
+      response.onError(status(e));
       return;
     }
     ServerCallStreamObserver<dev.turnout.admin.v1.Migration> call =
@@ -325,16 +325,25 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
     };
     // Figures move between saved states: send the state with fresh figures every second until it settles.
     java.util.concurrent.ScheduledFuture<?> ticks = TICKER.scheduleAtFixedRate(
-        () -> migrator.get(first.id()).ifPresent(listener), 1, 1, java.util.concurrent.TimeUnit.SECONDS);
+        () -> latest(first.id()).ifPresent(listener), 1, 1, java.util.concurrent.TimeUnit.SECONDS);
     ticking.set(ticks);
     call.setOnCancelHandler(() -> {
       migrator.removeListener(listener);
       ticks.cancel(false);
     });
     migrator.addListener(listener);
-    listener.accept(migrator.get(first.id()).orElse(first)); // the state now, in case nothing changes again
-    if (isSettled(migrator.get(first.id()).orElse(first).phase())) {
+    listener.accept(latest(first.id()).orElse(first)); // the state now, in case nothing changes again
+    if (isSettled(latest(first.id()).orElse(first).phase())) {
       ticks.cancel(false);
+    }
+  }
+
+  /** A watched migration's state now; empty when the store cannot be read this time (the watch looks again). */
+  private Optional<Migration> latest(String id) {
+    try {
+      return migrator.get(id);
+    } catch (MigrationException e) {
+      return Optional.empty();
     }
   }
 
