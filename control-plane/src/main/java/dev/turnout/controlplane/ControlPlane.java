@@ -96,7 +96,7 @@ public final class ControlPlane implements AutoCloseable {
     }
     Optional<PostgresStore> shared = config.store().postgres().isPresent()
         ? Optional.of(PostgresStore.open(config.store().postgres().get())) : Optional.empty();
-    RouteStore store = shared.isPresent() ? shared.get() : FileRouteStore.open(config.storeDirectory());
+    RouteStore store = shared.isPresent() ? shared.get().routes() : FileRouteStore.open(config.storeDirectory());
     ScheduledExecutorService scheduler = Executors.newSingleThreadScheduledExecutor(
         new ThreadFactoryBuilder().setNameFormat("turnout-scheduler").setDaemon(true).build());
     ExecutorService callbacks = Executors.newCachedThreadPool(
@@ -109,7 +109,7 @@ public final class ControlPlane implements AutoCloseable {
       String adminHost = config.servers().adminBindAddress();
       AtomicReference<String> adminAddress = new AtomicReference<>(adminHost + ":" + config.servers().adminPort());
       xds = XdsServer.create(store, config, Clock.systemUTC(), scheduler, callbacks, resolver);
-      MigrationStore migrationStore = shared.isPresent() ? shared.get()
+      MigrationStore migrationStore = shared.isPresent() ? shared.get().migrations()
           : new FileMigrationStore(config.storeDirectory());
       RoutingService routing = xds.routing();
       AtomicReference<Leadership> leader = new AtomicReference<>();
@@ -143,8 +143,8 @@ public final class ControlPlane implements AutoCloseable {
       scheduleDnsRefresh(config.xds().dnsRefresh(), scheduler, callbacks, xds.routing());
       scheduleForgettingNodes(config.xds().forgetNodesAfter(), scheduler, xds.tracker());
       if (shared.isPresent()) {
-        schedulePublishingNodes(shared.get(), xds.tracker(), config.store().postgres().get().lease(), scheduler,
-            callbacks);
+        schedulePublishingNodes(shared.get().replicas(), xds.tracker(), config.store().postgres().get().lease(),
+            scheduler, callbacks);
       }
       log.info("xDS (ADS, state-of-the-world and delta) listening on {}:{}; store {}",
           config.servers().bindAddress(), xds.port(), shared.isPresent()
@@ -253,7 +253,7 @@ public final class ControlPlane implements AutoCloseable {
    * {@code turnout nodes} on any replica lists every replica's. On the callbacks pool, one at a time, as the DNS
    * refresh: a store that hangs must not hold up the scheduler's ACK deadlines.
    */
-  private static void schedulePublishingNodes(PostgresStore store, AckTracker tracker, Duration lease,
+  private static void schedulePublishingNodes(SharedRoutes store, AckTracker tracker, Duration lease,
       ScheduledExecutorService scheduler, ExecutorService callbacks) {
     AtomicReference<java.util.List<SharedRoutes.NodeRow>> published = new AtomicReference<>();
     java.util.concurrent.atomic.AtomicBoolean running = new java.util.concurrent.atomic.AtomicBoolean();

@@ -80,7 +80,7 @@ class SharedStoreAuditTest {
   @Test
   void aStoreAtSchemaVersion3_gainsTheAuditLogAtOpen_keepingItsRoutes() throws Exception {
     try (PostgresStore opened = store.open("cp-x")) {
-      opened.load();
+      opened.routes().load();
     }
     try (Connection c = store.connect(); Statement s = c.createStatement()) { // as version 3 left it
       s.execute("drop table turnout.audit");
@@ -91,7 +91,7 @@ class SharedStoreAuditTest {
     }
 
     try (PostgresStore opened = store.open("cp-x")) {
-      assertThat(opened.load().routes().get("orders").route().endpoint()).contains(Endpoint.parse("10.0.0.4:5432"));
+      assertThat(opened.routes().load().routes().get("orders").route().endpoint()).contains(Endpoint.parse("10.0.0.4:5432"));
       AuditLog.Request finalize = new AuditLog.Request("FinalizeMigration", "orders", "3533eee6",
           ImmutableMap.of("phase", "FINALIZED", "a-field-written-second", "kept in order"));
       AuditLog.Entry first = opened.audit().append(new AuditLog.Caller("ops-admin", "10.1.0.7:51234"), finalize,

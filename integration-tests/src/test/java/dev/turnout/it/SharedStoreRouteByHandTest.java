@@ -83,7 +83,7 @@ class SharedStoreRouteByHandTest {
   @Test
   void aStoreAtSchemaVersion2_isMigrated_itsRoutesStillLoad_andStartTheHistory() throws Exception {
     try (PostgresStore opened = store.open("cp-x")) {
-      opened.load();
+      opened.routes().load();
     }
     // Back to what version 2 left: no history table, and a route row as it wrote them (no "by", no "reason").
     try (Connection c = store.connect(); Statement s = c.createStatement()) {
@@ -97,24 +97,24 @@ class SharedStoreRouteByHandTest {
     }
 
     try (PostgresStore opened = store.open("cp-x")) {
-      RouteRecord orders = opened.load().routes().get("orders");
+      RouteRecord orders = opened.routes().load().routes().get("orders");
       assertThat(orders.route().endpoint()).contains(Endpoint.parse("10.0.0.4:5432"));
       assertThat(orders.operator()).isEmpty();
-      assertThat(opened.history("orders", Long.MAX_VALUE, 10)).singleElement().satisfies(r -> {
+      assertThat(opened.routes().history("orders", Long.MAX_VALUE, 10)).singleElement().satisfies(r -> {
         assertThat(r.record().version()).isEqualTo(7);
         assertThat(r.at()).as("the row's last update").contains(java.time.Instant.parse("2025-11-01T10:00:00Z"));
       });
 
       RouteRecord.Operator sre = new RouteRecord.Operator("ops-admin", "db4 replaced");
-      long v = opened.append(new RouteRecord(orders.route().withEndpoint(Optional.of(Endpoint.parse("10.0.0.5:5432"))),
+      long v = opened.routes().append(new RouteRecord(orders.route().withEndpoint(Optional.of(Endpoint.parse("10.0.0.5:5432"))),
           0, "route", Optional.empty(), Optional.of(sre)), RouteStore.Writer.ANY_REPLICA);
       assertThat(v).isEqualTo(8);
-      assertThat(opened.load().routes().get("orders").operator()).contains(sre);
-      var history = opened.history("orders", Long.MAX_VALUE, 10);
+      assertThat(opened.routes().load().routes().get("orders").operator()).contains(sre);
+      var history = opened.routes().history("orders", Long.MAX_VALUE, 10);
       assertThat(history).extracting(r -> r.record().version()).containsExactly(8L, 7L);
       assertThat(history.get(0).record().operator()).contains(sre);
-      assertThat(opened.history("orders", 8, 10)).extracting(r -> r.record().version()).containsExactly(7L);
-      assertThat(opened.history("orders", Long.MAX_VALUE, 1)).hasSize(1);
+      assertThat(opened.routes().history("orders", 8, 10)).extracting(r -> r.record().version()).containsExactly(7L);
+      assertThat(opened.routes().history("orders", Long.MAX_VALUE, 1)).hasSize(1);
     }
     try (Connection c = store.connect(); Statement s = c.createStatement();
          ResultSet rs = s.executeQuery("select max(version) from turnout.schema_migrations")) {

@@ -106,15 +106,15 @@ class SharedStoreTest {
 
       Migration m = Migration.plan("stale1", new Migration.Spec("orders", new ServerAddress("10.0.0.1", 5432),
           new ServerAddress("10.0.0.2", 5432), Migration.Options.defaults()), Instant.now());
-      assertThatThrownBy(() -> stale.save(m)).isInstanceOf(MigrationStore.StaleWriterException.class)
+      assertThatThrownBy(() -> stale.migrations().save(m)).isInstanceOf(MigrationStore.StaleWriterException.class)
           .hasMessageContaining("not the migration leader").hasMessageContaining("cp-b");
-      assertThatThrownBy(stale::confirmWriter).isInstanceOf(MigrationStore.StaleWriterException.class);
-      RouteStore.State before = stale.load();
-      assertThatThrownBy(() -> stale.append(new dev.turnout.controlplane.store.RouteRecord(
+      assertThatThrownBy(stale.migrations()::confirmWriter).isInstanceOf(MigrationStore.StaleWriterException.class);
+      RouteStore.State before = stale.routes().load();
+      assertThatThrownBy(() -> stale.routes().append(new dev.turnout.controlplane.store.RouteRecord(
           new DatabaseRoute("orders", 16432, Optional.empty(), Set.of()), 0, "drain"), RouteStore.Writer.LEADER))
           .hasMessageContaining("not the migration leader");
-      assertThat(stale.load()).as("nothing changed").isEqualTo(before);
-      assertThat(stale.loadAll()).noneMatch(x -> x.id().equals("stale1"));
+      assertThat(stale.routes().load()).as("nothing changed").isEqualTo(before);
+      assertThat(stale.migrations().loadAll()).noneMatch(x -> x.id().equals("stale1"));
     }
   }
 
@@ -217,9 +217,9 @@ class SharedStoreTest {
       s.execute("delete from turnout.schema_migrations where version >= 2");
     }
     try (PostgresStore opened = store.open("cp-a")) {
-      opened.publishNodes(List.of(new SharedRoutes.NodeRow("", true, "node-x", "orders", true,
+      opened.replicas().publishNodes(List.of(new SharedRoutes.NodeRow("", true, "node-x", "orders", true,
           ImmutableList.of(new SharedRoutes.TypeRow("EDS", 3, 2, "port in use", 3)))));
-      assertThat(opened.nodes()).singleElement().satisfies(n -> {
+      assertThat(opened.replicas().nodes()).singleElement().satisfies(n -> {
         assertThat(n.replica()).isEqualTo("cp-a");
         assertThat(n.node()).isEqualTo("node-x");
         assertThat(n.types()).containsExactly(new SharedRoutes.TypeRow("EDS", 3, 2, "port in use", 3));
