@@ -18,6 +18,10 @@ import dev.turnout.controlplane.store.RouteStore;
 import dev.turnout.controlplane.store.SharedRoutes;
 import dev.turnout.controlplane.store.StoreException;
 import dev.turnout.controlplane.xds.AckTracker;
+import dev.turnout.controlplane.xds.LocalAckWait;
+import dev.turnout.controlplane.xds.LocalRouteFeed;
+import dev.turnout.controlplane.xds.ReplicaAckWait;
+import dev.turnout.controlplane.xds.ReplicaRouteFeed;
 import dev.turnout.controlplane.xds.RoutingService;
 import dev.turnout.controlplane.xds.XdsServer;
 import dev.turnout.migrator.Migration;
@@ -108,7 +112,9 @@ public final class ControlPlane implements AutoCloseable {
     try {
       String adminHost = config.servers().adminBindAddress();
       AtomicReference<String> adminAddress = new AtomicReference<>(adminHost + ":" + config.servers().adminPort());
-      xds = XdsServer.create(store, config, Clock.systemUTC(), scheduler, callbacks, resolver);
+      AckTracker tracker = new AckTracker(Clock.systemUTC(), config.xds().reconnectGrace());
+      xds = XdsServer.create(routingPorts(config, store, shared, tracker, scheduler, callbacks), tracker, config,
+          Clock.systemUTC(), callbacks, resolver);
       MigrationStore migrationStore = shared.isPresent() ? shared.get().migrations()
           : new FileMigrationStore(config.storeDirectory());
       RoutingService routing = xds.routing();
@@ -162,7 +168,8 @@ public final class ControlPlane implements AutoCloseable {
           return Optional.empty(); // the entry matters more than this detail
         }
       });
-      AdminService adminService = new AdminService(migrations, xds.routing(), xds.tracker(), auditLog);
+      AdminService adminService = new AdminService(migrations, xds.routing(), xds.tracker(), auditLog,
+          shared.map(PostgresStore::replicas));
       NettyServerBuilder adminBuilder = NettyServerBuilder
           .forAddress(new InetSocketAddress(adminHost, config.servers().adminPort()));
       // Interceptors run last listed first: the caller's identity, then the audit (which so records the writes
@@ -196,6 +203,22 @@ public final class ControlPlane implements AutoCloseable {
       abandon(leadership, migrations, xds, scheduler, callbacks, store);
       throw e;
     }
+  }
+
+  /**
+   * How routing learns changes and waits for ACKs: from this process's own sidecars when it is the only control
+   * plane; through the store when several replicas share it, each reporting its own sidecars.
+   */
+  private static RoutingService.Ports routingPorts(TurnoutConfig config, RouteStore store,
+      Optional<PostgresStore> shared, AckTracker tracker, ScheduledExecutorService scheduler,
+      ExecutorService callbacks) {
+    LocalAckWait ownSidecars = new LocalAckWait(tracker, scheduler, config.ackTimeout());
+    if (shared.isEmpty()) {
+      return new RoutingService.Ports(store, new LocalRouteFeed(), ownSidecars);
+    }
+    SharedRoutes replicas = shared.get().replicas();
+    return new RoutingService.Ports(store, new ReplicaRouteFeed(store, replicas),
+        new ReplicaAckWait(replicas, ownSidecars, callbacks, config.ackTimeout()));
   }
 
   /** Where the admin API listens, said so an operator knows who can reach it; loudly when anyone can. */

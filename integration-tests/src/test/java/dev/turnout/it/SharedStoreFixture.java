@@ -66,6 +66,13 @@ final class SharedStoreFixture implements AutoCloseable {
     return PostgresStore.open(settings(id));
   }
 
+  /** The store as an onlooker opens it (not a replica), to read what the replicas share; closed with the fixture. */
+  PostgresStore onlooker() throws Exception {
+    PostgresStore store = open("cp-onlooker");
+    closing.add(store);
+    return store;
+  }
+
   /** A sidecar subscribed to {@code orders} on {@code plane} that ACKs every assignment. */
   SimulatedSidecar sidecar(ControlPlane plane, String id) {
     return sidecar(plane, id, cla -> false);

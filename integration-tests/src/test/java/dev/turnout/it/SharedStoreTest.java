@@ -156,7 +156,7 @@ class SharedStoreTest {
     Eventually.until("cp-b to publish its sidecar", Duration.ofSeconds(10),
         () -> storeSays("select string_agg(node, ',') from turnout.nodes where replica = 'cp-b'").equals("node-b"));
     store.stop(b);
-    SharedRoutes shared = a.routing().shared().orElseThrow();
+    SharedRoutes shared = store.onlooker().replicas(); // what any replica reads
     Eventually.until("cp-b to be listed as gone", Duration.ofSeconds(10),
         () -> reports(shared).stream().anyMatch(r -> r.replica().equals("cp-b") && !r.live()));
     Thread.sleep(1_000); // five of the leader's ticks (lease 1 s)

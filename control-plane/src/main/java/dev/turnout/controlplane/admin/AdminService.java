@@ -82,12 +82,16 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
   private final RoutingService routing;
   private final AckTracker tracker;
   private final AuditLog audit;
+  /** Present when several replicas share the store: what the others' sidecars did, for operators. */
+  private final Optional<SharedRoutes> replicas;
 
-  public AdminService(Migrations migrator, RoutingService routing, AckTracker tracker, AuditLog audit) {
+  public AdminService(Migrations migrator, RoutingService routing, AckTracker tracker, AuditLog audit,
+      Optional<SharedRoutes> replicas) {
     this.migrator = migrator;
     this.routing = routing;
     this.tracker = tracker;
     this.audit = audit;
+    this.replicas = replicas;
   }
 
   /** A call body that may fail with a status or a domain exception. */
@@ -512,8 +516,8 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
     if (!next.isEmpty()) {
       b.setNextPageToken(next);
     }
-    if (routing.shared().isPresent()) {
-      var shared = routing.shared().get();
+    if (replicas.isPresent()) {
+      var shared = replicas.get();
       b.setReplica(shared.replicaId());
       try {
         for (var r : shared.reports()) {
@@ -536,13 +540,13 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
   public void listNodes(ListNodesRequest request, StreamObserver<ListNodesResponse> response) {
     unary(response, () -> {
       ListNodesResponse.Builder b = ListNodesResponse.newBuilder();
-      String here = routing.shared().map(SharedRoutes::replicaId).orElse("");
+      String here = replicas.map(SharedRoutes::replicaId).orElse("");
       for (SharedRoutes.NodeRow n : localNodes(tracker)) {
         b.addNodes(toProto(n).setReplica(here));
       }
-      if (routing.shared().isPresent()) {
+      if (replicas.isPresent()) {
         try {
-          for (SharedRoutes.NodeRow n : routing.shared().get().nodes()) {
+          for (SharedRoutes.NodeRow n : replicas.get().nodes()) {
             if (!n.replica().equals(here)) { // this replica's own are the tracker's, fresher than the store's
               b.addNodes(toProto(n).setReplica(n.replica()).setConnected(n.connected() && n.live()));
             }

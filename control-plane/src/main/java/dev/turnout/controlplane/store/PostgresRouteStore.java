@@ -132,12 +132,6 @@ public final class PostgresRouteStore implements RouteStore {
     return owner.audit();
   }
 
-  /** The replicas sharing the store: how they learn of each other's changes and report their ACKs. */
-  @Override
-  public Optional<SharedRoutes> shared() {
-    return Optional.of(owner.replicas());
-  }
-
   /** Closes the whole shared store: the routes share its connection with the migrations and the reports. */
   @Override
   public void close() {
