@@ -71,6 +71,14 @@ class ModuleBoundariesTest {
         .check(main);
   }
 
+  /** Rule 8 of CONVENTIONS.md: the migrations and the stores say what went wrong; only the admin API speaks gRPC. */
+  @Test
+  void theControlPlanesMigrationsAndStores_throwDomainErrors_notGrpcStatuses() {
+    noClasses().that().resideInAnyPackage("dev.turnout.controlplane.migration..", "dev.turnout.controlplane.store..")
+        .should().dependOnClassesThat().resideInAPackage("io.grpc..")
+        .check(main);
+  }
+
   @Test
   void platformsStayInTheirOwnPackages() {
     noClasses().that().resideInAPackage("dev.turnout.migrator.platform.postgres..")
