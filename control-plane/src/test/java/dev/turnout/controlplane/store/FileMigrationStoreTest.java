@@ -39,7 +39,7 @@ class FileMigrationStoreTest {
     assertThat(loaded).hasSize(1);
     assertThat(loaded.get(0)).isEqualTo(m.note(t0.plusSeconds(2), "later").atRevision(2));
     assertThat(Files.list(dir.resolve("migrations")).map(p -> p.getFileName().toString()))
-        .containsExactly("a1b2c3d4.json");
+        .containsExactly("a1b2c3d4.log");
   }
 
   @Test
@@ -57,19 +57,70 @@ class FileMigrationStoreTest {
   }
 
   @Test
-  void aJournalWrittenBeforeRevisions_loadsAtRevisionZero_andItsNextSaveIsRevisionOne() throws Exception {
+  void aFileOfAnEarlierVersion_withoutRevision_loadsAtRevisionZero_andItsNextSaveReplacesItWithAJournal()
+      throws Exception {
     FileMigrationStore store = new FileMigrationStore(dir);
-    store.save(plan());
     Path file = dir.resolve("migrations").resolve("a1b2c3d4.json");
-    String json = Files.readString(file);
-    assertThat(json).contains("\"revision\" : 1");
-    Files.writeString(file, json.replaceAll(",\\s*\"revision\" : 1", ""));
+    String json = FileMigrationStore.JSON.writeValueAsString(plan());
+    Files.writeString(file, json.replaceAll(",\\s*\"revision\" : 0", ""));
+    assertThat(Files.readString(file)).doesNotContain("revision");
 
     Migration old = store.loadAll().get(0);
 
     assertThat(old.revision()).isZero();
     assertThat(old).isEqualTo(plan());
     assertThat(store.save(old.to(Phase.PREFLIGHT, T0.plusSeconds(1), "")).revision()).isEqualTo(1);
+    assertThat(Files.list(dir.resolve("migrations")).map(p -> p.getFileName().toString()))
+        .containsExactly("a1b2c3d4.log");
+    assertThat(new FileMigrationStore(dir).loadAll()).singleElement().satisfies(m -> {
+      assertThat(m.phase()).isEqualTo(Phase.PREFLIGHT);
+      assertThat(m.revision()).isEqualTo(1);
+    });
+  }
+
+  @Test
+  void aSaveTornByACrash_leavesThePreviousState_andTheNextSaveAppendsAfterIt() throws Exception {
+    FileMigrationStore store = new FileMigrationStore(dir);
+    Migration planned = store.save(plan());
+    Path log = dir.resolve("migrations").resolve("a1b2c3d4.log");
+    Files.write(log, "0badc0de {\"id\":\"a1b2c3d4\",\"pha".getBytes(java.nio.charset.StandardCharsets.UTF_8),
+        java.nio.file.StandardOpenOption.APPEND);
+
+    FileMigrationStore restarted = new FileMigrationStore(dir);
+    assertThat(restarted.loadAll()).containsExactly(planned);
+    Migration next = restarted.save(planned.to(Phase.PREFLIGHT, T0.plusSeconds(1), ""));
+
+    assertThat(new FileMigrationStore(dir).loadAll()).containsExactly(next);
+    assertThat(Files.readAllLines(log)).hasSize(2);
+  }
+
+  @Test
+  void aDamagedLastEntry_isRefusedNamingTheFile_ratherThanResumingFromAnOlderState() throws Exception {
+    FileMigrationStore store = new FileMigrationStore(dir);
+    Migration planned = store.save(plan());
+    store.save(planned.to(Phase.PREFLIGHT, T0.plusSeconds(1), ""));
+    Path log = dir.resolve("migrations").resolve("a1b2c3d4.log");
+    Files.writeString(log, Files.readString(log).replace("PREFLIGHT", "PREFLIGHX"));
+
+    assertThatThrownBy(() -> new FileMigrationStore(dir).loadAll())
+        .hasMessageContaining("a1b2c3d4.log").hasMessageContaining("damaged");
+  }
+
+  @Test
+  void aJournalPastItsLimit_isRewrittenToItsLastState() throws Exception {
+    FileMigrationStore store = new FileMigrationStore(dir);
+    Migration m = store.save(plan());
+    Path log = dir.resolve("migrations").resolve("a1b2c3d4.log");
+    String padding = "x".repeat(4000);
+    int saves = 1;
+    while (Files.readAllLines(log).size() == saves && saves < 200) { // until the journal is rewritten
+      m = store.save(m.note(T0.plusSeconds(saves), padding));
+      saves++;
+    }
+    m = store.save(m.note(T0.plusSeconds(saves), padding));
+
+    assertThat(Files.readAllLines(log)).as("rewritten to its last state, then one save after it").hasSizeLessThan(3);
+    assertThat(new FileMigrationStore(dir).loadAll()).containsExactly(m);
   }
 
   private static final Instant T0 = Instant.parse("2026-11-27T10:00:00Z");
