@@ -1,6 +1,7 @@
 package dev.turnout.migrator;
 
 import com.google.common.collect.ImmutableList;
+import dev.turnout.migrator.check.Preflight;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
@@ -501,24 +502,37 @@ public final class Migrator {
     };
   }
 
+  /**
+   * The platform gathers facts and {@link Preflight} judges them; only when nothing blocks does preflight change
+   * anything on the source (the stale slots the operator allowed dropping, pg_walinspect).
+   */
   private Migration preflight(Migration m, Platform platform) throws MigrationException, InterruptedException {
     Optional<String> made = platform.ensureTarget();
     if (made.isPresent()) {
       m = m.note(clock.instant(), made.get());
     }
-    ImmutableList<Platform.Check> checks = platform.preflight(m.spec().options().allowDroppingStaleSlots());
-    List<String> failed = new ArrayList<>();
-    for (Platform.Check c : checks) {
+    Preflight.Verdict verdict = Preflight.judge(platform.preflightFacts(), m.spec().options().allowDroppingStaleSlots(),
+        clock.instant());
+    for (dev.turnout.migrator.check.Check c : verdict.checks()) {
       m = m.note(clock.instant(), "preflight " + c);
-      if (!c.ok() && c.blocking()) {
-        failed.add(c.name() + ": " + c.detail());
-      }
     }
-    if (!failed.isEmpty()) {
+    List<dev.turnout.migrator.check.Check> blocking = verdict.blocking();
+    if (!blocking.isEmpty()) {
       save(m);
-      throw new MigrationException("preflight failed for database '" + m.database() + "': " + String.join("; ", failed));
+      throw new MigrationException("preflight failed for database '" + m.database() + "': " + blocking.stream()
+          .map(c -> c.name() + ": " + c.detail()).collect(java.util.stream.Collectors.joining("; ")));
     }
-    return transition(m, Phase.REPLICATING, "preflight passed (" + checks.size() + " checks)");
+    if (!verdict.slotsToDrop().isEmpty() || verdict.installWalProof()) {
+      save(m); // the checks on record before preflight changes the source
+    }
+    for (String slot : verdict.slotsToDrop()) {
+      platform.dropSlot(slot);
+    }
+    if (verdict.installWalProof()) {
+      platform.installWalProof();
+    }
+    return transition(m, Phase.REPLICATING, "preflight passed (" + verdict.checks().size() + " checks)"
+        + (verdict.slotsToDrop().isEmpty() ? "" : "; dropped inactive slots " + verdict.slotsToDrop()));
   }
 
   /** The target must keep up for the whole window: lag within bounds at every sample, and not growing. */
