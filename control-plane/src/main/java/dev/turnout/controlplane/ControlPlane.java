@@ -20,6 +20,7 @@ import dev.turnout.controlplane.store.StoreException;
 import dev.turnout.controlplane.xds.AckTracker;
 import dev.turnout.controlplane.xds.RoutingService;
 import dev.turnout.controlplane.xds.XdsServer;
+import dev.turnout.migrator.DryRun;
 import dev.turnout.migrator.Migration;
 import dev.turnout.migrator.MigrationConflictException;
 import dev.turnout.migrator.MigrationException;
@@ -301,6 +302,12 @@ public final class ControlPlane implements AutoCloseable {
       @Override
       public Platform open(Migration.Spec spec) throws MigrationException {
         return spec.aurora().isEmpty() ? postgres.open(spec) : aws(spec.database()).open(spec);
+      }
+
+      @Override
+      public Platform openDryRun(Migration.Spec spec, DryRun dryRun) throws MigrationException {
+        return spec.aurora().isEmpty() ? postgres.openDryRun(spec, dryRun)
+            : aws(spec.database()).openDryRun(spec, dryRun);
       }
 
       @Override

@@ -184,20 +184,24 @@ public interface Platform extends AutoCloseable {
   /** Commits a transaction that needs a write-capable server. */
   void writeProbeTarget() throws MigrationException;
 
-  /**
-   * Calls on outside APIs a real run would make, in order, each as {@code "PHASE: Call Param=value ..."}, for
-   * the dry run. Platforms that act only through SQL have none.
-   */
-  default ImmutableList<String> plannedCalls() throws MigrationException {
-    return ImmutableList.of();
-  }
-
   @Override
   void close();
 
   /** Opens the platform of one migration's source and target. */
   interface Factory {
     Platform open(Migration.Spec spec) throws MigrationException;
+
+    /**
+     * Opens the platform of {@code spec} for a dry run ({@link Migrator#dryRun}): the same platform code, on servers
+     * and APIs that it reads for real and whose every change it lists in {@code dryRun} instead of making; each wait
+     * it answers as the change it waits for would (the target replays the final LSN it read, a cluster it would
+     * create is available). A read that cannot be made before the run changes something (a target the run would
+     * create) is answered as the change would leave it, and the transcript says so. Refused by platforms without one.
+     */
+    default Platform openDryRun(Migration.Spec spec, DryRun dryRun) throws MigrationException {
+      throw new MigrationConflictException(MigrationConflictException.Kind.FAILED_PRECONDITION, "database '"
+          + spec.database() + "': this platform has no dry run");
+    }
 
     /**
      * Where a migration of {@code database} goes when the operator names no target, when the platform can tell

@@ -2,6 +2,7 @@ package dev.turnout.migrator.platform.aws;
 
 import com.google.common.base.Splitter;
 import com.google.common.collect.ImmutableList;
+import dev.turnout.migrator.DryRun;
 import dev.turnout.migrator.Lsn;
 import dev.turnout.migrator.Migration;
 import dev.turnout.migrator.MigrationConflictException;
@@ -12,6 +13,7 @@ import dev.turnout.migrator.Sleeper;
 import dev.turnout.migrator.SlotPosition;
 import dev.turnout.migrator.check.AwsFacts;
 import dev.turnout.migrator.check.PreflightFacts;
+import dev.turnout.migrator.platform.postgres.DryRunPostgresSql;
 import dev.turnout.migrator.platform.postgres.PostgresPlatform;
 import dev.turnout.migrator.platform.postgres.PostgresSql;
 import java.net.InetAddress;
@@ -70,17 +72,22 @@ public final class AwsPlatform implements Platform {
   private final PostgresSql sql;
   private final Clock clock;
   private final Sleeper sleeper;
+  private final AwsApi.Opener opener;
   private AwsApi api; // opened on first use; only the migration's runner thread touches this platform
   private Instant lagFetchedAt = Instant.MIN;
   private double lagSeconds;
 
-  AwsPlatform(Migration.Spec spec, PostgresSql sql, AwsSettings settings, Clock clock, Sleeper sleeper) {
+  /** How it reaches the servers and AWS, and the time it waits on. */
+  record Means(PostgresSql sql, AwsApi.Opener api, Clock clock, Sleeper sleeper) {}
+
+  AwsPlatform(Migration.Spec spec, AwsSettings settings, Means means) {
     this.spec = spec;
     this.aurora = spec.aurora().orElseThrow(() -> new IllegalArgumentException(spec.database() + " is not an Aurora migration"));
-    this.sql = sql;
+    this.sql = means.sql();
     this.settings = settings;
-    this.clock = clock;
-    this.sleeper = sleeper;
+    this.clock = means.clock();
+    this.sleeper = means.sleeper();
+    this.opener = means.api();
   }
 
   /**
@@ -92,7 +99,22 @@ public final class AwsPlatform implements Platform {
     return new Platform.Factory() {
       @Override
       public Platform open(Migration.Spec spec) {
-        return new AwsPlatform(spec, PostgresSql.connect(spec, credentials), settings, clock, sleeper);
+        return new AwsPlatform(spec, settings, new Means(PostgresSql.connect(spec, credentials),
+            () -> AwsApi.connect(settings), clock, sleeper));
+      }
+
+      /** The same platform on a dry-run SQL side and API, which tell each other what the run would create. */
+      @Override
+      public Platform openDryRun(Migration.Spec spec, DryRun dryRun) {
+        DryRunPostgresSql sql = PostgresSql.dryRun(PostgresSql.connect(spec, credentials), spec, dryRun);
+        return new AwsPlatform(spec, settings, new Means(sql, () -> {
+          try {
+            return new DryRunAwsApi(AwsApi.connect(settings), dryRun, sql, spec.target());
+          } catch (MigrationException e) {
+            dryRun.readFailed(e);
+            throw e;
+          }
+        }, dryRun.clock(), dryRun.sleeper()));
       }
 
       @Override
@@ -158,7 +180,7 @@ public final class AwsPlatform implements Platform {
 
   private AwsApi api() throws MigrationException {
     if (api == null) {
-      api = AwsApi.connect(settings);
+      api = opener.open();
     }
     return api;
   }
@@ -641,75 +663,6 @@ public final class AwsPlatform implements Platform {
   @Override
   public void writeProbeTarget() throws MigrationException {
     sql.writeProbeTarget();
-  }
-
-  /**
-   * Reads the source and the cluster (read-only calls, made for real) to fill in the parameters of the calls
-   * that change something, which are only listed.
-   */
-  @Override
-  public ImmutableList<String> plannedCalls() throws MigrationException {
-    ImmutableList.Builder<String> calls = ImmutableList.builder();
-    String src = aurora.sourceInstance();
-    String cl = aurora.targetCluster();
-    DBInstance instance = source();
-    Optional<DBCluster> cluster = cluster();
-    String poll = " (repeated with backoff from " + settings.pollInterval().toMillis() + " ms to 60 s";
-    calls.add("PREFLIGHT: " + AwsApi.describeInstanceCall(src));
-    calls.add("PREFLIGHT: " + AwsApi.describeClusterCall(cl) + (cluster.isPresent() ? "" : " -> not found"));
-    if (cluster.isEmpty() && aurora.createInstanceClass().isPresent()) {
-      Optional<ParameterMapping> mapping = parameterMapping(instance);
-      if (mapping.isPresent()) {
-        ParameterMapping m = mapping.get();
-        calls.add("PREFLIGHT: " + AwsApi.userParametersCall(m.sourceGroup()));
-        calls.add("PREFLIGHT: " + AwsApi.engineDefaultsCall(m.family()));
-        calls.add("PREFLIGHT: " + AwsApi.describeClusterParameterGroupCall(m.clusterGroup()));
-        calls.add("PREFLIGHT: " + AwsApi.createClusterParameterGroupCall(m.clusterGroup(), m.family(), description(m))
-            + " (unless it exists)");
-        for (Map<String, String> part : m.modifications()) {
-          calls.add("PREFLIGHT: " + AwsApi.modifyClusterParameterGroupCall(m.clusterGroup(), part));
-        }
-      }
-      calls.add("PREFLIGHT: " + AwsApi.createClusterCall(cl, instance.engineVersion(), instance.dbInstanceArn(),
-          instance.dbSubnetGroup().dbSubnetGroupName(), groups(instance), port(instance),
-          mapping.map(ParameterMapping::clusterGroup)));
-    }
-    calls.add("PREFLIGHT: " + AwsApi.describeClusterCall(cl) + poll + " until available, deadline "
-        + settings.replicaDeadline() + ")");
-    if (aurora.createInstanceClass().isPresent()) {
-      calls.add("PREFLIGHT: " + AwsApi.describeInstanceCall(aurora.writerInstance()));
-      calls.add("PREFLIGHT: " + AwsApi.createInstanceCall(aurora.writerInstance(), cl, aurora.createInstanceClass().get())
-          + " (unless it exists)");
-      calls.add("PREFLIGHT: " + AwsApi.describeInstanceCall(aurora.writerInstance()) + poll + " until available,"
-          + " deadline " + settings.replicaDeadline() + ")");
-    }
-    calls.add("PREFLIGHT: " + AwsApi.describeInstanceCall(src));
-    calls.add("PREFLIGHT: " + AwsApi.describeClusterCall(cl));
-    calls.add("PREFLIGHT: " + AwsApi.describeSecurityGroupsCall(List.of(settings.fenceSecurityGroup())));
-    calls.add("PREFLIGHT: " + AwsApi.metricsCall(src, SOURCE_METRICS, METRICS_WINDOW));
-    calls.add("PREFLIGHT: " + AwsApi.metricsCall(aurora.writerInstance(), List.of(REPLICA_LAG), METRICS_WINDOW));
-    calls.add("REPLICATING: " + AwsApi.metricsCall(aurora.writerInstance(), List.of(REPLICA_LAG), Duration.ofMinutes(2))
-        + " (at most once a minute while validating)");
-    calls.add("QUIESCING: " + AwsApi.describeInstanceCall(src));
-    calls.add("QUIESCING: " + AwsApi.listTagsCall(instance.dbInstanceArn()));
-    calls.add("QUIESCING: " + AwsApi.addTagCall(instance.dbInstanceArn(), FENCE_TAG, String.join(",", groups(instance)))
-        + " (unless the tag is there)");
-    calls.add("QUIESCING: " + AwsApi.modifySecurityGroupsCall(src, List.of(settings.fenceSecurityGroup())));
-    calls.add("QUIESCING: " + AwsApi.describeInstanceCall(src) + poll + " until available with "
-        + settings.fenceSecurityGroup() + ", deadline " + settings.operationDeadline() + ")");
-    calls.add("QUIESCING: " + AwsApi.rebootCall(src));
-    calls.add("QUIESCING: " + AwsApi.describeInstanceCall(src) + poll + " until available, deadline "
-        + settings.operationDeadline() + ")");
-    calls.add("QUIESCING: " + AwsApi.describeInstanceCall(src) + " (verify the fence)");
-    calls.add("PROMOTING: " + AwsApi.describeClusterCall(cl));
-    calls.add("PROMOTING: " + AwsApi.promoteCall(cl));
-    calls.add("PROMOTING: " + AwsApi.describeClusterCall(cl) + poll + " until available and not a replica,"
-        + " deadline " + settings.operationDeadline() + ")");
-    calls.add("ROLLING_BACK: " + AwsApi.describeInstanceCall(src));
-    calls.add("ROLLING_BACK: " + AwsApi.listTagsCall(instance.dbInstanceArn()));
-    calls.add("ROLLING_BACK: " + AwsApi.modifySecurityGroupsCall(src, groups(instance)) + " (the groups in the tag)");
-    calls.add("ROLLING_BACK: " + AwsApi.removeTagCall(instance.dbInstanceArn(), FENCE_TAG));
-    return calls.build();
   }
 
   @Override

@@ -1,6 +1,7 @@
 package dev.turnout.migrator.platform.postgres;
 
 import com.google.common.collect.ImmutableList;
+import dev.turnout.migrator.DryRun;
 import dev.turnout.migrator.Lsn;
 import dev.turnout.migrator.Migration;
 import dev.turnout.migrator.MigrationException;
@@ -39,7 +40,17 @@ public final class PostgresPlatform implements Platform {
 
   /** A factory connecting every migration with the same credentials. */
   public static Platform.Factory factory(Credentials credentials) {
-    return spec -> new PostgresPlatform(spec, PostgresSql.connect(spec, credentials));
+    return new Platform.Factory() {
+      @Override
+      public Platform open(Migration.Spec spec) {
+        return new PostgresPlatform(spec, PostgresSql.connect(spec, credentials));
+      }
+
+      @Override
+      public Platform openDryRun(Migration.Spec spec, DryRun dryRun) {
+        return new PostgresPlatform(spec, PostgresSql.dryRun(PostgresSql.connect(spec, credentials), spec, dryRun));
+      }
+    };
   }
 
   @Override

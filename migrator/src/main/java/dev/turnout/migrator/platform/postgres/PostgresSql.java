@@ -1,6 +1,7 @@
 package dev.turnout.migrator.platform.postgres;
 
 import com.google.common.collect.ImmutableList;
+import dev.turnout.migrator.DryRun;
 import dev.turnout.migrator.Lsn;
 import dev.turnout.migrator.Migration;
 import dev.turnout.migrator.MigrationException;
@@ -19,12 +20,18 @@ import java.util.Optional;
  * hosts them (any PostgreSQL reachable by JDBC; RDS and Aurora): the facts preflight judges, sessions, prepared
  * transactions, logins, slots, WAL positions and the proof read from the source's WAL. Platforms add what differs
  * (ALTER SYSTEM where the server allows it, a provider's API where it does not) and call nothing else over SQL.
+ * {@link #connect} runs it on the servers; {@link #dryRun} reads through that and lists every change instead.
  */
 public interface PostgresSql extends AutoCloseable {
 
   /** The SQL of {@code spec}'s two servers, connecting (on first use) as {@code credentials}. */
   static PostgresSql connect(Migration.Spec spec, PostgresPlatform.Credentials credentials) {
     return new JdbcPostgresSql(spec, credentials);
+  }
+
+  /** {@code servers} for a dry run: reads made through it, each change listed in {@code dryRun} instead. */
+  static DryRunPostgresSql dryRun(PostgresSql servers, Migration.Spec spec, DryRun dryRun) {
+    return new DryRunPostgresSql(servers, spec, dryRun);
   }
 
   /** Which of the migration's servers. */
