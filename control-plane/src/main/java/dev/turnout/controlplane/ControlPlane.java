@@ -24,6 +24,7 @@ import dev.turnout.controlplane.xds.ReplicaAckWait;
 import dev.turnout.controlplane.xds.ReplicaRouteFeed;
 import dev.turnout.controlplane.xds.RoutingService;
 import dev.turnout.controlplane.xds.XdsServer;
+import dev.turnout.migrator.DryRun;
 import dev.turnout.migrator.Migration;
 import dev.turnout.migrator.MigrationConflictException;
 import dev.turnout.migrator.MigrationException;
@@ -330,6 +331,12 @@ public final class ControlPlane implements AutoCloseable {
       @Override
       public Platform open(Migration.Spec spec) throws MigrationException {
         return spec.aurora().isEmpty() ? postgres.open(spec) : aws(spec.database()).open(spec);
+      }
+
+      @Override
+      public Platform openDryRun(Migration.Spec spec, DryRun dryRun) throws MigrationException {
+        return spec.aurora().isEmpty() ? postgres.openDryRun(spec, dryRun)
+            : aws(spec.database()).openDryRun(spec, dryRun);
       }
 
       @Override

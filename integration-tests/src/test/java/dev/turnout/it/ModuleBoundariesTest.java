@@ -1,5 +1,6 @@
 package dev.turnout.it;
 
+import static com.tngtech.archunit.lang.syntax.ArchRuleDefinition.classes;
 import static com.tngtech.archunit.lang.syntax.ArchRuleDefinition.noClasses;
 
 import com.tngtech.archunit.core.domain.JavaClasses;
@@ -83,6 +84,33 @@ class ModuleBoundariesTest {
   void platformsStayInTheirOwnPackages() {
     noClasses().that().resideInAPackage("dev.turnout.migrator.platform.postgres..")
         .should().dependOnClassesThat().resideInAnyPackage("software.amazon..", "dev.turnout.migrator.platform.aws..")
+        .check(main);
+  }
+
+  /** Checks belong to the domain: one pure package judges, on values alone, reading nothing. */
+  @Test
+  void theChecks_arePure_dependingOnNothingButTheJdkGuavaAndThemselves() {
+    classes().that().resideInAPackage("dev.turnout.migrator.check..")
+        .should().onlyDependOnClassesThat().resideInAnyPackage("java..", "com.google.common..",
+            "dev.turnout.migrator.check..")
+        .check(main);
+  }
+
+  /** Platforms gather facts; they never judge them (the checks' results are made in {@code migrator.check} only). */
+  @Test
+  void platforms_gatherFacts_andLeaveTheJudgingToTheChecks() {
+    noClasses().that().resideInAPackage("dev.turnout.migrator.platform..")
+        .should().dependOnClassesThat().haveFullyQualifiedName("dev.turnout.migrator.check.Check")
+        .orShould().dependOnClassesThat().haveFullyQualifiedName("dev.turnout.migrator.check.Preflight")
+        .check(main);
+  }
+
+  /** The SQL both platforms run is one class's: AWS reaches PostgreSQL through {@code PostgresSql}, not the other platform. */
+  @Test
+  void theAwsPlatform_runsSqlThroughPostgresSql_neverThroughThePostgresPlatform() {
+    noClasses().that().resideInAPackage("dev.turnout.migrator.platform.aws..")
+        .should().dependOnClassesThat().haveFullyQualifiedName("dev.turnout.migrator.platform.postgres.PostgresPlatform")
+        .orShould().dependOnClassesThat().haveFullyQualifiedName("dev.turnout.migrator.platform.postgres.JdbcPostgresSql")
         .check(main);
   }
 }

@@ -2,6 +2,7 @@ package dev.turnout.migrator;
 
 import com.google.common.collect.ImmutableList;
 import com.google.errorprone.annotations.concurrent.GuardedBy;
+import dev.turnout.migrator.check.Preflight;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
@@ -49,6 +50,8 @@ public final class Migrator {
   private final Map<String, Owner> owners = new ConcurrentHashMap<>();
   private final Failpoint failpoint;
   private volatile boolean stopping;
+  /** New migrations' ids; a dry run's migrator names its one migration {@link Rehearsal#ID}. Set before first use. */
+  java.util.function.Supplier<String> ids = () -> UUID.randomUUID().toString().substring(0, 8);
 
   /** The latest replication figures of each migration that is validating, for metrics. */
   public record Figures(long lagBytes, double replayDelaySeconds, double walBytesPerSecond, double replayBytesPerSecond,
@@ -153,7 +156,7 @@ public final class Migrator {
       }
       String id;
       do {
-        id = UUID.randomUUID().toString().substring(0, 8);
+        id = ids.get();
       } while (owners.containsKey(id));
       Owner o = new Owner(Migration.plan(id, spec, clock.instant()));
       planned = command(o, () -> save(o, o.current));
@@ -241,82 +244,15 @@ public final class Migrator {
   }
 
   /**
-   * The dry run: every action a real run of {@code spec} would take, in order, touching nothing. A database
-   * with an unfinished migration is refused as {@link #start} would refuse it.
+   * The dry run: the transcript of a run of {@code spec}, made by running it with this migrator's code on the
+   * platform opened for a dry run (it reads, and lists each change instead of making it), a router that lists each
+   * route, a store in memory and a clock on which every wait passes at once; then a rollback from COMPLETED, the
+   * same way. A database with an unfinished migration is refused as {@link #start} would refuse it; a read that fails
+   * is thrown, with the error the run would record. See {@link Rehearsal}.
    */
   public ImmutableList<String> dryRun(Migration.Spec spec) throws MigrationException {
     refuseSecond(spec);
-    String db = spec.database();
-    Migration.Options o = spec.options();
-    boolean aws = spec.aurora().isPresent();
-    ImmutableList.Builder<String> plan = ImmutableList.builder();
-    plan.add("PLANNED: save the migration of database '" + db + "' from " + spec.source() + " to " + spec.target());
-    o.createReplica().ifPresent(r -> plan.add("PREFLIGHT: create a same-host replica of " + spec.source() + " in "
-        + r.targetDataDir() + " (pg_backup_start, copy " + r.sourceDataDir() + ", pg_backup_stop, physical slot),"
-        + " start it with " + r.binDir().resolve("pg_ctl") + " and wait until it streams"));
-    spec.aurora().ifPresent(a -> plan.add("PREFLIGHT: " + a.createInstanceClass()
-        .map(c -> "create Aurora cluster " + a.targetCluster() + " as a read replica of " + a.sourceInstance()
-            + " with writer " + a.writerInstance() + " (" + c + ") and wait until both are available")
-        .orElse("attach to Aurora cluster " + a.targetCluster() + ", which must be a read replica of " + a.sourceInstance())));
-    plan.add("PREFLIGHT: check " + spec.target() + " is a standby of " + spec.source() + " (system identifier,"
-        + " streaming, timeline), parameters, extensions, logical slots"
-        + (aws ? ", the AWS constraints and CloudWatch figures" : "")
-        + (o.allowDroppingStaleSlots() ? "; drop inactive slots that retain WAL" : "; fail on an inactive slot"));
-    plan.add("REPLICATING: sample lag and WAL rates for " + o.validationWindow().toSeconds() + " s; the target must"
-        + " stay within " + o.maxLagBytes() + " bytes");
-    plan.add("QUIESCING: list the login roles to fence and save them; keep " + spec.source() + "'s WAL (a physical"
-        + " slot)" + (aws ? "" : "; arm " + spec.target() + " read-only (it admits no write when promoted)"));
-    plan.add("QUIESCING: drain route '" + db + "' and wait for every subscribed sidecar's ACK (new connections are held)");
-    plan.add("QUIESCING: wait up to " + o.cutover().quiesceGrace().toMillis() + " ms for transactions in flight,"
-        + " connections accepted before the drain and prepared transactions on " + spec.source() + " to finish;"
-        + " end sessions idle between transactions");
-    plan.add("QUIESCING: fence " + spec.source() + (aws
-        ? ": record its security groups in a tag, swap them for the fence group, keep its WAL (a physical slot),"
-            + " every login role but the migrator's and the standby's NOLOGIN, reboot, end every session that can"
-            + " run SQL but logical walsenders streaming a slot"
-        : ": default_transaction_read_only=on, keep its WAL (a physical slot), every login role but the migrator's"
-            + " and the standby's NOLOGIN, end every session that can run SQL but logical walsenders streaming a slot")
-        + "; prepared transactions left: " + (o.cutover().rollbackPreparedTransactions()
-            ? "roll them back, recording their gids" : "stop and roll back the migration, naming them")
-        + "; verify; record the final LSN");
-    plan.add("CATCHING_UP: wait for each logical slot's consumer to confirm the final LSN; record the slots; end"
-        + " the walsenders that streamed them");
-    plan.add("CATCHING_UP: wait for " + spec.target() + " to replay the final LSN" + ""
-        + "; read the source's WAL after the final LSN: any commit there rolls back");
-    plan.add("PROMOTING: " + (aws ? "promote cluster " + spec.aurora().get().targetCluster() + " and wait until it is"
-        + " available and writable" : "pg_promote " + spec.target() + "; confirm the new timeline")
-        + "; the standby's roles NOLOGIN on the source; no transaction left prepared on the target;"
-        + " recreate (or verify synced) slots; restore the fenced roles' logins; admit writes");
-    plan.add("SHIFTING: route '" + db + "' to " + spec.target() + " and wait for every subscribed sidecar's ACK");
-    plan.add("VERIFYING: commit a write probe on " + spec.target() + "; read the source's WAL after the final LSN:"
-        + " any commit there halts");
-    plan.add("COMPLETED: keep " + spec.source() + " fenced and intact until the migration is finalized; finalizing"
-        + " reads its WAL after the final LSN once more, then lets it go");
-    plan.add("ROLLING_BACK: only if the migration fails before COMPLETED, or on request: route '" + db + "' back to "
-        + spec.source() + " and wait for the ACKs; unfence " + spec.source() + " (before QUIESCING neither was changed:"
-        + " nothing to undo)");
-    ImmutableList<String> calls;
-    try (Platform platform = platforms.open(spec)) {
-      calls = platform.plannedCalls();
-    }
-    return calls.isEmpty() ? plan.build() : interleave(plan.build(), calls);
-  }
-
-  /** Each platform call goes after the last plan line of its phase. */
-  private static ImmutableList<String> interleave(List<String> plan, List<String> calls) {
-    ImmutableList.Builder<String> out = ImmutableList.builder();
-    for (int i = 0; i < plan.size(); i++) {
-      out.add(plan.get(i));
-      String phase = phaseOf(plan.get(i));
-      if (i + 1 == plan.size() || !phaseOf(plan.get(i + 1)).equals(phase)) {
-        calls.stream().filter(c -> phaseOf(c).equals(phase)).map(c -> "  " + c).forEach(out::add);
-      }
-    }
-    return out.build();
-  }
-
-  private static String phaseOf(String line) {
-    return line.substring(0, Math.max(0, line.indexOf(':')));
+    return new Rehearsal(spec, platforms, clock.instant()).run();
   }
 
   /**
@@ -768,24 +704,37 @@ public final class Migrator {
     };
   }
 
+  /**
+   * The platform gathers facts and {@link Preflight} judges them; only when nothing blocks does preflight change
+   * anything on the source (the stale slots the operator allowed dropping, pg_walinspect).
+   */
   private Migration preflight(Migration m, Platform platform) throws MigrationException, InterruptedException {
     Optional<String> made = platform.ensureTarget();
     if (made.isPresent()) {
       m = m.note(clock.instant(), made.get());
     }
-    ImmutableList<Platform.Check> checks = platform.preflight(m.spec().options().allowDroppingStaleSlots());
-    List<String> failed = new ArrayList<>();
-    for (Platform.Check c : checks) {
+    Preflight.Verdict verdict = Preflight.judge(platform.preflightFacts(), m.spec().options().allowDroppingStaleSlots(),
+        clock.instant());
+    for (dev.turnout.migrator.check.Check c : verdict.checks()) {
       m = m.note(clock.instant(), "preflight " + c);
-      if (!c.ok() && c.blocking()) {
-        failed.add(c.name() + ": " + c.detail());
-      }
     }
-    if (!failed.isEmpty()) {
+    List<dev.turnout.migrator.check.Check> blocking = verdict.blocking();
+    if (!blocking.isEmpty()) {
       save(m);
-      throw new MigrationException("preflight failed for database '" + m.database() + "': " + String.join("; ", failed));
+      throw new MigrationException("preflight failed for database '" + m.database() + "': " + blocking.stream()
+          .map(c -> c.name() + ": " + c.detail()).collect(java.util.stream.Collectors.joining("; ")));
     }
-    return transition(m, Phase.REPLICATING, "preflight passed (" + checks.size() + " checks)");
+    if (!verdict.slotsToDrop().isEmpty() || verdict.installWalProof()) {
+      save(m); // the checks on record before preflight changes the source
+    }
+    for (String slot : verdict.slotsToDrop()) {
+      platform.dropSlot(slot);
+    }
+    if (verdict.installWalProof()) {
+      platform.installWalProof();
+    }
+    return transition(m, Phase.REPLICATING, "preflight passed (" + verdict.checks().size() + " checks)"
+        + (verdict.slotsToDrop().isEmpty() ? "" : "; dropped inactive slots " + verdict.slotsToDrop()));
   }
 
   /** The target must keep up for the whole window: lag within bounds at every sample, and not growing. */

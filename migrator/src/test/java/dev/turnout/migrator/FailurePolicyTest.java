@@ -40,15 +40,20 @@ class FailurePolicyTest {
 
   @Test
   void aBlockingPreflightFinding_rollsBack_withNothingToUndo_namingTheFinding() throws Exception {
-    h.servers.preflightFinds(new Platform.Check("same system identifier", false, true, "7301 vs 7302"),
-        new Platform.Check("extensions", false, false, "pg_stat_statements missing on the target"));
+    h.servers.preflightReads(f -> new dev.turnout.migrator.check.ServerFacts(
+        new dev.turnout.migrator.check.ServerFacts.Source(f.source().identity(), f.source().timeline(),
+            f.source().settings(), f.source().extensions(), com.google.common.collect.ImmutableList.of("public.scratch")),
+        f.target().map(t -> new dev.turnout.migrator.check.ServerFacts.Target(
+            new dev.turnout.migrator.check.ServerFacts.Identity(t.identity().host(), t.identity().port(), true, "7302"),
+            t.settings(), t.availableExtensions(), t.receiver())),
+        f.logicalSlots(), f.fence()));
 
     Migration m = h.run();
 
     assertNothingWasTouched(m);
     assertThat(m.progress().error()).contains(
-        "preflight failed for database 'app': same system identifier: 7301 vs 7302");
-    assertThat(m.history()).anySatisfy(e -> assertThat(e.note()).startsWith("preflight warn extensions"));
+        "preflight failed for database 'app': same system identifier: source 7301, target 7302");
+    assertThat(m.history()).anySatisfy(e -> assertThat(e.note()).startsWith("preflight warn unlogged tables"));
   }
 
   @Test

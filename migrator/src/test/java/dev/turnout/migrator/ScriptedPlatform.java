@@ -1,5 +1,8 @@
 package dev.turnout.migrator;
 
+import dev.turnout.migrator.check.PreflightFacts;
+import dev.turnout.migrator.check.ServerFacts;
+
 import com.google.common.collect.ImmutableList;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -41,7 +44,8 @@ final class ScriptedPlatform implements Platform.Factory {
   private int unfences;
   private Lsn sourceLsn = START;
   private Supplier<Long> lagBytes = () -> 0L;
-  private List<Platform.Check> checks = List.of(new Platform.Check("target is a standby", true, true, "in recovery"));
+  /** What preflight reads: a healthy source and its streaming standby, changed by {@link #preflightReads}. */
+  private ServerFacts facts = healthy();
   private List<String> commitsAfterFence = List.of();
   private List<Platform.PreparedTransaction> prepared = new ArrayList<>();
   /** The source's login roles refused at login; replicator is the role the standby streams as. */
@@ -66,9 +70,25 @@ final class ScriptedPlatform implements Platform.Factory {
     return fail(action, When.BEFORE, Integer.MAX_VALUE, message);
   }
 
-  synchronized ScriptedPlatform preflightFinds(Platform.Check... found) {
-    checks = List.of(found);
+  /** Preflight reads {@code change} of what a healthy pair would show. */
+  synchronized ScriptedPlatform preflightReads(java.util.function.UnaryOperator<ServerFacts> change) {
+    facts = change.apply(healthy());
     return this;
+  }
+
+  static ServerFacts healthy() {
+    com.google.common.collect.ImmutableMap<String, String> settings =
+        com.google.common.collect.ImmutableMap.of("wal_level", "logical", "server_version_num", "150007");
+    return new ServerFacts(
+        new ServerFacts.Source(new ServerFacts.Identity(Harness.SOURCE.host(), Harness.SOURCE.port(), false, "7301"), 1,
+            settings, com.google.common.collect.ImmutableSet.of(), ImmutableList.of()),
+        Optional.of(new ServerFacts.Target(new ServerFacts.Identity(Harness.TARGET.host(), Harness.TARGET.port(), true,
+            "7301"), settings, com.google.common.collect.ImmutableSet.of(),
+            Optional.of(new ServerFacts.Receiver("streaming", Harness.SOURCE.host(), Harness.SOURCE.port(), 1)))),
+        ImmutableList.of(),
+        new ServerFacts.Fence(new ServerFacts.WalProof(true, true, "postgres"),
+            new ServerFacts.HoldSlot("turnout_fence_app", false, 1, 10), ImmutableList.of(),
+            new ServerFacts.StandbyRoles(ImmutableList.of(), ImmutableList.of())));
   }
 
   /** The target's replay lag at each sample. */
@@ -187,10 +207,26 @@ final class ScriptedPlatform implements Platform.Factory {
     }
 
     @Override
-    public ImmutableList<Check> preflight(boolean allowDroppingStaleSlots) throws MigrationException {
+    public PreflightFacts preflightFacts() throws MigrationException {
       before("preflight");
       synchronized (ScriptedPlatform.this) {
-        return ImmutableList.copyOf(checks);
+        return PreflightFacts.of(facts);
+      }
+    }
+
+    @Override
+    public void dropSlot(String name) throws MigrationException {
+      before("dropSlot");
+      synchronized (ScriptedPlatform.this) {
+        journal.add("drop slot " + name);
+      }
+    }
+
+    @Override
+    public void installWalProof() throws MigrationException {
+      before("installWalProof");
+      synchronized (ScriptedPlatform.this) {
+        journal.add("install pg_walinspect");
       }
     }
 
