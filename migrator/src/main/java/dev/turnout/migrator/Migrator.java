@@ -725,7 +725,7 @@ public final class Migrator {
           .map(c -> c.name() + ": " + c.detail()).collect(java.util.stream.Collectors.joining("; ")));
     }
     if (!verdict.slotsToDrop().isEmpty() || verdict.installWalProof()) {
-      save(m); // the checks on record before preflight changes the source
+      m = save(m); // the checks on record before preflight changes the source
     }
     for (String slot : verdict.slotsToDrop()) {
       platform.dropSlot(slot);

@@ -60,6 +60,18 @@ class ForwardPathTest {
   }
 
   @Test
+  void aSourceWithoutTheWalProof_getsItInstalledAfterTheChecksAreSaved_andMovesOn() throws Exception {
+    h.servers.preflightReads(f -> new dev.turnout.migrator.check.ServerFacts(f.source(), f.target(), f.logicalSlots(),
+        new dev.turnout.migrator.check.ServerFacts.Fence(new dev.turnout.migrator.check.ServerFacts.WalProof(true,
+            false, "postgres"), f.fence().holdSlot(), f.fence().prepared(), f.fence().standby())));
+
+    Migration done = h.run();
+
+    assertThat(done.phase()).as(Harness.history(done)).isEqualTo(Phase.COMPLETED);
+    assertThat(h.journal.lines()).startsWith("install pg_walinspect");
+  }
+
+  @Test
   void aSecondMigrationOfTheDatabase_isRefusedUntilTheFirstIsFinalized() throws Exception {
     Migration done = h.run();
 
