@@ -18,8 +18,13 @@ import dev.turnout.controlplane.store.RouteStore;
 import dev.turnout.controlplane.store.SharedRoutes;
 import dev.turnout.controlplane.store.StoreException;
 import dev.turnout.controlplane.xds.AckTracker;
+import dev.turnout.controlplane.xds.LocalAckWait;
+import dev.turnout.controlplane.xds.LocalRouteFeed;
+import dev.turnout.controlplane.xds.ReplicaAckWait;
+import dev.turnout.controlplane.xds.ReplicaRouteFeed;
 import dev.turnout.controlplane.xds.RoutingService;
 import dev.turnout.controlplane.xds.XdsServer;
+import dev.turnout.migrator.DryRun;
 import dev.turnout.migrator.Migration;
 import dev.turnout.migrator.MigrationConflictException;
 import dev.turnout.migrator.MigrationException;
@@ -97,7 +102,7 @@ public final class ControlPlane implements AutoCloseable {
     Platform.Factory platforms = platforms(config.migrator());
     Optional<PostgresStore> shared = config.store().postgres().isPresent()
         ? Optional.of(PostgresStore.open(config.store().postgres().get())) : Optional.empty();
-    RouteStore store = shared.isPresent() ? shared.get() : FileRouteStore.open(config.storeDirectory());
+    RouteStore store = shared.isPresent() ? shared.get().routes() : FileRouteStore.open(config.storeDirectory());
     ScheduledExecutorService scheduler = Executors.newSingleThreadScheduledExecutor(
         new ThreadFactoryBuilder().setNameFormat("turnout-scheduler").setDaemon(true).build());
     ExecutorService callbacks = Executors.newCachedThreadPool(
@@ -109,8 +114,10 @@ public final class ControlPlane implements AutoCloseable {
     try {
       String adminHost = config.servers().adminBindAddress();
       AtomicReference<String> adminAddress = new AtomicReference<>(adminHost + ":" + config.servers().adminPort());
-      xds = XdsServer.create(store, config, Clock.systemUTC(), scheduler, callbacks, resolver);
-      MigrationStore migrationStore = shared.isPresent() ? shared.get()
+      AckTracker tracker = new AckTracker(Clock.systemUTC(), config.xds().reconnectGrace());
+      xds = XdsServer.create(routingPorts(config, store, shared, tracker, scheduler, callbacks), tracker, config,
+          Clock.systemUTC(), callbacks, resolver);
+      MigrationStore migrationStore = shared.isPresent() ? shared.get().migrations()
           : new FileMigrationStore(config.storeDirectory());
       RoutingService routing = xds.routing();
       AtomicReference<Leadership> leader = new AtomicReference<>();
@@ -144,8 +151,8 @@ public final class ControlPlane implements AutoCloseable {
       scheduleDnsRefresh(config.xds().dnsRefresh(), scheduler, callbacks, xds.routing());
       scheduleForgettingNodes(config.xds().forgetNodesAfter(), scheduler, xds.tracker());
       if (shared.isPresent()) {
-        schedulePublishingNodes(shared.get(), xds.tracker(), config.store().postgres().get().lease(), scheduler,
-            callbacks);
+        schedulePublishingNodes(shared.get().replicas(), xds.tracker(), config.store().postgres().get().lease(),
+            scheduler, callbacks);
       }
       log.info("xDS (ADS, state-of-the-world and delta) listening on {}:{}; store {}",
           config.servers().bindAddress(), xds.port(), shared.isPresent()
@@ -156,8 +163,15 @@ public final class ControlPlane implements AutoCloseable {
       }
       AuditLog auditLog = store.audit();
       Migrations owner = migrations;
-      adminAudit = new AdminAudit(auditLog, id -> owner.get(id).map(Migration::database));
-      AdminService adminService = new AdminService(migrations, xds.routing(), xds.tracker(), auditLog);
+      adminAudit = new AdminAudit(auditLog, id -> {
+        try {
+          return owner.get(id).map(Migration::database);
+        } catch (MigrationException e) {
+          return Optional.empty(); // the entry matters more than this detail
+        }
+      });
+      AdminService adminService = new AdminService(migrations, xds.routing(), xds.tracker(), auditLog,
+          shared.map(PostgresStore::replicas));
       NettyServerBuilder adminBuilder = NettyServerBuilder
           .forAddress(new InetSocketAddress(adminHost, config.servers().adminPort()));
       // Interceptors run last listed first: the caller's identity, then the audit (which so records the writes
@@ -191,6 +205,22 @@ public final class ControlPlane implements AutoCloseable {
       abandon(leadership, migrations, xds, scheduler, callbacks, store);
       throw e;
     }
+  }
+
+  /**
+   * How routing learns changes and waits for ACKs: from this process's own sidecars when it is the only control
+   * plane; through the store when several replicas share it, each reporting its own sidecars.
+   */
+  private static RoutingService.Ports routingPorts(TurnoutConfig config, RouteStore store,
+      Optional<PostgresStore> shared, AckTracker tracker, ScheduledExecutorService scheduler,
+      ExecutorService callbacks) {
+    LocalAckWait ownSidecars = new LocalAckWait(tracker, scheduler, config.ackTimeout());
+    if (shared.isEmpty()) {
+      return new RoutingService.Ports(store, new LocalRouteFeed(), ownSidecars);
+    }
+    SharedRoutes replicas = shared.get().replicas();
+    return new RoutingService.Ports(store, new ReplicaRouteFeed(store, replicas),
+        new ReplicaAckWait(replicas, ownSidecars, callbacks, config.ackTimeout()));
   }
 
   /** Where the admin API listens, said so an operator knows who can reach it; loudly when anyone can. */
@@ -248,7 +278,7 @@ public final class ControlPlane implements AutoCloseable {
    * {@code turnout nodes} on any replica lists every replica's. On the callbacks pool, one at a time, as the DNS
    * refresh: a store that hangs must not hold up the scheduler's ACK deadlines.
    */
-  private static void schedulePublishingNodes(PostgresStore store, AckTracker tracker, Duration lease,
+  private static void schedulePublishingNodes(SharedRoutes store, AckTracker tracker, Duration lease,
       ScheduledExecutorService scheduler, ExecutorService callbacks) {
     AtomicReference<java.util.List<SharedRoutes.NodeRow>> published = new AtomicReference<>();
     java.util.concurrent.atomic.AtomicBoolean running = new java.util.concurrent.atomic.AtomicBoolean();
@@ -299,7 +329,7 @@ public final class ControlPlane implements AutoCloseable {
    */
   private static Platform.Factory platforms(TurnoutConfig.MigratorSettings settings) {
     PostgresPlatform.Credentials credentials = new PostgresPlatform.Credentials(settings.user(), settings.password());
-    Platform.Factory postgres = PostgresPlatform.factory(credentials);
+    Platform.Factory postgres = PostgresPlatform.factory(credentials, Clock.systemUTC(), Sleeper.SYSTEM);
     Optional<Platform.Factory> aws = settings.aws().map(a -> AwsPlatformProvider.installed()
         .orElseThrow(() -> new IllegalArgumentException(AwsPlatformProvider.NOT_INSTALLED))
         .factory(credentials, a, Clock.systemUTC(), Sleeper.SYSTEM));
@@ -307,6 +337,12 @@ public final class ControlPlane implements AutoCloseable {
       @Override
       public Platform open(Migration.Spec spec) throws MigrationException {
         return spec.aurora().isEmpty() ? postgres.open(spec) : aws(spec.database()).open(spec);
+      }
+
+      @Override
+      public Platform openDryRun(Migration.Spec spec, DryRun dryRun) throws MigrationException {
+        return spec.aurora().isEmpty() ? postgres.openDryRun(spec, dryRun)
+            : aws(spec.database()).openDryRun(spec, dryRun);
       }
 
       @Override

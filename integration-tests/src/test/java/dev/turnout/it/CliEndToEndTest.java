@@ -48,7 +48,10 @@ class CliEndToEndTest {
 
     Cli.Result dry = turnout("migrate", "start", "app", "--target", target, "--dry-run");
     assertThat(dry.exit()).isZero();
-    assertThat(dry.out()).contains(" 1. PLANNED").contains("QUIESCING: fence 127.0.0.1:" + f.source.port());
+    assertThat(dry.out()).contains(" 1. PLANNED").contains("QUIESCING: source 127.0.0.1:" + f.source.port()
+        + ": ALTER SYSTEM SET default_transaction_read_only = on").contains("PROMOTING: target 127.0.0.1:"
+        + f.target.port() + ": pg_promote").contains("COMPLETED: write probe committed on " + target)
+        .as("the dry run read the servers: the real checks").contains("preflight ok   same system identifier");
     assertThat(f.migrator().list()).isEmpty();
 
     Cli.Result started;

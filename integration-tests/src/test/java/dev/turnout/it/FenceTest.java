@@ -192,6 +192,36 @@ class FenceTest {
     }
   }
 
+  /** The roles are listed before the drain; one a superuser makes during the grace is fenced all the same. */
+  @org.junit.jupiter.api.Test
+  void aLoginRoleMadeAfterTheRolesWereListed_isFencedToo_andLogsInOnThePromotedTarget() throws Exception {
+    MigrationFaultsTest.Stop fenced = new MigrationFaultsTest.Stop(Phase.CATCHING_UP, Migrator.Failpoint.Point.AFTER_SAVE);
+    setUp(15, fenced);
+    Migration started;
+    try (Connection dba = DriverManager.getConnection(url(f.source, "dba")); Statement s = dba.createStatement()) {
+      s.execute("begin");
+      s.execute("select 1"); // in a transaction: the grace waits for it
+      started = f.migrator().start(spec(Duration.ofSeconds(20), false));
+      String id = started.id();
+      Eventually.until("the roles to be listed", Duration.ofSeconds(30), () -> f.migrator().get(id).orElseThrow().progress().fencedRoles()
+          .contains("dba"));
+      s.execute("create role late login");
+      s.execute("commit");
+    }
+    fenced.awaitReached();
+    assertThatThrownBy(() -> DriverManager.getConnection(url(f.source, "late")).close())
+        .hasMessageContaining("not permitted to log in");
+    fenced.release.countDown();
+    Migration done = f.awaitPhase(started.id(), p -> p == Phase.COMPLETED || p.isTerminal() || p == Phase.HALTED,
+        Duration.ofSeconds(60));
+
+    assertThat(done.phase()).as(MigrationFixture.history(done)).isEqualTo(Phase.COMPLETED);
+    assertThat(done.progress().fencedRoles()).contains("late", "dba");
+    assertThat(done.history()).extracting(Migration.Event::note)
+        .anySatisfy(n -> assertThat(n).contains("fencing roles [late] too"));
+    DriverManager.getConnection(url(f.target, "late")).close();
+  }
+
   @ParameterizedTest(name = "PostgreSQL {0}")
   @ValueSource(ints = {15, 17})
   void aReplicationDatabaseSessionOpenedBeforeTheFence_cannotWriteAfterIt_whileTheStandbyKeepsStreaming(int version)

@@ -177,9 +177,9 @@ class MigrationFaultsTest {
     FileMigrationStore file = new FileMigrationStore(dir.resolve("stale-store"));
     MigrationStore store = new MigrationStore() {
       @Override
-      public void save(Migration m) throws MigrationException {
+      public Migration save(Migration m) throws MigrationException {
         confirmWriter();
-        file.save(m);
+        return file.save(m);
       }
 
       @Override
@@ -201,7 +201,8 @@ class MigrationFaultsTest {
       }
     };
     Migrator migrator = new Migrator(store, new XdsRouter(f.plane.routing()),
-        PostgresPlatform.factory(new PostgresPlatform.Credentials("postgres", null)), java.time.Clock.systemUTC(),
+        PostgresPlatform.factory(new PostgresPlatform.Credentials("postgres", null), java.time.Clock.systemUTC(),
+            dev.turnout.migrator.Sleeper.SYSTEM), java.time.Clock.systemUTC(),
         dev.turnout.migrator.Sleeper.SYSTEM, java.util.concurrent.Executors.newCachedThreadPool(), failpoint);
     try {
       Migration started = migrator.start(f.spec(Duration.ofSeconds(1), Duration.ofSeconds(60)));

@@ -3,6 +3,7 @@ package dev.turnout.it;
 import static com.tngtech.archunit.base.DescribedPredicate.not;
 import static com.tngtech.archunit.core.domain.JavaClass.Predicates.belongToAnyOf;
 import static com.tngtech.archunit.core.domain.JavaClass.Predicates.resideInAPackage;
+import static com.tngtech.archunit.lang.syntax.ArchRuleDefinition.classes;
 import static com.tngtech.archunit.lang.syntax.ArchRuleDefinition.noClasses;
 
 import com.tngtech.archunit.core.domain.JavaClasses;
@@ -92,10 +93,57 @@ class ModuleBoundariesTest {
         .check(main);
   }
 
+  /** Rule 7 of CONVENTIONS.md: the migrator's time is the injected Clock and Sleeper, so tests can run it fake. */
+  @Test
+  void theMigrator_readsNoWallClockAndSleepsOnlyThroughItsSleeper() {
+    noClasses().that().resideInAPackage("dev.turnout.migrator..")
+        .should().callMethod(Thread.class, "sleep", long.class)
+        .orShould().callMethod(System.class, "nanoTime")
+        .orShould().callMethod(System.class, "currentTimeMillis")
+        .orShould().callMethod(java.time.Instant.class, "now")
+        .orShould().callMethod(java.time.Clock.class, "systemUTC")
+        .check(main);
+  }
+
+  /** Rule 8 of CONVENTIONS.md: the migrations and the stores say what went wrong; only the admin API speaks gRPC. */
+  @Test
+  void theControlPlanesMigrationsAndStores_throwDomainErrors_notGrpcStatuses() {
+    noClasses().that().resideInAnyPackage("dev.turnout.controlplane.migration..", "dev.turnout.controlplane.store..")
+        .should().dependOnClassesThat().resideInAPackage("io.grpc..")
+        .check(main);
+  }
+
   @Test
   void platformsStayInTheirOwnPackages() {
     noClasses().that().resideInAPackage("dev.turnout.migrator.platform.postgres..")
         .should().dependOnClassesThat().resideInAnyPackage("software.amazon..", "dev.turnout.migrator.platform.aws..")
+        .check(main);
+  }
+
+  /** Checks belong to the domain: one pure package judges, on values alone, reading nothing. */
+  @Test
+  void theChecks_arePure_dependingOnNothingButTheJdkGuavaAndThemselves() {
+    classes().that().resideInAPackage("dev.turnout.migrator.check..")
+        .should().onlyDependOnClassesThat().resideInAnyPackage("java..", "com.google.common..",
+            "dev.turnout.migrator.check..")
+        .check(main);
+  }
+
+  /** Platforms gather facts; they never judge them (the checks' results are made in {@code migrator.check} only). */
+  @Test
+  void platforms_gatherFacts_andLeaveTheJudgingToTheChecks() {
+    noClasses().that().resideInAPackage("dev.turnout.migrator.platform..")
+        .should().dependOnClassesThat().haveFullyQualifiedName("dev.turnout.migrator.check.Check")
+        .orShould().dependOnClassesThat().haveFullyQualifiedName("dev.turnout.migrator.check.Preflight")
+        .check(main);
+  }
+
+  /** The SQL both platforms run is one class's: AWS reaches PostgreSQL through {@code PostgresSql}, not the other platform. */
+  @Test
+  void theAwsPlatform_runsSqlThroughPostgresSql_neverThroughThePostgresPlatform() {
+    noClasses().that().resideInAPackage("dev.turnout.migrator.platform.aws..")
+        .should().dependOnClassesThat().haveFullyQualifiedName("dev.turnout.migrator.platform.postgres.PostgresPlatform")
+        .orShould().dependOnClassesThat().haveFullyQualifiedName("dev.turnout.migrator.platform.postgres.JdbcPostgresSql")
         .check(main);
   }
 }

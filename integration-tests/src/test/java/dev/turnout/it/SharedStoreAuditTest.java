@@ -2,23 +2,17 @@ package dev.turnout.it;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import com.google.common.collect.ImmutableList;
 import com.google.common.collect.ImmutableMap;
 import dev.turnout.controlplane.ControlPlane;
-import dev.turnout.controlplane.config.TurnoutConfig;
 import dev.turnout.controlplane.store.AuditLog;
 import dev.turnout.controlplane.store.PostgresStore;
-import dev.turnout.envoy.DatabaseRoute;
 import dev.turnout.envoy.Endpoint;
 import java.nio.file.Path;
 import java.sql.Connection;
 import java.sql.ResultSet;
 import java.sql.Statement;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
-import java.util.Optional;
-import java.util.Set;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -27,35 +21,16 @@ import org.junit.jupiter.api.io.TempDir;
 /** The admin API's audit log in a real PostgreSQL store several replicas share, and the schema version that adds it. */
 class SharedStoreAuditTest {
   @TempDir Path dir;
-  private PostgresServer meta;
-  private final List<AutoCloseable> closing = new ArrayList<>();
+  private SharedStoreFixture store;
 
   @BeforeEach
   void metadataDatabase() throws Exception {
-    meta = PostgresServer.start(dir.resolve("meta"));
+    store = new SharedStoreFixture(dir);
   }
 
   @AfterEach
   void tearDown() throws Exception {
-    for (int i = closing.size() - 1; i >= 0; i--) {
-      closing.get(i).close();
-    }
-    meta.close();
-  }
-
-  private TurnoutConfig.SharedStore settings(String replica) {
-    return new TurnoutConfig.SharedStore("jdbc:postgresql://127.0.0.1:" + meta.port() + "/postgres", "postgres",
-        Optional.empty(), replica, Duration.ofSeconds(1));
-  }
-
-  private ControlPlane replica(String id) throws Exception {
-    ControlPlane plane = ControlPlane.start(new TurnoutConfig(new TurnoutConfig.Servers("127.0.0.1", 0, 0, 0),
-        new TurnoutConfig.Store(dir.resolve(id), Optional.of(settings(id))),
-        new TurnoutConfig.Xds(Duration.ofSeconds(5), Duration.ZERO),
-        ImmutableList.of(new DatabaseRoute("orders", 16432, Optional.of(Endpoint.parse("10.0.0.1:5432")), Set.of())),
-        TurnoutConfig.MigratorSettings.DEFAULT));
-    closing.add(plane);
-    return plane;
+    store.close();
   }
 
   private static List<String> rows(Cli.Result r) {
@@ -64,9 +39,9 @@ class SharedStoreAuditTest {
 
   @Test
   void everyReplicasWrites_areInOneAuditLog_readFromAnyReplica_andFromOneStartedLater() throws Exception {
-    ControlPlane a = replica("cp-a");
+    ControlPlane a = store.replica("cp-a");
     Eventually.until("cp-a to lead", Duration.ofSeconds(10), () -> a.migrations().leading());
-    ControlPlane b = replica("cp-b");
+    ControlPlane b = store.replica("cp-b");
 
     // Sent to cp-b first: it does not lead, answers UNAVAILABLE (on record), and the CLI tries cp-a, which makes it.
     Cli.Result moved = Cli.run("route", "set", "orders", "10.0.0.2:5432", "--reason", "failover made in the RDS console",
@@ -85,7 +60,7 @@ class SharedStoreAuditTest {
     assertThat(rows.get(1)).contains(" SetRoute ", " orders ", " OK ", "endpoint=10.0.0.2:5432",
         "reason=\"failover made in the RDS console\"", "acknowledged=true");
     assertThat(rows.get(2)).contains(" SetRoute ", " orders ", " UNAVAILABLE ", "the leader is cp-a");
-    try (Connection c = meta.connect(); Statement s = c.createStatement();
+    try (Connection c = store.connect(); Statement s = c.createStatement();
          ResultSet rs = s.executeQuery("select string_agg(replica || ' ' || call || ' ' || code, ', ' order by id)"
              + " from turnout.audit")) {
       rs.next();
@@ -93,11 +68,9 @@ class SharedStoreAuditTest {
           .isEqualTo("cp-b SetRoute UNAVAILABLE, cp-a SetRoute OK, cp-b StartMigration NOT_FOUND");
     }
 
-    for (ControlPlane p : List.of(a, b)) {
-      p.close();
-      closing.remove(p);
-    }
-    ControlPlane c = replica("cp-c");
+    store.stop(a);
+    store.stop(b);
+    ControlPlane c = store.replica("cp-c");
     Cli.Result later = Cli.run("audit", "--admin", "127.0.0.1:" + c.adminPort(), "--limit", "2");
     assertThat(rows(later)).as(later.out()).hasSize(2);
     assertThat(rows(later).get(1)).contains(" SetRoute ", " OK ");
@@ -106,10 +79,10 @@ class SharedStoreAuditTest {
 
   @Test
   void aStoreAtSchemaVersion3_gainsTheAuditLogAtOpen_keepingItsRoutes() throws Exception {
-    try (PostgresStore store = PostgresStore.open(settings("cp-x"))) {
-      store.load();
+    try (PostgresStore opened = store.open("cp-x")) {
+      opened.routes().load();
     }
-    try (Connection c = meta.connect(); Statement s = c.createStatement()) { // as version 3 left it
+    try (Connection c = store.connect(); Statement s = c.createStatement()) { // as version 3 left it
       s.execute("drop table turnout.audit");
       s.execute("delete from turnout.schema_migrations where version >= 4");
       s.execute("insert into turnout.routes (database, version, cause, record) values ('orders', 7, 'route',"
@@ -117,22 +90,22 @@ class SharedStoreAuditTest {
           + "\"endpoint\":\"10.0.0.4:5432\",\"services\":[]}')");
     }
 
-    try (PostgresStore store = PostgresStore.open(settings("cp-x"))) {
-      assertThat(store.load().routes().get("orders").route().endpoint()).contains(Endpoint.parse("10.0.0.4:5432"));
+    try (PostgresStore opened = store.open("cp-x")) {
+      assertThat(opened.routes().load().routes().get("orders").route().endpoint()).contains(Endpoint.parse("10.0.0.4:5432"));
       AuditLog.Request finalize = new AuditLog.Request("FinalizeMigration", "orders", "3533eee6",
           ImmutableMap.of("phase", "FINALIZED", "a-field-written-second", "kept in order"));
-      AuditLog.Entry first = store.audit().append(new AuditLog.Caller("ops-admin", "10.1.0.7:51234"), finalize,
+      AuditLog.Entry first = opened.audit().append(new AuditLog.Caller("ops-admin", "10.1.0.7:51234"), finalize,
           AuditLog.Outcome.OK);
-      AuditLog.Entry second = store.audit().append(new AuditLog.Caller("anonymous", "[::1]:40000"),
+      AuditLog.Entry second = opened.audit().append(new AuditLog.Caller("anonymous", "[::1]:40000"),
           new AuditLog.Request("SetRoute", "orders", "", ImmutableMap.of("reason", "nul \\u0000 written out")),
           new AuditLog.Outcome("PERMISSION_DENIED", "identity 'x' may not call SetRoute"));
       assertThat(second.id()).isGreaterThan(first.id());
-      var page = store.audit().list(Long.MAX_VALUE, 10);
+      var page = opened.audit().list(Long.MAX_VALUE, 10);
       assertThat(page).containsExactly(second, first);
       assertThat(page.get(1).request().details().keySet()).containsExactly("phase", "a-field-written-second");
-      assertThat(store.audit().list(second.id(), 10)).containsExactly(first);
+      assertThat(opened.audit().list(second.id(), 10)).containsExactly(first);
     }
-    try (Connection c = meta.connect(); Statement s = c.createStatement();
+    try (Connection c = store.connect(); Statement s = c.createStatement();
          ResultSet rs = s.executeQuery("select max(version) from turnout.schema_migrations")) {
       rs.next();
       assertThat(rs.getInt(1)).isEqualTo(4);

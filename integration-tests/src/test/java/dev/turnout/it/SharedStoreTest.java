@@ -7,7 +7,6 @@ import com.google.common.collect.ImmutableList;
 import dev.turnout.controlplane.ControlPlane;
 import dev.turnout.controlplane.config.ConfigException;
 import dev.turnout.controlplane.config.ConfigLoader;
-import dev.turnout.controlplane.config.TurnoutConfig;
 import dev.turnout.controlplane.store.PostgresStore;
 import dev.turnout.controlplane.store.RouteStore;
 import dev.turnout.controlplane.store.SharedRoutes;
@@ -16,15 +15,12 @@ import dev.turnout.envoy.Endpoint;
 import dev.turnout.migrator.Migration;
 import dev.turnout.migrator.MigrationStore;
 import dev.turnout.migrator.ServerAddress;
-import io.grpc.ManagedChannel;
-import io.grpc.netty.NettyChannelBuilder;
 import java.nio.file.Path;
 import java.sql.Connection;
 import java.sql.ResultSet;
 import java.sql.Statement;
 import java.time.Duration;
 import java.time.Instant;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
 import java.util.Set;
@@ -41,60 +37,25 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class SharedStoreTest {
   @TempDir Path dir;
-  private PostgresServer meta;
-  private final List<AutoCloseable> closing = new ArrayList<>();
+  private SharedStoreFixture store;
 
   @BeforeEach
   void metadataDatabase() throws Exception {
-    meta = PostgresServer.start(dir.resolve("meta"));
+    store = new SharedStoreFixture(dir);
   }
 
   @AfterEach
   void tearDown() throws Exception {
-    for (int i = closing.size() - 1; i >= 0; i--) {
-      closing.get(i).close();
-    }
-    meta.close();
-  }
-
-  private TurnoutConfig.SharedStore settings(String replica) {
-    return new TurnoutConfig.SharedStore("jdbc:postgresql://127.0.0.1:" + meta.port() + "/postgres", "postgres",
-        Optional.empty(), replica, Duration.ofSeconds(1));
-  }
-
-  private ControlPlane replica(String id) throws Exception {
-    TurnoutConfig config = new TurnoutConfig(new TurnoutConfig.Servers("127.0.0.1", 0, 0, 0),
-        new TurnoutConfig.Store(dir.resolve(id), Optional.of(settings(id))),
-        new TurnoutConfig.Xds(Duration.ofSeconds(5), Duration.ZERO),
-        ImmutableList.of(new DatabaseRoute("orders", 16432, Optional.of(Endpoint.parse("10.0.0.1:5432")), Set.of())),
-        TurnoutConfig.MigratorSettings.DEFAULT);
-    ControlPlane plane = ControlPlane.start(config);
-    closing.add(plane);
-    return plane;
-  }
-
-  private SimulatedSidecar sidecar(ControlPlane plane, String id,
-      java.util.function.Predicate<io.envoyproxy.envoy.config.endpoint.v3.ClusterLoadAssignment> refuse) {
-    ManagedChannel channel = NettyChannelBuilder.forAddress("127.0.0.1", plane.xdsPort()).usePlaintext().build();
-    closing.add(channel::shutdownNow);
-    SimulatedSidecar s = new SimulatedSidecar(channel, id, "orders", refuse);
-    closing.add(s::close);
-    return s;
-  }
-
-  /** Waits until each of {@code sidecars} routes orders to the endpoint the configuration seeds. */
-  private static void awaitSeededRoute(SimulatedSidecar... sidecars) throws InterruptedException {
-    Eventually.until("the sidecars to get the seeded route", Duration.ofSeconds(20), () -> java.util.Arrays
-        .stream(sidecars).allMatch(s -> s.endpointOf("orders").equals("10.0.0.1:5432")));
+    store.close();
   }
 
   @Test
   void aRouteChangeOnOneReplica_reachesSidecarsOnTheOther_andCompletesOnlyWithTheirAcks() throws Exception {
-    ControlPlane a = replica("cp-a");
-    ControlPlane b = replica("cp-b");
-    SimulatedSidecar onA = sidecar(a, "node-a", cla -> false);
-    SimulatedSidecar onB = sidecar(b, "node-b", cla -> false);
-    awaitSeededRoute(onA, onB);
+    ControlPlane a = store.replica("cp-a");
+    ControlPlane b = store.replica("cp-b");
+    SimulatedSidecar onA = store.sidecar(a, "node-a");
+    SimulatedSidecar onB = store.sidecar(b, "node-b");
+    SharedStoreFixture.awaitSeededRoute(onA, onB);
 
     var result = a.routing().route("orders", Endpoint.parse("10.0.0.2:5432")).get(30, TimeUnit.SECONDS);
 
@@ -105,17 +66,17 @@ class SharedStoreTest {
     assertThat(b.routing().version()).as("the version names the same table on both").isEqualTo(a.routing().version());
 
     // A third replica starting later serves what the store holds, not its configuration's endpoint.
-    ControlPlane c = replica("cp-c");
+    ControlPlane c = store.replica("cp-c");
     assertThat(c.routing().table().get("orders").orElseThrow().endpoint()).contains(Endpoint.parse("10.0.0.2:5432"));
   }
 
   @Test
   void aSidecarOnAnotherReplicaThatNacks_failsTheChange_namingIt() throws Exception {
-    ControlPlane a = replica("cp-a");
-    ControlPlane b = replica("cp-b");
-    sidecar(a, "node-a", cla -> false);
-    SimulatedSidecar picky = sidecar(b, "node-picky", cla -> cla.toString().contains("10.0.0.9"));
-    awaitSeededRoute(picky);
+    ControlPlane a = store.replica("cp-a");
+    ControlPlane b = store.replica("cp-b");
+    store.sidecar(a, "node-a");
+    SimulatedSidecar picky = store.sidecar(b, "node-picky", cla -> cla.toString().contains("10.0.0.9"));
+    SharedStoreFixture.awaitSeededRoute(picky);
 
     assertThatThrownBy(() -> a.routing().route("orders", Endpoint.parse("10.0.0.9:5432")).get(30, TimeUnit.SECONDS))
         .isInstanceOf(ExecutionException.class)
@@ -126,9 +87,9 @@ class SharedStoreTest {
   @Test
   void oneLeaderRunsMigrations_andAReplicaThatLostTheLeadership_cannotWriteAStepOrAMigrationRoute()
       throws Exception {
-    ControlPlane a = replica("cp-a");
+    ControlPlane a = store.replica("cp-a");
     Eventually.until("cp-a to lead", Duration.ofSeconds(10), () -> a.migrations().leading());
-    ControlPlane b = replica("cp-b");
+    ControlPlane b = store.replica("cp-b");
     Thread.sleep(1500);
     assertThat(b.migrations().leading()).as("one leader at a time").isFalse();
     assertThatThrownBy(() -> b.migrations().start(new Migration.Spec("orders", new ServerAddress("10.0.0.1", 5432),
@@ -136,38 +97,37 @@ class SharedStoreTest {
         .hasMessageContaining("does not run migrations now").hasMessageContaining("cp-a");
 
     // A store handle that led at an earlier epoch, as a paused leader would hold: its writes change nothing.
-    try (PostgresStore stale = PostgresStore.open(settings("cp-stale"))) {
+    try (PostgresStore stale = store.open("cp-stale")) {
       long epochBefore = leaderEpoch();
-      a.close(); // cp-b takes over
-      closing.remove(a);
+      store.stop(a); // cp-b takes over
       Eventually.until("cp-b to lead", Duration.ofSeconds(10), () -> b.migrations().leading());
       assertThat(leaderEpoch()).isGreaterThan(epochBefore);
       setEpoch(stale, epochBefore);
 
       Migration m = Migration.plan("stale1", new Migration.Spec("orders", new ServerAddress("10.0.0.1", 5432),
           new ServerAddress("10.0.0.2", 5432), Migration.Options.defaults()), Instant.now());
-      assertThatThrownBy(() -> stale.save(m)).isInstanceOf(MigrationStore.StaleWriterException.class)
+      assertThatThrownBy(() -> stale.migrations().save(m)).isInstanceOf(MigrationStore.StaleWriterException.class)
           .hasMessageContaining("not the migration leader").hasMessageContaining("cp-b");
-      assertThatThrownBy(stale::confirmWriter).isInstanceOf(MigrationStore.StaleWriterException.class);
-      RouteStore.State before = stale.load();
-      assertThatThrownBy(() -> stale.append(new dev.turnout.controlplane.store.RouteRecord(
+      assertThatThrownBy(stale.migrations()::confirmWriter).isInstanceOf(MigrationStore.StaleWriterException.class);
+      RouteStore.State before = stale.routes().load();
+      assertThatThrownBy(() -> stale.routes().append(new dev.turnout.controlplane.store.RouteRecord(
           new DatabaseRoute("orders", 16432, Optional.empty(), Set.of()), 0, "drain"), RouteStore.Writer.LEADER))
           .hasMessageContaining("not the migration leader");
-      assertThat(stale.load()).as("nothing changed").isEqualTo(before);
-      assertThat(stale.loadAll()).noneMatch(x -> x.id().equals("stale1"));
+      assertThat(stale.routes().load()).as("nothing changed").isEqualTo(before);
+      assertThat(stale.migrations().loadAll()).noneMatch(x -> x.id().equals("stale1"));
     }
   }
 
   @Test
   void whileTheStoreIsDown_replicasKeepServing_refuseChangesSayingWhy_andRecoverWhenItReturns() throws Exception {
-    ControlPlane a = replica("cp-a");
-    ControlPlane b = replica("cp-b");
-    SimulatedSidecar onA = sidecar(a, "node-a", cla -> false);
-    sidecar(b, "node-b", cla -> false);
+    ControlPlane a = store.replica("cp-a");
+    ControlPlane b = store.replica("cp-b");
+    SimulatedSidecar onA = store.sidecar(a, "node-a");
+    store.sidecar(b, "node-b");
     a.routing().route("orders", Endpoint.parse("10.0.0.2:5432")).get(30, TimeUnit.SECONDS);
 
-    meta.stop();
-    SimulatedSidecar late = sidecar(b, "node-late", cla -> false);
+    store.stopStore();
+    SimulatedSidecar late = store.sidecar(b, "node-late");
     Eventually.until("a sidecar connecting during the outage to get the last route", Duration.ofSeconds(20),
         () -> late.endpointOf("orders").equals("10.0.0.2:5432"));
     assertThatThrownBy(() -> a.routing().route("orders", Endpoint.parse("10.0.0.3:5432")))
@@ -177,7 +137,7 @@ class SharedStoreTest {
     Eventually.until("nobody to lead without the store", Duration.ofSeconds(20),
         () -> !a.migrations().leading() && !b.migrations().leading());
 
-    meta = PostgresServer.open(meta.bin(), meta.dataDir(), meta.port());
+    store.restartStore();
     Eventually.until("a replica to lead again", Duration.ofSeconds(20),
         () -> a.migrations().leading() || b.migrations().leading());
     var result = b.routing().route("orders", Endpoint.parse("10.0.0.3:5432")).get(30, TimeUnit.SECONDS);
@@ -187,17 +147,16 @@ class SharedStoreTest {
 
   @Test
   void aReplicaGoneForAnHour_isForgottenWithItsReports_whileOneGoneLessLongIsStillListed() throws Exception {
-    ControlPlane a = replica("cp-a");
+    ControlPlane a = store.replica("cp-a");
     Eventually.until("cp-a to lead", Duration.ofSeconds(10), () -> a.migrations().leading());
-    ControlPlane b = replica("cp-b");
-    SimulatedSidecar onB = sidecar(b, "node-b", cla -> false);
-    awaitSeededRoute(onB);
+    ControlPlane b = store.replica("cp-b");
+    SimulatedSidecar onB = store.sidecar(b, "node-b");
+    SharedStoreFixture.awaitSeededRoute(onB);
     a.routing().route("orders", Endpoint.parse("10.0.0.2:5432")).get(30, TimeUnit.SECONDS);
     Eventually.until("cp-b to publish its sidecar", Duration.ofSeconds(10),
         () -> storeSays("select string_agg(node, ',') from turnout.nodes where replica = 'cp-b'").equals("node-b"));
-    b.close();
-    closing.remove(b);
-    SharedRoutes shared = a.routing().shared().orElseThrow();
+    store.stop(b);
+    SharedRoutes shared = store.onlooker().replicas(); // what any replica reads
     Eventually.until("cp-b to be listed as gone", Duration.ofSeconds(10),
         () -> reports(shared).stream().anyMatch(r -> r.replica().equals("cp-b") && !r.live()));
     Thread.sleep(1_000); // five of the leader's ticks (lease 1 s)
@@ -207,12 +166,12 @@ class SharedStoreTest {
           assertThat(r.ackedBy()).containsExactly("node-b");
         });
 
-    try (Connection c = meta.connect(); Statement s = c.createStatement()) {
+    try (Connection c = store.connect(); Statement s = c.createStatement()) {
       s.execute("update turnout.replicas set heartbeat_at = now() - interval '61 minutes' where id = 'cp-b'");
     }
     Eventually.until("the leader to forget cp-b", Duration.ofSeconds(10),
         () -> reports(shared).stream().noneMatch(r -> r.replica().equals("cp-b")));
-    try (Connection c = meta.connect(); Statement s = c.createStatement();
+    try (Connection c = store.connect(); Statement s = c.createStatement();
          ResultSet rs = s.executeQuery("select (select count(*) from turnout.acks where replica = 'cp-b'),"
              + " (select string_agg(id, ',') from turnout.replicas),"
              + " (select string_agg(replica || '/' || node, ',') from turnout.nodes)")) {
@@ -226,11 +185,11 @@ class SharedStoreTest {
 
   @Test
   void turnoutNodes_onAnyReplica_listsEveryReplicasSidecars_sayingWhichReplicaServesEach() throws Exception {
-    ControlPlane a = replica("cp-a");
-    ControlPlane b = replica("cp-b");
-    SimulatedSidecar onA = sidecar(a, "node-a", cla -> false);
-    SimulatedSidecar onB = sidecar(b, "node-b", cla -> false);
-    awaitSeededRoute(onA, onB);
+    ControlPlane a = store.replica("cp-a");
+    ControlPlane b = store.replica("cp-b");
+    SimulatedSidecar onA = store.sidecar(a, "node-a");
+    SimulatedSidecar onB = store.sidecar(b, "node-b");
+    SharedStoreFixture.awaitSeededRoute(onA, onB);
     String admin = "127.0.0.1:" + a.adminPort();
     Eventually.until("cp-a to list the sidecar on cp-b and what it ACKed", Duration.ofSeconds(10), () -> {
       String nodeB = line(Cli.run("nodes", "--admin", admin).out(), "node-b");
@@ -242,8 +201,7 @@ class SharedStoreTest {
     assertThat(line(listed.out(), "node-a")).contains("orders", "connected", "on cp-a", "EDS");
     assertThat(line(listed.out(), "node-b")).contains("orders", "connected", "on cp-b", "EDS");
 
-    b.close(); // its sidecar is no longer connected to any replica
-    closing.remove(b);
+    store.stop(b); // its sidecar is no longer connected to any replica
     Eventually.until("cp-a to list the sidecar on cp-b as gone", Duration.ofSeconds(10),
         () -> line(Cli.run("nodes", "--admin", admin).out(), "node-b").contains("gone"));
     assertThat(line(Cli.run("nodes", "--admin", admin).out(), "node-a")).contains("connected", "on cp-a");
@@ -251,33 +209,58 @@ class SharedStoreTest {
 
   @Test
   void aStoreOfAnEarlierSchema_isMigratedAtOpen_andOneNewerThanThisTurnoutIsRefused() throws Exception {
-    PostgresStore.open(settings("cp-a")).close();
-    try (Connection c = meta.connect(); Statement s = c.createStatement()) { // as version 1 left it
+    store.open("cp-a").close();
+    Migration old = Migration.plan("old1", new Migration.Spec("orders", new ServerAddress("10.0.0.1", 5432),
+        new ServerAddress("10.0.0.2", 5432), Migration.Options.defaults()), Instant.parse("2026-11-27T10:00:00Z"));
+    try (Connection c = store.connect(); Statement s = c.createStatement()) { // as version 1 left it
       s.execute("drop table turnout.audit");
       s.execute("drop table turnout.nodes");
       s.execute("drop table turnout.route_history");
+      s.execute("alter table turnout.migrations drop column revision");
       s.execute("delete from turnout.schema_migrations where version >= 2");
+      new dev.turnout.controlplane.store.FileMigrationStore(dir.resolve("legacy")).save(old);
+      String body = java.nio.file.Files.readAllLines(dir.resolve("legacy/migrations/old1.log")).get(0)
+          .substring(9) // behind its checksum
+          .replaceAll(",\\s*\"revision\"\\s*:\\s*1", "");
+      assertThat(body).doesNotContain("revision");
+      s.execute("insert into turnout.migrations (id, database, phase, epoch, body) values ('old1', 'orders',"
+          + " 'PLANNED', 1, '" + body.replace("'", "''") + "')");
+      s.execute("update turnout.leader set epoch = 7, holder = 'cp-a'");
     }
-    try (PostgresStore store = PostgresStore.open(settings("cp-a"))) {
-      store.publishNodes(List.of(new SharedRoutes.NodeRow("", true, "node-x", "orders", true,
+    try (PostgresStore opened = store.open("cp-a")) {
+      Migration loaded = opened.migrations().loadAll().get(0);
+      assertThat(loaded).as("a migration saved before revisions were kept is at revision 0").isEqualTo(old);
+      setEpoch(opened, 7);
+      Migration saved = opened.migrations().save(loaded.to(dev.turnout.migrator.Phase.PREFLIGHT, Instant.now(), ""));
+      assertThat(saved.revision()).isEqualTo(1);
+      assertThatThrownBy(() -> opened.migrations().save(loaded.to(dev.turnout.migrator.Phase.ROLLING_BACK,
+          Instant.now(), "stale")))
+          .isInstanceOf(dev.turnout.migrator.RevisionConflictException.class)
+          .hasMessageContaining("migration old1 of database 'orders' changed meanwhile: this change to ROLLING_BACK"
+              + " was read at revision 0, the store holds revision 1 (PREFLIGHT)");
+      assertThatThrownBy(() -> opened.migrations().save(Migration.plan("old1", loaded.spec(), Instant.now())))
+          .as("a second first save").isInstanceOf(dev.turnout.migrator.RevisionConflictException.class);
+      assertThat(opened.migrations().loadAll()).containsExactly(saved);
+
+      opened.replicas().publishNodes(List.of(new SharedRoutes.NodeRow("", true, "node-x", "orders", true,
           ImmutableList.of(new SharedRoutes.TypeRow("EDS", 3, 2, "port in use", 3)))));
-      assertThat(store.nodes()).singleElement().satisfies(n -> {
+      assertThat(opened.replicas().nodes()).singleElement().satisfies(n -> {
         assertThat(n.replica()).isEqualTo("cp-a");
         assertThat(n.node()).isEqualTo("node-x");
         assertThat(n.types()).containsExactly(new SharedRoutes.TypeRow("EDS", 3, 2, "port in use", 3));
       });
     }
 
-    try (Connection c = meta.connect(); Statement s = c.createStatement()) {
+    try (Connection c = store.connect(); Statement s = c.createStatement()) {
       s.execute("insert into turnout.schema_migrations (version) values (99)");
     }
-    assertThatThrownBy(() -> PostgresStore.open(settings("cp-a")))
+    assertThatThrownBy(() -> store.open("cp-a"))
         .hasMessageContaining("schema is at version 99, newer than this turnout knows");
   }
 
   /** The one text value {@code query} returns from the metadata database ("" for null). */
   private String storeSays(String query) {
-    try (Connection c = meta.connect(); Statement s = c.createStatement(); ResultSet rs = s.executeQuery(query)) {
+    try (Connection c = store.connect(); Statement s = c.createStatement(); ResultSet rs = s.executeQuery(query)) {
       rs.next();
       return rs.getString(1) == null ? "" : rs.getString(1);
     } catch (java.sql.SQLException e) {
@@ -299,17 +282,17 @@ class SharedStoreTest {
   }
 
   private long leaderEpoch() throws Exception {
-    try (Connection c = meta.connect(); Statement s = c.createStatement();
+    try (Connection c = store.connect(); Statement s = c.createStatement();
          ResultSet rs = s.executeQuery("select epoch from turnout.leader")) {
       rs.next();
       return rs.getLong(1);
     }
   }
 
-  private static void setEpoch(PostgresStore store, long epoch) throws Exception {
+  private static void setEpoch(PostgresStore opened, long epoch) throws Exception {
     var m = PostgresStore.class.getDeclaredMethod("leadingAt", long.class);
     m.setAccessible(true);
-    m.invoke(store, epoch);
+    m.invoke(opened, epoch);
   }
 
   @Test

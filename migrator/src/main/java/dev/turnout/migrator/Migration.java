@@ -9,8 +9,13 @@ import java.util.Optional;
 /**
  * One move of one database from its source server to its target (a physical standby of it): what was asked,
  * where it is, and what it has recorded so far. Immutable; every change is a new value saved before acting.
+ *
+ * @param revision how many times the store has saved this migration: 0 until its first save (and for journals
+ *     written before revisions were kept). A value derived from another keeps its revision, which is the one the
+ *     change was read at: the store saves it only if it still holds that revision ({@link MigrationStore#save})
  */
-public record Migration(String id, Spec spec, Phase phase, Progress progress, ImmutableList<Event> history) {
+public record Migration(String id, Spec spec, Phase phase, Progress progress, ImmutableList<Event> history,
+    long revision) {
 
   /**
    * What the operator asked for.
@@ -163,7 +168,7 @@ public record Migration(String id, Spec spec, Phase phase, Progress progress, Im
 
   public static Migration plan(String id, Spec spec, Instant now) {
     return new Migration(id, spec, Phase.PLANNED, Progress.NONE,
-        ImmutableList.of(new Event(now, Phase.PLANNED, "planned: " + spec.source() + " -> " + spec.target())));
+        ImmutableList.of(new Event(now, Phase.PLANNED, "planned: " + spec.source() + " -> " + spec.target())), 0);
   }
 
   public String database() {
@@ -174,16 +179,21 @@ public record Migration(String id, Spec spec, Phase phase, Progress progress, Im
   public Migration to(Phase to, Instant now, String note) {
     phase.checkTransition(to);
     return new Migration(id, spec, to, progress,
-        ImmutableList.<Event>builder().addAll(history).add(new Event(now, to, note)).build());
+        ImmutableList.<Event>builder().addAll(history).add(new Event(now, to, note)).build(), revision);
   }
 
   public Migration with(Progress newProgress) {
-    return new Migration(id, spec, phase, newProgress, history);
+    return new Migration(id, spec, phase, newProgress, history, revision);
   }
 
   public Migration note(Instant now, String note) {
     return new Migration(id, spec, phase, progress,
-        ImmutableList.<Event>builder().addAll(history).add(new Event(now, phase, note)).build());
+        ImmutableList.<Event>builder().addAll(history).add(new Event(now, phase, note)).build(), revision);
+  }
+
+  /** This value as the store holds it at {@code saved} (stores call it; a migration read back carries it). */
+  public Migration atRevision(long saved) {
+    return new Migration(id, spec, phase, progress, history, saved);
   }
 
   /** When the current phase was entered (notes made in it since do not count). */

@@ -2,14 +2,21 @@ package dev.turnout.migrator;
 
 import java.util.List;
 
-/** The durable journal of migrations: a migration is saved before the side effects of its new state. */
+/**
+ * The durable journal of migrations: a migration is saved before the side effects of its new state. Every save is
+ * a compare-and-set on the revision the change was read at, so a writer that read an older state (a second
+ * command, a runner of a process that no longer leads) cannot overwrite a later one.
+ */
 public interface MigrationStore {
   /**
-   * Durably saves {@code migration} (replacing its previous state) before returning. Throws
-   * {@link StaleWriterException}, saving nothing, when this process no longer runs migrations.
+   * Durably saves {@code migration}, read at revision {@code r = migration.revision()}, as revision {@code r + 1},
+   * if the store still holds revision {@code r} of it (a migration the store does not hold is at revision 0), and
+   * returns it as saved. Saves nothing and throws {@link RevisionConflictException} when the store holds another
+   * revision, {@link StaleWriterException} when this process no longer runs migrations.
    */
-  void save(Migration migration) throws MigrationException;
+  Migration save(Migration migration) throws MigrationException;
 
+  /** Every migration the store holds, each at the revision it holds (0 for a journal written before revisions). */
   List<Migration> loadAll() throws MigrationException;
 
   /**

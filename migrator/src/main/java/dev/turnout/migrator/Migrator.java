@@ -1,6 +1,8 @@
 package dev.turnout.migrator;
 
 import com.google.common.collect.ImmutableList;
+import com.google.errorprone.annotations.concurrent.GuardedBy;
+import dev.turnout.migrator.check.Preflight;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
@@ -16,6 +18,7 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -25,6 +28,12 @@ import org.slf4j.LoggerFactory;
  * the {@link MigrationStore} before acting on it. A failure or deadline before promotion rolls back; after
  * promotion the migration halts for an operator, because rolling back would lose the target's new writes.
  * {@link #resumeAll} picks up, after a crash, every migration the store holds unfinished.
+ *
+ * <p>Every migration has one {@link Owner}: start, resume, rollback and finalize decide and save holding its lock,
+ * against the latest saved revision; the runner acts without it and takes it for each save and each decision to go
+ * on. Only the owner starts a runner, and only while none runs; every save is a compare-and-set on the revision it
+ * was read at, here and in the store, so two operators acting at once cannot leave two runners or overwrite a
+ * later phase.
  */
 public final class Migrator {
   private static final Logger log = LoggerFactory.getLogger(Migrator.class);
@@ -37,23 +46,29 @@ public final class Migrator {
   private final Sleeper sleeper;
   private final ExecutorService runners;
 
-  /** The latest saved state of every migration; written only after the store has it. */
-  private final Map<String, Migration> migrations = new ConcurrentHashMap<>();
-  /** Migrations an operator asked to roll back, by id, and whether they consented to losing target writes. */
-  private final Map<String, Boolean> rollbackRequests = new ConcurrentHashMap<>();
+  /** The owner of every migration this migrator has saved or loaded, by id. */
+  private final Map<String, Owner> owners = new ConcurrentHashMap<>();
   private final Failpoint failpoint;
   private volatile boolean stopping;
+  /** New migrations' ids; a dry run's migrator names its one migration {@link Rehearsal#ID}. Set before first use. */
+  java.util.function.Supplier<String> ids = () -> UUID.randomUUID().toString().substring(0, 8);
 
   /** The latest replication figures of each migration that is validating, for metrics. */
   public record Figures(long lagBytes, double replayDelaySeconds, double walBytesPerSecond, double replayBytesPerSecond,
       long slotLagBytes) {}
 
   private final Map<String, Figures> figures = new ConcurrentHashMap<>();
+  /** Where the time of each cutover in progress goes, by migration id: from QUIESCING until it leaves VERIFYING. */
+  private final Map<String, CutoverSteps> cutovers = new ConcurrentHashMap<>();
+  private static final java.util.Set<Phase> CUTOVER = java.util.EnumSet.of(Phase.QUIESCING, Phase.CATCHING_UP,
+      Phase.PROMOTING, Phase.SHIFTING, Phase.VERIFYING);
   private final List<Consumer<Migration>> listeners = new java.util.concurrent.CopyOnWriteArrayList<>();
 
   /**
    * Where tests stop a migration to crash the process or roll it back at an exact point: called around the
-   * save of every transition, on the migration's own thread. {@link #NONE} in production.
+   * save of every transition, on the thread that makes it: the migration's runner, or for a transition a command
+   * decides (a rollback of a halted or completed migration), the command's, holding the migration's owner.
+   * {@link #NONE} in production.
    */
   public interface Failpoint {
     /** Before the new state is saved (the previous phase's effects are done), and after. */
@@ -94,17 +109,23 @@ public final class Migrator {
     }
   }
 
-  /** Loads the store and resumes every unfinished migration that is not halted. */
+  /** Loads the store and resumes every unfinished migration that is not halted (or completed). */
   public void resumeAll() throws MigrationException {
     for (Migration m : store.loadAll()) {
-      migrations.put(m.id(), m);
+      owners.putIfAbsent(m.id(), new Owner(m));
     }
-    for (Migration m : migrations.values()) {
-      if (!m.phase().isTerminal() && m.phase() != Phase.HALTED && m.phase() != Phase.COMPLETED) {
-        log.info("{}: resuming in {} after a restart", m, m.phase());
-        runners.execute(() -> run(m.id()));
+    for (Owner owner : owners.values()) {
+      Object runner = command(owner, () -> runsByItself(owner.current.phase()) ? owner.claimRunner() : null);
+      if (runner != null) {
+        log.info("{}: resuming in {} after a restart", owner.current, owner.current.phase());
+        startRunner(owner, runner);
       }
     }
+  }
+
+  /** Phases a runner works through; in the others (halted, completed, terminal) only a command moves it on. */
+  private static boolean runsByItself(Phase phase) {
+    return !phase.isTerminal() && phase != Phase.HALTED && phase != Phase.COMPLETED;
   }
 
   /** Records a new migration and starts it; a database has at most one unfinished migration. */
@@ -124,21 +145,32 @@ public final class Migrator {
    * (the migration would be planned from a source the database is no longer routed to).
    */
   public Migration start(Migration.Spec spec, Precondition stillTrue) throws MigrationException {
+    Owner owner;
+    Migration planned;
+    Object runner;
     synchronized (this) {
       refuseSecond(spec);
       stillTrue.check();
       try (Platform platform = platforms.open(spec)) {
         // Opening touches no server; it refuses a spec this control plane has no platform for before it is saved.
       }
-      Migration planned = Migration.plan(UUID.randomUUID().toString().substring(0, 8), spec, clock.instant());
-      save(planned);
-      runners.execute(() -> run(planned.id()));
-      return planned;
+      String id;
+      do {
+        id = ids.get();
+      } while (owners.containsKey(id));
+      Owner o = new Owner(Migration.plan(id, spec, clock.instant()));
+      planned = command(o, () -> save(o, o.current));
+      runner = command(o, o::claimRunner);
+      owner = o;
+      owners.put(id, owner); // seen by the others only once saved
     }
+    // Outside the lock: a runner may run on this thread (a direct executor), and must not hold starts off.
+    startRunner(owner, runner);
+    return planned;
   }
 
   private void refuseSecond(Migration.Spec spec) throws MigrationConflictException {
-    for (Migration m : migrations.values()) {
+    for (Migration m : current()) {
       if (m.database().equals(spec.database()) && !m.phase().isTerminal()) {
         throw new MigrationConflictException(MigrationConflictException.Kind.ALREADY_EXISTS,
             "database '" + spec.database() + "' already has migration " + m.id() + " in " + m.phase()
@@ -161,7 +193,7 @@ public final class Migrator {
    */
   public <T> T outsideMigrations(String database, Outside<T> action) throws Exception {
     synchronized (this) {
-      for (Migration m : migrations.values()) {
+      for (Migration m : current()) {
         if (m.database().equals(database) && !m.phase().isTerminal()) {
           throw new MigrationConflictException(MigrationConflictException.Kind.FAILED_PRECONDITION,
               "database '" + database + "' has migration " + m.id() + " in " + m.phase() + ": its route changes only"
@@ -189,12 +221,17 @@ public final class Migrator {
   }
 
   public Optional<Migration> get(String id) {
-    return Optional.ofNullable(migrations.get(id));
+    return Optional.ofNullable(owners.get(id)).map(o -> o.current);
   }
 
   public ImmutableList<Migration> list() {
-    return migrations.values().stream().sorted(Comparator.comparing(m -> m.history().get(0).at()))
+    return current().stream().sorted(Comparator.comparing(m -> m.history().get(0).at()))
         .collect(ImmutableList.toImmutableList());
+  }
+
+  /** The latest saved state of every migration. */
+  private List<Migration> current() {
+    return owners.values().stream().map(o -> o.current).toList();
   }
 
   /** Called with every saved state, outside any lock. */
@@ -207,80 +244,15 @@ public final class Migrator {
   }
 
   /**
-   * The dry run: every action a real run of {@code spec} would take, in order, touching nothing. A database
-   * with an unfinished migration is refused as {@link #start} would refuse it.
+   * The dry run: the transcript of a run of {@code spec}, made by running it with this migrator's code on the
+   * platform opened for a dry run (it reads, and lists each change instead of making it), a router that lists each
+   * route, a store in memory and a clock on which every wait passes at once; then a rollback from COMPLETED, the
+   * same way. A database with an unfinished migration is refused as {@link #start} would refuse it; a read that fails
+   * is thrown, with the error the run would record. See {@link Rehearsal}.
    */
   public ImmutableList<String> dryRun(Migration.Spec spec) throws MigrationException {
     refuseSecond(spec);
-    String db = spec.database();
-    Migration.Options o = spec.options();
-    boolean aws = spec.aurora().isPresent();
-    ImmutableList.Builder<String> plan = ImmutableList.builder();
-    plan.add("PLANNED: save the migration of database '" + db + "' from " + spec.source() + " to " + spec.target());
-    o.createReplica().ifPresent(r -> plan.add("PREFLIGHT: create a same-host replica of " + spec.source() + " in "
-        + r.targetDataDir() + " (pg_backup_start, copy " + r.sourceDataDir() + ", pg_backup_stop, physical slot),"
-        + " start it with " + r.binDir().resolve("pg_ctl") + " and wait until it streams"));
-    spec.aurora().ifPresent(a -> plan.add("PREFLIGHT: " + a.createInstanceClass()
-        .map(c -> "create Aurora cluster " + a.targetCluster() + " as a read replica of " + a.sourceInstance()
-            + " with writer " + a.writerInstance() + " (" + c + ") and wait until both are available")
-        .orElse("attach to Aurora cluster " + a.targetCluster() + ", which must be a read replica of " + a.sourceInstance())));
-    plan.add("PREFLIGHT: check " + spec.target() + " is a standby of " + spec.source() + " (system identifier,"
-        + " streaming, timeline), parameters, extensions, logical slots"
-        + (aws ? ", the AWS constraints and CloudWatch figures" : "")
-        + (o.allowDroppingStaleSlots() ? "; drop inactive slots that retain WAL" : "; fail on an inactive slot"));
-    plan.add("REPLICATING: sample lag and WAL rates for " + o.validationWindow().toSeconds() + " s; the target must"
-        + " stay within " + o.maxLagBytes() + " bytes");
-    plan.add("QUIESCING: drain route '" + db + "' and wait for every subscribed sidecar's ACK (new connections are held)");
-    plan.add("QUIESCING: wait up to " + o.cutover().quiesceGrace().toMillis() + " ms for transactions in flight,"
-        + " connections accepted before the drain and prepared transactions on " + spec.source() + " to finish;"
-        + " end sessions idle between transactions");
-    plan.add("QUIESCING: fence " + spec.source() + (aws
-        ? ": record its security groups in a tag, swap them for the fence group, keep its WAL (a physical slot),"
-            + " every login role but the migrator's and the standby's NOLOGIN, reboot, end every session that can"
-            + " run SQL but logical walsenders streaming a slot"
-        : ": default_transaction_read_only=on, keep its WAL (a physical slot), every login role but the migrator's"
-            + " and the standby's NOLOGIN, end every session that can run SQL but logical walsenders streaming a slot")
-        + "; prepared transactions left: " + (o.cutover().rollbackPreparedTransactions()
-            ? "roll them back, recording their gids" : "stop and roll back the migration, naming them")
-        + "; verify; record the final LSN");
-    plan.add("CATCHING_UP: wait for each logical slot's consumer to confirm the final LSN; record the slots; end"
-        + " the walsenders that streamed them");
-    plan.add("CATCHING_UP: wait for " + spec.target() + " to replay the final LSN" + (aws ? "" : "; arm it read-only")
-        + "; read the source's WAL after the final LSN: any commit there rolls back");
-    plan.add("PROMOTING: " + (aws ? "promote cluster " + spec.aurora().get().targetCluster() + " and wait until it is"
-        + " available and writable" : "pg_promote " + spec.target() + "; confirm the new timeline")
-        + "; the standby's roles NOLOGIN on the source; no transaction left prepared on the target;"
-        + " recreate (or verify synced) slots; restore the fenced roles' logins; admit writes");
-    plan.add("SHIFTING: route '" + db + "' to " + spec.target() + " and wait for every subscribed sidecar's ACK");
-    plan.add("VERIFYING: commit a write probe on " + spec.target() + "; read the source's WAL after the final LSN:"
-        + " any commit there halts");
-    plan.add("COMPLETED: keep " + spec.source() + " fenced and intact until the migration is finalized; finalizing"
-        + " reads its WAL after the final LSN once more, then lets it go");
-    plan.add("ROLLING_BACK: only if the migration fails before COMPLETED, or on request: route '" + db + "' back to "
-        + spec.source() + " and wait for the ACKs; unfence " + spec.source() + " (before QUIESCING neither was changed:"
-        + " nothing to undo)");
-    ImmutableList<String> calls;
-    try (Platform platform = platforms.open(spec)) {
-      calls = platform.plannedCalls();
-    }
-    return calls.isEmpty() ? plan.build() : interleave(plan.build(), calls);
-  }
-
-  /** Each platform call goes after the last plan line of its phase. */
-  private static ImmutableList<String> interleave(List<String> plan, List<String> calls) {
-    ImmutableList.Builder<String> out = ImmutableList.builder();
-    for (int i = 0; i < plan.size(); i++) {
-      out.add(plan.get(i));
-      String phase = phaseOf(plan.get(i));
-      if (i + 1 == plan.size() || !phaseOf(plan.get(i + 1)).equals(phase)) {
-        calls.stream().filter(c -> phaseOf(c).equals(phase)).map(c -> "  " + c).forEach(out::add);
-      }
-    }
-    return out.build();
-  }
-
-  private static String phaseOf(String line) {
-    return line.substring(0, Math.max(0, line.indexOf(':')));
+    return new Rehearsal(spec, platforms, clock.instant()).run();
   }
 
   /**
@@ -288,36 +260,69 @@ public final class Migrator {
    * operator accepts losing the writes made on the target since cutover.
    */
   public Migration rollback(String id, boolean consent) throws MigrationException {
-    Migration m = existing(id);
-    if (m.phase() == Phase.FINALIZED) {
-      throw new MigrationConflictException(MigrationConflictException.Kind.FAILED_PRECONDITION,
-          m + " is finalized: the source is no longer a way back");
-    }
-    if (m.phase() == Phase.ROLLED_BACK || m.phase() == Phase.ROLLING_BACK) {
-      return m;
-    }
-    if (promotedRecorded(m) && !consent) {
-      throw new MigrationConflictException(MigrationConflictException.Kind.FAILED_PRECONDITION, m + " is in "
-          + m.phase() + ": the target has been promoted and may hold writes made since cutover, which a rollback"
-          + " to the source would lose. Roll back with consent to accept that.");
-    }
-    rollbackRequests.put(id, consent);
-    if (m.phase() == Phase.COMPLETED || m.phase() == Phase.HALTED) {
-      runners.execute(() -> run(id)); // no runner is active in these phases
-    }
+    Owner owner = existing(id);
+    Object[] runner = {null};
+    Migration m = command(owner, () -> {
+      Migration now = owner.current;
+      if (now.phase() == Phase.FINALIZED) {
+        throw new MigrationConflictException(MigrationConflictException.Kind.FAILED_PRECONDITION,
+            now + " is finalized: the source is no longer a way back");
+      }
+      if (now.phase() == Phase.ROLLED_BACK) {
+        return now;
+      }
+      if (now.phase() == Phase.ROLLING_BACK) {
+        runner[0] = owner.claimRunner(); // a rollback whose runner stopped (it could not open the platform) goes on
+        return now;
+      }
+      if (promotedRecorded(now) && !consent) {
+        throw new MigrationConflictException(MigrationConflictException.Kind.FAILED_PRECONDITION, now + " is in "
+            + now.phase() + ": the target has been promoted and may hold writes made since cutover, which a rollback"
+            + " to the source would lose. Roll back with consent to accept that.");
+      }
+      if (owner.running()) {
+        owner.requestRollback(consent); // the runner takes it before its next step or phase
+        return now;
+      }
+      // No runner (halted, completed, or its runner stopped): decided and saved here, then one runner undoes it.
+      Migration rolling = rollingBack(owner, now, consent);
+      runner[0] = owner.claimRunner();
+      return rolling;
+    });
+    startRunner(owner, runner[0]);
     return m;
   }
 
-  /** Marks a COMPLETED migration final: the source stops being a way back. */
+  /** {@code m} moved to ROLLING_BACK at the operator's request (under the owner's lock). */
+  private Migration rollingBack(Owner owner, Migration m, boolean consent) throws MigrationException {
+    Migration.Progress p = consent ? m.progress().withRollbackConsent() : m.progress();
+    try {
+      return transition(owner, m.with(p.withError("rollback requested by the operator")), Phase.ROLLING_BACK,
+          "rollback requested by the operator");
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new MigrationException(m + ": interrupted before the rollback was recorded", e);
+    }
+  }
+
+  /**
+   * Marks a COMPLETED migration final: the source stops being a way back. Decided under the migration's owner,
+   * so a rollback asked at the same moment is either refused (finalized) or refuses this (rolling back).
+   */
   public Migration finalizeMigration(String id) throws MigrationException, InterruptedException {
-    synchronized (this) {
-      Migration m = existing(id);
+    Owner owner = existing(id);
+    return command(owner, () -> {
+      Migration m = owner.current;
       if (m.phase() == Phase.FINALIZED) {
         return m;
       }
       if (m.phase() != Phase.COMPLETED) {
         throw new MigrationConflictException(MigrationConflictException.Kind.FAILED_PRECONDITION,
             m + " is in " + m.phase() + "; only a COMPLETED migration can be finalized");
+      }
+      if (owner.rollbackRequested()) {
+        throw new MigrationConflictException(MigrationConflictException.Kind.FAILED_PRECONDITION,
+            m + " has a rollback requested; it cannot be finalized");
       }
       // The last proof: nothing committed on the source since the final LSN, up to now.
       try (Platform platform = platforms.open(m.spec())) {
@@ -328,7 +333,7 @@ public final class Migrator {
           Migration halted = m.with(m.progress().withError(e.getMessage())).to(Phase.HALTED, clock.instant(),
               "halted for an operator: " + e.getMessage() + "; carry them to the target by hand, or roll back with"
                   + " consent (writes on the target would be lost)");
-          save(halted);
+          save(owner, halted);
           throw new MigrationConflictException(MigrationConflictException.Kind.FAILED_PRECONDITION,
               m + " cannot be finalized, and is halted: " + e.getMessage());
         } catch (MigrationException e) {
@@ -336,8 +341,7 @@ public final class Migrator {
               + " cannot be finalized without the proof that nothing committed on the source after the final LSN: "
               + e.getMessage());
         }
-        Migration done = m.to(Phase.FINALIZED, clock.instant(), "finalized by the operator; " + proof);
-        save(done);
+        Migration done = save(owner, m.to(Phase.FINALIZED, clock.instant(), "finalized by the operator; " + proof));
         try {
           platform.releaseFenceHold();
         } catch (MigrationException e) {
@@ -345,40 +349,197 @@ public final class Migrator {
         }
         return done;
       }
-    }
+    });
   }
 
   private static boolean promotedRecorded(Migration m) {
     return m.history().stream().anyMatch(e -> e.phase() == Phase.PROMOTING);
   }
 
-  private Migration existing(String id) throws MigrationConflictException {
-    Migration m = migrations.get(id);
-    if (m == null) {
+  private Owner existing(String id) throws MigrationConflictException {
+    Owner owner = owners.get(id);
+    if (owner == null) {
       throw new MigrationConflictException(MigrationConflictException.Kind.NOT_FOUND, "no migration with id '" + id + "'");
     }
-    return m;
+    return owner;
   }
 
-  private void save(Migration m) throws MigrationException {
-    store.save(m);
-    migrations.put(m.id(), m);
-    for (Consumer<Migration> listener : listeners) {
-      listener.accept(m);
+  /**
+   * The one owner of a migration in this process. Its lock is held by a command while it decides and saves, and by
+   * a runner only while it saves or decides whether to go on: a runner's waits (a validation window, ACKs) hold
+   * nobody off. {@link #current} is written under the lock, read anywhere.
+   */
+  private static final class Owner {
+    final ReentrantLock lock = new ReentrantLock();
+    /** The latest saved state (or, before the first save, the plan). */
+    volatile Migration current;
+    /** The runner working this migration, if one is; only the owner starts one, and only while this is null. */
+    @GuardedBy("lock")
+    private Object runner;
+    /** An operator's rollback for the runner to take, and whether they consented to losing target writes. */
+    @GuardedBy("lock")
+    private Boolean rollbackRequest;
+    /** Saved under a command's lock, for the listeners once it is released. */
+    @GuardedBy("lock")
+    private final List<Migration> unannounced = new ArrayList<>();
+
+    Owner(Migration m) {
+      this.current = m;
     }
+
+    /** A token naming the new runner, or null when one runs already. Under the lock. */
+    Object claimRunner() {
+      if (runner != null) {
+        return null;
+      }
+      runner = new Object();
+      return runner;
+    }
+
+    boolean running() {
+      return runner != null;
+    }
+
+    /** The runner {@code token} stops; a later one (claimed after it retired) is not affected. Under the lock. */
+    void retire(Object token) {
+      if (runner == token) {
+        runner = null;
+        rollbackRequest = null; // nobody is left to take it; a new rollback decides afresh
+      }
+    }
+
+    void requestRollback(boolean consent) {
+      rollbackRequest = consent || Boolean.TRUE.equals(rollbackRequest);
+    }
+
+    Boolean takeRollbackRequest() {
+      Boolean r = rollbackRequest;
+      rollbackRequest = null;
+      return r;
+    }
+
+    boolean rollbackRequested() {
+      lock.lock();
+      try {
+        return rollbackRequest != null;
+      } finally {
+        lock.unlock();
+      }
+    }
+  }
+
+  /** A decision on a migration, made under its owner's lock. */
+  @FunctionalInterface
+  private interface Decision<T> {
+    T decide() throws MigrationException, InterruptedException;
+  }
+
+  /** Runs {@code decision} under {@code owner}'s lock, then tells the listeners what it saved. */
+  private <T> T command(Owner owner, Decision<T> decision) throws MigrationException {
+    try {
+      return commandInterruptibly(owner, decision);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new MigrationException(owner.current + ": interrupted", e);
+    }
+  }
+
+  private <T> T commandInterruptibly(Owner owner, Decision<T> decision) throws MigrationException, InterruptedException {
+    owner.lock.lock();
+    try {
+      return decision.decide();
+    } finally {
+      // Only the outermost decision announces, once nothing holds the lock: listeners run outside it.
+      List<Migration> saved = List.of();
+      if (owner.lock.getHoldCount() == 1) {
+        saved = new ArrayList<>(owner.unannounced);
+        owner.unannounced.clear();
+      }
+      owner.lock.unlock();
+      announce(saved);
+    }
+  }
+
+  private void announce(List<Migration> saved) {
+    for (Migration m : saved) {
+      for (Consumer<Migration> listener : listeners) {
+        listener.accept(m);
+      }
+    }
+  }
+
+  /**
+   * Saves {@code next} through its owner: refused unless it was read at the latest saved revision, and, while an
+   * operator's rollback waits for the runner, refused as a step into a further phase (the runner takes the
+   * rollback first). Returns it as saved, at its new revision. When the store holds a later revision (another
+   * process wrote it), the owner takes that one as the latest before the conflict is thrown, so the next command
+   * decides on it.
+   */
+  private Migration save(Owner owner, Migration next) throws MigrationException, InterruptedException {
+    return commandInterruptibly(owner, () -> {
+      Migration now = owner.current;
+      if (next.revision() != now.revision()) {
+        throw new RevisionConflictException(next, now.revision(), Optional.of(now.phase()));
+      }
+      if (owner.rollbackRequest != null && next.phase() != now.phase() && next.phase() != Phase.ROLLING_BACK
+          && next.phase() != Phase.HALTED) {
+        throw new RollbackRequested();
+      }
+      Migration saved;
+      CutoverSteps steps = cutovers.get(next.id());
+      Instant start = clock.instant();
+      try {
+        saved = store.save(next);
+      } catch (RevisionConflictException e) {
+        reread(owner);
+        throw e;
+      }
+      if (steps != null) {
+        steps.add("saves", Duration.between(start, clock.instant()));
+      }
+      owner.current = saved;
+      owner.unannounced.add(saved);
+      return saved;
+    });
+  }
+
+  /** Under the owner's lock: takes the store's revision of the migration as the latest, if it can be read. */
+  private void reread(Owner owner) {
+    String id = owner.current.id();
+    try {
+      store.loadAll().stream().filter(m -> m.id().equals(id)).findFirst().ifPresent(m -> {
+        owner.current = m;
+        owner.unannounced.add(m);
+      });
+    } catch (MigrationException e) {
+      log.warn("{}: cannot read it again after a conflicting save: {}", owner.current, e.getMessage());
+    }
+  }
+
+  /** Saves {@code m} through the owner of its migration (a runner's save). */
+  private Migration save(Migration m) throws MigrationException, InterruptedException {
+    return save(existing(m.id()), m);
   }
 
   /** Moves to {@code to}: saved before anything of {@code to} is done, logged as one line. */
   private Migration transition(Migration m, Phase to, String note) throws MigrationException, InterruptedException {
+    return transition(existing(m.id()), m, to, note);
+  }
+
+  private Migration transition(Owner owner, Migration m, Phase to, String note)
+      throws MigrationException, InterruptedException {
     Instant now = clock.instant();
     long ms = Duration.between(m.phaseStarted(), now).toMillis();
     Migration next = m.to(to, now, note);
     failpoint.reached(next, Failpoint.Point.BEFORE_SAVE);
-    save(next);
+    Migration saved = save(owner, next);
     log.info("migration {} database {}: {} -> {} after {} ms{}{}", m.id(), m.database(), m.phase(), to, ms,
         m.progress().finalLsn().map(l -> "; final LSN " + l).orElse(""), note.isEmpty() ? "" : "; " + note);
-    failpoint.reached(next, Failpoint.Point.AFTER_SAVE);
-    return next;
+    failpoint.reached(saved, Failpoint.Point.AFTER_SAVE);
+    if (!CUTOVER.contains(to)) {
+      cutovers.remove(m.id());
+    }
+    return saved;
   }
 
   /** The source's WAL holds commits after the final LSN: the fence did not hold. */
@@ -399,19 +560,35 @@ public final class Migrator {
     }
   }
 
-  private void run(String id) {
-    Migration m = migrations.get(id);
+  /** Starts the runner {@code token} names (claimed under the owner's lock); nothing for a null token. */
+  private void startRunner(Owner owner, Object token) {
+    if (token == null) {
+      return;
+    }
+    try {
+      runners.execute(() -> run(owner, token));
+    } catch (java.util.concurrent.RejectedExecutionException e) {
+      log.warn("{}: not run now, the migrator is stopping; it resumes from the store", owner.current);
+      retire(owner, token);
+    }
+  }
+
+  private void retire(Owner owner, Object token) {
+    owner.lock.lock();
+    try {
+      owner.retire(token);
+    } finally {
+      owner.lock.unlock();
+    }
+  }
+
+  private void run(Owner owner, Object token) {
+    Migration m = owner.current;
     try (Platform platform = platforms.open(m.spec())) {
       while (true) {
-        m = migrations.get(id);
         store.confirmWriter(); // another process may have taken migrations over: then act on nothing
-        Boolean consent = rollbackRequests.remove(id);
-        if (consent != null && m.phase() != Phase.ROLLING_BACK && !m.phase().isTerminal()) {
-          Migration.Progress p = consent ? m.progress().withRollbackConsent() : m.progress();
-          m = transition(m.with(p.withError("rollback requested by the operator")), Phase.ROLLING_BACK,
-              "rollback requested by the operator");
-        }
-        if (m.phase().isTerminal() || m.phase() == Phase.HALTED || m.phase() == Phase.COMPLETED) {
+        m = nextStep(owner, token);
+        if (m == null) {
           return;
         }
         try {
@@ -421,44 +598,70 @@ public final class Migrator {
           }
         } catch (RollbackRequested e) {
           // loop: the request is handled at the top
-        } catch (MigrationStore.StaleWriterException e) {
+        } catch (MigrationStore.StaleWriterException | RevisionConflictException e) {
           throw e;
         } catch (MigrationException | RuntimeException e) {
           if (stopping) {
             return; // the process is stopping: the next start resumes from the saved phase
           }
-          Migration current = migrations.get(id);
-          fail(current, e.getMessage());
+          fail(owner, e.getMessage());
         }
       }
     } catch (MigrationStore.StaleWriterException e) {
       log.warn("{}: stopped here: {}", m, e.getMessage());
+    } catch (RevisionConflictException e) {
+      log.warn("{}: stopped here, another writer moved it on: {}", m, e.getMessage());
     } catch (MigrationException | RuntimeException e) {
       log.error("{}: cannot run: {}", m, e.getMessage(), e);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
+    } finally {
+      retire(owner, token);
     }
   }
 
-  private void fail(Migration m, String error) throws InterruptedException {
+  /**
+   * Under the owner's lock: the migration as the runner is to work it now, with an operator's rollback taken
+   * (moving it to ROLLING_BACK); or null when it is in a phase no runner works (halted, completed, terminal), and
+   * this runner retires in the same breath, so a command that finds none running may start one.
+   */
+  private Migration nextStep(Owner owner, Object token) throws MigrationException, InterruptedException {
+    return commandInterruptibly(owner, () -> {
+      Migration m = owner.current;
+      Boolean consent = owner.takeRollbackRequest();
+      if (consent != null && m.phase() != Phase.ROLLING_BACK && !m.phase().isTerminal()) {
+        m = rollingBack(owner, m, consent);
+      }
+      if (!runsByItself(m.phase())) {
+        owner.retire(token);
+        return null;
+      }
+      return m;
+    });
+  }
+
+  private void fail(Owner owner, String error) throws MigrationException, InterruptedException {
+    Migration m = owner.current;
     try {
       Migration withError = m.with(m.progress().withError(error));
       if (m.phase() == Phase.ROLLING_BACK
           || m.phase().isPastPointOfNoReturn() && m.phase() != Phase.PROMOTING && !m.progress().rollbackConsented()) {
-        transition(withError, Phase.HALTED, "halted for an operator: " + error
+        transition(owner, withError, Phase.HALTED, "halted for an operator: " + error
             + (m.phase() == Phase.ROLLING_BACK ? "; rollback did not finish, retry it"
                 : "; the target is promoted: resume, or roll back with consent (writes on the target would be lost)"));
       } else if (m.phase() == Phase.PROMOTING && !m.progress().rollbackConsented() && !targetNotPromoted(m)) {
-        transition(withError, Phase.HALTED, "halted for an operator: " + error
+        transition(owner, withError, Phase.HALTED, "halted for an operator: " + error
             + "; the target may be promoted: resume, or roll back with consent (writes on the target would be lost)");
       } else if (m.phase() == Phase.QUIESCING && !sourceReachable(m)) {
-        transition(withError, Phase.HALTED, "halted for an operator: the source is unreachable while quiescing;"
+        transition(owner, withError, Phase.HALTED, "halted for an operator: the source is unreachable while quiescing;"
             + " the route is drained. Decide: bring the source back and roll back, or promote the target by hand");
       } else {
-        transition(withError, Phase.ROLLING_BACK, "failed: " + error);
+        transition(owner, withError, Phase.ROLLING_BACK, "failed: " + error);
       }
     } catch (MigrationStore.StaleWriterException e) {
       log.warn("{}: not recording the failure '{}': {}", m, error, e.getMessage()); // the loop stops at its top
+    } catch (RevisionConflictException e) {
+      throw e; // another writer moved it on: this runner stops
     } catch (MigrationException e) {
       log.error("{}: cannot record the failure '{}': {}", m, error, e.getMessage());
     }
@@ -501,24 +704,37 @@ public final class Migrator {
     };
   }
 
+  /**
+   * The platform gathers facts and {@link Preflight} judges them; only when nothing blocks does preflight change
+   * anything on the source (the stale slots the operator allowed dropping, pg_walinspect).
+   */
   private Migration preflight(Migration m, Platform platform) throws MigrationException, InterruptedException {
     Optional<String> made = platform.ensureTarget();
     if (made.isPresent()) {
       m = m.note(clock.instant(), made.get());
     }
-    ImmutableList<Platform.Check> checks = platform.preflight(m.spec().options().allowDroppingStaleSlots());
-    List<String> failed = new ArrayList<>();
-    for (Platform.Check c : checks) {
+    Preflight.Verdict verdict = Preflight.judge(platform.preflightFacts(), m.spec().options().allowDroppingStaleSlots(),
+        clock.instant());
+    for (dev.turnout.migrator.check.Check c : verdict.checks()) {
       m = m.note(clock.instant(), "preflight " + c);
-      if (!c.ok() && c.blocking()) {
-        failed.add(c.name() + ": " + c.detail());
-      }
     }
-    if (!failed.isEmpty()) {
+    List<dev.turnout.migrator.check.Check> blocking = verdict.blocking();
+    if (!blocking.isEmpty()) {
       save(m);
-      throw new MigrationException("preflight failed for database '" + m.database() + "': " + String.join("; ", failed));
+      throw new MigrationException("preflight failed for database '" + m.database() + "': " + blocking.stream()
+          .map(c -> c.name() + ": " + c.detail()).collect(java.util.stream.Collectors.joining("; ")));
     }
-    return transition(m, Phase.REPLICATING, "preflight passed (" + checks.size() + " checks)");
+    if (!verdict.slotsToDrop().isEmpty() || verdict.installWalProof()) {
+      m = save(m); // the checks on record before preflight changes the source
+    }
+    for (String slot : verdict.slotsToDrop()) {
+      platform.dropSlot(slot);
+    }
+    if (verdict.installWalProof()) {
+      platform.installWalProof();
+    }
+    return transition(m, Phase.REPLICATING, "preflight passed (" + verdict.checks().size() + " checks)"
+        + (verdict.slotsToDrop().isEmpty() ? "" : "; dropped inactive slots " + verdict.slotsToDrop()));
   }
 
   /** The target must keep up for the whole window: lag within bounds at every sample, and not growing. */
@@ -543,8 +759,8 @@ public final class Migrator {
           last.sourceLsn().minus(previous.sourceLsn()) / dt, last.replayLsn().minus(previous.replayLsn()) / dt, slotLag));
       if (last.lagBytes() > options.maxLagBytes()) {
         checkDeadline(m, "the target to keep up (lag " + last.lagBytes() + " bytes > " + options.maxLagBytes() + ")");
-        save(m.note(clock.instant(), "target behind by " + last.lagBytes() + " bytes: window restarted"));
-        return migrations.get(m.id()); // same phase: the window starts over
+        // Same phase: the window starts over.
+        return save(m.note(clock.instant(), "target behind by " + last.lagBytes() + " bytes: window restarted"));
       }
     }
     double seconds = Math.max(1e-9, (last.atNanos() - first.atNanos()) / 1e9);
@@ -563,27 +779,51 @@ public final class Migrator {
    * be able to finish what it prepared); then the fence cuts only what is left.
    */
   private Migration quiesce(Migration m, Platform platform) throws MigrationException, InterruptedException {
-    Instant draining = clock.instant();
-    await(m, "the route drain to be ACKed", router.drain(m.database()));
-    m = m.note(clock.instant(), "route drained: every sidecar ACKed in " + Duration.between(draining, clock.instant())
-        .toMillis() + " ms");
-    m = letInFlightWorkFinish(m, platform);
-    ImmutableList<Platform.PreparedTransaction> left = platform.preparedTransactions();
-    if (!left.isEmpty() && !m.spec().options().cutover().rollbackPreparedTransactions()) {
-      save(m); // the grace's notes, then stop before fencing: nothing to undo but the drain
-      refuseLeftoverPrepared(m, left);
-    }
+    CutoverSteps steps = cutovers.computeIfAbsent(m.id(), id -> new CutoverSteps(clock));
     if (m.progress().fencedRoles().isEmpty()) {
       // Record which roles the fence takes away before taking them, so an unfence after a crash restores them.
+      // Listed before the drain, so the writes do not wait for it; the fence lists them again.
       ImmutableList<String> roles = platform.loginRolesToFence(true);
       List<String> kept = new ArrayList<>(platform.loginRolesToFence(false));
       kept.removeAll(roles);
       m = m.with(m.progress().withFencedRoles(roles)).note(clock.instant(), "fencing roles " + roles
           + (kept.isEmpty() ? "" : "; the standby's " + kept + " keep their login until the target is promoted"));
-      save(m);
+      m = save(m);
+    }
+    platform.prepareFence();
+    platform.armTargetReadOnly(); // a standby is read-only anyway: armed now, it admits no write when promoted
+    Instant draining = clock.instant();
+    Migration quiescing = m;
+    steps.time("drain-ack", () -> {
+      await(quiescing, "the route drain to be ACKed", router.drain(quiescing.database()));
+      return null;
+    });
+    m = m.note(clock.instant(), "route drained: every sidecar ACKed in " + Duration.between(draining, clock.instant())
+        .toMillis() + " ms");
+    Migration drained = m;
+    m = steps.time("grace", () -> letInFlightWorkFinish(drained, platform));
+    ImmutableList<Platform.PreparedTransaction> left = platform.preparedTransactions();
+    if (!left.isEmpty() && !m.spec().options().cutover().rollbackPreparedTransactions()) {
+      m = save(m); // the grace's notes, then stop before fencing: nothing to undo but the drain
+      refuseLeftoverPrepared(m, left);
     }
     store.confirmWriter(); // the irreversible steps are re-checked right before they act
-    ImmutableList<Platform.Session> ended = platform.fence(m.progress().fencedRoles());
+    List<String> listed = m.progress().fencedRoles();
+    ImmutableList<Platform.Session> fenceEnded = steps.time("fence", () -> platform.fence(listed));
+    List<Platform.Session> ended = new ArrayList<>(fenceEnded);
+    // A role made since the listing (before the fence ended every session that could make one) is fenced too.
+    List<String> made = new ArrayList<>(platform.loginRolesToFence(true));
+    made.removeAll(listed);
+    if (!made.isEmpty()) {
+      List<String> all = new ArrayList<>(listed);
+      all.addAll(made);
+      m = m.with(m.progress().withFencedRoles(all)).note(clock.instant(), "fencing roles " + made
+          + " too, made since the roles were listed");
+      m = save(m);
+      platform.refuseLogins(made);
+      ended.addAll(platform.endSessions(false));
+    }
+    List<String> fencing = m.progress().fencedRoles();
     List<Platform.Session> cut = ended.stream().filter(Platform.Session::busy).toList();
     if (!ended.isEmpty()) {
       m = m.note(clock.instant(), "fence cut " + cut.size() + " session(s) at work" + roles(cut) + " and ended "
@@ -595,16 +835,19 @@ public final class Migrator {
       // The gids are recorded before they are rolled back.
       m = m.note(clock.instant(), "rolling back " + prepared.size() + " prepared transaction(s) on the source, as"
           + " the operator allowed: " + describe(prepared));
-      save(m);
+      m = save(m);
       platform.rollBackPreparedTransactions(prepared);
     }
-    platform.verifyFence(m.progress().fencedRoles());
-    Lsn finalLsn = platform.finalLsn();
+    steps.time("verify-fence", () -> {
+      platform.verifyFence(fencing);
+      return null;
+    });
+    Lsn finalLsn = steps.time("final-lsn", platform::finalLsn);
     m = m.with(m.progress().withFinalLsn(finalLsn));
     return transition(m, Phase.CATCHING_UP, "source fenced at final LSN " + finalLsn);
   }
 
-  private static final Duration QUIESCE_POLL = Duration.ofMillis(10);
+  private static final Duration QUIESCE_POLL = Duration.ofMillis(5);
 
   /**
    * PgBouncer's PAUSE, done at the server: the drain stops new connections, so wait up to the quiesce grace for
@@ -695,6 +938,8 @@ public final class Migrator {
    */
   private Migration catchUp(Migration m, Platform platform) throws MigrationException, InterruptedException {
     Lsn finalLsn = m.progress().finalLsn().orElseThrow();
+    CutoverSteps steps = cutovers.computeIfAbsent(m.id(), id -> new CutoverSteps(clock));
+    Instant slotsStart = clock.instant();
     List<Platform.Session> reasserted = new ArrayList<>();
     List<SlotPosition> recorded = new ArrayList<>();
     for (Platform.Slot slot : platform.sourceSlots()) {
@@ -707,18 +952,25 @@ public final class Migrator {
       recorded.add(new SlotPosition(name, confirmed.plugin(), confirmed.confirmedLsn()));
     }
     ImmutableList<Platform.Session> streams = platform.endSessions(true); // every consumer has the final LSN now
+    steps.add("cdc-slots", Duration.between(slotsStart, clock.instant()));
+    // Saved with PROMOTING, before the promotion: a resume before that records them again, from the same slots.
     m = m.with(m.progress().withSlots(recorded)).note(clock.instant(), "slots recorded: " + recorded
         + (streams.isEmpty() ? "" : "; ended " + streams.size() + " session(s) left streaming" + roles(streams))
         + (reasserted.isEmpty() ? "" : "; ended " + reasserted.size() + " session(s) opened after the fence"
             + roles(reasserted)));
-    save(m);
-    poll(m, "the target to replay " + finalLsn, () -> {
-      platform.endSessions(true);
-      return platform.targetReplayLsn().atLeast(finalLsn);
+    Migration slotsSaved = m;
+    steps.time("replay", () -> {
+      poll(slotsSaved, "the target to replay " + finalLsn, () -> {
+        platform.endSessions(true);
+        return platform.targetReplayLsn().atLeast(finalLsn);
+      });
+      return null;
     });
-    platform.syncFailoverSlots();
-    platform.armTargetReadOnly();
-    String proof = proveNothingCommittedAfter(m, platform);
+    steps.time("sync-slots", () -> {
+      platform.syncFailoverSlots();
+      return null;
+    });
+    String proof = steps.time("wal-proof", () -> proveNothingCommittedAfter(slotsSaved, platform));
     return transition(m, Phase.PROMOTING, "target replayed " + platform.targetReplayLsn() + "; " + proof);
   }
 
@@ -740,7 +992,12 @@ public final class Migrator {
 
   private Migration promote(Migration m, Platform platform) throws MigrationException, InterruptedException {
     store.confirmWriter();
-    platform.promoteTarget();
+    CutoverSteps steps = cutovers.computeIfAbsent(m.id(), id -> new CutoverSteps(clock));
+    steps.time("promote", () -> {
+      platform.promoteTarget();
+      return null;
+    });
+    Instant afterPromotion = clock.instant();
     // The standby's roles kept their login so it could reconnect while catching up; it streams no more.
     ImmutableList<String> open = platform.loginRolesToFence(false);
     if (!open.isEmpty()) {
@@ -748,30 +1005,44 @@ public final class Migrator {
       open.stream().filter(r -> !all.contains(r)).forEach(all::add);
       m = m.with(m.progress().withFencedRoles(all)).note(clock.instant(), "target promoted; the standby's roles "
           + open + " refused on the source too");
-      save(m);
+      m = save(m);
       platform.refuseLogins(open);
     }
+    steps.add("standby-roles", Duration.between(afterPromotion, clock.instant()));
     ImmutableList<Platform.PreparedTransaction> carried = platform.targetPreparedTransactions();
     if (!carried.isEmpty()) {
       throw new MigrationException("database '" + m.database() + "': " + carried.size() + " transaction(s) came"
           + " over to the target still prepared, holding their locks there: " + describe(carried)
           + ". Commit or roll them back on " + m.spec().target());
     }
-    ImmutableList<String> slots = platform.createSlotsOnTarget(m.progress().slots()); // before any write is admitted
-    platform.restoreLoginsOnTarget(m.progress().fencedRoles());
-    platform.admitWritesOnTarget();
+    List<SlotPosition> positions = m.progress().slots();
+    ImmutableList<String> slots = steps.time("target-slots", () -> platform.createSlotsOnTarget(positions)); // before any write is admitted
+    List<String> fenced = m.progress().fencedRoles();
+    steps.time("admit-writes", () -> {
+      platform.restoreLoginsOnTarget(fenced);
+      platform.admitWritesOnTarget();
+      return null;
+    });
     return transition(m, Phase.SHIFTING, "target promoted; slots: " + (slots.isEmpty() ? "none" : String.join("; ", slots)));
   }
 
   private Migration shift(Migration m) throws MigrationException, InterruptedException {
-    await(m, "every sidecar to ACK the route to the target", router.route(m.database(), m.spec().target()));
+    CutoverSteps steps = cutovers.computeIfAbsent(m.id(), id -> new CutoverSteps(clock));
+    steps.time("route-ack", () -> {
+      await(m, "every sidecar to ACK the route to the target", router.route(m.database(), m.spec().target()));
+      return null;
+    });
     return transition(m, Phase.VERIFYING, "route to " + m.spec().target() + " ACKed");
   }
 
   private Migration verify(Migration m, Platform platform) throws MigrationException, InterruptedException {
-    platform.writeProbeTarget();
-    String proof = proveNothingCommittedAfter(m, platform);
-    return transition(m, Phase.COMPLETED, "write probe committed on " + m.spec().target() + "; " + proof);
+    CutoverSteps steps = cutovers.computeIfAbsent(m.id(), id -> new CutoverSteps(clock));
+    steps.time("probe", () -> {
+      platform.writeProbeTarget();
+      return null;
+    });
+    String proof = steps.time("final-proof", () -> proveNothingCommittedAfter(m, platform));
+    return transition(m.note(clock.instant(), steps.line()), Phase.COMPLETED, "write probe committed on " + m.spec().target() + "; " + proof);
   }
 
   /**
@@ -815,7 +1086,8 @@ public final class Migrator {
       throws MigrationException, InterruptedException {
     Duration left = Duration.between(clock.instant(), m.phaseStarted().plus(m.spec().options().phaseDeadline()));
     try {
-      future.get(Math.max(1, left.toMillis()), TimeUnit.MILLISECONDS);
+      sleeper.awaitDone(future, left);
+      future.get(); // done: its outcome
     } catch (ExecutionException e) {
       Throwable cause = e.getCause() instanceof java.util.concurrent.CompletionException c ? c.getCause() : e.getCause();
       throw new MigrationException(m + ": waiting for " + what + " failed: " + cause.getMessage(), cause);
@@ -844,8 +1116,8 @@ public final class Migrator {
     }
   }
 
-  private void checkInterrupts(Migration m) throws RollbackRequested {
-    if (m.phase() != Phase.ROLLING_BACK && rollbackRequests.containsKey(m.id())) {
+  private void checkInterrupts(Migration m) throws MigrationException {
+    if (m.phase() != Phase.ROLLING_BACK && existing(m.id()).rollbackRequested()) {
       throw new RollbackRequested();
     }
   }

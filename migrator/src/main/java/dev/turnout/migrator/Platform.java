@@ -1,22 +1,16 @@
 package dev.turnout.migrator;
 
 import com.google.common.collect.ImmutableList;
+import dev.turnout.migrator.check.PreflightFacts;
 import java.util.List;
 
 /**
  * Every side effect a migration has on its two servers, one method each, so a run reads as a list of named
- * actions. Implementations check the world first (promote is a no-op on a primary, fence on a fenced source),
- * so re-running any of them after a crash is harmless.
+ * actions, and the reads its steps and checks need. Implementations check the world first (promote is a no-op on
+ * a primary, fence on a fenced source), so re-running any of them after a crash is harmless. A platform gathers
+ * facts; {@link dev.turnout.migrator.check.Preflight} judges them.
  */
 public interface Platform extends AutoCloseable {
-
-  /** One preflight finding; a blocking one stops the migration. */
-  record Check(String name, boolean ok, boolean blocking, String detail) {
-    @Override
-    public String toString() {
-      return (ok ? "ok   " : blocking ? "FAIL " : "warn ") + name + ": " + detail;
-    }
-  }
 
   /** Replication as seen at one moment: WAL written at the source, replayed at the target. */
   record Sample(long atNanos, Lsn sourceLsn, Lsn replayLsn, double replayDelaySeconds) {
@@ -35,8 +29,20 @@ public interface Platform extends AutoCloseable {
    */
   java.util.Optional<String> ensureTarget() throws MigrationException;
 
-  /** Target is a streaming standby of source; parameters, extensions and slots allow the move. */
-  ImmutableList<Check> preflight(boolean allowDroppingStaleSlots) throws MigrationException;
+  /**
+   * What preflight judges (is the target a streaming standby of the source; do parameters, extensions, slots and
+   * the provider allow the move), read without changing anything.
+   */
+  PreflightFacts preflightFacts() throws MigrationException;
+
+  /** Drops an inactive logical slot on the source (preflight, when the operator allowed dropping stale slots). */
+  void dropSlot(String name) throws MigrationException;
+
+  /**
+   * Installs pg_walinspect on the source, in the migrator's database, for the proof that nothing committed after
+   * the final LSN ({@link #commitsAfter}).
+   */
+  void installWalProof() throws MigrationException;
 
   Sample sample() throws MigrationException;
 
@@ -94,6 +100,13 @@ public interface Platform extends AutoCloseable {
 
   /** Transactions that came over to the promoted target still prepared: they would hold their locks there. */
   ImmutableList<PreparedTransaction> targetPreparedTransactions() throws MigrationException;
+
+  /**
+   * Before the drain, while the source still serves: what of the fence can be done without touching the
+   * application (keeping the source's WAL from here on, below the final LSN), so the writes do not wait for it.
+   * Idempotent; {@link #unfence} undoes it. Nothing by default.
+   */
+  default void prepareFence() throws MigrationException {}
 
   /**
    * Hard fence: read-only by default, the source's WAL after this point kept until finalized, {@code roles}
@@ -178,20 +191,24 @@ public interface Platform extends AutoCloseable {
   /** Commits a transaction that needs a write-capable server. */
   void writeProbeTarget() throws MigrationException;
 
-  /**
-   * Calls on outside APIs a real run would make, in order, each as {@code "PHASE: Call Param=value ..."}, for
-   * the dry run. Platforms that act only through SQL have none.
-   */
-  default ImmutableList<String> plannedCalls() throws MigrationException {
-    return ImmutableList.of();
-  }
-
   @Override
   void close();
 
   /** Opens the platform of one migration's source and target. */
   interface Factory {
     Platform open(Migration.Spec spec) throws MigrationException;
+
+    /**
+     * Opens the platform of {@code spec} for a dry run ({@link Migrator#dryRun}): the same platform code, on servers
+     * and APIs that it reads for real and whose every change it lists in {@code dryRun} instead of making; each wait
+     * it answers as the change it waits for would (the target replays the final LSN it read, a cluster it would
+     * create is available). A read that cannot be made before the run changes something (a target the run would
+     * create) is answered as the change would leave it, and the transcript says so. Refused by platforms without one.
+     */
+    default Platform openDryRun(Migration.Spec spec, DryRun dryRun) throws MigrationException {
+      throw new MigrationConflictException(MigrationConflictException.Kind.FAILED_PRECONDITION, "database '"
+          + spec.database() + "': this platform has no dry run");
+    }
 
     /**
      * Where a migration of {@code database} goes when the operator names no target, when the platform can tell

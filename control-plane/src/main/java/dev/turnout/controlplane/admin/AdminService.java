@@ -82,12 +82,16 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
   private final RoutingService routing;
   private final AckTracker tracker;
   private final AuditLog audit;
+  /** Present when several replicas share the store: what the others' sidecars did, for operators. */
+  private final Optional<SharedRoutes> replicas;
 
-  public AdminService(Migrations migrator, RoutingService routing, AckTracker tracker, AuditLog audit) {
+  public AdminService(Migrations migrator, RoutingService routing, AckTracker tracker, AuditLog audit,
+      Optional<SharedRoutes> replicas) {
     this.migrator = migrator;
     this.routing = routing;
     this.tracker = tracker;
     this.audit = audit;
+    this.replicas = replicas;
   }
 
   /** A call body that may fail with a status or a domain exception. */
@@ -118,6 +122,7 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
         case NOT_FOUND -> Status.NOT_FOUND;
         case FAILED_PRECONDITION -> Status.FAILED_PRECONDITION;
         case UNAVAILABLE -> Status.UNAVAILABLE;
+        case ABORTED -> Status.ABORTED;
       };
       return status.withDescription(e.getMessage()).asRuntimeException();
     }
@@ -262,7 +267,7 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
     return java.time.Duration.ofSeconds(d.getSeconds(), d.getNanos());
   }
 
-  private Migration existing(String id) {
+  private Migration existing(String id) throws MigrationException {
     if (id.isBlank()) {
       throw invalid("migration id is required");
     }
@@ -290,8 +295,8 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
     Migration first;
     try {
       first = existing(request.getId());
-    } catch (StatusRuntimeException e) {
-      response.onError(e);
+    } catch (StatusRuntimeException | MigrationException e) {
+      response.onError(status(e));
       return;
     }
     ServerCallStreamObserver<dev.turnout.admin.v1.Migration> call =
@@ -325,16 +330,25 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
     };
     // Figures move between saved states: send the state with fresh figures every second until it settles.
     java.util.concurrent.ScheduledFuture<?> ticks = TICKER.scheduleAtFixedRate(
-        () -> migrator.get(first.id()).ifPresent(listener), 1, 1, java.util.concurrent.TimeUnit.SECONDS);
+        () -> latest(first.id()).ifPresent(listener), 1, 1, java.util.concurrent.TimeUnit.SECONDS);
     ticking.set(ticks);
     call.setOnCancelHandler(() -> {
       migrator.removeListener(listener);
       ticks.cancel(false);
     });
     migrator.addListener(listener);
-    listener.accept(migrator.get(first.id()).orElse(first)); // the state now, in case nothing changes again
-    if (isSettled(migrator.get(first.id()).orElse(first).phase())) {
+    listener.accept(latest(first.id()).orElse(first)); // the state now, in case nothing changes again
+    if (isSettled(latest(first.id()).orElse(first).phase())) {
       ticks.cancel(false);
+    }
+  }
+
+  /** A watched migration's state now; empty when the store cannot be read this time (the watch looks again). */
+  private Optional<Migration> latest(String id) {
+    try {
+      return migrator.get(id);
+    } catch (MigrationException e) {
+      return Optional.empty();
     }
   }
 
@@ -503,8 +517,8 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
     if (!next.isEmpty()) {
       b.setNextPageToken(next);
     }
-    if (routing.shared().isPresent()) {
-      var shared = routing.shared().get();
+    if (replicas.isPresent()) {
+      var shared = replicas.get();
       b.setReplica(shared.replicaId());
       try {
         for (var r : shared.reports()) {
@@ -527,13 +541,13 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
   public void listNodes(ListNodesRequest request, StreamObserver<ListNodesResponse> response) {
     unary(response, () -> {
       ListNodesResponse.Builder b = ListNodesResponse.newBuilder();
-      String here = routing.shared().map(SharedRoutes::replicaId).orElse("");
+      String here = replicas.map(SharedRoutes::replicaId).orElse("");
       for (SharedRoutes.NodeRow n : localNodes(tracker)) {
         b.addNodes(toProto(n).setReplica(here));
       }
-      if (routing.shared().isPresent()) {
+      if (replicas.isPresent()) {
         try {
-          for (SharedRoutes.NodeRow n : routing.shared().get().nodes()) {
+          for (SharedRoutes.NodeRow n : replicas.get().nodes()) {
             if (!n.replica().equals(here)) { // this replica's own are the tracker's, fresher than the store's
               b.addNodes(toProto(n).setReplica(n.replica()).setConnected(n.connected() && n.live()));
             }

@@ -90,8 +90,9 @@ public final class HttpEndpoint implements AutoCloseable {
       unresolved.register(unresolvedRows, true);
       // Migration gauges come from the replica that runs them (with several replicas, the leader's are the
       // ones with live figures; the others would report the same migrations again, without them).
-      List<Migration> active = !migrator.leading() ? List.of()
-          : migrator.list().stream().filter(m -> !m.phase().isTerminal()).toList();
+      Migrator running = migrator.current();
+      List<Migration> active = running == null ? List.of()
+          : running.list().stream().filter(m -> !m.phase().isTerminal()).toList();
       phase.register(rows(active, m -> 1), true);
       lag.register(rows(active, m -> migrator.figures(m.id()).map(Migrator.Figures::lagBytes).orElse(null)), true);
       delay.register(rows(active, m -> migrator.figures(m.id()).map(Migrator.Figures::replayDelaySeconds).orElse(null)), true);

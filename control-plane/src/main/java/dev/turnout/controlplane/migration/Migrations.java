@@ -16,7 +16,8 @@ import java.util.function.Supplier;
 /**
  * The migrations as this control-plane replica sees them. The leader runs them (a {@link Migrator} of its own for
  * each term, resuming every unfinished migration from the store); any other replica reads them from the store
- * and refuses commands with {@code UNAVAILABLE}, naming the leader. With one replica it always leads.
+ * and refuses commands ({@link MigrationConflictException.Kind#UNAVAILABLE}), naming the leader. With one replica
+ * it always leads. Failures are the migrator's exceptions; the admin API maps them to status codes.
  */
 public final class Migrations {
   private final MigrationStore store;
@@ -118,8 +119,8 @@ public final class Migrations {
     return leader().outsideMigrations(database, action);
   }
 
-  /** The leader's view; elsewhere the store's (UNAVAILABLE when the store cannot be read now). */
-  public Optional<Migration> get(String id) {
+  /** The leader's view; elsewhere the store's (failing when the store cannot be read now). */
+  public Optional<Migration> get(String id) throws MigrationException {
     Migrator m = current;
     if (m != null) {
       return m.get(id);
@@ -127,7 +128,7 @@ public final class Migrations {
     return stored().stream().filter(s -> s.id().equals(id)).findFirst();
   }
 
-  public ImmutableList<Migration> list() {
+  public ImmutableList<Migration> list() throws MigrationException {
     Migrator m = current;
     if (m != null) {
       return m.list();
@@ -136,12 +137,11 @@ public final class Migrations {
         .collect(ImmutableList.toImmutableList());
   }
 
-  private List<Migration> stored() {
+  private List<Migration> stored() throws MigrationException {
     try {
       return store.loadAll();
     } catch (MigrationException e) {
-      throw io.grpc.Status.UNAVAILABLE.withDescription("cannot read the migrations from the store: " + e.getMessage())
-          .asRuntimeException();
+      throw new MigrationException("cannot read the migrations from the store: " + e.getMessage(), e);
     }
   }
 

@@ -1,32 +1,51 @@
 package dev.turnout.controlplane.store;
 
 import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.datatype.guava.GuavaModule;
 import com.fasterxml.jackson.datatype.jdk8.Jdk8Module;
 import com.fasterxml.jackson.datatype.jsr310.JavaTimeModule;
 import dev.turnout.migrator.Migration;
 import dev.turnout.migrator.MigrationException;
 import dev.turnout.migrator.MigrationStore;
+import dev.turnout.migrator.RevisionConflictException;
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.TreeSet;
 import java.util.regex.Pattern;
 
 /**
- * Migrations in the embedded store: one JSON file per migration under {@code migrations/}, replaced atomically
- * (written to a temporary file, fsynced, renamed over the old one, directory fsynced), so a crash leaves either
- * the previous state or the new one, never half of one.
+ * Migrations in the embedded store: one journal per migration, {@code migrations/<id>.log}. A save appends the
+ * whole migration as one line (its JSON behind a CRC32C, as the routing journal frames its lines) and fsyncs the
+ * file: one disk flush per save, where replacing a file atomically takes two (the file, then its directory), and
+ * a cutover saves three times while the writes wait. Loading takes the last intact line, so a save a crash tore
+ * leaves the previous state; the torn tail is cut before the next append. A journal grown past
+ * {@link #COMPACT_AT} is rewritten to its last line (temporary file, fsync, rename, directory fsync).
+ *
+ * <p>A save compares the revision it was read at with the one the store holds. This process alone writes the
+ * directory, so the held revision is kept in memory once read. {@code <id>.json} files of earlier versions (one
+ * JSON document, replaced atomically) are read, at revision 0 when they carry none, and give way to a journal at
+ * their next save.
  */
 public final class FileMigrationStore implements MigrationStore {
   private static final Pattern ID = Pattern.compile("[A-Za-z0-9_-]{1,64}");
+  /** A journal larger than this is rewritten to its last line after a save. */
+  static final long COMPACT_AT = 1 << 20;
 
   static final ObjectMapper JSON = new ObjectMapper()
       .registerModule(new Jdk8Module())
@@ -38,6 +57,8 @@ public final class FileMigrationStore implements MigrationStore {
       .enable(SerializationFeature.INDENT_OUTPUT);
 
   private final Path directory;
+  /** The state the store holds of each migration this process has read or saved. */
+  private final Map<String, Migration> held = new HashMap<>();
 
   public FileMigrationStore(Path storeDirectory) throws MigrationException {
     this.directory = storeDirectory.resolve("migrations");
@@ -49,43 +70,135 @@ public final class FileMigrationStore implements MigrationStore {
   }
 
   @Override
-  public synchronized void save(Migration migration) throws MigrationException {
+  public synchronized Migration save(Migration migration) throws MigrationException {
     if (!ID.matcher(migration.id()).matches()) {
       throw new IllegalArgumentException("migration id '" + migration.id() + "' is not a file-safe name");
     }
-    Path file = directory.resolve(migration.id() + ".json");
-    Path tmp = directory.resolve(migration.id() + ".json.tmp");
+    Optional<Migration> current = read(migration.id());
+    long revision = current.map(Migration::revision).orElse(0L);
+    if (revision != migration.revision()) {
+      throw new RevisionConflictException(migration, revision, current.map(Migration::phase));
+    }
+    Migration saved = migration.atRevision(revision + 1);
+    Path log = journal(migration.id());
     try {
-      byte[] bytes = JSON.writeValueAsBytes(migration);
-      try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-          StandardOpenOption.TRUNCATE_EXISTING)) {
-        ch.write(java.nio.ByteBuffer.wrap(bytes));
-        ch.force(true);
+      boolean created = !Files.exists(log);
+      byte[] line = FileRouteStore.frame((ObjectNode) JSON.valueToTree(saved));
+      try (FileChannel out = FileChannel.open(log, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+          StandardOpenOption.APPEND)) {
+        FileRouteStore.appendDurably(out, line);
+        if (out.size() > COMPACT_AT) {
+          compact(log, line);
+        }
       }
-      Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-      try (FileChannel dir = FileChannel.open(directory, StandardOpenOption.READ)) {
-        dir.force(true);
+      if (created) {
+        fsyncDirectory(); // the new journal's name is durable too
+        Files.deleteIfExists(legacy(migration.id())); // the journal, now durable, replaces it
       }
     } catch (IOException e) {
       throw new MigrationException("cannot save " + migration + " in " + directory + ": " + e.getMessage()
           + "; nothing was done for its new state", e);
     }
+    held.put(saved.id(), saved);
+    return saved;
   }
 
   @Override
   public synchronized List<Migration> loadAll() throws MigrationException {
-    List<Migration> result = new ArrayList<>();
-    try (DirectoryStream<Path> files = Files.newDirectoryStream(directory, "*.json")) {
+    TreeSet<String> ids = new TreeSet<>();
+    try (DirectoryStream<Path> files = Files.newDirectoryStream(directory, "*.{log,json}")) {
       for (Path file : files) {
-        try {
-          result.add(JSON.readValue(file.toFile(), Migration.class));
-        } catch (IOException e) {
-          throw new MigrationException("cannot read migration " + file + ": " + e.getMessage(), e);
-        }
+        String name = file.getFileName().toString();
+        ids.add(name.substring(0, name.lastIndexOf('.')));
       }
     } catch (IOException e) {
       throw new MigrationException("cannot list " + directory + ": " + e.getMessage(), e);
     }
+    List<Migration> result = new ArrayList<>();
+    for (String id : ids) {
+      held.remove(id); // read again: loadAll is what a restart sees
+      read(id).ifPresent(result::add);
+    }
     return result;
+  }
+
+  private Path journal(String id) {
+    return directory.resolve(id + ".log");
+  }
+
+  private Path legacy(String id) {
+    return directory.resolve(id + ".json");
+  }
+
+  /** What the store holds of {@code id}: the journal's last intact line, else an earlier version's file. */
+  private Optional<Migration> read(String id) throws MigrationException {
+    Migration known = held.get(id);
+    if (known != null) {
+      return Optional.of(known);
+    }
+    Optional<Migration> found;
+    try {
+      found = Files.exists(journal(id)) ? lastIntact(journal(id)) : Optional.empty();
+      if (found.isEmpty() && Files.exists(legacy(id))) {
+        found = Optional.of(JSON.readValue(legacy(id).toFile(), Migration.class));
+      }
+    } catch (IOException e) {
+      throw new MigrationException("cannot read migration " + id + " in " + directory + ": " + e.getMessage(), e);
+    }
+    found.ifPresent(m -> held.put(id, m));
+    return found;
+  }
+
+  /**
+   * The last intact line of a journal; a torn tail (a save a crash cut short) is cut off the file first. Empty
+   * when the first save was torn: the migration was never saved.
+   */
+  private static Optional<Migration> lastIntact(Path log) throws IOException {
+    byte[] bytes = Files.readAllBytes(log);
+    int end = bytes.length;
+    while (end > 0 && bytes[end - 1] != '\n') {
+      end--;
+    }
+    if (end < bytes.length) {
+      try (FileChannel ch = FileChannel.open(log, StandardOpenOption.WRITE)) {
+        ch.truncate(end);
+        ch.force(false);
+      }
+    }
+    if (end == 0) {
+      return Optional.empty();
+    }
+    int start = end - 1;
+    while (start > 0 && bytes[start - 1] != '\n') {
+      start--;
+    }
+    // Only the last whole line counts: falling back to an earlier one would resume from an older state.
+    JsonNode node = FileRouteStore.verify(new String(bytes, start, end - 1 - start, StandardCharsets.UTF_8));
+    if (node == null) {
+      throw new IOException("the last entry of " + log + " is damaged (its checksum does not match); restore the"
+          + " file from a backup or remove the line if the migration's servers tell the same state as the line before");
+    }
+    return Optional.of(JSON.treeToValue(node, Migration.class));
+  }
+
+  /** Rewrites {@code log} as its last line alone. */
+  private void compact(Path log, byte[] last) throws IOException {
+    Path tmp = log.resolveSibling(log.getFileName() + ".compact");
+    try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+        StandardOpenOption.TRUNCATE_EXISTING)) {
+      ByteBuffer buffer = ByteBuffer.wrap(last);
+      while (buffer.hasRemaining()) {
+        ch.write(buffer);
+      }
+      ch.force(true);
+    }
+    Files.move(tmp, log, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+    fsyncDirectory();
+  }
+
+  private void fsyncDirectory() throws IOException {
+    try (FileChannel dir = FileChannel.open(directory, StandardOpenOption.READ)) {
+      dir.force(true);
+    }
   }
 }

@@ -16,8 +16,8 @@ import org.slf4j.LoggerFactory;
 /**
  * Which replica runs migrations. On a connection of its own, every lease/5 each replica records that it is alive;
  * the one that holds the PostgreSQL advisory lock is the leader and renews the leader row. Taking the lock raises
- * the epoch in that row, and every migration write checks it ({@link PostgresStore}), so a replica that lost the
- * leadership cannot write a step even before it notices.
+ * the epoch in that row, and every migration write checks it ({@link PostgresMigrationStore}), so a replica that
+ * lost the leadership cannot write a step even before it notices.
  *
  * <p>A leader whose process died loses the lock with its connection. A leader that is alive but silent (paused,
  * partitioned) keeps its connection, so once its row is a lease old the next candidate ends that session
@@ -75,7 +75,7 @@ public final class Leadership implements AutoCloseable {
     }
     try {
       if (connection == null || connection.isClosed()) {
-        connection = PostgresStore.connect(store.settings());
+        connection = StoreConnection.connect(store.settings());
       }
       heartbeat();
       if (epoch != 0) {
@@ -92,7 +92,7 @@ public final class Leadership implements AutoCloseable {
       } else {
         log.warn("leadership: cannot reach the store: {}", e.getMessage());
       }
-      PostgresStore.closeQuietly(connection);
+      StoreConnection.closeQuietly(connection);
       connection = null;
     }
   }
@@ -206,7 +206,7 @@ public final class Leadership implements AutoCloseable {
     long was = epoch;
     epoch = 0;
     store.leadingAt(0);
-    PostgresStore.closeQuietly(connection); // releases the lock if the session still holds it
+    StoreConnection.closeQuietly(connection); // releases the lock if the session still holds it
     connection = null;
     log.warn("replica {} is no longer the migration leader (epoch {}): {}", store.replicaId(), was, why);
     listener.deposed(why);
@@ -224,7 +224,7 @@ public final class Leadership implements AutoCloseable {
       epoch = 0;
       store.leadingAt(0);
     }
-    PostgresStore.closeQuietly(connection);
+    StoreConnection.closeQuietly(connection);
     connection = null;
   }
 }

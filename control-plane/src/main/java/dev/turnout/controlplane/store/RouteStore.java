@@ -49,11 +49,6 @@ public interface RouteStore extends AutoCloseable {
   /** Where the admin API's writes are recorded: in this same store, so they live and move with it. */
   AuditLog audit() throws StoreException;
 
-  /** For a store several replicas share: how route changes made by other replicas are learned and acknowledged. */
-  default Optional<SharedRoutes> shared() {
-    return Optional.empty();
-  }
-
   @Override
   void close() throws StoreException;
 }

@@ -3,14 +3,12 @@ package dev.turnout.controlplane.xds;
 import com.google.errorprone.annotations.concurrent.GuardedBy;
 import dev.turnout.controlplane.store.RouteRecord;
 import dev.turnout.controlplane.store.RouteStore;
-import dev.turnout.controlplane.store.SharedRoutes;
 import dev.turnout.controlplane.store.StoreException;
 import dev.turnout.envoy.DatabaseRoute;
 import dev.turnout.envoy.Endpoint;
 import dev.turnout.envoy.RoutingTable;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -18,8 +16,6 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executor;
-import java.util.concurrent.ScheduledExecutorService;
-import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -27,6 +23,10 @@ import org.slf4j.LoggerFactory;
  * The authoritative routing table inside the process: {@link #route} and {@link #drain} change one database's
  * endpoint atomically, journaled before publication, and return a future that completes when every sidecar
  * subscribed to that database has ACKed the new version (or fails naming the stragglers at the deadline).
+ *
+ * <p>Whether this process is the only control plane or one of several replicas sharing a store is not its
+ * concern: its {@link Ports} say what of the store to take into the table ({@link RouteFeed}) and how a change
+ * waits for its ACKs ({@link AckWait}).
  */
 public final class RoutingService {
   private static final Logger log = LoggerFactory.getLogger(RoutingService.class);
@@ -41,6 +41,12 @@ public final class RoutingService {
    */
   public record ByHand(RouteRecord.Operator operator, Optional<Endpoint> expectedCurrent) {}
 
+  /**
+   * What the routing table rests on: the store changes are recorded in, what of that store to take into the table
+   * beyond this process's own changes, and how a change waits for the sidecars' ACKs.
+   */
+  public record Ports(RouteStore store, RouteFeed feed, AckWait acks) {}
+
   /** Resolves a DNS name to the address sidecars connect to; Envoy's EDS accepts IP addresses only. */
   public interface Resolver {
     Endpoint resolve(Endpoint endpoint) throws UnknownHostException;
@@ -50,14 +56,11 @@ public final class RoutingService {
   }
 
   private final RouteStore store;
-  /** Present when several replicas share the store: changes are learned from it, ACKs gathered through it. */
-  private final Optional<SharedRoutes> shared;
+  private final RouteFeed feed;
+  private final AckWait acks;
   private final SnapshotPublisher publisher;
-  private final AckTracker tracker;
-  private final ScheduledExecutorService scheduler;
   private final Executor callbacks;
   private final Resolver resolver;
-  private final Duration ackTimeout;
   private final Object lock = new Object();
   private final java.util.List<java.util.function.Consumer<RouteResult>> ackListeners =
       new java.util.concurrent.CopyOnWriteArrayList<>();
@@ -92,16 +95,14 @@ public final class RoutingService {
   @GuardedBy("lock")
   private long version;
 
-  RoutingService(RouteStore store, SnapshotPublisher publisher, AckTracker tracker, ScheduledExecutorService scheduler,
-      Executor callbacks, Resolver resolver, Duration ackTimeout) {
-    this.store = store;
-    this.shared = store.shared();
+  /** @param callbacks where ACK listeners and the callers' continuations run, off the ACK tracker's thread */
+  RoutingService(Ports ports, SnapshotPublisher publisher, Executor callbacks, Resolver resolver) {
+    this.store = ports.store();
+    this.feed = ports.feed();
+    this.acks = ports.acks();
     this.publisher = publisher;
-    this.tracker = tracker;
-    this.scheduler = scheduler;
     this.callbacks = callbacks;
     this.resolver = resolver;
-    this.ackTimeout = ackTimeout;
   }
 
   /**
@@ -163,24 +164,20 @@ public final class RoutingService {
       for (String name : unseeded.keySet()) {
         endpointVersions.put(name, version); // drained from the first version it is served at
       }
-      if (shared.isPresent()) {
-        // What other replicas recorded while this one started: publish exactly the store's table at its version.
-        applyStored(store.load());
-      }
+      // What other replicas recorded while this one started: publish exactly the store's table at its version.
+      applyStored(feed.recordedElsewhere());
       publisher.publish(table, version);
       log.info("serving {} databases at version {}", table.databases().size(), version);
-      if (shared.isPresent()) {
-        // Replicas waiting on a change count this one from now on: say what its sidecars make of each route.
-        for (DatabaseRoute route : table.databases().values()) {
-          reportLocalAcks(route, endpointVersions.get(route.name()));
-        }
+      // Replicas waiting on a change count this one from now on: say what its sidecars make of each route.
+      for (DatabaseRoute route : table.databases().values()) {
+        acks.published(route, endpointVersions.get(route.name()));
       }
     }
-    shared.ifPresent(s -> s.onChange(this::refresh));
+    feed.onChange(this::refresh);
   }
 
   /**
-   * Shared store: applies what other replicas recorded since the last look and, when an endpoint changed,
+   * Applies what other replicas recorded in a shared store since the last look and, when an endpoint changed,
    * publishes under the store's version. A version names the same table on every replica (all records up to it,
    * read in one snapshot), so a sidecar that moves to another replica is never left on stale content that
    * carries a current version. Returns the databases republished.
@@ -188,7 +185,7 @@ public final class RoutingService {
   public List<String> refresh() {
     synchronized (lock) {
       try {
-        return publishStored(store.load());
+        return publishStored(feed.recordedElsewhere());
       } catch (StoreException e) {
         log.warn("cannot re-read the routing table from the store: {}; serving the last one read", e.getMessage());
         return List.of();
@@ -202,7 +199,7 @@ public final class RoutingService {
     if (!changed.isEmpty()) {
       publisher.publish(table, version);
       for (String database : changed) {
-        reportLocalAcks(table.get(database).orElseThrow(), endpointVersions.get(database));
+        acks.published(table.get(database).orElseThrow(), endpointVersions.get(database));
       }
     }
     return changed;
@@ -229,42 +226,11 @@ public final class RoutingService {
       endpointVersions.put(current.name(), stored.version());
       stored.hostname().ifPresentOrElse(h -> hostnames.put(current.name(), h), () -> hostnames.remove(current.name()));
       changed.add(current.name());
-      log.info("database {}: routed to {} at version {} (recorded in the shared store)", current.name(),
+      log.info("database {}: routed to {} at version {} (as recorded in the store)", current.name(),
           describe(stored.route().endpoint()), stored.version());
     }
     version = Math.max(version, state.highestVersion());
     return changed;
-  }
-
-  /** Shared store: waits for this replica's own sidecars to ACK {@code version} of {@code route} and reports it. */
-  @GuardedBy("lock")
-  private void reportLocalAcks(DatabaseRoute route, long at) {
-    SharedRoutes routes = shared.orElseThrow();
-    localAcks(route.name(), at, route).whenCompleteAsync((report, error) -> {
-      try {
-        if (error == null) {
-          routes.report(route.name(), at, report.ackedBy(), "");
-        } else {
-          Throwable cause = error instanceof java.util.concurrent.CompletionException ? error.getCause() : error;
-          routes.report(route.name(), at, com.google.common.collect.ImmutableList.of(),
-              "replica's " + cause.getMessage());
-        }
-      } catch (RuntimeException e) {
-        log.warn("database {}: cannot report the ACKs of version {}: {}", route.name(), at, e.getMessage());
-      }
-    }, callbacks);
-  }
-
-  /** This process's own sidecars' ACKs of {@code at} for {@code database}, failing at the ACK deadline. */
-  private CompletableFuture<AckTracker.AckReport> localAcks(String database, long at, DatabaseRoute route) {
-    CompletableFuture<AckTracker.AckReport> acks = tracker.awaitAck(database, at, route::allows);
-    long settle = tracker.untilSettled().toMillis();
-    if (settle > 0) {
-      scheduler.schedule(tracker::reevaluate, settle + 1, TimeUnit.MILLISECONDS);
-    }
-    var timeout = scheduler.schedule(() -> tracker.expire(acks), ackTimeout.toMillis(), TimeUnit.MILLISECONDS);
-    acks.whenComplete((r, e) -> timeout.cancel(false));
-    return acks;
   }
 
   /** A configured endpoint's address, or empty (and why recorded) when its name does not resolve. */
@@ -347,12 +313,10 @@ public final class RoutingService {
     long waitFor;
     DatabaseRoute current;
     synchronized (lock) {
-      if (shared.isPresent()) {
-        try {
-          publishStored(store.load()); // decide on what the store says now, not on the last notification
-        } catch (StoreException e) {
-          throw new StoreException("cannot " + cause + " database '" + database + "': " + e.getMessage(), e);
-        }
+      try {
+        publishStored(feed.recordedElsewhere()); // decide on what the store says now, not on the last notification
+      } catch (StoreException e) {
+        throw new StoreException("cannot " + cause + " database '" + database + "': " + e.getMessage(), e);
       }
       current = table.get(database).orElseThrow(() -> new UnknownDatabaseException(database, table.databases().keySet()));
       previous = current.endpoint();
@@ -369,17 +333,7 @@ public final class RoutingService {
         waitFor = published;
       }
     }
-    CompletableFuture<AckTracker.AckReport> acks;
-    if (shared.isPresent()) {
-      long started = System.nanoTime();
-      // Every live replica reports its own sidecars; the ones that learn the change later get the time to.
-      acks = shared.get().awaitReports(database, waitFor, ackTimeout.plus(SHARED_REPORT_MARGIN))
-          .thenApply(nodes -> new AckTracker.AckReport(database, waitFor, nodes,
-              Duration.ofNanos(System.nanoTime() - started)));
-    } else {
-      acks = localAcks(database, waitFor, current);
-    }
-    return acks.whenComplete((r, e) -> {
+    return acks.await(current, waitFor).whenComplete((r, e) -> {
       if (e == null) {
         log.info("route {}: {} -> {} version {} acked by {} node(s) in {} ms", database, describe(previous),
             describe(target), waitFor, r.ackedBy().size(), r.elapsed().toMillis());
@@ -401,33 +355,25 @@ public final class RoutingService {
         && expected.host().equalsIgnoreCase(hostnames.get(database)));
   }
 
-  /** Journals {@code changed} (durable before anyone can see it), then publishes it; returns its version. */
+  /**
+   * Journals {@code changed} (durable before anyone can see it), then publishes it — with every change recorded
+   * before it, under the store's version, when the store is shared; returns its version.
+   */
   @GuardedBy("lock")
   private long publish(DatabaseRoute changed, String cause, Optional<String> hostname, RouteStore.Writer writer,
       Optional<RouteRecord.Operator> operator) throws StoreException {
-    long next = store.append(new RouteRecord(changed, version + 1, cause, hostname, operator), writer);
+    RouteRecord record = new RouteRecord(changed, version + 1, cause, hostname, operator);
+    long next = store.append(record, writer);
     unseeded.remove(changed.name()); // a recorded route, by anyone's hand, supersedes the configuration's
     unresolved.remove(changed.name());
-    if (shared.isPresent()) {
-      try {
-        publishStored(store.load()); // this change and every one recorded before it, under the store's version
-      } catch (StoreException e) {
-        log.warn("route of {} recorded at version {} but the store could not be re-read ({}); it is published at"
-            + " the next re-read", changed.name(), next, e.getMessage());
-      }
-      return next;
+    try {
+      publishStored(feed.afterRecording(record.withVersion(next)));
+    } catch (StoreException e) {
+      log.warn("route of {} recorded at version {} but the store could not be re-read ({}); it is published at"
+          + " the next re-read", changed.name(), next, e.getMessage());
     }
-    version = next;
-    table = table.with(changed);
-    endpointVersions.put(changed.name(), next);
-    recordVersions.put(changed.name(), next);
-    hostname.ifPresentOrElse(h -> hostnames.put(changed.name(), h), () -> hostnames.remove(changed.name()));
-    publisher.publish(table, next);
     return next;
   }
-
-  /** How much longer than the ACK timeout a change waits for replicas that learn it from the store. */
-  private static final Duration SHARED_REPORT_MARGIN = Duration.ofSeconds(10);
 
   /**
    * Resolves again every endpoint that was routed by DNS name and publishes the ones whose address changed
@@ -539,11 +485,6 @@ public final class RoutingService {
       return Optional.ofNullable(hostnames.get(database))
           .or(() -> Optional.ofNullable(unseeded.get(database)).map(Endpoint::host));
     }
-  }
-
-  /** The shared store's side of routing, when several replicas share it. */
-  public Optional<SharedRoutes> shared() {
-    return shared;
   }
 
   /** Called with every route change every subscribed node ACKed (for the ACK-latency metric). */

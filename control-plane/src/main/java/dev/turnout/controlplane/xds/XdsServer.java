@@ -5,7 +5,6 @@ import com.google.common.util.concurrent.ThreadFactoryBuilder;
 import dev.turnout.controlplane.config.TurnoutConfig;
 import dev.turnout.controlplane.security.PeerIdentity;
 import dev.turnout.controlplane.security.Tls;
-import dev.turnout.controlplane.store.RouteStore;
 import dev.turnout.controlplane.store.StoreException;
 import io.grpc.BindableService;
 import io.grpc.Server;
@@ -19,7 +18,6 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.Executor;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
-import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 
 /** The gRPC server sidecars subscribe to: Turnout's ADS ({@link AdsService}, state of the world and delta) over Netty. */
@@ -43,14 +41,15 @@ public final class XdsServer {
     this.nackListeners = nackListeners;
   }
 
-  /** Loads the routing state from the store and publishes it; the server is not listening yet. */
-  public static XdsServer create(RouteStore store, TurnoutConfig config, Clock clock,
-      ScheduledExecutorService scheduler, Executor callbacks, RoutingService.Resolver resolver)
-      throws StoreException, java.io.IOException {
-    AckTracker tracker = new AckTracker(clock, config.xds().reconnectGrace());
+  /**
+   * Loads the routing state from the store and publishes it; the server is not listening yet.
+   *
+   * @param tracker the sidecars' ACKs, which {@code ports}'s ACK wait also reads
+   */
+  public static XdsServer create(RoutingService.Ports ports, AckTracker tracker, TurnoutConfig config, Clock clock,
+      Executor callbacks, RoutingService.Resolver resolver) throws StoreException, java.io.IOException {
     SnapshotPublisher publisher = new SnapshotPublisher();
-    RoutingService routing = new RoutingService(store, publisher, tracker, scheduler, callbacks, resolver,
-        config.ackTimeout());
+    RoutingService routing = new RoutingService(ports, publisher, callbacks, resolver);
     routing.start(config.databases());
     boolean mtls = config.servers().tls().isPresent();
     // Every stream's work runs on its own sequential executor over this pool: one thread per core is enough,

@@ -82,8 +82,9 @@ class AdminAuditTest {
         .isTrue();
     assertThatThrownBy(() -> ops.startMigration(StartMigrationRequest.newBuilder().setDatabase("ledger")
         .setTarget("10.0.0.6:5432").build())).hasMessageContaining("NOT_FOUND");
-    ops.startMigration(StartMigrationRequest.newBuilder().setDatabase("orders").setTarget("10.0.0.6:5432")
-        .setOptions(MigrationOptions.newBuilder().setDryRun(true)).build());
+    assertThatThrownBy(() -> ops.startMigration(StartMigrationRequest.newBuilder().setDatabase("orders")
+        .setTarget("10.0.0.6:5432").setOptions(MigrationOptions.newBuilder().setDryRun(true)).build()))
+        .as("it reads servers that are not there; not on record either way").hasMessageContaining("UNAVAILABLE");
     // 3: a reader trying to write, refused before the service. 4: a reason made to forge lines in a terminal.
     assertThatThrownBy(() -> viewer.setRoute(route("orders", "just looking").setDrain(Drain.getDefaultInstance())
         .build())).hasMessageContaining("PERMISSION_DENIED");

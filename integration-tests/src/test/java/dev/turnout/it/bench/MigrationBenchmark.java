@@ -10,6 +10,7 @@ import dev.turnout.controlplane.config.TurnoutConfig;
 import dev.turnout.envoy.DatabaseRoute;
 import dev.turnout.envoy.Endpoint;
 import dev.turnout.it.PostgresServer;
+import dev.turnout.migrator.CutoverSteps;
 import dev.turnout.migrator.Migration;
 import dev.turnout.migrator.Phase;
 import dev.turnout.migrator.ServerAddress;
@@ -194,6 +195,7 @@ public final class MigrationBenchmark {
             Optional.of(new Endpoint("127.0.0.1", primary.port())), Set.of())), TurnoutConfig.MigratorSettings.DEFAULT);
     List<Double> gaps = new ArrayList<>();
     List<Long> cutoverMillis = new ArrayList<>();
+    Map<String, List<Long>> steps = new java.util.LinkedHashMap<>(); // step -> its time in each completed cutover
     long lost = 0;
     long cut = 0;
     long begunAfterDrain = 0;
@@ -260,6 +262,8 @@ public final class MigrationBenchmark {
           completed++;
           gaps.add(gap);
           cutoverMillis.add(cutover2);
+          m.history().stream().map(e -> CutoverSteps.parse(e.note())).filter(x -> !x.isEmpty()).reduce((a, b) -> b)
+              .ifPresent(x -> x.forEach((step, ms) -> steps.computeIfAbsent(step, k -> new ArrayList<>()).add(ms)));
           plane.migrator().finalizeMigration(m.id());
           primary = standby;
         }
@@ -291,6 +295,14 @@ public final class MigrationBenchmark {
           : gaps.get(gaps.size() - 1)));
       System.out.printf(Locale.ROOT, "%-44s %s%n", "cutover QUIESCING->COMPLETED (ms)", cutoverMillis);
       System.out.printf(Locale.ROOT, "%-44s %d%n", "lost commits", lost);
+      System.out.printf(Locale.ROOT, "%ncutover step by step (ms, over %d completed; drain-ack to route-ack is the"
+          + " write gap, probe and final-proof come after it)%n%-16s %8s %8s %8s%n", completed, "step", "median", "p90",
+          "max");
+      steps.forEach((step, times) -> {
+        List<Double> sorted = times.stream().map(Long::doubleValue).sorted().toList();
+        System.out.printf(Locale.ROOT, "%-16s %8s %8s %8s%n", step, fmt(pct(sorted, 50)), fmt(pct(sorted, 90)),
+            fmt(sorted.get(sorted.size() - 1)));
+      });
       System.out.println("goal: 0 errors for connection-per-transaction clients, 0 transactions cut, 0 lost,"
           + " write gap median under 300 ms and max under 1 s");
       if (json != null) {

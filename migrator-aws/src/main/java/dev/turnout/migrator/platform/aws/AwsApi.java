@@ -40,13 +40,13 @@ import software.amazon.awssdk.services.rds.model.Tag;
 
 /**
  * Every AWS call the platform makes passes here and is logged as one line in the form the dry run prints
- * ({@code CreateDBCluster DBClusterIdentifier=orders-aurora Engine=aurora-postgresql ...}), so what the dry run
- * promises and what a real run does are built by the same {@link Call} factories. Retries with backoff on
+ * ({@code CreateDBCluster DBClusterIdentifier=orders-aurora Engine=aurora-postgresql ...}); in a dry run
+ * {@link DryRunAwsApi} makes the reads through it and lists the changes instead of making them. Retries with backoff on
  * throttling, 5xx answers and network errors are the SDK's (standard mode, up to {@link #MAX_ATTEMPTS} attempts per
  * call). Every failure becomes an {@link AwsCallException} whose message names the call, its resource, the HTTP
  * status, AWS's error code and request id (or says there are none) and the attempts made.
  */
-final class AwsApi implements AutoCloseable {
+class AwsApi implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(AwsApi.class);
   static final int MAX_ATTEMPTS = 8;
   static final String ENGINE = "aurora-postgresql";
@@ -164,11 +164,16 @@ final class AwsApi implements AutoCloseable {
         "MetricNames", String.join(",", names), "Period", "60", "Stat", "Maximum", "Window", window.toMinutes() + "m");
   }
 
-  private final RdsClient rds;
-  private final Ec2Query ec2;
-  private final CloudWatchClient cloudWatch;
+  /** Opens the API when the platform first needs it. */
+  interface Opener {
+    AwsApi open() throws MigrationException;
+  }
 
-  private AwsApi(RdsClient rds, Ec2Query ec2, CloudWatchClient cloudWatch) {
+  final RdsClient rds;
+  final Ec2Query ec2;
+  final CloudWatchClient cloudWatch;
+
+  AwsApi(RdsClient rds, Ec2Query ec2, CloudWatchClient cloudWatch) {
     this.rds = rds;
     this.ec2 = ec2;
     this.cloudWatch = cloudWatch;

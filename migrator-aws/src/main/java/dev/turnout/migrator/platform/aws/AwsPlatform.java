@@ -2,6 +2,7 @@ package dev.turnout.migrator.platform.aws;
 
 import com.google.common.base.Splitter;
 import com.google.common.collect.ImmutableList;
+import dev.turnout.migrator.DryRun;
 import dev.turnout.migrator.Lsn;
 import dev.turnout.migrator.Migration;
 import dev.turnout.migrator.MigrationConflictException;
@@ -10,7 +11,11 @@ import dev.turnout.migrator.Platform;
 import dev.turnout.migrator.ServerAddress;
 import dev.turnout.migrator.Sleeper;
 import dev.turnout.migrator.SlotPosition;
+import dev.turnout.migrator.check.AwsFacts;
+import dev.turnout.migrator.check.PreflightFacts;
+import dev.turnout.migrator.platform.postgres.DryRunPostgresSql;
 import dev.turnout.migrator.platform.postgres.PostgresPlatform;
+import dev.turnout.migrator.platform.postgres.PostgresSql;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
 import java.time.Clock;
@@ -33,8 +38,8 @@ import software.amazon.awssdk.services.rds.model.VpcSecurityGroupMembership;
 
 /**
  * Amazon RDS for PostgreSQL to an Aurora PostgreSQL cluster that is its read replica: the AWS side through the
- * SDK (RDS, EC2, CloudWatch), the database side over JDBC through {@link PostgresPlatform}, whose checks, slot
- * handling and probes it reuses.
+ * SDK (RDS, EC2, CloudWatch), the database side through {@link PostgresSql}, the SQL both platforms run. It gathers
+ * facts for preflight; {@link dev.turnout.migrator.check.Preflight} judges them.
  *
  * <p>What differs from two plain PostgreSQL servers, and why:
  * <ul>
@@ -56,8 +61,6 @@ public final class AwsPlatform implements Platform {
   static final String REPLICA_LAG = "RDSToAuroraPostgreSQLReplicaLag";
   static final List<String> SOURCE_METRICS = List.of("FreeStorageSpace", "TransactionLogsDiskUsage",
       "TransactionLogsGeneration", "OldestReplicationSlotLag");
-  /** CloudWatch's OldestReplicationSlotLag moves in whole WAL segments of 64 MB on RDS. */
-  private static final long SEGMENT = 64L << 20;
   private static final Duration METRICS_WINDOW = Duration.ofMinutes(10);
   private static final Duration METRICS_REFRESH = Duration.ofMinutes(1);
   private static final Duration MAX_POLL = Duration.ofSeconds(60);
@@ -65,20 +68,25 @@ public final class AwsPlatform implements Platform {
   private final Migration.Spec spec;
   private final Migration.Aurora aurora;
   private final AwsSettings settings;
-  private final PostgresPlatform sql;
+  private final PostgresSql sql;
   private final Clock clock;
   private final Sleeper sleeper;
+  private final AwsApi.Opener opener;
   private AwsApi api; // opened on first use; only the migration's runner thread touches this platform
   private Instant lagFetchedAt = Instant.MIN;
   private double lagSeconds;
 
-  AwsPlatform(Migration.Spec spec, PostgresPlatform sql, AwsSettings settings, Clock clock, Sleeper sleeper) {
+  /** How it reaches the servers and AWS, and the time it waits on. */
+  record Means(PostgresSql sql, AwsApi.Opener api, Clock clock, Sleeper sleeper) {}
+
+  AwsPlatform(Migration.Spec spec, AwsSettings settings, Means means) {
     this.spec = spec;
     this.aurora = spec.aurora().orElseThrow(() -> new IllegalArgumentException(spec.database() + " is not an Aurora migration"));
-    this.sql = sql;
+    this.sql = means.sql();
     this.settings = settings;
-    this.clock = clock;
-    this.sleeper = sleeper;
+    this.clock = means.clock();
+    this.sleeper = means.sleeper();
+    this.opener = means.api();
   }
 
   /**
@@ -90,7 +98,22 @@ public final class AwsPlatform implements Platform {
     return new Platform.Factory() {
       @Override
       public Platform open(Migration.Spec spec) {
-        return new AwsPlatform(spec, new PostgresPlatform(spec, credentials), settings, clock, sleeper);
+        return new AwsPlatform(spec, settings, new Means(PostgresSql.connect(spec, credentials, clock, sleeper),
+            () -> AwsApi.connect(settings), clock, sleeper));
+      }
+
+      /** The same platform on a dry-run SQL side and API, which tell each other what the run would create. */
+      @Override
+      public Platform openDryRun(Migration.Spec spec, DryRun dryRun) {
+        DryRunPostgresSql sql = PostgresSql.dryRun(PostgresSql.connect(spec, credentials, clock, sleeper), spec, dryRun);
+        return new AwsPlatform(spec, settings, new Means(sql, () -> {
+          try {
+            return new DryRunAwsApi(AwsApi.connect(settings), dryRun, sql, spec.target());
+          } catch (MigrationException e) {
+            dryRun.readFailed(e);
+            throw e;
+          }
+        }, dryRun.clock(), dryRun.sleeper()));
       }
 
       @Override
@@ -156,7 +179,7 @@ public final class AwsPlatform implements Platform {
 
   private AwsApi api() throws MigrationException {
     if (api == null) {
-      api = AwsApi.connect(settings);
+      api = opener.open();
     }
     return api;
   }
@@ -232,7 +255,7 @@ public final class AwsPlatform implements Platform {
     if (sourceGroup == null || sourceGroup.startsWith("default.")) {
       return Optional.empty();
     }
-    String family = AwsApi.ENGINE + version(src.engineVersion())[0];
+    String family = AwsApi.ENGINE + majorVersion(src.engineVersion());
     Map<String, String> user;
     Map<String, Boolean> known;
     try {
@@ -317,165 +340,83 @@ public final class AwsPlatform implements Platform {
     }
   }
 
+  /**
+   * What RDS, EC2 and CloudWatch say about the instance, the cluster, the fence group and the last ten minutes, and
+   * what SQL reads from the two servers; when the instance or the cluster is missing, nothing more.
+   */
   @Override
-  public ImmutableList<Check> preflight(boolean allowDroppingStaleSlots) throws MigrationException {
-    ImmutableList.Builder<Check> checks = ImmutableList.builder();
-    Optional<DBInstance> maybeSource = api().instance(aurora.sourceInstance());
-    Optional<DBCluster> maybeCluster = cluster();
-    if (maybeSource.isEmpty() || maybeCluster.isEmpty()) {
-      checks.add(new Check("aws resources", false, true, maybeSource.isEmpty()
-          ? "RDS instance '" + aurora.sourceInstance() + "' does not exist"
-          : "Aurora cluster '" + aurora.targetCluster() + "' does not exist"));
-      return checks.build();
+  public PreflightFacts preflightFacts() throws MigrationException {
+    AwsFacts.Names names = new AwsFacts.Names(aurora.sourceInstance(), aurora.targetCluster(), aurora.writerInstance(),
+        spec.source().toString(), spec.target().toString());
+    Optional<DBInstance> src = api().instance(aurora.sourceInstance());
+    Optional<DBCluster> cluster = cluster();
+    if (src.isEmpty() || cluster.isEmpty()) {
+      return new PreflightFacts(Optional.empty(), Optional.of(new AwsFacts(names, src.map(this::instanceFacts),
+          cluster.map(this::clusterFacts), Optional.empty(), Optional.empty())));
     }
-    DBInstance src = maybeSource.get();
-    DBCluster cluster = maybeCluster.get();
-    checks.add(sourceCheck(src));
-    checks.add(replicaCheck(src, cluster));
-    checks.add(oneReplicaCheck(src));
-    checks.add(sameAccountCheck(src, cluster));
-    checks.add(engineVersionCheck(src, cluster));
-    checks.add(fenceGroupCheck(src));
-    ImmutableList<String> unlogged = sql.unloggedTables();
-    checks.add(new Check("unlogged tables", unlogged.isEmpty(), false, unlogged.isEmpty()
-        ? "none" : "not replicated, empty on the target after cutover: " + String.join(", ", unlogged)));
-    checks.addAll(metricChecks(src));
-    checks.addAll(sql.preflight(allowDroppingStaleSlots));
-    return checks.build();
+    AwsFacts aws = new AwsFacts(names, src.map(this::instanceFacts), cluster.map(this::clusterFacts),
+        Optional.of(fenceGroupFacts(src.get())), Optional.of(metricFacts()));
+    return new PreflightFacts(Optional.of(sql.facts(true)), Optional.of(aws));
   }
 
-  private Check sourceCheck(DBInstance src) {
-    boolean engine = "postgres".equals(src.engine());
-    boolean available = "available".equals(src.dbInstanceStatus());
-    boolean routed = src.endpoint() != null && sameServer(src.endpoint().address(), src.endpoint().port(), spec.source());
-    return new Check("aws source", engine && available && routed, true, "RDS instance " + aurora.sourceInstance()
-        + " engine " + src.engine() + " " + src.engineVersion() + ", " + src.dbInstanceStatus()
-        + (routed ? ", the database's current endpoint" : ", endpoint " + (src.endpoint() == null ? "none"
-            : src.endpoint().address() + ":" + src.endpoint().port()) + " is not the database's route " + spec.source())
-        + (available ? "" : " (must be available)") + (engine ? "" : " (must be postgres)"));
+  private AwsFacts.Instance instanceFacts(DBInstance i) {
+    Optional<AwsFacts.Endpoint> endpoint = i.endpoint() == null || i.endpoint().address() == null
+        ? Optional.empty() : Optional.of(new AwsFacts.Endpoint(i.endpoint().address(), i.endpoint().port(),
+            sameServer(i.endpoint().address(), i.endpoint().port(), spec.source())));
+    return new AwsFacts.Instance(i.dbInstanceArn(), new AwsFacts.Engine(i.engine(), i.engineVersion()),
+        i.dbInstanceStatus(), endpoint, ImmutableList.copyOf(i.readReplicaDBClusterIdentifiers()));
   }
 
-  private Check replicaCheck(DBInstance src, DBCluster cluster) {
-    boolean replica = src.dbInstanceArn().equals(cluster.replicationSourceIdentifier());
-    boolean engine = AwsApi.ENGINE.equals(cluster.engine());
-    boolean available = "available".equals(cluster.status());
-    boolean target = cluster.endpoint() != null && sameServer(cluster.endpoint(), cluster.port(), spec.target());
-    return new Check("aws replica", replica && engine && available && target, true, "Aurora cluster "
-        + aurora.targetCluster() + " " + cluster.engine() + " " + cluster.engineVersion() + ", " + cluster.status()
-        + (replica ? ", a read replica of " + aurora.sourceInstance()
-            : ", replicating from " + Optional.ofNullable(cluster.replicationSourceIdentifier()).orElse("nothing")
-                + " instead of " + src.dbInstanceArn())
-        + (target ? ", writer endpoint " + spec.target() : ", writer endpoint " + cluster.endpoint() + ":"
-            + cluster.port() + " is not the migration's target " + spec.target()));
+  private AwsFacts.Cluster clusterFacts(DBCluster c) {
+    Optional<AwsFacts.Endpoint> endpoint = c.endpoint() == null || c.port() == null ? Optional.empty()
+        : Optional.of(new AwsFacts.Endpoint(c.endpoint(), c.port(), sameServer(c.endpoint(), c.port(), spec.target())));
+    return new AwsFacts.Cluster(c.dbClusterArn(), new AwsFacts.Engine(c.engine(), c.engineVersion()), c.status(),
+        Optional.ofNullable(c.replicationSourceIdentifier()).filter(x -> !x.isEmpty()), endpoint);
   }
 
-  private Check oneReplicaCheck(DBInstance src) {
-    List<String> others = src.readReplicaDBClusterIdentifiers().stream()
-        .filter(id -> !id.equals(aurora.targetCluster()) && !id.endsWith(":cluster:" + aurora.targetCluster()))
-        .toList();
-    return new Check("aws one aurora replica", others.isEmpty(), true, others.isEmpty()
-        ? aurora.sourceInstance() + " has no other Aurora replica"
-        : aurora.sourceInstance() + " already replicates to " + others + "; RDS allows one Aurora replica per instance");
-  }
-
-  private Check sameAccountCheck(DBInstance src, DBCluster cluster) {
-    List<String> s = Splitter.on(':').splitToList(src.dbInstanceArn());
-    List<String> t = Splitter.on(':').splitToList(cluster.dbClusterArn());
-    boolean same = s.size() > 4 && t.size() > 4 && s.get(3).equals(t.get(3)) && s.get(4).equals(t.get(4));
-    return new Check("aws region and account", same, true, same
-        ? "both in " + s.get(3) + ", account " + s.get(4)
-        : src.dbInstanceArn() + " and " + cluster.dbClusterArn() + " must share region and account");
-  }
-
-  private Check engineVersionCheck(DBInstance src, DBCluster cluster) {
-    int[] from = version(src.engineVersion());
-    int[] to = version(cluster.engineVersion());
-    boolean ok = from[0] == to[0] && to[1] >= from[1];
-    return new Check("aws engine version", ok, true, "source " + src.engineVersion() + ", Aurora "
-        + cluster.engineVersion() + (ok ? "" : ": the replica needs the same major version and the same or a later minor"));
-  }
-
-  private static int[] version(String v) {
-    int[] out = new int[2];
-    String[] parts = (v == null ? "0" : v).split("\\.");
-    for (int i = 0; i < 2 && i < parts.length; i++) {
-      try {
-        out[i] = Integer.parseInt(parts[i].replaceAll("[^0-9].*", ""));
-      } catch (NumberFormatException e) {
-        out[i] = 0;
-      }
-    }
-    return out;
-  }
-
-  private Check fenceGroupCheck(DBInstance src) throws MigrationException {
+  private AwsFacts.FenceGroup fenceGroupFacts(DBInstance src) throws MigrationException {
     String fence = settings.fenceSecurityGroup();
+    Optional<String> sourceVpc = Optional.ofNullable(src.dbSubnetGroup()).map(g -> g.vpcId());
     List<SecurityGroup> found;
     try {
       found = api().securityGroups(List.of(fence));
     } catch (AwsApi.AwsCallException e) {
-      return new Check("aws fence group", false, true, fence + ": " + e.getMessage());
+      return new AwsFacts.FenceGroup(fence, Optional.of(e.getMessage()), Optional.empty(), ImmutableList.of(), sourceVpc);
     }
     if (found.isEmpty()) {
-      return new Check("aws fence group", false, true, fence + " does not exist");
+      return new AwsFacts.FenceGroup(fence, Optional.empty(), Optional.empty(), ImmutableList.of(), sourceVpc);
     }
     SecurityGroup group = found.get(0);
-    String vpc = src.dbSubnetGroup() == null ? null : src.dbSubnetGroup().vpcId();
-    boolean sameVpc = group.vpcId() != null && group.vpcId().equals(vpc);
-    String admits = group.ipPermissions().stream().flatMap(p -> p.ipRanges().stream()).map(r -> r.cidrIp())
-        .collect(Collectors.joining(", "));
-    return new Check("aws fence group", sameVpc, true, fence + (sameVpc ? " in " + vpc : " is in " + group.vpcId()
-        + ", the source in " + vpc) + "; admits " + (admits.isEmpty() ? "nothing" : admits)
-        + " (it must admit the control plane and no application)");
+    return new AwsFacts.FenceGroup(fence, Optional.empty(), Optional.ofNullable(group.vpcId()), group.ipPermissions()
+        .stream().flatMap(p -> p.ipRanges().stream()).map(r -> r.cidrIp()).collect(ImmutableList.toImmutableList()),
+        sourceVpc);
   }
 
-  /**
-   * CloudWatch over the last ten minutes. Quirks: OldestReplicationSlotLag moves in whole 64 MB segments, so
-   * one segment means "nothing measurable"; an idle instance still writes heartbeat WAL, so generation never
-   * reads zero; RDSToAuroraPostgreSQLReplicaLag is measured on the Aurora writer, in seconds.
-   */
-  private List<Check> metricChecks(DBInstance src) throws MigrationException {
+  /** CloudWatch over the last ten minutes: the source's storage, WAL and slot figures, and the writer's replica lag. */
+  private AwsFacts.Metrics metricFacts() throws MigrationException {
     Instant now = clock.instant();
-    Map<String, List<Double>> m = api().metrics(aurora.sourceInstance(), SOURCE_METRICS, METRICS_WINDOW, now);
-    List<Check> checks = new ArrayList<>();
-    Optional<Double> free = min(m.get("FreeStorageSpace"));
-    Optional<Double> walDisk = max(m.get("TransactionLogsDiskUsage"));
-    if (free.isEmpty() || walDisk.isEmpty()) {
-      checks.add(new Check("storage", false, false, "no FreeStorageSpace/TransactionLogsDiskUsage datapoints in "
-          + METRICS_WINDOW.toMinutes() + " min"));
-    } else {
-      double needed = Math.max(2 * walDisk.get(), 1L << 30);
-      checks.add(new Check("storage", free.get() >= needed, true, String.format(java.util.Locale.ROOT,
-          "free %.1f GiB, WAL on disk %.0f MiB (at least %.1f GiB free needed while the source keeps WAL for the"
-              + " replica and slots)", free.get() / (1L << 30), walDisk.get() / (1L << 20), needed / (1L << 30))));
-    }
-    Optional<Double> generation = avg(m.get("TransactionLogsGeneration"));
-    checks.add(new Check("wal generation", true, false, generation.map(g -> String.format(java.util.Locale.ROOT,
-        "%.0f B/s on average%s", g, g < 4096 ? " (about the heartbeat an idle RDS instance writes)" : ""))
-        .orElse("no datapoints")));
-    Optional<Double> slotLag = max(m.get("OldestReplicationSlotLag"));
-    long segments = slotLag.map(v -> (long) Math.ceil(v / SEGMENT)).orElse(0L);
-    checks.add(new Check("oldest slot lag", segments <= 1, false, slotLag.isEmpty() ? "no datapoints"
-        : segments <= 1 ? "within one 64 MB WAL segment (the metric's step)"
-            : segments + " WAL segments (" + segments * 64 + " MB) held back by the oldest slot; see the slot checks"));
+    Map<String, List<Double>> source = api().metrics(aurora.sourceInstance(), SOURCE_METRICS, METRICS_WINDOW, now);
     Map<String, List<Double>> lag = api().metrics(aurora.writerInstance(), List.of(REPLICA_LAG), METRICS_WINDOW, now);
-    Optional<Double> maxLag = max(lag.get(REPLICA_LAG));
-    checks.add(new Check("aurora replica lag", maxLag.map(v -> v <= 30).orElse(false), false, maxLag
-        .map(v -> String.format(java.util.Locale.ROOT, "at most %.0f s over %d min", v, METRICS_WINDOW.toMinutes()))
-        .orElse("no datapoints for " + aurora.writerInstance())));
-    return checks;
+    com.google.common.collect.ImmutableMap.Builder<String, ImmutableList<Double>> figures =
+        com.google.common.collect.ImmutableMap.builder();
+    source.forEach((name, values) -> figures.put(name, ImmutableList.copyOf(values)));
+    return new AwsFacts.Metrics(METRICS_WINDOW, figures.buildKeepingLast(),
+        ImmutableList.copyOf(lag.getOrDefault(REPLICA_LAG, List.of())));
   }
 
-  private static Optional<Double> min(List<Double> v) {
-    return v == null ? Optional.empty() : v.stream().min(Double::compare);
+  @Override
+  public void dropSlot(String name) throws MigrationException {
+    sql.dropSlot(name);
   }
 
-  private static Optional<Double> max(List<Double> v) {
-    return v == null ? Optional.empty() : v.stream().max(Double::compare);
+  @Override
+  public void installWalProof() throws MigrationException {
+    sql.installWalProof();
   }
 
-  private static Optional<Double> avg(List<Double> v) {
-    return v == null || v.isEmpty() ? Optional.empty() : Optional.of(v.stream().mapToDouble(d -> d).average().orElse(0));
+  /** {@code 15} of {@code 15.4}: parameter group families are named by it ({@code aurora-postgresql15}). */
+  private static String majorVersion(String v) {
+    return (v == null ? "" : v).replaceFirst("[^0-9].*", "");
   }
 
   /** The same host name, or names that resolve to a common address; and the same port. */
@@ -501,8 +442,8 @@ public final class AwsPlatform implements Platform {
     Instant now = clock.instant();
     if (Duration.between(lagFetchedAt, now).compareTo(METRICS_REFRESH) >= 0) {
       lagFetchedAt = now;
-      lagSeconds = max(api().metrics(aurora.writerInstance(), List.of(REPLICA_LAG), Duration.ofMinutes(2), now)
-          .get(REPLICA_LAG)).orElse(0.0);
+      lagSeconds = api().metrics(aurora.writerInstance(), List.of(REPLICA_LAG), Duration.ofMinutes(2), now)
+          .getOrDefault(REPLICA_LAG, List.of()).stream().max(Double::compare).orElse(0.0);
     }
     return new Sample(s.atNanos(), s.sourceLsn(), s.replayLsn(), Math.max(s.replayDelaySeconds(), lagSeconds));
   }
@@ -540,6 +481,11 @@ public final class AwsPlatform implements Platform {
   @Override
   public ImmutableList<PreparedTransaction> targetPreparedTransactions() throws MigrationException {
     return sql.targetPreparedTransactions();
+  }
+
+  @Override
+  public void prepareFence() throws MigrationException {
+    sql.holdWal();
   }
 
   /**
@@ -680,7 +626,7 @@ public final class AwsPlatform implements Platform {
         () -> cluster().map(x -> x.status() + (x.replicationSourceIdentifier() == null
             || x.replicationSourceIdentifier().isEmpty() ? "" : " (replica)")).orElse("missing"), "available"::equals);
     await("Aurora cluster " + aurora.targetCluster() + " to be writable", settings.operationDeadline(),
-        () -> sql.targetPromoted() ? "writable" : "in recovery", "writable"::equals);
+        () -> sql.targetInRecovery() ? "in recovery" : "writable", "writable"::equals);
   }
 
   /** Promoted, or being promoted: once AWS has accepted the promotion it cannot be taken back. */
@@ -721,75 +667,6 @@ public final class AwsPlatform implements Platform {
   @Override
   public void writeProbeTarget() throws MigrationException {
     sql.writeProbeTarget();
-  }
-
-  /**
-   * Reads the source and the cluster (read-only calls, made for real) to fill in the parameters of the calls
-   * that change something, which are only listed.
-   */
-  @Override
-  public ImmutableList<String> plannedCalls() throws MigrationException {
-    ImmutableList.Builder<String> calls = ImmutableList.builder();
-    String src = aurora.sourceInstance();
-    String cl = aurora.targetCluster();
-    DBInstance instance = source();
-    Optional<DBCluster> cluster = cluster();
-    String poll = " (repeated with backoff from " + settings.pollInterval().toMillis() + " ms to 60 s";
-    calls.add("PREFLIGHT: " + AwsApi.describeInstanceCall(src));
-    calls.add("PREFLIGHT: " + AwsApi.describeClusterCall(cl) + (cluster.isPresent() ? "" : " -> not found"));
-    if (cluster.isEmpty() && aurora.createInstanceClass().isPresent()) {
-      Optional<ParameterMapping> mapping = parameterMapping(instance);
-      if (mapping.isPresent()) {
-        ParameterMapping m = mapping.get();
-        calls.add("PREFLIGHT: " + AwsApi.userParametersCall(m.sourceGroup()));
-        calls.add("PREFLIGHT: " + AwsApi.engineDefaultsCall(m.family()));
-        calls.add("PREFLIGHT: " + AwsApi.describeClusterParameterGroupCall(m.clusterGroup()));
-        calls.add("PREFLIGHT: " + AwsApi.createClusterParameterGroupCall(m.clusterGroup(), m.family(), description(m))
-            + " (unless it exists)");
-        for (Map<String, String> part : m.modifications()) {
-          calls.add("PREFLIGHT: " + AwsApi.modifyClusterParameterGroupCall(m.clusterGroup(), part));
-        }
-      }
-      calls.add("PREFLIGHT: " + AwsApi.createClusterCall(cl, instance.engineVersion(), instance.dbInstanceArn(),
-          instance.dbSubnetGroup().dbSubnetGroupName(), groups(instance), port(instance),
-          mapping.map(ParameterMapping::clusterGroup)));
-    }
-    calls.add("PREFLIGHT: " + AwsApi.describeClusterCall(cl) + poll + " until available, deadline "
-        + settings.replicaDeadline() + ")");
-    if (aurora.createInstanceClass().isPresent()) {
-      calls.add("PREFLIGHT: " + AwsApi.describeInstanceCall(aurora.writerInstance()));
-      calls.add("PREFLIGHT: " + AwsApi.createInstanceCall(aurora.writerInstance(), cl, aurora.createInstanceClass().get())
-          + " (unless it exists)");
-      calls.add("PREFLIGHT: " + AwsApi.describeInstanceCall(aurora.writerInstance()) + poll + " until available,"
-          + " deadline " + settings.replicaDeadline() + ")");
-    }
-    calls.add("PREFLIGHT: " + AwsApi.describeInstanceCall(src));
-    calls.add("PREFLIGHT: " + AwsApi.describeClusterCall(cl));
-    calls.add("PREFLIGHT: " + AwsApi.describeSecurityGroupsCall(List.of(settings.fenceSecurityGroup())));
-    calls.add("PREFLIGHT: " + AwsApi.metricsCall(src, SOURCE_METRICS, METRICS_WINDOW));
-    calls.add("PREFLIGHT: " + AwsApi.metricsCall(aurora.writerInstance(), List.of(REPLICA_LAG), METRICS_WINDOW));
-    calls.add("REPLICATING: " + AwsApi.metricsCall(aurora.writerInstance(), List.of(REPLICA_LAG), Duration.ofMinutes(2))
-        + " (at most once a minute while validating)");
-    calls.add("QUIESCING: " + AwsApi.describeInstanceCall(src));
-    calls.add("QUIESCING: " + AwsApi.listTagsCall(instance.dbInstanceArn()));
-    calls.add("QUIESCING: " + AwsApi.addTagCall(instance.dbInstanceArn(), FENCE_TAG, String.join(",", groups(instance)))
-        + " (unless the tag is there)");
-    calls.add("QUIESCING: " + AwsApi.modifySecurityGroupsCall(src, List.of(settings.fenceSecurityGroup())));
-    calls.add("QUIESCING: " + AwsApi.describeInstanceCall(src) + poll + " until available with "
-        + settings.fenceSecurityGroup() + ", deadline " + settings.operationDeadline() + ")");
-    calls.add("QUIESCING: " + AwsApi.rebootCall(src));
-    calls.add("QUIESCING: " + AwsApi.describeInstanceCall(src) + poll + " until available, deadline "
-        + settings.operationDeadline() + ")");
-    calls.add("QUIESCING: " + AwsApi.describeInstanceCall(src) + " (verify the fence)");
-    calls.add("PROMOTING: " + AwsApi.describeClusterCall(cl));
-    calls.add("PROMOTING: " + AwsApi.promoteCall(cl));
-    calls.add("PROMOTING: " + AwsApi.describeClusterCall(cl) + poll + " until available and not a replica,"
-        + " deadline " + settings.operationDeadline() + ")");
-    calls.add("ROLLING_BACK: " + AwsApi.describeInstanceCall(src));
-    calls.add("ROLLING_BACK: " + AwsApi.listTagsCall(instance.dbInstanceArn()));
-    calls.add("ROLLING_BACK: " + AwsApi.modifySecurityGroupsCall(src, groups(instance)) + " (the groups in the tag)");
-    calls.add("ROLLING_BACK: " + AwsApi.removeTagCall(instance.dbInstanceArn(), FENCE_TAG));
-    return calls.build();
   }
 
   @Override

@@ -1,0 +1,79 @@
+package dev.turnout.migrator.check;
+
+import com.google.common.collect.ImmutableList;
+import com.google.common.collect.ImmutableMap;
+import com.google.common.collect.ImmutableSet;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.Optional;
+
+/**
+ * What a platform reads over SQL from a migration's PostgreSQL source and its standby target before the migration
+ * starts, judged by {@link Preflight}. Addresses and LSNs are kept as PostgreSQL and the route write them.
+ *
+ * @param target empty in a dry run whose target the run itself would create: it cannot be read before it exists
+ */
+public record ServerFacts(Source source, Optional<Target> target, ImmutableList<Slot> logicalSlots, Fence fence) {
+
+  /** A server's address, and what says whether it is a primary and of which cluster. */
+  public record Identity(String host, int port, boolean inRecovery, String systemIdentifier) {
+    /** {@code host:port}, as routes write it. */
+    public String address() {
+      return (host.contains(":") ? "[" + host + "]" : host) + ":" + port;
+    }
+  }
+
+  /**
+   * The source.
+   *
+   * @param timeline the timeline it writes on
+   * @param settings {@code pg_settings} by name
+   * @param extensions the extensions installed in the migrator's database
+   * @param unloggedTables tables whose changes physical replication does not carry (empty on a promoted replica)
+   */
+  public record Source(Identity identity, long timeline, ImmutableMap<String, String> settings,
+      ImmutableSet<String> extensions, ImmutableList<String> unloggedTables) {}
+
+  /**
+   * The target.
+   *
+   * @param availableExtensions the extensions its binaries can install
+   * @param receiver its WAL receiver, when it has one
+   */
+  public record Target(Identity identity, ImmutableMap<String, String> settings, ImmutableSet<String> availableExtensions,
+      Optional<Receiver> receiver) {}
+
+  /** {@code pg_stat_wal_receiver}: where the standby streams from, and on which timeline. */
+  public record Receiver(String status, String senderHost, int senderPort, long timeline) {}
+
+  /** A logical slot on the source and the WAL it holds back. */
+  public record Slot(String name, String plugin, boolean active, String confirmedLsn, long retainedBytes) {}
+
+  /** What the fence will need and meet on the source. */
+  public record Fence(WalProof walProof, HoldSlot holdSlot, ImmutableList<Prepared> prepared, StandbyRoles standby) {}
+
+  /**
+   * pg_walinspect, which proves nothing committed after the final LSN.
+   *
+   * @param database the migrator's database, where it is (or would be) installed
+   */
+  public record WalProof(boolean available, boolean installed, String database) {}
+
+  /** The physical slot that keeps the source's WAL after the final LSN, and room for it. */
+  public record HoldSlot(String name, boolean exists, long slotsUsed, long maxSlots) {}
+
+  /** A transaction prepared for two-phase commit on the source. */
+  public record Prepared(String gid, Instant prepared, String owner, String database) {
+    String describe(Instant now) {
+      long seconds = Math.max(0, Duration.between(prepared, now).toSeconds());
+      return "'" + gid + "' (owner " + owner + ", database " + database + ", prepared " + seconds + " s ago)";
+    }
+  }
+
+  /**
+   * The roles a physical standby of the source streams as (the migrator's own left out).
+   *
+   * @param superusers those of {@code roles} that are superusers
+   */
+  public record StandbyRoles(ImmutableList<String> roles, ImmutableList<String> superusers) {}
+}

@@ -1,0 +1,346 @@
+package dev.turnout.migrator.platform.postgres;
+
+import com.google.common.collect.ImmutableList;
+import dev.turnout.migrator.DryRun;
+import dev.turnout.migrator.Lsn;
+import dev.turnout.migrator.Migration;
+import dev.turnout.migrator.MigrationException;
+import dev.turnout.migrator.Platform.PreparedTransaction;
+import dev.turnout.migrator.Platform.Sample;
+import dev.turnout.migrator.Platform.Session;
+import dev.turnout.migrator.Platform.Slot;
+import dev.turnout.migrator.Platform.WalCheck;
+import dev.turnout.migrator.SlotPosition;
+import dev.turnout.migrator.check.ServerFacts;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.stream.Collectors;
+
+/**
+ * {@link PostgresSql} for a dry run: reads go to the servers; each change is listed in the transcript instead of
+ * made, and what the run reads after a change is answered as the change would leave it: sessions ended are gone,
+ * rolled-back transactions and dropped slots too, slot consumers confirm and the target replays the final LSN once
+ * it is read, a promoted target is out of recovery. A target the run itself would create cannot be read: its facts
+ * are empty (preflight says so) and its replay is the source's position. The world outside the migrator is taken to
+ * stand still, but for the work in flight at the drain, which is taken to finish within the grace; prepared
+ * transactions do not finish by themselves.
+ *
+ * <p>The migration's runner thread alone uses it, as it uses any platform.
+ */
+public final class DryRunPostgresSql implements PostgresSql {
+  private final PostgresSql servers;
+  private final Migration.Spec spec;
+  private final DryRun dryRun;
+  private boolean targetThere = true;
+  private boolean promoted;
+  /** Read when the run reads it after the fence; the positions the run waits for are this one. */
+  private Lsn finalLsn;
+  private Sample sampled;
+  /** The application's sessions as last answered; null until first read. */
+  private List<Session> sessions;
+  private final Set<Integer> ended = new HashSet<>();
+  private List<PreparedTransaction> prepared;
+  private List<Slot> slots;
+  private final Set<String> dropped = new HashSet<>();
+
+  DryRunPostgresSql(PostgresSql servers, Migration.Spec spec, DryRun dryRun) {
+    this.servers = servers;
+    this.spec = spec;
+    this.dryRun = dryRun;
+  }
+
+  /** The run makes the target by other means than SQL (an Aurora cluster it creates): it cannot be read before. */
+  public void targetCreatedByThisRun() {
+    targetThere = false;
+  }
+
+  /** The run promotes the target by other means than SQL (a provider's API). */
+  public void targetPromotedByThisRun() {
+    promoted = true;
+  }
+
+  private interface Read<T> {
+    T run() throws MigrationException;
+  }
+
+  private <T> T read(Read<T> read) throws MigrationException {
+    try {
+      return read.run();
+    } catch (MigrationException e) {
+      dryRun.readFailed(e);
+      throw e;
+    }
+  }
+
+  private void source(String change) {
+    dryRun.record("source " + spec.source() + ": " + change);
+  }
+
+  private void target(String change) {
+    dryRun.record("target " + spec.target() + ": " + change);
+  }
+
+  @Override
+  public ServerFacts facts(boolean readTarget) throws MigrationException {
+    return read(() -> servers.facts(readTarget && targetThere));
+  }
+
+  /**
+   * Read once: the run samples every 250 ms over the validation window, which the dry run's clock passes at once,
+   * so every sample after the first repeats it at the dry run's time.
+   */
+  @Override
+  public Sample sample() throws MigrationException {
+    if (sampled == null) {
+      if (targetThere) {
+        sampled = read(servers::sample);
+      } else {
+        Lsn now = read(servers::sourceLsn);
+        sampled = new Sample(0, now, now, 0);
+        target("not there yet: its replay is taken to keep up with the source");
+      }
+      dryRun.record("sampled replication once: lag " + sampled.lagBytes() + " bytes, replay delay "
+          + String.format(java.util.Locale.ROOT, "%.2f", sampled.replayDelaySeconds()) + " s; the dry run takes it"
+          + " for the whole validation window");
+    }
+    Instant at = dryRun.clock().instant();
+    return new Sample(at.getEpochSecond() * 1_000_000_000L + at.getNano(), sampled.sourceLsn(), sampled.replayLsn(),
+        sampled.replayDelaySeconds());
+  }
+
+  @Override
+  public ImmutableList<String> loginRolesToFence(boolean keepStandby) throws MigrationException {
+    return read(() -> servers.loginRolesToFence(keepStandby));
+  }
+
+  /** After the first look, the work in flight then has finished: each session not ended is idle. */
+  @Override
+  public ImmutableList<Session> applicationSessions() throws MigrationException {
+    if (sessions == null) {
+      sessions = read(servers::applicationSessions);
+    } else {
+      sessions = sessions.stream().filter(s -> !ended.contains(s.pid()))
+          .map(s -> s.busy() ? new Session(s.pid(), s.role(), s.backendType(), "idle", false, Optional.empty()) : s)
+          .toList();
+    }
+    return ImmutableList.copyOf(sessions);
+  }
+
+  @Override
+  public void endApplicationSessions(List<Session> sessions) {
+    if (!sessions.isEmpty()) {
+      source("end " + sessions.size() + " application session(s) (" + roles(sessions) + ") with pg_terminate_backend");
+      sessions.forEach(s -> ended.add(s.pid()));
+    }
+  }
+
+  private static String roles(List<Session> sessions) {
+    Map<String, Long> byRole = new TreeMap<>(sessions.stream().collect(Collectors.groupingBy(
+        s -> s.role().isEmpty() ? "?" : s.role(), Collectors.counting())));
+    return "roles " + byRole.entrySet().stream().map(e -> e.getKey() + (e.getValue() > 1 ? " x" + e.getValue() : ""))
+        .collect(Collectors.joining(", "));
+  }
+
+  @Override
+  public ImmutableList<PreparedTransaction> preparedTransactions() throws MigrationException {
+    if (prepared == null) {
+      prepared = new ArrayList<>(read(servers::preparedTransactions));
+    }
+    return ImmutableList.copyOf(prepared);
+  }
+
+  @Override
+  public void rollBackPreparedTransactions(List<PreparedTransaction> transactions) {
+    source("ROLLBACK PREPARED " + transactions.stream().map(t -> "'" + t.gid() + "' (in database " + t.database() + ")")
+        .collect(Collectors.joining(", ")));
+    if (prepared != null) {
+      prepared.removeAll(transactions);
+    }
+  }
+
+  /** What would come over: the source's transactions still prepared at the fence. */
+  @Override
+  public ImmutableList<PreparedTransaction> targetPreparedTransactions() throws MigrationException {
+    return preparedTransactions();
+  }
+
+  @Override
+  public Lsn sourceLsn() throws MigrationException {
+    return read(servers::sourceLsn);
+  }
+
+  @Override
+  public Lsn finalLsn() throws MigrationException {
+    finalLsn = read(servers::finalLsn);
+    return finalLsn;
+  }
+
+  @Override
+  public WalCheck commitsAfter(Lsn from) {
+    source("read its WAL after " + from + " for commits (pg_walinspect): unfenced in a dry run, it is not read and"
+        + " taken to hold none");
+    return new WalCheck(from, from, ImmutableList.of(), 0);
+  }
+
+  /** Consumers confirm the final LSN once it is read: the fence left their walsenders streaming for that. */
+  @Override
+  public ImmutableList<Slot> sourceSlots() throws MigrationException {
+    if (slots == null) {
+      slots = read(servers::sourceSlots);
+    }
+    return slots.stream().filter(s -> !dropped.contains(s.name()))
+        .map(s -> finalLsn == null || s.confirmedLsn().atLeast(finalLsn) ? s
+            : new Slot(s.name(), s.plugin(), s.active(), finalLsn, s.retainedBytes()))
+        .collect(ImmutableList.toImmutableList());
+  }
+
+  @Override
+  public Lsn targetReplayLsn() throws MigrationException {
+    if (finalLsn != null) {
+      return finalLsn;
+    }
+    return targetThere ? read(servers::targetReplayLsn) : read(servers::sourceLsn);
+  }
+
+  @Override
+  public boolean targetInRecovery() throws MigrationException {
+    if (promoted) {
+      return false;
+    }
+    return !targetThere || read(servers::targetInRecovery);
+  }
+
+  @Override
+  public boolean syncsFailoverSlots() throws MigrationException {
+    return targetThere && read(servers::syncsFailoverSlots);
+  }
+
+  @Override
+  public void verifySessionsEndedAndLoginsRefused(List<String> roles) {
+    source("verify that no session but the migrator's and logical walsenders streaming a slot is left, no"
+        + " transaction is prepared, and " + (roles.isEmpty() ? "no role was to be refused" : roles + " cannot log in"));
+  }
+
+  @Override
+  public void verifyReadOnlyByDefault() {
+    source("verify that new sessions start read-only");
+  }
+
+  @Override
+  public ImmutableList<Session> endSessions(boolean slotStreamsToo) {
+    source("end every session that can run SQL but the migrator's" + (slotStreamsToo
+        ? ", logical walsenders streaming a slot too" : " and logical walsenders streaming a slot"));
+    return ImmutableList.of();
+  }
+
+  @Override
+  public void holdWal() {
+    source("keep its WAL from here on: physical slot " + JdbcPostgresSql.holdSlot(spec) + ", reserving WAL now");
+  }
+
+  @Override
+  public void releaseFenceHold() {
+    source("drop the WAL hold " + JdbcPostgresSql.holdSlot(spec));
+  }
+
+  @Override
+  public void refuseLogins(List<String> roles) {
+    if (!roles.isEmpty()) {
+      source("ALTER ROLE ... NOLOGIN for " + roles);
+    }
+  }
+
+  @Override
+  public void restoreLogins(List<String> roles) {
+    if (!roles.isEmpty()) {
+      source("ALTER ROLE ... LOGIN for " + roles);
+    }
+  }
+
+  @Override
+  public void restoreLoginsOnTarget(List<String> roles) {
+    if (!roles.isEmpty()) {
+      target("ALTER ROLE ... LOGIN for " + roles);
+    }
+  }
+
+  @Override
+  public void readOnlyByDefault(Server server, boolean on) {
+    String change = (on ? "ALTER SYSTEM SET default_transaction_read_only = on"
+        : "ALTER SYSTEM RESET default_transaction_read_only") + "; reload the configuration";
+    if (server == Server.SOURCE) {
+      source(change);
+    } else {
+      target(change);
+    }
+  }
+
+  @Override
+  public void promoteTarget() {
+    target("pg_promote, wait until it is out of recovery, confirm it runs on a timeline above the source's");
+    promoted = true;
+  }
+
+  @Override
+  public void syncFailoverSlots() throws MigrationException {
+    if (syncsFailoverSlots()) {
+      target("turn sync_replication_slots off, wait for the slot sync worker to stop, pg_sync_replication_slots()");
+    }
+  }
+
+  @Override
+  public ImmutableList<String> createSlotsOnTarget(List<SlotPosition> slots) {
+    ImmutableList.Builder<String> done = ImmutableList.builder();
+    for (SlotPosition slot : slots) {
+      target("create logical slot " + slot.name() + " (" + slot.plugin() + "), or verify the one synced there as a"
+          + " failover slot");
+      done.add(slot.name() + " created or verified (" + slot.plugin() + "; consumers resume from "
+          + slot.confirmedLsn() + ")");
+    }
+    return done.build();
+  }
+
+  @Override
+  public void writeProbeTarget() {
+    target("commit a write probe (txid_current()) on a fresh connection");
+  }
+
+  @Override
+  public void dropSlot(String name) {
+    source("drop inactive logical slot " + name);
+    dropped.add(name);
+  }
+
+  @Override
+  public void installWalProof() {
+    source("CREATE EXTENSION pg_walinspect in the migrator's database");
+  }
+
+  /** A target that answers is up already (the run would do nothing); else the run would create it. */
+  @Override
+  public Optional<String> ensureReplica(Migration.Replica replica) {
+    String done = "replica " + spec.target() + " in " + replica.targetDataDir() + " is up";
+    try {
+      servers.targetInRecovery();
+      return Optional.of(done);
+    } catch (MigrationException notUp) {
+      // the run creates it
+    }
+    dryRun.record("create a same-host replica of " + spec.source() + " in " + replica.targetDataDir() + ": physical"
+        + " slot, pg_backup_start, copy " + replica.sourceDataDir() + ", pg_backup_stop; start it with "
+        + replica.binDir().resolve("pg_ctl") + " and wait until it streams");
+    targetThere = false;
+    return Optional.of(done);
+  }
+
+  @Override
+  public void close() {
+    servers.close();
+  }
+}

@@ -1,0 +1,1027 @@
+package dev.turnout.migrator.platform.postgres;
+
+import com.google.common.collect.ImmutableList;
+import com.google.common.collect.ImmutableMap;
+import com.google.common.collect.ImmutableSet;
+import dev.turnout.migrator.Lsn;
+import dev.turnout.migrator.Migration;
+import dev.turnout.migrator.MigrationException;
+import dev.turnout.migrator.Platform.PreparedTransaction;
+import dev.turnout.migrator.Platform.Sample;
+import dev.turnout.migrator.Platform.Session;
+import dev.turnout.migrator.Platform.Slot;
+import dev.turnout.migrator.Platform.WalCheck;
+import dev.turnout.migrator.ServerAddress;
+import dev.turnout.migrator.SlotPosition;
+import dev.turnout.migrator.check.ServerFacts;
+import java.nio.file.Files;
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Properties;
+import java.util.Set;
+
+/**
+ * {@link PostgresSql} on the servers themselves, over JDBC with a superuser role (or, on a managed service, the
+ * most privileged role it grants). One connection to each server, opened on first use and replaced when broken;
+ * only the migration's runner thread uses it.
+ */
+final class JdbcPostgresSql implements PostgresSql {
+
+  private static final java.time.Duration REPLICA_START = java.time.Duration.ofSeconds(60);
+  private static final java.time.Duration REPLICA_POLL = java.time.Duration.ofMillis(100);
+  /**
+   * A connection used within this long is handed out without {@code isValid}, which costs a round trip; the
+   * cutover makes dozens of calls in a row; a connection that broke since fails that one call, as it would have
+   * had it broken a moment after the check.
+   */
+  private static final long CHECK_AFTER_IDLE_MILLIS = 1000;
+
+  private final Migration.Spec spec;
+  private final PostgresPlatform.Credentials credentials;
+  /** The migrator's clock and sleeper: its waits and the ages it reports run on the time the migrator runs on. */
+  private final java.time.Clock clock;
+  private final dev.turnout.migrator.Sleeper sleeper;
+  private Connection source;
+  private Connection target;
+  /** When each connection was last handed out (the clock's millis): one idle longer is checked before use. */
+  private long sourceUsed;
+  private long targetUsed;
+
+  JdbcPostgresSql(Migration.Spec spec, PostgresPlatform.Credentials credentials, java.time.Clock clock,
+      dev.turnout.migrator.Sleeper sleeper) {
+    this.spec = spec;
+    this.credentials = credentials;
+    this.clock = clock;
+    this.sleeper = sleeper;
+  }
+
+  private Connection connect(ServerAddress server) throws SQLException {
+    return connect(server, "postgres");
+  }
+
+  private Connection connect(ServerAddress server, String database) throws SQLException {
+    Properties props = new Properties();
+    props.setProperty("user", credentials.user());
+    if (credentials.password() != null) {
+      props.setProperty("password", credentials.password());
+    }
+    props.setProperty("connectTimeout", "10");
+    props.setProperty("socketTimeout", "120");
+    props.setProperty("sslmode", "prefer");
+    props.setProperty("ApplicationName", "turnout-migrator");
+    Connection c = DriverManager.getConnection("jdbc:postgresql://" + server + "/"
+        + java.net.URLEncoder.encode(database, java.nio.charset.StandardCharsets.UTF_8), props);
+    c.setAutoCommit(true);
+    try (Statement s = c.createStatement()) {
+      // The migrator's own session must be able to write where the servers default to read-only.
+      s.execute("SET default_transaction_read_only = off");
+    }
+    return c;
+  }
+
+  private Connection source() throws SQLException {
+    long now = clock.millis();
+    if (!usable(source, now - sourceUsed)) {
+      closeQuietly(source);
+      source = connect(spec.source());
+    }
+    sourceUsed = now;
+    return source;
+  }
+
+  private Connection target() throws SQLException {
+    long now = clock.millis();
+    if (!usable(target, now - targetUsed)) {
+      closeQuietly(target);
+      target = connect(spec.target());
+    }
+    targetUsed = now;
+    return target;
+  }
+
+  private static boolean usable(Connection c, long idleMillis) throws SQLException {
+    return c != null && !c.isClosed() && (idleMillis < CHECK_AFTER_IDLE_MILLIS || c.isValid(2));
+  }
+
+  private MigrationException fail(String what, SQLException e) {
+    return new MigrationException("database '" + spec.database() + "': " + what + ": " + e.getMessage(), e);
+  }
+
+  @Override
+  public Optional<String> ensureReplica(Migration.Replica replica) throws MigrationException {
+    String done = "replica " + spec.target() + " in " + replica.targetDataDir() + " is up";
+    try {
+      target();
+      return Optional.of(done); // already up: a re-run after a crash
+    } catch (SQLException notUp) {
+      // create and start it below
+    }
+    if (!Files.exists(replica.targetDataDir().resolve("PG_VERSION"))) {
+      try {
+        SameHostReplica.create(source(), new SameHostReplica.Plan(replica.sourceDataDir(), replica.targetDataDir(),
+            spec.source(), spec.target().port(), "turnout_" + spec.database().replaceAll("[^a-z0-9_]", "_"),
+            credentials.user()));
+      } catch (SQLException e) {
+        throw fail("connecting to the source to copy it", e);
+      }
+    }
+    SameHostReplica.start(replica.binDir(), replica.targetDataDir());
+    java.time.Instant deadline = clock.instant().plus(REPLICA_START);
+    while (true) {
+      try {
+        if (bool(target(), "select pg_is_in_recovery()")
+            && "streaming".equals(text(target(), "select coalesce((select status from pg_stat_wal_receiver), '')"))) {
+          return Optional.of(done);
+        }
+      } catch (SQLException e) {
+        // still starting
+      }
+      if (clock.instant().isAfter(deadline)) {
+        throw new MigrationException("database '" + spec.database() + "': the replica in " + replica.targetDataDir()
+            + " did not start streaming within " + REPLICA_START.toSeconds() + " s; see its log next to the data"
+            + " directory");
+      }
+      try {
+        sleeper.sleep(REPLICA_POLL);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new MigrationException("interrupted while starting the replica");
+      }
+    }
+  }
+
+  @Override
+  public ServerFacts facts(boolean readTarget) throws MigrationException {
+    try {
+      ServerFacts.Identity src = identity(source(), spec.source());
+      // pg_walfile_name() cannot run in recovery; a source in recovery fails preflight anyway.
+      ServerFacts.Source sourceFacts = new ServerFacts.Source(src, src.inRecovery() ? 0 : sourceTimeline(),
+          ImmutableMap.copyOf(settings(source())), ImmutableSet.copyOf(column(source(), "select extname from pg_extension")),
+          unloggedTables());
+      Optional<ServerFacts.Target> targetFacts = Optional.empty();
+      if (readTarget) {
+        targetFacts = Optional.of(new ServerFacts.Target(identity(target(), spec.target()),
+            ImmutableMap.copyOf(settings(target())),
+            ImmutableSet.copyOf(column(target(), "select name from pg_available_extensions")), receiver()));
+      }
+      ImmutableList<ServerFacts.Slot> logical = slots(source()).stream().map(x -> new ServerFacts.Slot(x.name(),
+          x.plugin(), x.active(), x.confirmedLsn().toString(), x.retainedBytes())).collect(ImmutableList.toImmutableList());
+      return new ServerFacts(sourceFacts, targetFacts, logical, fenceFacts(readTarget));
+    } catch (SQLException e) {
+      throw fail("preflight", e);
+    }
+  }
+
+  private static ServerFacts.Identity identity(Connection c, ServerAddress address) throws SQLException {
+    return new ServerFacts.Identity(address.host(), address.port(), bool(c, "select pg_is_in_recovery()"),
+        text(c, "select system_identifier::text from pg_control_system()"));
+  }
+
+  private Optional<ServerFacts.Receiver> receiver() throws SQLException {
+    try (Statement s = target().createStatement(); ResultSet rs = s.executeQuery(
+        "select status, sender_host, sender_port, coalesce(received_tli, 0) from pg_stat_wal_receiver")) {
+      if (!rs.next()) {
+        return Optional.empty();
+      }
+      return Optional.of(new ServerFacts.Receiver(rs.getString(1), rs.getString(2), rs.getInt(3), rs.getLong(4)));
+    }
+  }
+
+  /**
+   * What the fence will need and meet: pg_walinspect, a free replication slot to keep the WAL after the final LSN
+   * until finalized, the prepared transactions it would wait for, and the roles the standby streams as.
+   */
+  private ServerFacts.Fence fenceFacts(boolean readTarget) throws SQLException {
+    ServerFacts.WalProof proof = new ServerFacts.WalProof(
+        bool(source(), "select exists (select 1 from pg_available_extensions where name = 'pg_walinspect')"),
+        bool(source(), "select exists (select 1 from pg_extension where extname = 'pg_walinspect')"),
+        text(source(), "select current_database()"));
+    ServerFacts.HoldSlot hold;
+    try (PreparedStatement ps = source().prepareStatement("select exists (select 1 from pg_replication_slots"
+        + " where slot_name = ?), (select count(*) from pg_replication_slots),"
+        + " current_setting('max_replication_slots')::bigint")) {
+      ps.setString(1, holdSlot(spec));
+      try (ResultSet rs = ps.executeQuery()) {
+        rs.next();
+        hold = new ServerFacts.HoldSlot(holdSlot(spec), rs.getBoolean(1), rs.getLong(2), rs.getLong(3));
+      }
+    }
+    ImmutableList<ServerFacts.Prepared> prepared = prepared(source()).stream().map(p -> new ServerFacts.Prepared(
+        p.gid(), p.prepared(), p.owner(), p.database())).collect(ImmutableList.toImmutableList());
+    List<String> standby = new ArrayList<>(new java.util.TreeSet<>(standbyRoles(readTarget)));
+    standby.remove(credentials.user());
+    List<String> superusers = new ArrayList<>();
+    try (PreparedStatement ps = source().prepareStatement(
+        "select rolname from pg_roles where rolsuper and rolname = any(?) order by 1")) {
+      ps.setArray(1, source().createArrayOf("text", standby.toArray()));
+      try (ResultSet rs = ps.executeQuery()) {
+        while (rs.next()) {
+          superusers.add(rs.getString(1));
+        }
+      }
+    }
+    return new ServerFacts.Fence(proof, hold, prepared, new ServerFacts.StandbyRoles(ImmutableList.copyOf(standby),
+        ImmutableList.copyOf(superusers)));
+  }
+
+  private static Map<String, String> settings(Connection c) throws SQLException {
+    Map<String, String> result = new HashMap<>();
+    try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery("select name, setting from pg_settings")) {
+      while (rs.next()) {
+        result.put(rs.getString(1), rs.getString(2));
+      }
+    }
+    return result;
+  }
+
+  /** The source's tables whose changes physical replication does not carry (they are empty on a promoted replica). */
+  private ImmutableList<String> unloggedTables() throws SQLException {
+    return ImmutableList.copyOf(column(source(), "select format('%I.%I', n.nspname, c.relname) from pg_class c"
+        + " join pg_namespace n on n.oid = c.relnamespace where c.relpersistence = 'u' and c.relkind in ('r', 'p')"
+        + " order by 1"));
+  }
+
+  @Override
+  public void dropSlot(String name) throws MigrationException {
+    try (PreparedStatement ps = source().prepareStatement("select pg_drop_replication_slot(slot_name)"
+        + " from pg_replication_slots where slot_name = ? and not active")) {
+      ps.setString(1, name);
+      ps.execute();
+    } catch (SQLException e) {
+      throw fail("dropping the inactive slot " + name + " on the source " + spec.source(), e);
+    }
+  }
+
+  @Override
+  public void installWalProof() throws MigrationException {
+    try (Statement s = source().createStatement()) {
+      s.execute("create extension if not exists pg_walinspect");
+    } catch (SQLException e) {
+      throw fail("installing pg_walinspect on the source " + spec.source(), e);
+    }
+  }
+
+  @Override
+  public Sample sample() throws MigrationException {
+    try {
+      Lsn src = Lsn.parse(text(source(), "select pg_current_wal_lsn()::text"));
+      Lsn replay;
+      double delay;
+      try (Statement s = target().createStatement(); ResultSet rs = s.executeQuery(
+          "select pg_last_wal_replay_lsn()::text,"
+              + " coalesce(extract(epoch from now() - pg_last_xact_replay_timestamp()), 0)::float8")) {
+        rs.next();
+        replay = rs.getString(1) == null ? new Lsn(0) : Lsn.parse(rs.getString(1));
+        delay = rs.getDouble(2);
+      }
+      return new Sample(java.time.Duration.between(java.time.Instant.EPOCH, clock.instant()).toNanos(), src, replay,
+          delay);
+    } catch (SQLException e) {
+      throw fail("sampling replication", e);
+    }
+  }
+
+  @Override
+  public ImmutableList<String> loginRolesToFence(boolean keepStandby) throws MigrationException {
+    try {
+      // Superusers are refused too (NOLOGIN applies to them); one the migrator could not alter (a provider's own
+      // role, when the migrator is not a superuser itself) is left out, and the platform fences it otherwise.
+      List<String> roles = column(source(), "select rolname from pg_roles where rolcanlogin and rolname <> current_user"
+          + " and (not rolsuper or (select rolsuper from pg_roles where rolname = current_user)) order by rolname");
+      if (keepStandby) {
+        roles.removeAll(standbyRoles(true));
+      }
+      return ImmutableList.copyOf(roles);
+    } catch (SQLException e) {
+      throw fail("listing login roles", e);
+    }
+  }
+
+  /**
+   * The roles physical standbys of the source stream as: those of its physical walsenders now, and the user
+   * the target's {@code primary_conninfo} names (it may be reconnecting at this moment).
+   */
+  private Set<String> standbyRoles(boolean readTarget) throws SQLException {
+    Set<String> roles = new HashSet<>(column(source(), "select distinct usename::text from pg_stat_activity"
+        + " where backend_type = 'walsender' and datid is null and usename is not null"));
+    if (!readTarget) {
+      return roles;
+    }
+    try {
+      String conninfo = text(target(), "select coalesce(current_setting('primary_conninfo', true), '')");
+      java.util.regex.Matcher m = java.util.regex.Pattern.compile("(?:^|\\s)user\\s*=\\s*'?([^'\\s]+)")
+          .matcher(conninfo);
+      if (m.find()) {
+        roles.add(m.group(1));
+      }
+    } catch (SQLException e) {
+      // not readable there (a managed service, or no target yet): the walsenders tell
+    }
+    return roles;
+  }
+
+  /**
+   * Sessions that can run SQL: every backend connected to a database (client backends, walsenders opened with
+   * {@code replication=database}, background workers), but the migrator's own, parallel workers (they end with
+   * their leader), autovacuum (its commits only write planner statistics; {@link #commitsAfter} tells them
+   * apart) and a PostgreSQL 17 standby's slot-sync reader. That reader uses an ordinary connection made with
+   * the standby's own conninfo and reconnects at once when ended; it only reads, so a session with the user and
+   * address of a physical walsender and either its application name (set in primary_conninfo) or the worker's
+   * default one is left alone.
+   */
+  private static final String SQL_SESSIONS = "from pg_stat_activity a where a.datid is not null"
+      + " and a.pid <> pg_backend_pid() and a.leader_pid is null and a.backend_type <> 'autovacuum worker'"
+      + " and not (a.backend_type = 'client backend' and exists (select 1 from pg_stat_activity w"
+      + " where w.backend_type = 'walsender' and w.datid is null and w.usename = a.usename"
+      + " and w.client_addr is not distinct from a.client_addr"
+      + " and (w.application_name = a.application_name or a.application_name like '%slotsync worker')))";
+
+  /** A walsender streaming a logical slot now: its consumer has yet to confirm the final LSN. */
+  private static final String STREAMING_A_SLOT = "a.pid in (select active_pid from pg_replication_slots"
+      + " where slot_type = 'logical' and active_pid is not null)";
+
+  /** The application's sessions, which the quiesce waits for: clients and walsenders that are not streaming. */
+  private static final String APPLICATION_SESSIONS = SQL_SESSIONS
+      + " and a.backend_type in ('client backend', 'walsender') and not " + STREAMING_A_SLOT;
+
+  /**
+   * Working: in a statement or a transaction, or logged in within the last second and still before its first
+   * statement (a connection-per-transaction client between its login and its one transaction).
+   */
+  private static final String BUSY = "(a.state is distinct from 'idle' or (a.query = ''"
+      + " and a.backend_start > clock_timestamp() - interval '1 second'))";
+
+  private static final String SESSION_COLUMNS = "a.pid, coalesce(a.usename::text, ''), a.backend_type,"
+      + " coalesce(a.state, ''), " + BUSY + ", a.xact_start";
+
+  private static List<Session> sessions(Statement s, String sql) throws SQLException {
+    List<Session> result = new ArrayList<>();
+    try (ResultSet rs = s.executeQuery(sql)) {
+      while (rs.next()) {
+        java.sql.Timestamp xact = rs.getTimestamp(6);
+        result.add(new Session(rs.getInt(1), rs.getString(2), rs.getString(3), rs.getString(4), rs.getBoolean(5),
+            Optional.ofNullable(xact).map(java.sql.Timestamp::toInstant)));
+      }
+    }
+    return result;
+  }
+
+  @Override
+  public ImmutableList<Session> applicationSessions() throws MigrationException {
+    try (Statement s = source().createStatement()) {
+      return ImmutableList.copyOf(sessions(s, "select " + SESSION_COLUMNS + " " + APPLICATION_SESSIONS));
+    } catch (SQLException e) {
+      throw fail("listing the application's sessions on the source " + spec.source(), e);
+    }
+  }
+
+  @Override
+  public void endApplicationSessions(List<Session> sessions) throws MigrationException {
+    if (sessions.isEmpty()) {
+      return;
+    }
+    try (PreparedStatement ps = source().prepareStatement(
+        "select pg_terminate_backend(a.pid) " + APPLICATION_SESSIONS + " and a.pid = any(?)")) {
+      ps.setArray(1, source().createArrayOf("int4", sessions.stream().map(Session::pid).toArray()));
+      ps.execute();
+    } catch (SQLException e) {
+      throw fail("ending sessions on the source " + spec.source(), e);
+    }
+  }
+
+  @Override
+  public ImmutableList<PreparedTransaction> preparedTransactions() throws MigrationException {
+    try {
+      return prepared(source());
+    } catch (SQLException e) {
+      throw fail("listing prepared transactions on the source " + spec.source(), e);
+    }
+  }
+
+  @Override
+  public ImmutableList<PreparedTransaction> targetPreparedTransactions() throws MigrationException {
+    try {
+      return prepared(target());
+    } catch (SQLException e) {
+      throw fail("listing prepared transactions on the target " + spec.target(), e);
+    }
+  }
+
+  private static ImmutableList<PreparedTransaction> prepared(Connection c) throws SQLException {
+    ImmutableList.Builder<PreparedTransaction> result = ImmutableList.builder();
+    try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery(
+        "select gid, prepared, owner::text, database::text from pg_prepared_xacts order by prepared, gid")) {
+      while (rs.next()) {
+        result.add(new PreparedTransaction(rs.getString(1), rs.getTimestamp(2).toInstant(), rs.getString(3),
+            rs.getString(4)));
+      }
+    }
+    return result.build();
+  }
+
+  /** ROLLBACK PREPARED must run in the transaction's own database: one connection per other database. */
+  @Override
+  public void rollBackPreparedTransactions(List<PreparedTransaction> transactions) throws MigrationException {
+    try {
+      String here = text(source(), "select current_database()");
+      for (PreparedTransaction t : transactions) {
+        Connection c = t.database().equals(here) ? source() : connect(spec.source(), t.database());
+        try (Statement s = c.createStatement()) {
+          s.execute("rollback prepared " + literal(t.gid()));
+        } catch (SQLException e) {
+          if (!"42704".equals(e.getSQLState())) { // gone meanwhile: committed or rolled back by its owner
+            throw e;
+          }
+        } finally {
+          if (c != source) {
+            closeQuietly(c);
+          }
+        }
+      }
+    } catch (SQLException e) {
+      throw fail("rolling back prepared transactions on the source " + spec.source(), e);
+    }
+  }
+
+  /** The physical slot that keeps the source's WAL after the final LSN readable until the migration is finalized. */
+  static String holdSlot(Migration.Spec spec) {
+    String name = "turnout_fence_" + spec.database().toLowerCase(java.util.Locale.ROOT).replaceAll("[^a-z0-9_]", "_");
+    return name.length() > 63 ? name.substring(0, 63) : name;
+  }
+
+  /** Below the final LSN recorded after the fence, so the proof can read that WAL at finalize too. */
+  @Override
+  public void holdWal() throws MigrationException {
+    try (PreparedStatement ps = source().prepareStatement("select pg_create_physical_replication_slot(?, true)"
+        + " where not exists (select 1 from pg_replication_slots where slot_name = ?)")) {
+      ps.setString(1, holdSlot(spec));
+      ps.setString(2, holdSlot(spec));
+      ps.execute();
+    } catch (SQLException e) {
+      throw fail("creating the fence's WAL hold " + holdSlot(spec) + " on the source " + spec.source(), e);
+    }
+  }
+
+  @Override
+  public void refuseLogins(List<String> roles) throws MigrationException {
+    try {
+      alterRoles(source(), roles, "nologin");
+    } catch (SQLException e) {
+      throw fail("refusing logins on the source " + spec.source(), e);
+    }
+  }
+
+  @Override
+  public ImmutableList<Session> endSessions(boolean slotStreamsToo) throws MigrationException {
+    String which = SQL_SESSIONS + (slotStreamsToo ? "" : " and not " + STREAMING_A_SLOT);
+    Map<Integer, Session> ended = new java.util.LinkedHashMap<>();
+    try (Statement s = source().createStatement()) {
+      for (int attempt = 0; attempt < 50; attempt++) {
+        List<Session> left = sessions(s, "select " + SESSION_COLUMNS + " " + which);
+        if (left.isEmpty()) {
+          return ImmutableList.copyOf(ended.values());
+        }
+        left.forEach(x -> ended.putIfAbsent(x.pid(), x));
+        if (s.getConnection().getMetaData().getDatabaseMajorVersion() >= 14) {
+          // Waits (up to 100 ms each) until the backend is gone, instead of sleeping and looking again.
+          s.execute("select pg_terminate_backend(a.pid, 100) " + which);
+        } else {
+          s.execute("select pg_terminate_backend(a.pid) " + which);
+          s.execute("select pg_sleep(0.01)");
+        }
+      }
+      throw new MigrationException("database '" + spec.database() + "': sessions on " + spec.source()
+          + " did not end: " + describe(sessions(s, "select " + SESSION_COLUMNS + " " + which)));
+    } catch (SQLException e) {
+      throw fail("ending sessions on the source " + spec.source(), e);
+    }
+  }
+
+  private static String describe(List<Session> sessions) {
+    return sessions.stream().map(x -> x.role() + " (" + x.backendType() + ", " + (x.state().isEmpty() ? "no state"
+        : x.state()) + ", pid " + x.pid() + ")").collect(java.util.stream.Collectors.joining(", "));
+  }
+
+  /**
+   * Besides sessions, prepared transactions and logins: new sessions are read-only. A new backend starts with the
+   * postmaster's settings, and the postmaster signals the backends only once it has reloaded its own: so once
+   * this session's reset value (what the configuration gives it, under its own SET) reads on, new ones are.
+   */
+  @Override
+  public void verifyReadOnlyByDefault() throws MigrationException {
+    try (Statement s = source().createStatement()) {
+      for (int attempt = 0; ; attempt++) {
+        try (ResultSet rs = s.executeQuery(
+            "select reset_val from pg_settings where name = 'default_transaction_read_only'")) {
+          rs.next();
+          if ("on".equals(rs.getString(1))) {
+            return;
+          }
+        }
+        if (attempt == 200) {
+          throw new MigrationException("fence of " + spec.source() + " not holding: new sessions are not read-only");
+        }
+        s.execute("select pg_sleep(0.01)");
+      }
+    } catch (SQLException e) {
+      throw fail("verifying the fence of " + spec.source(), e);
+    }
+  }
+
+  @Override
+  public void verifySessionsEndedAndLoginsRefused(List<String> roles) throws MigrationException {
+    try (Statement s = source().createStatement()) {
+      List<Session> open = sessions(s, "select " + SESSION_COLUMNS + " " + SQL_SESSIONS + " and not " + STREAMING_A_SLOT);
+      if (!open.isEmpty()) {
+        throw new MigrationException("fence of " + spec.source() + " not holding: " + open.size()
+            + " session(s) open: " + describe(open));
+      }
+      List<PreparedTransaction> prepared = prepared(source());
+      if (!prepared.isEmpty()) {
+        java.time.Instant now = clock.instant();
+        throw new MigrationException("fence of " + spec.source() + " not holding: " + prepared.size()
+            + " prepared transaction(s) could still be committed: " + prepared.stream().map(p -> p.describe(now))
+                .collect(java.util.stream.Collectors.joining(", ")));
+      }
+      List<String> stillLogin = new ArrayList<>();
+      try (PreparedStatement ps = source().prepareStatement(
+          "select rolname from pg_roles where rolcanlogin and rolname = any(?) order by rolname")) {
+        ps.setArray(1, source().createArrayOf("text", roles.toArray()));
+        try (ResultSet rs = ps.executeQuery()) {
+          while (rs.next()) {
+            stillLogin.add(rs.getString(1));
+          }
+        }
+      }
+      if (!stillLogin.isEmpty()) {
+        throw new MigrationException("fence of " + spec.source() + " not holding: roles can still log in: " + stillLogin);
+      }
+    } catch (SQLException e) {
+      throw fail("verifying the fence of " + spec.source(), e);
+    }
+  }
+
+  @Override
+  public Lsn sourceLsn() throws MigrationException {
+    try {
+      return Lsn.parse(text(source(), "select pg_current_wal_lsn()::text"));
+    } catch (SQLException e) {
+      throw fail("reading the source's WAL position", e);
+    }
+  }
+
+  /**
+   * {@code pg_current_wal_lsn()} is the write position: an asynchronous commit acknowledged a moment ago may
+   * still sit in the WAL buffers beyond it. Waiting until the flush position passes the end of the last record
+   * inserted now (the WAL writer flushes within wal_writer_delay) makes the final LSN cover it.
+   */
+  @Override
+  public Lsn finalLsn() throws MigrationException {
+    try {
+      awaitFlushed(lastRecordEnd());
+      return Lsn.parse(text(source(), "select pg_current_wal_lsn()::text"));
+    } catch (SQLException e) {
+      throw fail("reading the source's final WAL position", e);
+    }
+  }
+
+  /**
+   * The end of the last WAL record inserted so far. The insert position points past the header of a page that no
+   * record has begun on yet (24 bytes, 40 at the start of a segment); records end before that header.
+   */
+  private Lsn lastRecordEnd() throws SQLException {
+    try (Statement s = source().createStatement(); ResultSet rs = s.executeQuery("select pg_current_wal_insert_lsn()::text,"
+        + " (select setting::bigint from pg_settings where name = 'wal_block_size'),"
+        + " (select setting::bigint from pg_settings where name = 'wal_segment_size')")) {
+      rs.next();
+      Lsn insert = Lsn.parse(rs.getString(1));
+      long page = rs.getLong(2);
+      long segment = rs.getLong(3);
+      long offset = Long.remainderUnsigned(insert.value(), page);
+      boolean segmentStart = Long.remainderUnsigned(insert.value(), segment) == offset;
+      return offset == (segmentStart ? 40 : 24) ? new Lsn(insert.value() - offset) : insert;
+    }
+  }
+
+  /** Waits (up to 2 s) until the source has flushed its WAL to {@code lsn}; returns the flush position. */
+  private Lsn awaitFlushed(Lsn lsn) throws SQLException {
+    try (Statement s = source().createStatement()) {
+      for (int attempt = 0; ; attempt++) {
+        Lsn flushed = Lsn.parse(text(source(), "select pg_current_wal_flush_lsn()::text"));
+        if (flushed.atLeast(lsn) || attempt == 100) {
+          return flushed;
+        }
+        s.execute("select pg_sleep(0.02)");
+      }
+    }
+  }
+
+  /**
+   * Relation file numbers of the catalogs ANALYZE writes: pg_statistic (with its index and TOAST table),
+   * pg_statistic_ext_data (the same) and pg_class, which it updates in place. Catalogs made by initdb keep a
+   * file number equal to their OID, below 16384, which no user relation ever gets; one rewritten since (VACUUM
+   * FULL) has another number, and its ANALYZE commits are then findings: a false alarm, never a miss.
+   */
+  private static final Set<Long> STATISTICS_CATALOGS = Set.of(2619L, 2696L, 2840L, 2841L, 3429L, 3433L, 3430L,
+      3431L, 1259L);
+  private static final java.util.regex.Pattern REL = java.util.regex.Pattern.compile("rel (\\d+)/(\\d+)/(\\d+)");
+  private static final java.util.regex.Pattern SUBXACTS = java.util.regex.Pattern.compile("subxacts:((?: \\d+)+)");
+
+  @Override
+  public WalCheck commitsAfter(Lsn from) throws MigrationException {
+    try {
+      String schema = text(source(), "select coalesce((select quote_ident(extnamespace::regnamespace::text)"
+          + " from pg_extension where extname = 'pg_walinspect'), '')");
+      if (schema.isEmpty()) {
+        throw new MigrationException("database '" + spec.database() + "': pg_walinspect is not installed on "
+            + spec.source() + ", so its WAL after the final LSN cannot be checked (preflight installs it)");
+      }
+      // Up to the end of the last record inserted now, once flushed: pg_walinspect reads flushed WAL only, and
+      // the flush position alone may stop inside a record (the WAL writer writes whole pages).
+      Lsn end = lastRecordEnd();
+      Lsn flushed = awaitFlushed(end);
+      Lsn to = flushed.atLeast(end) ? end : flushed;
+      if (!to.atLeast(new Lsn(from.value() + 1))) {
+        return new WalCheck(from, from, ImmutableList.of(), 0);
+      }
+      record Rec(String lsn, long xid, String rm, String type, String description, String blocks) {}
+      List<Rec> records = new ArrayList<>();
+      try (PreparedStatement ps = source().prepareStatement("select start_lsn::text, xid::text::bigint,"
+          + " resource_manager, record_type, coalesce(description, ''), coalesce(block_ref, '')"
+          + " from " + schema + ".pg_get_wal_records_info(?::pg_lsn, ?::pg_lsn)"
+          + " where xid::text <> '0' or (resource_manager = 'Transaction' and record_type like 'COMMIT%')")) {
+        ps.setString(1, from.toString());
+        ps.setString(2, to.toString());
+        try (ResultSet rs = ps.executeQuery()) {
+          while (rs.next()) {
+            records.add(new Rec(rs.getString(1), rs.getLong(2), rs.getString(3), rs.getString(4), rs.getString(5),
+                rs.getString(6)));
+          }
+        } catch (SQLException e) {
+          // Between the two positions lies no whole record (a page header, the tail of one that began before).
+          if (!String.valueOf(e.getMessage()).contains("could not find a valid record")) {
+            throw e;
+          }
+        }
+      }
+      ImmutableList.Builder<String> findings = ImmutableList.builder();
+      int exempt = 0;
+      for (Rec commit : records) {
+        if (!"Transaction".equals(commit.rm()) || !commit.type().startsWith("COMMIT")) {
+          continue;
+        }
+        boolean prepared = commit.type().equals("COMMIT_PREPARED");
+        // A COMMIT PREPARED record carries the prepared transaction's xid in its description ("733: <time>").
+        long xid = prepared ? Long.parseLong(commit.description().replaceFirst(":.*", "").trim()) : commit.xid();
+        Set<Long> xids = new HashSet<>(Set.of(xid));
+        java.util.regex.Matcher sub = SUBXACTS.matcher(commit.description());
+        if (sub.find()) {
+          for (String x : sub.group(1).trim().split(" ")) {
+            xids.add(Long.parseLong(x));
+          }
+        }
+        List<Rec> data = records.stream().filter(r -> xids.contains(r.xid()) && !"Transaction".equals(r.rm())).toList();
+        Set<String> rels = new java.util.TreeSet<>();
+        boolean onlyStatistics = !prepared && !data.isEmpty();
+        for (Rec r : data) {
+          java.util.regex.Matcher rel = REL.matcher(r.description() + " " + r.blocks());
+          boolean any = false;
+          while (rel.find()) {
+            any = true;
+            rels.add(rel.group(1) + "/" + rel.group(2) + "/" + rel.group(3));
+            onlyStatistics &= STATISTICS_CATALOGS.contains(Long.parseLong(rel.group(3)));
+          }
+          onlyStatistics &= any && (r.rm().equals("Heap") || r.rm().equals("Heap2") || r.rm().equals("Btree"));
+        }
+        if (onlyStatistics) {
+          exempt++;
+          continue;
+        }
+        String at = prepared ? commit.description().replaceFirst("^\\d+:\\s*", "") : commit.description();
+        at = at.replaceFirst(";.*", "");
+        findings.add("xid " + xid + " " + (prepared ? "COMMIT PREPARED" : "COMMIT") + " at " + commit.lsn() + " ("
+            + at + ")" + (data.isEmpty() ? ", its changes written before the final LSN"
+                : ", changed " + relationNames(rels)));
+      }
+      return new WalCheck(from, to, findings.build(), exempt);
+    } catch (SQLException e) {
+      throw fail("reading the source's WAL after the final LSN " + from, e);
+    }
+  }
+
+  /** Relation names where the file number resolves in the migrator's database, else tablespace/database/file. */
+  private String relationNames(Set<String> rels) throws SQLException {
+    List<String> names = new ArrayList<>();
+    for (String rel : rels) {
+      String[] p = rel.split("/");
+      String name = null;
+      try (PreparedStatement ps = source().prepareStatement("select pg_filenode_relation(case when ?::oid ="
+          + " (select dattablespace from pg_database where datname = current_database()) then 0 else ?::oid end,"
+          + " ?::oid)::regclass::text where ?::oid = (select oid from pg_database where datname = current_database())"
+          + " or ?::oid = 0")) {
+        ps.setLong(1, Long.parseLong(p[0]));
+        ps.setLong(2, Long.parseLong(p[0]));
+        ps.setLong(3, Long.parseLong(p[2]));
+        ps.setLong(4, Long.parseLong(p[1]));
+        ps.setLong(5, Long.parseLong(p[1]));
+        try (ResultSet rs = ps.executeQuery()) {
+          if (rs.next()) {
+            name = rs.getString(1);
+          }
+        }
+      }
+      names.add(name == null ? "rel " + rel : name + " (rel " + rel + ")");
+    }
+    return String.join(", ", names);
+  }
+
+  @Override
+  public void releaseFenceHold() throws MigrationException {
+    try (PreparedStatement ps = source().prepareStatement(
+        "select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = ? and not active")) {
+      ps.setString(1, holdSlot(spec));
+      ps.execute();
+    } catch (SQLException e) {
+      throw fail("dropping the fence's WAL hold " + holdSlot(spec) + " on the source " + spec.source(), e);
+    }
+  }
+
+  @Override
+  public void restoreLogins(List<String> roles) throws MigrationException {
+    try {
+      alterRoles(source(), roles, "login");
+    } catch (SQLException e) {
+      throw fail("restoring logins on the source " + spec.source(), e);
+    }
+  }
+
+  @Override
+  public ImmutableList<Slot> sourceSlots() throws MigrationException {
+    try {
+      return slots(source());
+    } catch (SQLException e) {
+      throw fail("listing the source's logical slots", e);
+    }
+  }
+
+  private static ImmutableList<Slot> slots(Connection c) throws SQLException {
+    ImmutableList.Builder<Slot> result = ImmutableList.builder();
+    try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery(
+        "select slot_name, plugin, active, coalesce(confirmed_flush_lsn, '0/0')::text,"
+            + " coalesce(pg_current_wal_lsn() - restart_lsn, 0)::bigint"
+            + " from pg_replication_slots where slot_type = 'logical' order by slot_name")) {
+      while (rs.next()) {
+        result.add(new Slot(rs.getString(1), rs.getString(2), rs.getBoolean(3), Lsn.parse(rs.getString(4)), rs.getLong(5)));
+      }
+    }
+    return result.build();
+  }
+
+  @Override
+  public Lsn targetReplayLsn() throws MigrationException {
+    try {
+      String lsn = text(target(), "select coalesce(pg_last_wal_replay_lsn(), pg_current_wal_lsn())::text");
+      return Lsn.parse(lsn);
+    } catch (SQLException e) {
+      throw fail("reading the target's replay position", e);
+    }
+  }
+
+  /** {@code ALTER SYSTEM} works on a hot standby too. */
+  @Override
+  public void readOnlyByDefault(Server server, boolean on) throws MigrationException {
+    try (Statement s = (server == Server.SOURCE ? source() : target()).createStatement()) {
+      s.execute(on ? "alter system set default_transaction_read_only = on"
+          : "alter system reset default_transaction_read_only");
+      s.execute("select pg_reload_conf()");
+    } catch (SQLException e) {
+      throw fail((on ? "making new sessions read-only on the " : "letting new sessions write on the ")
+          + (server == Server.SOURCE ? "source " + spec.source() : "target " + spec.target()), e);
+    }
+  }
+
+  @Override
+  public void promoteTarget() throws MigrationException {
+    try {
+      if (bool(target(), "select pg_is_in_recovery()")) {
+        // pg_promote(wait => true) looks for the end of recovery every 100 ms; the writes are stopped meanwhile,
+        // so ask without waiting and look every 5 ms, on the server, for up to 60 s.
+        bool(target(), "select pg_promote(false)");
+        try (var statement = target().createStatement()) {
+          statement.execute("do $$ begin for i in 1..12000 loop exit when not pg_is_in_recovery();"
+              + " perform pg_sleep(0.005); end loop; end $$");
+        }
+        if (bool(target(), "select pg_is_in_recovery()")) {
+          throw new MigrationException("database '" + spec.database() + "': " + spec.target() + " did not promote in 60 s");
+        }
+      }
+      long targetTimeline = Long.parseLong(text(target(),
+          "select ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int::text"));
+      long sourceTimeline = sourceTimeline();
+      if (targetTimeline <= sourceTimeline) {
+        throw new MigrationException("database '" + spec.database() + "': promoted target is on timeline "
+            + targetTimeline + ", not above the source's " + sourceTimeline);
+      }
+    } catch (SQLException e) {
+      throw fail("promoting the target " + spec.target(), e);
+    }
+  }
+
+  private long sourceTimeline() throws SQLException {
+    return Long.parseLong(text(source(),
+        "select ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int::text"));
+  }
+
+  @Override
+  public boolean targetInRecovery() throws MigrationException {
+    try {
+      return bool(target(), "select pg_is_in_recovery()");
+    } catch (SQLException e) {
+      throw fail("asking whether the target is promoted", e);
+    }
+  }
+
+  @Override
+  public boolean syncsFailoverSlots() throws MigrationException {
+    try {
+      return target().getMetaData().getDatabaseMajorVersion() >= 17
+          && bool(target(), "select current_setting('sync_replication_slots')::bool");
+    } catch (SQLException e) {
+      throw fail("asking whether the target syncs failover slots", e);
+    }
+  }
+
+  @Override
+  public void syncFailoverSlots() throws MigrationException {
+    if (!syncsFailoverSlots()) {
+      return;
+    }
+    try {
+      // The sync worker naps up to 30 s when idle: stop it and sync now (the function refuses while it runs).
+      try (Statement s = target().createStatement()) {
+        s.execute("alter system set sync_replication_slots = off");
+        s.execute("select pg_reload_conf()");
+        try (ResultSet rs = s.executeQuery("select source from pg_settings where name = 'sync_replication_slots'")) {
+          rs.next();
+          if ("command line".equals(rs.getString(1))) {
+            throw new MigrationException("database '" + spec.database() + "': sync_replication_slots is set on the"
+                + " target's command line, so it cannot be turned off for the final slot sync before promotion;"
+                + " set it in postgresql.conf instead");
+          }
+        }
+        for (int attempt = 0; ; attempt++) {
+          boolean workerGone;
+          try (ResultSet rs = s.executeQuery(
+              "select count(*) = 0 from pg_stat_activity where backend_type = 'slotsync worker'")) {
+            rs.next();
+            workerGone = rs.getBoolean(1);
+          }
+          if (workerGone) {
+            try {
+              s.execute("select pg_sync_replication_slots()");
+              break;
+            } catch (SQLException stillRunning) {
+              if (attempt > 300) {
+                throw stillRunning;
+              }
+            }
+          } else if (attempt > 300) {
+            throw new MigrationException("database '" + spec.database() + "': the target's slot sync worker did"
+                + " not stop within 30 s after sync_replication_slots was turned off");
+          }
+          s.execute("select pg_sleep(0.1)");
+        }
+      }
+    } catch (SQLException e) {
+      throw fail("syncing failover slots to the target", e);
+    }
+  }
+
+  @Override
+  public ImmutableList<String> createSlotsOnTarget(List<SlotPosition> slotPositions) throws MigrationException {
+    ImmutableList.Builder<String> done = ImmutableList.builder();
+    try {
+      Map<String, String> existing = new HashMap<>();
+      try (Statement s = target().createStatement(); ResultSet rs = s.executeQuery(
+          "select slot_name, coalesce(plugin, '') || '|' || coalesce(confirmed_flush_lsn::text, '') || '|'"
+              + " || (wal_status = 'lost')::text from pg_replication_slots")) {
+        while (rs.next()) {
+          existing.put(rs.getString(1), rs.getString(2));
+        }
+      }
+      for (SlotPosition slot : slotPositions) {
+        String found = existing.get(slot.name());
+        if (found != null) {
+          String[] parts = found.split("\\|", -1);
+          if (!parts[0].equals(slot.plugin()) || "true".equals(parts[2])) {
+            throw new MigrationException("database '" + spec.database() + "': slot " + slot.name() + " on the target"
+                + " is not the source's (plugin " + parts[0] + ", lost " + parts[2] + "); expected " + slot.plugin());
+          }
+          done.add(slot.name() + " verified (synced as a failover slot, confirmed " + parts[1] + ")");
+          continue;
+        }
+        try (PreparedStatement ps = target().prepareStatement("select pg_create_logical_replication_slot(?, ?)")) {
+          ps.setString(1, slot.name());
+          ps.setString(2, slot.plugin());
+          ps.execute();
+        }
+        done.add(slot.name() + " created (" + slot.plugin() + "; consumers resume from " + slot.confirmedLsn() + ")");
+      }
+    } catch (SQLException e) {
+      throw fail("recreating logical slots on the target", e);
+    }
+    return done.build();
+  }
+
+  @Override
+  public void restoreLoginsOnTarget(List<String> roles) throws MigrationException {
+    try {
+      alterRoles(target(), roles, "login");
+    } catch (SQLException e) {
+      throw fail("restoring logins on the target", e);
+    }
+  }
+
+  @Override
+  public void writeProbeTarget() throws MigrationException {
+    try (Connection fresh = DriverManager.getConnection("jdbc:postgresql://" + spec.target() + "/postgres",
+        credentials.user(), credentials.password())) {
+      fresh.setAutoCommit(false);
+      try (Statement s = fresh.createStatement()) {
+        s.execute("select txid_current()"); // assigns a transaction id: refused by a read-only server
+      }
+      fresh.commit();
+    } catch (SQLException e) {
+      throw fail("write probe on the target " + spec.target(), e);
+    }
+  }
+
+  /** {@code ALTER ROLE r <option>} for each of {@code roles}, sent at once and committed together (one WAL flush). */
+  private static void alterRoles(Connection c, List<String> roles, String option) throws SQLException {
+    if (roles.isEmpty()) {
+      return;
+    }
+    try (Statement s = c.createStatement()) {
+      s.execute(roles.stream().map(r -> "alter role " + quote(r) + " " + option)
+          .collect(java.util.stream.Collectors.joining("; ")));
+    }
+  }
+
+  private static boolean bool(Connection c, String sql) throws SQLException {
+    try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery(sql)) {
+      rs.next();
+      return rs.getBoolean(1);
+    }
+  }
+
+  private static String text(Connection c, String sql) throws SQLException {
+    try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery(sql)) {
+      rs.next();
+      return rs.getString(1);
+    }
+  }
+
+  private static List<String> column(Connection c, String sql) throws SQLException {
+    List<String> result = new ArrayList<>();
+    try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery(sql)) {
+      while (rs.next()) {
+        result.add(rs.getString(1));
+      }
+    }
+    return result;
+  }
+
+  private static String literal(String text) {
+    return "'" + text.replace("'", "''") + "'";
+  }
+
+  private static String quote(String identifier) {
+    return "\"" + identifier.replace("\"", "\"\"") + "\"";
+  }
+
+  private static void closeQuietly(Connection c) {
+    if (c != null) {
+      try {
+        c.close();
+      } catch (SQLException ignored) {
+        // replacing a broken connection
+      }
+    }
+  }
+
+  @Override
+  public void close() {
+    closeQuietly(source);
+    closeQuietly(target);
+  }
+}

@@ -1,0 +1,460 @@
+package dev.turnout.migrator;
+
+import dev.turnout.migrator.check.PreflightFacts;
+import dev.turnout.migrator.check.ServerFacts;
+
+import com.google.common.collect.ImmutableList;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.function.Supplier;
+
+/**
+ * The two servers of a migration as a test scripts them: one shared state (fenced, promoted, armed...) that every
+ * platform the migrator opens acts on, each action written to the journal the router writes to too, and answers
+ * the test chooses. Actions check the world first as the real platforms do: promoting a promoted target, or
+ * fencing a fenced source, changes nothing and is journalled as such.
+ *
+ * <p>A scripted failure throws at an action {@link When#BEFORE} it acts (the call was refused) or
+ * {@link When#AFTER} (it acted and then failed, as a call that timed out after the server did what it asked).
+ */
+final class ScriptedPlatform implements Platform.Factory {
+  enum When { BEFORE, AFTER }
+
+  private record Failure(When when, String message, int[] left) {}
+
+  static final Lsn START = Lsn.parse("0/3000000");
+
+  private final Journal journal;
+  private final java.time.Clock clock;
+  private final Map<String, Failure> failures = new HashMap<>();
+
+  // The world. Guarded by this.
+  private boolean fenced;
+  private boolean promoted;
+  private boolean targetArmed;
+  private boolean writesAdmitted;
+  private boolean holdReleased;
+  private boolean sourceDown;
+  private boolean replayStuck;
+  private int promotions;
+  private int fences;
+  private int unfences;
+  private Lsn sourceLsn = START;
+  private Supplier<Long> lagBytes = () -> 0L;
+  /** What preflight reads: a healthy source and its streaming standby, changed by {@link #preflightReads}. */
+  private ServerFacts facts = healthy();
+  private List<String> commitsAfterFence = List.of();
+  private List<Platform.PreparedTransaction> prepared = new ArrayList<>();
+  /** The source's login roles refused at login; replicator is the role the standby streams as. */
+  private final java.util.Set<String> refused = new java.util.TreeSet<>();
+  private String diesAt = "";
+  private int opened;
+
+  ScriptedPlatform(Journal journal, java.time.Clock clock) {
+    this.journal = journal;
+    this.clock = clock;
+  }
+
+  // ---- the script
+
+  /** {@code action} fails {@code times} times (Integer.MAX_VALUE: always), before or after it acts. */
+  synchronized ScriptedPlatform fail(String action, When when, int times, String message) {
+    failures.put(action, new Failure(when, message, new int[] {times}));
+    return this;
+  }
+
+  synchronized ScriptedPlatform failAlways(String action, String message) {
+    return fail(action, When.BEFORE, Integer.MAX_VALUE, message);
+  }
+
+  /** Preflight reads {@code change} of what a healthy pair would show. */
+  synchronized ScriptedPlatform preflightReads(java.util.function.UnaryOperator<ServerFacts> change) {
+    facts = change.apply(healthy());
+    return this;
+  }
+
+  static ServerFacts healthy() {
+    com.google.common.collect.ImmutableMap<String, String> settings =
+        com.google.common.collect.ImmutableMap.of("wal_level", "logical", "server_version_num", "150007");
+    return new ServerFacts(
+        new ServerFacts.Source(new ServerFacts.Identity(Harness.SOURCE.host(), Harness.SOURCE.port(), false, "7301"), 1,
+            settings, com.google.common.collect.ImmutableSet.of(), ImmutableList.of()),
+        Optional.of(new ServerFacts.Target(new ServerFacts.Identity(Harness.TARGET.host(), Harness.TARGET.port(), true,
+            "7301"), settings, com.google.common.collect.ImmutableSet.of(),
+            Optional.of(new ServerFacts.Receiver("streaming", Harness.SOURCE.host(), Harness.SOURCE.port(), 1)))),
+        ImmutableList.of(),
+        new ServerFacts.Fence(new ServerFacts.WalProof(true, true, "postgres"),
+            new ServerFacts.HoldSlot("turnout_fence_app", false, 1, 10), ImmutableList.of(),
+            new ServerFacts.StandbyRoles(ImmutableList.of(), ImmutableList.of())));
+  }
+
+  /** The target's replay lag at each sample. */
+  synchronized ScriptedPlatform lag(Supplier<Long> bytes) {
+    lagBytes = bytes;
+    return this;
+  }
+
+  /** The target stops replaying: it never reaches the final LSN. */
+  synchronized ScriptedPlatform replayStops() {
+    replayStuck = true;
+    return this;
+  }
+
+  /** The source's WAL after the final LSN holds these commits. */
+  synchronized ScriptedPlatform commitsAfterTheFence(String... findings) {
+    commitsAfterFence = List.of(findings);
+    return this;
+  }
+
+  /** The source stops answering when {@code action} is called, and every call on it fails from then on. */
+  synchronized ScriptedPlatform sourceDiesAt(String action) {
+    diesAt = action;
+    return this;
+  }
+
+  synchronized ScriptedPlatform prepared(Platform.PreparedTransaction... transactions) {
+    prepared = new ArrayList<>(List.of(transactions));
+    return this;
+  }
+
+  // ---- what the world is now
+
+  synchronized boolean fenced() {
+    return fenced;
+  }
+
+  synchronized boolean promoted() {
+    return promoted;
+  }
+
+  synchronized boolean writesAdmitted() {
+    return writesAdmitted;
+  }
+
+  synchronized boolean holdReleased() {
+    return holdReleased;
+  }
+
+  synchronized boolean targetArmed() {
+    return targetArmed;
+  }
+
+  /** How many times the target went from standby to primary, and the source from open to fenced and back. */
+  synchronized int promotions() {
+    return promotions;
+  }
+
+  synchronized int fences() {
+    return fences;
+  }
+
+  synchronized int unfences() {
+    return unfences;
+  }
+
+  synchronized int opened() {
+    return opened;
+  }
+
+  @Override
+  public synchronized Platform open(Migration.Spec spec) {
+    opened++;
+    return new Servers();
+  }
+
+  /** Throws the scripted failure of {@code action} if it fails before acting. */
+  private synchronized void before(String action) throws MigrationException {
+    if (action.equals(diesAt)) {
+      sourceDown = true;
+      journal.add(action + " FAILED: the source died");
+    }
+    source();
+    Failure f = failures.get(action);
+    if (f != null && f.when == When.BEFORE && f.left[0] > 0) {
+      f.left[0]--;
+      journal.add(action + " FAILED: " + f.message);
+      throw new MigrationException(f.message);
+    }
+  }
+
+  private synchronized void after(String action) throws MigrationException {
+    Failure f = failures.get(action);
+    if (f != null && f.when == When.AFTER && f.left[0] > 0) {
+      f.left[0]--;
+      journal.add(action + " FAILED after acting: " + f.message);
+      throw new MigrationException(f.message);
+    }
+  }
+
+  synchronized java.util.Set<String> refusedRoles() {
+    return new java.util.TreeSet<>(refused);
+  }
+
+  private synchronized void source() throws MigrationException {
+    if (sourceDown) {
+      throw new MigrationException("connection to the source refused");
+    }
+  }
+
+  /** One migration's view of the scripted servers. */
+  private final class Servers implements Platform {
+    @Override
+    public Optional<String> ensureTarget() {
+      return Optional.empty();
+    }
+
+    @Override
+    public PreflightFacts preflightFacts() throws MigrationException {
+      before("preflight");
+      synchronized (ScriptedPlatform.this) {
+        return PreflightFacts.of(facts);
+      }
+    }
+
+    @Override
+    public void dropSlot(String name) throws MigrationException {
+      before("dropSlot");
+      synchronized (ScriptedPlatform.this) {
+        journal.add("drop slot " + name);
+      }
+    }
+
+    @Override
+    public void installWalProof() throws MigrationException {
+      before("installWalProof");
+      synchronized (ScriptedPlatform.this) {
+        journal.add("install pg_walinspect");
+      }
+    }
+
+    @Override
+    public Sample sample() throws MigrationException {
+      before("sample");
+      synchronized (ScriptedPlatform.this) {
+        sourceLsn = new Lsn(sourceLsn.value() + 4096);
+        return new Sample(java.time.Duration.between(java.time.Instant.EPOCH, clock.instant()).toNanos(), sourceLsn,
+            new Lsn(sourceLsn.value() - lagBytes.get()), 0);
+      }
+    }
+
+    @Override
+    public ImmutableList<String> loginRolesToFence(boolean keepStandby) throws MigrationException {
+      source();
+      synchronized (ScriptedPlatform.this) {
+        return java.util.stream.Stream.of("app", "replicator").filter(r -> !refused.contains(r))
+            .filter(r -> !keepStandby || !r.equals("replicator")).collect(ImmutableList.toImmutableList());
+      }
+    }
+
+    @Override
+    public ImmutableList<Session> applicationSessions() throws MigrationException {
+      before("applicationSessions");
+      return ImmutableList.of();
+    }
+
+    @Override
+    public void endApplicationSessions(List<Session> sessions) throws MigrationException {
+      source();
+    }
+
+    @Override
+    public ImmutableList<PreparedTransaction> preparedTransactions() throws MigrationException {
+      source();
+      synchronized (ScriptedPlatform.this) {
+        return ImmutableList.copyOf(prepared);
+      }
+    }
+
+    @Override
+    public void rollBackPreparedTransactions(List<PreparedTransaction> transactions) throws MigrationException {
+      source();
+      synchronized (ScriptedPlatform.this) {
+        journal.add("roll back prepared " + transactions.stream().map(PreparedTransaction::gid).toList());
+        prepared.removeAll(transactions);
+      }
+    }
+
+    @Override
+    public ImmutableList<PreparedTransaction> targetPreparedTransactions() {
+      return ImmutableList.of();
+    }
+
+    @Override
+    public ImmutableList<Session> fence(List<String> roles) throws MigrationException {
+      before("fence");
+      synchronized (ScriptedPlatform.this) {
+        journal.add(fenced ? "fence " + roles + " (already fenced)" : "fence " + roles);
+        if (!fenced) {
+          fences++;
+        }
+        fenced = true;
+        refused.addAll(roles);
+      }
+      after("fence");
+      return ImmutableList.of();
+    }
+
+    @Override
+    public ImmutableList<Session> endSessions(boolean slotStreamsToo) throws MigrationException {
+      source();
+      return ImmutableList.of();
+    }
+
+    @Override
+    public void refuseLogins(List<String> roles) throws MigrationException {
+      source();
+      synchronized (ScriptedPlatform.this) {
+        journal.add("refuse logins " + roles);
+        refused.addAll(roles);
+      }
+    }
+
+    @Override
+    public void verifyFence(List<String> roles) throws MigrationException {
+      before("verifyFence");
+      synchronized (ScriptedPlatform.this) {
+        if (!fenced) {
+          throw new MigrationException("fence not holding");
+        }
+      }
+    }
+
+    @Override
+    public Lsn sourceLsn() throws MigrationException {
+      source();
+      synchronized (ScriptedPlatform.this) {
+        return sourceLsn;
+      }
+    }
+
+    @Override
+    public Lsn finalLsn() throws MigrationException {
+      return sourceLsn();
+    }
+
+    @Override
+    public WalCheck commitsAfter(Lsn from) throws MigrationException {
+      before("commitsAfter");
+      synchronized (ScriptedPlatform.this) {
+        return new WalCheck(from, sourceLsn, ImmutableList.copyOf(commitsAfterFence), 0);
+      }
+    }
+
+    @Override
+    public void releaseFenceHold() throws MigrationException {
+      before("releaseFenceHold");
+      synchronized (ScriptedPlatform.this) {
+        journal.add("release the fence's WAL hold");
+        holdReleased = true;
+      }
+    }
+
+    @Override
+    public void unfence(List<String> roles) throws MigrationException {
+      before("unfence");
+      synchronized (ScriptedPlatform.this) {
+        journal.add(fenced ? "unfence " + roles : "unfence " + roles + " (not fenced)");
+        if (fenced) {
+          unfences++;
+        }
+        fenced = false;
+        refused.removeAll(roles);
+      }
+    }
+
+    @Override
+    public ImmutableList<Slot> sourceSlots() throws MigrationException {
+      source();
+      return ImmutableList.of();
+    }
+
+    @Override
+    public Lsn targetReplayLsn() {
+      synchronized (ScriptedPlatform.this) {
+        return replayStuck ? START : sourceLsn;
+      }
+    }
+
+    @Override
+    public void prepareFence() throws MigrationException {
+      before("prepareFence");
+      synchronized (ScriptedPlatform.this) {
+        journal.add("hold the source's WAL");
+      }
+    }
+
+    @Override
+    public void armTargetReadOnly() throws MigrationException {
+      before("armTargetReadOnly");
+      synchronized (ScriptedPlatform.this) {
+        journal.add("arm the target read-only");
+        targetArmed = true;
+      }
+    }
+
+    @Override
+    public void promoteTarget() throws MigrationException {
+      before("promoteTarget");
+      synchronized (ScriptedPlatform.this) {
+        journal.add(promoted ? "promote the target (already promoted)" : "promote the target");
+        if (!promoted) {
+          promotions++;
+        }
+        promoted = true;
+      }
+      after("promoteTarget");
+    }
+
+    @Override
+    public boolean targetPromoted() throws MigrationException {
+      before("targetPromoted");
+      synchronized (ScriptedPlatform.this) {
+        return promoted;
+      }
+    }
+
+    @Override
+    public void syncFailoverSlots() {
+    }
+
+    @Override
+    public ImmutableList<String> createSlotsOnTarget(List<SlotPosition> slots) {
+      return ImmutableList.of();
+    }
+
+    @Override
+    public void restoreLoginsOnTarget(List<String> roles) {
+      journal.add("restore logins on the target " + roles);
+    }
+
+    @Override
+    public void admitWritesOnTarget() throws MigrationException {
+      before("admitWritesOnTarget");
+      synchronized (ScriptedPlatform.this) {
+        journal.add("admit writes on the target");
+        writesAdmitted = true;
+      }
+    }
+
+    @Override
+    public void disarmTarget() throws MigrationException {
+      synchronized (ScriptedPlatform.this) {
+        journal.add("disarm the target");
+        targetArmed = false;
+      }
+    }
+
+    @Override
+    public void writeProbeTarget() throws MigrationException {
+      before("writeProbeTarget");
+      journal.add("write probe on the target");
+    }
+
+    @Override
+    public void close() {
+    }
+  }
+}
