@@ -512,6 +512,7 @@ public final class AwsPlatform implements Platform {
     api().reboot(aurora.sourceInstance());
     await("RDS instance " + aurora.sourceInstance() + " to be available after its reboot", settings.operationDeadline(),
         () -> source().dbInstanceStatus(), "available"::equals);
+    sql.close(); // the reboot ended the migrator's own sessions too: the next call connects afresh
     // Sessions of roles the fence cannot refuse (rds_superuser ones) reconnecting after it, of any backend type.
     sql.endSessions(false);
     return before;
