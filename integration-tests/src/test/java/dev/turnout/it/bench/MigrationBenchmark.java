@@ -214,6 +214,7 @@ public final class MigrationBenchmark {
         PostgresServer standby = PostgresServer.startStandby(dir.resolve("pg" + i), primary, "standby_" + i,
             "wal_level=logical", "max_wal_senders=10", "max_replication_slots=10");
         servers.add(standby);
+        awaitStreaming(standby); // a standby not yet streaming is refused by preflight, rightly
         Migration m = plane.migrator().start(new Migration.Spec("app", new ServerAddress("127.0.0.1", primary.port()),
             new ServerAddress("127.0.0.1", standby.port()),
             new Migration.Options(Duration.ofSeconds(window), 16L * 1024 * 1024, Duration.ofSeconds(60), false)
@@ -252,6 +253,7 @@ public final class MigrationBenchmark {
             + " after beginning past the drain %d%n", i, n, m.id(), m.phase(), gap, writer.longestGapMillis(),
             perTransaction.longestGapMillis(), persistent.longestGapMillis(), cutover2, missing, fenceCutHere, cutHere,
             laterHere);
+        m.progress().error().ifPresent(e -> System.out.println("    error: " + e));
         if (history) {
           Instant q = phaseStart(m, Phase.QUIESCING);
           m.history().stream().filter(e -> !e.at().isBefore(q))
@@ -319,6 +321,21 @@ public final class MigrationBenchmark {
       }
     }
     System.exit(0);
+  }
+
+  private static void awaitStreaming(PostgresServer standby) throws Exception {
+    for (int i = 0; i < 600; i++) {
+      try (Connection c = DriverManager.getConnection(PostgresServer.jdbcUrl(standby.port()));
+           Statement s = c.createStatement();
+           java.sql.ResultSet rs = s.executeQuery("select count(*) from pg_stat_wal_receiver where status = 'streaming'")) {
+        rs.next();
+        if (rs.getInt(1) == 1) {
+          return;
+        }
+      }
+      Thread.sleep(50);
+    }
+    throw new IllegalStateException("standby on port " + standby.port() + " never streamed");
   }
 
   /** Returns {@code sidecar} once a connection through it reaches the server. */
