@@ -37,8 +37,9 @@ import java.util.regex.Pattern;
  * leaves the previous state; the torn tail is cut before the next append. A journal grown past
  * {@link #COMPACT_AT} is rewritten to its last line (temporary file, fsync, rename, directory fsync).
  *
- * <p>A save compares the revision it was read at with the one the store holds. This process alone writes the
- * directory, so the held revision is kept in memory once read. {@code <id>.json} files of earlier versions (one
+ * <p>A save compares the revision it was read at with the one the store holds: the state this process last read
+ * or wrote, as long as the journal is the same file of the same size (a stat, no read); otherwise (another
+ * process wrote the same directory) the last line again. {@code <id>.json} files of earlier versions (one
  * JSON document, replaced atomically) are read, at revision 0 when they carry none, and give way to a journal at
  * their next save.
  */
@@ -57,8 +58,11 @@ public final class FileMigrationStore implements MigrationStore {
       .enable(SerializationFeature.INDENT_OUTPUT);
 
   private final Path directory;
-  /** The state the store holds of each migration this process has read or saved. */
-  private final Map<String, Migration> held = new HashMap<>();
+  /** The state the store holds of each migration this process has read or saved, and the journal it read it from. */
+  private final Map<String, Held> held = new HashMap<>();
+
+  /** A migration as its journal held it when it was that file ({@code fileKey}) of {@code size} bytes. */
+  private record Held(Migration migration, Object fileKey, long size) {}
 
   public FileMigrationStore(Path storeDirectory) throws MigrationException {
     this.directory = storeDirectory.resolve("migrations");
@@ -99,7 +103,7 @@ public final class FileMigrationStore implements MigrationStore {
       throw new MigrationException("cannot save " + migration + " in " + directory + ": " + e.getMessage()
           + "; nothing was done for its new state", e);
     }
-    held.put(saved.id(), saved);
+    remember(saved.id(), saved);
     return saved;
   }
 
@@ -130,11 +134,30 @@ public final class FileMigrationStore implements MigrationStore {
     return directory.resolve(id + ".json");
   }
 
+  /** Keeps {@code m} as what the journal of {@code id} holds, as the journal is now. */
+  private void remember(String id, Migration m) throws MigrationException {
+    try {
+      java.nio.file.attribute.BasicFileAttributes now = Files.readAttributes(journal(id),
+          java.nio.file.attribute.BasicFileAttributes.class);
+      held.put(id, new Held(m, now.fileKey(), now.size()));
+    } catch (IOException e) {
+      held.remove(id); // read again next time
+    }
+  }
+
   /** What the store holds of {@code id}: the journal's last intact line, else an earlier version's file. */
   private Optional<Migration> read(String id) throws MigrationException {
-    Migration known = held.get(id);
-    if (known != null) {
-      return Optional.of(known);
+    Held known = held.get(id);
+    if (known != null && known.fileKey() != null) {
+      try {
+        java.nio.file.attribute.BasicFileAttributes now = Files.readAttributes(journal(id),
+            java.nio.file.attribute.BasicFileAttributes.class);
+        if (known.fileKey().equals(now.fileKey()) && known.size() == now.size()) {
+          return Optional.of(known.migration());
+        }
+      } catch (IOException e) {
+        // gone or unreadable: read below, which says what is wrong
+      }
     }
     Optional<Migration> found;
     try {
@@ -145,7 +168,11 @@ public final class FileMigrationStore implements MigrationStore {
     } catch (IOException e) {
       throw new MigrationException("cannot read migration " + id + " in " + directory + ": " + e.getMessage(), e);
     }
-    found.ifPresent(m -> held.put(id, m));
+    if (found.isPresent() && Files.exists(journal(id))) {
+      remember(id, found.get());
+    } else {
+      held.remove(id);
+    }
     return found;
   }
 
