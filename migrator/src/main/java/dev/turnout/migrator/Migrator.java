@@ -780,9 +780,19 @@ public final class Migrator {
    */
   private Migration quiesce(Migration m, Platform platform) throws MigrationException, InterruptedException {
     CutoverSteps steps = cutovers.computeIfAbsent(m.id(), id -> new CutoverSteps(clock));
+    Instant draining = clock.instant();
+    Migration quiescing = m;
+    steps.time("drain-ack", () -> {
+      await(quiescing, "the route drain to be ACKed", router.drain(quiescing.database()));
+      return null;
+    });
+    m = m.note(clock.instant(), "route drained: every sidecar ACKed in " + Duration.between(draining, clock.instant())
+        .toMillis() + " ms");
+    Instant preparing = clock.instant();
     if (m.progress().fencedRoles().isEmpty()) {
       // Record which roles the fence takes away before taking them, so an unfence after a crash restores them.
-      // Listed before the drain, so the writes do not wait for it; the fence lists them again.
+      // Listed while the work in flight at the drain is still running, so the writes hardly wait for it; the
+      // fence lists them again.
       ImmutableList<String> roles = platform.loginRolesToFence(true);
       List<String> kept = new ArrayList<>(platform.loginRolesToFence(false));
       kept.removeAll(roles);
@@ -792,14 +802,7 @@ public final class Migrator {
     }
     platform.prepareFence();
     platform.armTargetReadOnly(); // a standby is read-only anyway: armed now, it admits no write when promoted
-    Instant draining = clock.instant();
-    Migration quiescing = m;
-    steps.time("drain-ack", () -> {
-      await(quiescing, "the route drain to be ACKed", router.drain(quiescing.database()));
-      return null;
-    });
-    m = m.note(clock.instant(), "route drained: every sidecar ACKed in " + Duration.between(draining, clock.instant())
-        .toMillis() + " ms");
+    steps.add("prepare-fence", Duration.between(preparing, clock.instant()));
     Migration drained = m;
     m = steps.time("grace", () -> letInFlightWorkFinish(drained, platform));
     ImmutableList<Platform.PreparedTransaction> left = platform.preparedTransactions();

@@ -92,10 +92,10 @@ class DryRunTest {
         "PREFLIGHT: preflight ok   source is a primary: 10.0.0.5:5432 accepts writes",
         "REPLICATING: preflight passed (20 checks)",
         "QUIESCING",
-        "QUIESCING: fencing roles [app]; the standby's [replicator] keep their login until the target is promoted",
-        "  QUIESCING: arm the target read-only",
         "  QUIESCING: drain route 'app' (sidecars open no new connection; the built-in sidecar holds them) and wait"
             + " for every subscribed sidecar's ACK",
+        "QUIESCING: fencing roles [app]; the standby's [replicator] keep their login until the target is promoted",
+        "  QUIESCING: arm the target read-only",
         "  QUIESCING: fence roles [app]",
         "  QUIESCING: verify the fence",
         "CATCHING_UP: source fenced at final LSN 0/3000000",

@@ -21,9 +21,9 @@ class ForwardPathTest {
         Phase.VALIDATED, Phase.QUIESCING, Phase.CATCHING_UP, Phase.PROMOTING, Phase.SHIFTING, Phase.VERIFYING,
         Phase.COMPLETED);
     assertThat(h.journal.lines()).as("the actions, in order").containsExactly(
+        "drain app",
         "hold the source's WAL",
         "arm the target read-only",
-        "drain app",
         "fence [app]",
         "promote the target",
         "refuse logins [replicator]",

@@ -47,7 +47,7 @@ final class PostgresSchema {
         replica text not null, who text not null, peer text not null, call text not null, database text not null,
         migration text not null, details json not null, code text not null, description text not null);
       """, """
-      alter table turnout.migrations add column revision bigint not null default 0;
+      alter table turnout.migrations add column if not exists revision bigint not null default 0;
       """);
 
   private PostgresSchema() {}

@@ -39,12 +39,6 @@ final class JdbcPostgresSql implements PostgresSql {
 
   private static final java.time.Duration REPLICA_START = java.time.Duration.ofSeconds(60);
   private static final java.time.Duration REPLICA_POLL = java.time.Duration.ofMillis(100);
-  /**
-   * A connection used within this long is handed out without {@code isValid}, which costs a round trip; the
-   * cutover makes dozens of calls in a row; a connection that broke since fails that one call, as it would have
-   * had it broken a moment after the check.
-   */
-  private static final long CHECK_AFTER_IDLE_MILLIS = 1000;
 
   private final Migration.Spec spec;
   private final PostgresPlatform.Credentials credentials;
@@ -53,9 +47,6 @@ final class JdbcPostgresSql implements PostgresSql {
   private final dev.turnout.migrator.Sleeper sleeper;
   private Connection source;
   private Connection target;
-  /** When each connection was last handed out (the clock's millis): one idle longer is checked before use. */
-  private long sourceUsed;
-  private long targetUsed;
 
   JdbcPostgresSql(Migration.Spec spec, PostgresPlatform.Credentials credentials, java.time.Clock clock,
       dev.turnout.migrator.Sleeper sleeper) {
@@ -89,28 +80,24 @@ final class JdbcPostgresSql implements PostgresSql {
     return c;
   }
 
+  /**
+   * The source's connection, checked ({@code isValid}, one round trip) before each use: a server that died or
+   * restarted since then is reconnected to, or named in the error when it does not answer.
+   */
   private Connection source() throws SQLException {
-    long now = clock.millis();
-    if (!usable(source, now - sourceUsed)) {
+    if (source == null || !source.isValid(2)) {
       closeQuietly(source);
       source = connect(spec.source());
     }
-    sourceUsed = now;
     return source;
   }
 
   private Connection target() throws SQLException {
-    long now = clock.millis();
-    if (!usable(target, now - targetUsed)) {
+    if (target == null || !target.isValid(2)) {
       closeQuietly(target);
       target = connect(spec.target());
     }
-    targetUsed = now;
     return target;
-  }
-
-  private static boolean usable(Connection c, long idleMillis) throws SQLException {
-    return c != null && !c.isClosed() && (idleMillis < CHECK_AFTER_IDLE_MILLIS || c.isValid(2));
   }
 
   private MigrationException fail(String what, SQLException e) {
