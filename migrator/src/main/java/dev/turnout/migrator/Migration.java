@@ -7,8 +7,8 @@ import java.util.List;
 import java.util.Optional;
 
 /**
- * One move of one database from its source server to its target (a physical standby of it): what was asked,
- * where it is, and what it has recorded so far. Immutable; every change is a new value saved before acting.
+ * One move of a source server, with every database routed to it, to its target (a physical standby of it): what
+ * was asked, where it is, and what it has recorded so far. Immutable; every change is a new value saved before acting.
  *
  * @param revision how many times the store has saved this migration: 0 until its first save (and for journals
  *     written before revisions were kept). A value derived from another keeps its revision, which is the one the
@@ -18,20 +18,50 @@ public record Migration(String id, Spec spec, Phase phase, Progress progress, Im
     long revision) {
 
   /**
-   * What the operator asked for.
+   * What the operator asked for. The fence and the promotion act on the whole server, so a migration moves every
+   * database routed to its source together: drained together, routed to the target in one change.
    *
+   * @param database the database the migration is named after (the one the operator named, or the first routed to
+   *     the server the operator named)
    * @param aurora present when the source is an Amazon RDS instance and the target an Aurora cluster: the AWS
    *     platform runs the migration, and {@code target} is the cluster's writer endpoint
+   * @param coTenants the other databases routed to the source when the migration was planned, in name order
    */
   public record Spec(String database, ServerAddress source, ServerAddress target, Options options,
-      Optional<Aurora> aurora) {
+      Optional<Aurora> aurora, ImmutableList<String> coTenants) {
     public Spec {
       aurora = aurora == null ? Optional.empty() : aurora; // migrations saved before the field existed
+      coTenants = coTenants == null ? ImmutableList.of() : coTenants;
+      if (coTenants.contains(database)) {
+        throw new IllegalArgumentException("database '" + database + "' is named twice: as the migration's and as a"
+            + " co-tenant");
+      }
+    }
+
+    public Spec(String database, ServerAddress source, ServerAddress target, Options options,
+        Optional<Aurora> aurora) {
+      this(database, source, target, options, aurora, ImmutableList.of());
     }
 
     /** A migration between two PostgreSQL servers reachable by JDBC. */
     public Spec(String database, ServerAddress source, ServerAddress target, Options options) {
       this(database, source, target, options, Optional.empty());
+    }
+
+    /** Every database the migration moves: its own first, then its co-tenants. */
+    public ImmutableList<String> databases() {
+      return ImmutableList.<String>builder().add(database).addAll(coTenants).build();
+    }
+
+    /** {@code 'orders'}, or {@code 'orders' with 'billing', 'audit'}: for messages. */
+    public String describeDatabases() {
+      return "'" + database + "'" + (coTenants.isEmpty() ? "" : coTenants.stream().map(d -> "'" + d + "'")
+          .collect(java.util.stream.Collectors.joining(", ", " with ", "")));
+    }
+
+    public Spec withCoTenants(java.util.Collection<String> others) {
+      return new Spec(database, source, target, options, aurora,
+          others.stream().filter(d -> !d.equals(database)).distinct().sorted().collect(ImmutableList.toImmutableList()));
     }
   }
 
@@ -80,12 +110,19 @@ public record Migration(String id, Spec spec, Phase phase, Progress progress, Im
    * @param allowDroppingStaleSlots whether preflight may drop inactive logical slots that retain WAL
    * @param createReplica when present, the migrator makes the target itself on this host before preflight
    * @param cutover how the cutover treats the work in flight on the source
+   * @param allowUnroutedDatabases whether preflight lets the migration go on when the source holds databases no
+   *     route points to (their direct clients lose their writes at the fence)
    */
   public record Options(Duration validationWindow, long maxLagBytes, Duration phaseDeadline,
-      boolean allowDroppingStaleSlots, Optional<Replica> createReplica, Cutover cutover) {
+      boolean allowDroppingStaleSlots, Optional<Replica> createReplica, Cutover cutover, boolean allowUnroutedDatabases) {
     public Options {
       createReplica = createReplica == null ? Optional.empty() : createReplica;
       cutover = cutover == null ? Cutover.DEFAULT : cutover; // migrations saved before the field existed
+    }
+
+    public Options(Duration validationWindow, long maxLagBytes, Duration phaseDeadline,
+        boolean allowDroppingStaleSlots, Optional<Replica> createReplica, Cutover cutover) {
+      this(validationWindow, maxLagBytes, phaseDeadline, allowDroppingStaleSlots, createReplica, cutover, false);
     }
 
     public static Options defaults() {
@@ -102,7 +139,13 @@ public record Migration(String id, Spec spec, Phase phase, Progress progress, Im
     }
 
     public Options withCutover(Cutover c) {
-      return new Options(validationWindow, maxLagBytes, phaseDeadline, allowDroppingStaleSlots, createReplica, c);
+      return new Options(validationWindow, maxLagBytes, phaseDeadline, allowDroppingStaleSlots, createReplica, c,
+          allowUnroutedDatabases);
+    }
+
+    public Options allowingUnroutedDatabases(boolean allow) {
+      return new Options(validationWindow, maxLagBytes, phaseDeadline, allowDroppingStaleSlots, createReplica, cutover,
+          allow);
     }
   }
 
@@ -168,9 +211,12 @@ public record Migration(String id, Spec spec, Phase phase, Progress progress, Im
 
   public static Migration plan(String id, Spec spec, Instant now) {
     return new Migration(id, spec, Phase.PLANNED, Progress.NONE,
-        ImmutableList.of(new Event(now, Phase.PLANNED, "planned: " + spec.source() + " -> " + spec.target())), 0);
+        ImmutableList.of(new Event(now, Phase.PLANNED, "planned: " + spec.source() + " -> " + spec.target()
+            + (spec.coTenants().isEmpty() ? "" : "; moving every database routed to the source together: "
+                + String.join(", ", spec.databases())))), 0);
   }
 
+  /** The database the migration is named after; {@link Spec#databases} lists every one it moves. */
   public String database() {
     return spec.database();
   }
@@ -207,6 +253,7 @@ public record Migration(String id, Spec spec, Phase phase, Progress progress, Im
 
   @Override
   public String toString() {
-    return "migration " + id + " of database '" + spec.database() + "'";
+    return "migration " + id + " of " + (spec.coTenants().isEmpty() ? "database " : "databases ")
+        + spec.describeDatabases();
   }
 }

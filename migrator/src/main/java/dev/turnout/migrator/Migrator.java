@@ -169,14 +169,47 @@ public final class Migrator {
     return planned;
   }
 
+  /**
+   * A database has at most one unfinished migration, and so has a server: the fence and the promotion act on the
+   * whole server, so two migrations that share a source or a target (as source or target) would fence or promote
+   * under each other.
+   */
   private void refuseSecond(Migration.Spec spec) throws MigrationConflictException {
     for (Migration m : current()) {
-      if (m.database().equals(spec.database()) && !m.phase().isTerminal()) {
-        throw new MigrationConflictException(MigrationConflictException.Kind.ALREADY_EXISTS,
-            "database '" + spec.database() + "' already has migration " + m.id() + " in " + m.phase()
-                + (m.phase() == Phase.COMPLETED ? "; finalize it or roll it back first" : ""));
+      if (m.phase().isTerminal()) {
+        continue;
+      }
+      String then = m.phase() == Phase.COMPLETED ? "; finalize it or roll it back first" : "";
+      for (String database : spec.databases()) {
+        if (m.spec().databases().contains(database)) {
+          throw new MigrationConflictException(MigrationConflictException.Kind.ALREADY_EXISTS,
+              "database '" + database + "' already has migration " + m.id() + " in " + m.phase() + then);
+        }
+      }
+      Optional<String> shared = sharedServer(spec, m.spec());
+      if (shared.isPresent()) {
+        throw new MigrationConflictException(MigrationConflictException.Kind.ALREADY_EXISTS, "server "
+            + shared.get() + " is already in migration " + m.id() + " (" + m.spec().source() + " -> "
+            + m.spec().target() + ", databases " + String.join(", ", m.spec().databases()) + ") in " + m.phase()
+            + then);
       }
     }
+  }
+
+  /** {@code "10.0.0.5:5432 (the source of both)"}, when the two migrations' servers overlap. */
+  private static Optional<String> sharedServer(Migration.Spec a, Migration.Spec b) {
+    String[] names = {"source", "target"};
+    ServerAddress[] as = {a.source(), a.target()};
+    ServerAddress[] bs = {b.source(), b.target()};
+    for (int i = 0; i < 2; i++) {
+      for (int j = 0; j < 2; j++) {
+        if (as[i].equals(bs[j])) {
+          return Optional.of(as[i] + " (" + (i == j ? "the " + names[i] + " of both"
+              : "this one's " + names[i] + ", that one's " + names[j]) + ")");
+        }
+      }
+    }
+    return Optional.empty();
   }
 
   /** Something done to a database outside any migration of it (an operator's route change by hand). */
@@ -194,7 +227,7 @@ public final class Migrator {
   public <T> T outsideMigrations(String database, Outside<T> action) throws Exception {
     synchronized (this) {
       for (Migration m : current()) {
-        if (m.database().equals(database) && !m.phase().isTerminal()) {
+        if (m.spec().databases().contains(database) && !m.phase().isTerminal()) {
           throw new MigrationConflictException(MigrationConflictException.Kind.FAILED_PRECONDITION,
               "database '" + database + "' has migration " + m.id() + " in " + m.phase() + ": its route changes only"
                   + " through the migration until it is " + (m.phase() == Phase.COMPLETED ? "finalized or rolled back"
@@ -533,7 +566,7 @@ public final class Migrator {
     Migration next = m.to(to, now, note);
     failpoint.reached(next, Failpoint.Point.BEFORE_SAVE);
     Migration saved = save(owner, next);
-    log.info("migration {} database {}: {} -> {} after {} ms{}{}", m.id(), m.database(), m.phase(), to, ms,
+    log.info("migration {} database {}: {} -> {} after {} ms{}{}", m.id(), String.join(",", m.spec().databases()), m.phase(), to, ms,
         m.progress().finalLsn().map(l -> "; final LSN " + l).orElse(""), note.isEmpty() ? "" : "; " + note);
     failpoint.reached(saved, Failpoint.Point.AFTER_SAVE);
     if (!CUTOVER.contains(to)) {
@@ -714,7 +747,8 @@ public final class Migrator {
       m = m.note(clock.instant(), made.get());
     }
     Preflight.Verdict verdict = Preflight.judge(platform.preflightFacts(), m.spec().options().allowDroppingStaleSlots(),
-        clock.instant());
+        Optional.of(new Preflight.Routed(com.google.common.collect.ImmutableSet.copyOf(m.spec().databases()),
+            m.spec().options().allowUnroutedDatabases())), clock.instant());
     for (dev.turnout.migrator.check.Check c : verdict.checks()) {
       m = m.note(clock.instant(), "preflight " + c);
     }
@@ -783,7 +817,7 @@ public final class Migrator {
     Instant draining = clock.instant();
     Migration quiescing = m;
     steps.time("drain-ack", () -> {
-      await(quiescing, "the route drain to be ACKed", router.drain(quiescing.database()));
+      await(quiescing, "the route drain to be ACKed", router.drain(quiescing.spec().databases()));
       return null;
     });
     m = m.note(clock.instant(), "route drained: every sidecar ACKed in " + Duration.between(draining, clock.instant())
@@ -810,6 +844,7 @@ public final class Migrator {
       m = save(m); // the grace's notes, then stop before fencing: nothing to undo but the drain
       refuseLeftoverPrepared(m, left);
     }
+    refuseNewCoTenants(m);
     store.confirmWriter(); // the irreversible steps are re-checked right before they act
     List<String> listed = m.progress().fencedRoles();
     ImmutableList<Platform.Session> fenceEnded = steps.time("fence", () -> platform.fence(listed));
@@ -848,6 +883,21 @@ public final class Migrator {
     Lsn finalLsn = steps.time("final-lsn", platform::finalLsn);
     m = m.with(m.progress().withFinalLsn(finalLsn));
     return transition(m, Phase.CATCHING_UP, "source fenced at final LSN " + finalLsn);
+  }
+
+  /**
+   * Right before the fence: the routes are read again, and no database but the migration's own may be routed to the
+   * source (one routed there since the migration was planned would be fenced and left behind).
+   */
+  private void refuseNewCoTenants(Migration m) throws MigrationException {
+    List<String> others = new ArrayList<>(router.routedTo(m.spec().source()));
+    others.removeAll(m.spec().databases());
+    if (!others.isEmpty()) {
+      java.util.Collections.sort(others);
+      throw new MigrationException("database(s) " + others + " routed to the source " + m.spec().source()
+          + " since the migration was planned: the fence would cut them off; roll back and start the migration again"
+          + " to move them too");
+    }
   }
 
   private static final Duration QUIESCE_POLL = Duration.ofMillis(5);
@@ -1032,7 +1082,7 @@ public final class Migrator {
   private Migration shift(Migration m) throws MigrationException, InterruptedException {
     CutoverSteps steps = cutovers.computeIfAbsent(m.id(), id -> new CutoverSteps(clock));
     steps.time("route-ack", () -> {
-      await(m, "every sidecar to ACK the route to the target", router.route(m.database(), m.spec().target()));
+      await(m, "every sidecar to ACK the route to the target", router.route(m.spec().databases(), m.spec().target()));
       return null;
     });
     return transition(m, Phase.VERIFYING, "route to " + m.spec().target() + " ACKed");
@@ -1060,7 +1110,7 @@ public final class Migrator {
     }
     List<String> failures = new ArrayList<>();
     try {
-      await(m, "the route back to the source to be ACKed", router.route(m.database(), m.spec().source()));
+      await(m, "the route back to the source to be ACKed", router.route(m.spec().databases(), m.spec().source()));
     } catch (MigrationException e) {
       failures.add(e.getMessage());
     }

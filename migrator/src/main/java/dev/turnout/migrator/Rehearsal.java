@@ -154,16 +154,29 @@ final class Rehearsal implements DryRun, MigrationStore, Router {
   }
 
   @Override
-  public CompletableFuture<Void> route(String database, ServerAddress endpoint) {
-    record("route '" + database + "' to " + endpoint + " and wait for every subscribed sidecar's ACK");
+  public CompletableFuture<Void> route(List<String> databases, ServerAddress endpoint) {
+    record("route " + names(databases) + " to " + endpoint + (databases.size() > 1 ? " in one version" : "")
+        + " and wait for every subscribed sidecar's ACK");
     return CompletableFuture.completedFuture(null);
   }
 
   @Override
-  public CompletableFuture<Void> drain(String database) {
-    record("drain route '" + database + "' (sidecars open no new connection; the built-in sidecar holds them) and"
-        + " wait for every subscribed sidecar's ACK");
+  public CompletableFuture<Void> drain(List<String> databases) {
+    record("drain route" + (databases.size() > 1 ? "s " : " ") + names(databases) + " (sidecars open no new"
+        + " connection; the built-in sidecar holds them) and wait for every subscribed sidecar's ACK");
     return CompletableFuture.completedFuture(null);
+  }
+
+  @Override
+  public com.google.common.collect.ImmutableSet<String> routedTo(ServerAddress server) {
+    // The routes as planned: the run reads them again here, and refuses a database routed to the source since.
+    record("read the routes again: no database but " + names(spec.databases()) + " may be routed to " + server);
+    return server.equals(spec.source()) ? com.google.common.collect.ImmutableSet.copyOf(spec.databases())
+        : com.google.common.collect.ImmutableSet.of();
+  }
+
+  private static String names(List<String> databases) {
+    return databases.stream().map(d -> "'" + d + "'").collect(java.util.stream.Collectors.joining(", "));
   }
 
   /** A clock that only sleeping moves. */

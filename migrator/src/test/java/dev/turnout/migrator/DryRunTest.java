@@ -54,15 +54,20 @@ class DryRunTest {
     };
     Router router = new Router() {
       @Override
-      public java.util.concurrent.CompletableFuture<Void> route(String database, ServerAddress endpoint) {
+      public java.util.concurrent.CompletableFuture<Void> route(java.util.List<String> databases, ServerAddress endpoint) {
         realChanges.add("route");
         return java.util.concurrent.CompletableFuture.completedFuture(null);
       }
 
       @Override
-      public java.util.concurrent.CompletableFuture<Void> drain(String database) {
+      public java.util.concurrent.CompletableFuture<Void> drain(java.util.List<String> databases) {
         realChanges.add("drain");
         return java.util.concurrent.CompletableFuture.completedFuture(null);
+      }
+
+      @Override
+      public com.google.common.collect.ImmutableSet<String> routedTo(ServerAddress server) {
+        return com.google.common.collect.ImmutableSet.of();
       }
     };
     Platform.Factory platforms = new Platform.Factory() {
@@ -90,12 +95,13 @@ class DryRunTest {
     assertThat(transcript).containsSubsequence(
         "PREFLIGHT",
         "PREFLIGHT: preflight ok   source is a primary: 10.0.0.5:5432 accepts writes",
-        "REPLICATING: preflight passed (20 checks)",
+        "REPLICATING: preflight passed (21 checks)",
         "QUIESCING",
         "  QUIESCING: drain route 'app' (sidecars open no new connection; the built-in sidecar holds them) and wait"
             + " for every subscribed sidecar's ACK",
         "QUIESCING: fencing roles [app]; the standby's [replicator] keep their login until the target is promoted",
         "  QUIESCING: arm the target read-only",
+        "  QUIESCING: read the routes again: no database but 'app' may be routed to 10.0.0.5:5432",
         "  QUIESCING: fence roles [app]",
         "  QUIESCING: verify the fence",
         "CATCHING_UP: source fenced at final LSN 0/3000000",

@@ -1,6 +1,8 @@
 package dev.turnout.migrator;
 
+import com.google.common.collect.ImmutableSet;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 
@@ -33,19 +35,30 @@ final class ScriptedRouter implements Router {
     return endpoints.get(database);
   }
 
-  @Override
-  public synchronized CompletableFuture<Void> route(String database, ServerAddress endpoint) {
-    return change("route " + database + " to " + endpoint, database, endpoint.toString());
+  /** A database routed to {@code endpoint} outside the migration (by hand), journalled as nothing. */
+  synchronized void routeByHand(String database, ServerAddress endpoint) {
+    endpoints.put(database, endpoint.toString());
   }
 
   @Override
-  public synchronized CompletableFuture<Void> drain(String database) {
-    return change("drain " + database, database, "drained");
+  public synchronized CompletableFuture<Void> route(List<String> databases, ServerAddress endpoint) {
+    return change("route " + String.join(", ", databases) + " to " + endpoint, databases, endpoint.toString());
   }
 
-  private CompletableFuture<Void> change(String line, String database, String endpoint) {
+  @Override
+  public synchronized CompletableFuture<Void> drain(List<String> databases) {
+    return change("drain " + String.join(", ", databases), databases, "drained");
+  }
+
+  @Override
+  public synchronized ImmutableSet<String> routedTo(ServerAddress server) {
+    return endpoints.entrySet().stream().filter(e -> e.getValue().equals(server.toString())).map(Map.Entry::getKey)
+        .collect(ImmutableSet.toImmutableSet());
+  }
+
+  private CompletableFuture<Void> change(String line, List<String> databases, String endpoint) {
     journal.add(line);
-    endpoints.put(database, endpoint);
+    databases.forEach(d -> endpoints.put(d, endpoint));
     CompletableFuture<Void> f = held.remove(line);
     return f != null ? f : CompletableFuture.completedFuture(null);
   }

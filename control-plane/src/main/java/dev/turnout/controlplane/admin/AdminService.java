@@ -55,6 +55,7 @@ import dev.turnout.migrator.Migration;
 import dev.turnout.migrator.MigrationConflictException;
 import dev.turnout.migrator.MigrationException;
 import dev.turnout.controlplane.migration.Migrations;
+import dev.turnout.controlplane.migration.XdsRouter;
 import dev.turnout.migrator.Migrator;
 import dev.turnout.migrator.Phase;
 import dev.turnout.migrator.ServerAddress;
@@ -152,11 +153,13 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
       Migration.Spec spec = spec(request);
       if (request.getOptions().getDryRun()) {
         return dev.turnout.admin.v1.Migration.newBuilder().setDatabase(spec.database())
+            .addAllDatabases(spec.databases())
             .setSource(spec.source().toString()).setTarget(spec.target().toString()).setPhase("DRY_RUN")
             .addAllPlannedActions(migrator.dryRun(spec)).build();
       }
       return toProto(migrator.start(spec, () -> {
-        // Read again under the lock a route change by hand takes: the plan's source must still be the route.
+        // Read again under the lock a route change by hand takes: the plan's server must still hold exactly the
+        // databases it moves.
         Optional<Endpoint> now = routing.table().get(spec.database()).flatMap(DatabaseRoute::endpoint);
         if (now.isEmpty() || !now.get().host().equals(spec.source().host())
             || now.get().port() != spec.source().port()) {
@@ -164,28 +167,35 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
               + spec.database() + "' was routed to " + now.map(Endpoint::toString).orElse("nothing (drained)")
               + " while the migration from " + spec.source() + " was being planned; start it again");
         }
+        java.util.Set<String> routed = XdsRouter.routedTo(routing.table(), spec.source());
+        if (!routed.equals(java.util.Set.copyOf(spec.databases()))) {
+          throw new MigrationConflictException(MigrationConflictException.Kind.FAILED_PRECONDITION, "the databases"
+              + " routed to " + spec.source() + " changed while the migration was being planned (planned "
+              + spec.databases() + ", now " + routed + "); start it again");
+        }
       }));
     });
   }
 
   private Migration.Spec spec(StartMigrationRequest request) throws MigrationException {
-    String database = request.getDatabase();
-    if (database.isBlank()) {
-      throw invalid("database is required");
-    }
     RoutingTable table = routing.table();
+    String database = database(request, table);
     DatabaseRoute route = table.get(database).orElseThrow(() -> Status.NOT_FOUND.withDescription(
         "unknown database '" + database + "'; known: " + table.databases().keySet()).asRuntimeException());
     Optional<Migration.Aurora> aurora = aurora(database, request.getOptions());
     // A migration under way drains the route: name it rather than the empty route it left.
-    migrator.list().stream().filter(m -> m.database().equals(database) && !m.phase().isTerminal()).findFirst()
-        .ifPresent(m -> {
+    migrator.list().stream().filter(m -> m.spec().databases().contains(database) && !m.phase().isTerminal())
+        .findFirst().ifPresent(m -> {
           throw Status.ALREADY_EXISTS.withDescription("database '" + database + "' already has migration " + m.id()
               + " in " + m.phase() + (m.phase() == Phase.COMPLETED ? "; finalize it or roll it back first" : "")
               + " (turnout migrate status " + m.id() + ")").asRuntimeException();
         });
     Endpoint source = route.endpoint().orElseThrow(() -> Status.FAILED_PRECONDITION.withDescription(
         "database '" + database + "' is drained (no current endpoint): nothing to migrate from").asRuntimeException());
+    // The fence and the promotion act on the server: every database routed to it moves with this one.
+    ServerAddress sourceServer = new ServerAddress(source.host(), source.port());
+    java.util.List<String> coTenants = XdsRouter.routedTo(table, sourceServer).stream()
+        .filter(d -> !d.equals(database)).toList();
     String targetText = request.getTarget();
     if (targetText.isBlank() && aurora.isPresent()) {
       // From AWS's descriptions of the cluster or the instance, never from the route: the route holds the address
@@ -237,11 +247,64 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
       throw invalid("database '" + database + "': quiesce_grace " + grace + " must be shorter than the phase deadline "
           + deadline + ", which QUIESCING must also meet");
     }
-    return new Migration.Spec(database, new ServerAddress(source.host(), source.port()),
+    return new Migration.Spec(database, sourceServer,
         new ServerAddress(target.host(), target.port()), new Migration.Options(window,
             o.getMaxLagBytes() == 0 ? defaults.maxLagBytes() : o.getMaxLagBytes(), deadline,
-            o.getAllowDroppingStaleSlots(), replica, new Migration.Cutover(grace, o.getRollbackPreparedTransactions())),
-        aurora);
+            o.getAllowDroppingStaleSlots(), replica, new Migration.Cutover(grace, o.getRollbackPreparedTransactions()),
+            o.getAllowUnroutedDatabases()),
+        aurora).withCoTenants(coTenants);
+  }
+
+  /**
+   * The database the migration is named after: the one the request names; or, for a request naming a server (or
+   * only an RDS instance), the first in name order of those routed to it.
+   */
+  private String database(StartMigrationRequest request, RoutingTable table) {
+    String database = request.getDatabase();
+    String server = request.getServer();
+    if (!database.isBlank() && !server.isBlank()) {
+      throw invalid("give a database or a server, not both (a migration moves the database's whole server)");
+    }
+    if (!database.isBlank()) {
+      return database;
+    }
+    if (!server.isBlank()) {
+      Endpoint named;
+      try {
+        named = Endpoint.parse(server);
+      } catch (IllegalArgumentException e) {
+        throw invalid("server: " + e.getMessage());
+      }
+      java.util.List<String> on = table.databases().values().stream()
+          .filter(r -> r.endpoint().isPresent() && (r.endpoint().get().equals(named)
+              || (r.endpoint().get().port() == named.port()
+                  && routing.hostname(r.name()).filter(named.host()::equalsIgnoreCase).isPresent())))
+          .map(DatabaseRoute::name).sorted().toList();
+      if (on.isEmpty()) {
+        throw Status.NOT_FOUND.withDescription("no database is routed to " + server + " (routes: " + routes(table)
+            + ")").asRuntimeException();
+      }
+      return on.get(0);
+    }
+    MigrationOptions o = request.getOptions();
+    if (o.hasAurora() && !o.getAurora().getSourceInstance().isBlank()) {
+      String instance = o.getAurora().getSourceInstance().toLowerCase(java.util.Locale.ROOT);
+      java.util.List<String> on = table.databases().keySet().stream().filter(d -> routing.hostname(d)
+          .map(h -> h.toLowerCase(java.util.Locale.ROOT))
+          .filter(h -> h.startsWith(instance + ".") && h.endsWith(".rds.amazonaws.com")).isPresent()).sorted().toList();
+      if (on.isEmpty()) {
+        throw Status.NOT_FOUND.withDescription("no database is routed to RDS instance " + instance + " by its"
+            + " endpoint name (" + instance + ".<suffix>.<region>.rds.amazonaws.com); name a database or the server"
+            + " (host:port)").asRuntimeException();
+      }
+      return on.get(0);
+    }
+    throw invalid("database is required (or server: host:port, to move every database routed to it)");
+  }
+
+  private static String routes(RoutingTable table) {
+    return table.databases().values().stream().map(r -> r.name() + " -> " + r.endpoint().map(Endpoint::toString)
+        .orElse("drained")).sorted().collect(java.util.stream.Collectors.joining(", "));
   }
 
   private static Optional<Migration.Aurora> aurora(String database, MigrationOptions o) {
@@ -796,7 +859,8 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
 
   static dev.turnout.admin.v1.Migration bare(Migration m) {
     dev.turnout.admin.v1.Migration.Builder b = dev.turnout.admin.v1.Migration.newBuilder().setId(m.id())
-        .setDatabase(m.database()).setSource(m.spec().source().toString()).setTarget(m.spec().target().toString())
+        .setDatabase(m.database()).addAllDatabases(m.spec().databases())
+        .setSource(m.spec().source().toString()).setTarget(m.spec().target().toString())
         .setPhase(m.phase().name()).setError(m.progress().error().orElse(""));
     m.progress().finalLsn().ifPresent(l -> b.setFinalLsn(l.toString()));
     m.progress().slots().forEach(s -> b.addSlots(Slot.newBuilder().setName(s.name()).setPlugin(s.plugin())

@@ -31,12 +31,17 @@ import picocli.CommandLine.Parameters;
 final class MigrateCommand {
 
   @Command(name = "start", mixinStandardHelpOptions = true,
-      description = {"Start moving DATABASE to --target (a streaming standby of its current server).",
+      description = {"Start moving DATABASE's server to --target (a streaming standby of it): DATABASE and every"
+          + " other database routed to the same server move together. Or name the server: --server HOST:PORT.",
           "From Amazon RDS to Aurora: --aurora-source INSTANCE --aurora-cluster CLUSTER [--aurora-create CLASS]"
               + " (--target defaults to the cluster's writer endpoint)."})
   static final class Start implements Callable<Integer> {
     @Mixin AdminOptions admin;
-    @Parameters(index = "0", paramLabel = "DATABASE") String database;
+    @Parameters(index = "0", arity = "0..1", paramLabel = "DATABASE") String database;
+    @Option(names = "--server", paramLabel = "HOST:PORT", description = "Instead of DATABASE: the source server, with"
+        + " every database routed to it") String server;
+    @Option(names = "--allow-unrouted-databases", description = "Let preflight pass when the source holds databases no"
+        + " route points to (their direct clients lose their writes at the fence)") boolean allowUnrouted;
     @Option(names = "--target", paramLabel = "HOST:PORT") String target;
     @Option(names = "--aurora-source", paramLabel = "INSTANCE", description = "The RDS instance the database is on")
     String auroraSource;
@@ -63,8 +68,14 @@ final class MigrateCommand {
 
     @Override
     public Integer call() throws Exception {
+      if ((database == null) == (server == null) && !(database == null && auroraSource != null)) {
+        System.err.println("turnout migrate start: " + (database == null
+            ? "name a DATABASE or --server HOST:PORT (or --aurora-source INSTANCE)"
+            : "give DATABASE or --server, not both: a migration moves the database's whole server"));
+        return 2;
+      }
       MigrationOptions.Builder o = MigrationOptions.newBuilder().setDryRun(dryRun).setMaxLagBytes(maxLag)
-          .setAllowDroppingStaleSlots(dropStale);
+          .setAllowDroppingStaleSlots(dropStale).setAllowUnroutedDatabases(allowUnrouted);
       try {
         if (window != null) {
           o.setValidationWindow(proto(Durations.parse("--window", window)));
@@ -97,16 +108,17 @@ final class MigrateCommand {
       }
       return admin.call("migrate start", channel -> {
         Migration m = AdminOptions.stub(channel).startMigration(StartMigrationRequest.newBuilder()
-            .setDatabase(database).setTarget(target == null ? "" : target).setOptions(o).build());
+            .setDatabase(database == null ? "" : database).setServer(server == null ? "" : server)
+            .setTarget(target == null ? "" : target).setOptions(o).build());
         if (dryRun) {
-          System.out.println("dry run: migration of database '" + m.getDatabase() + "' from " + m.getSource() + " to "
+          System.out.println("dry run: migration of " + databases(m) + " from " + m.getSource() + " to "
               + m.getTarget() + " would:");
           for (int i = 0; i < m.getPlannedActionsCount(); i++) {
             System.out.printf("%2d. %s%n", i + 1, m.getPlannedActions(i));
           }
           return 0;
         }
-        System.out.println("migration " + m.getId() + " of database '" + m.getDatabase() + "' started: "
+        System.out.println("migration " + m.getId() + " of " + databases(m) + " started: "
             + m.getSource() + " -> " + m.getTarget());
         try {
           return watch ? Watch.follow(channel, m.getId(), System.out) : throughPreflight(channel, m.getId());
@@ -114,6 +126,17 @@ final class MigrateCommand {
           return AdminOptions.report("migrate start", e); // started: not to be started again on another replica
         }
       });
+    }
+
+    /**
+     * {@code database 'orders'}, or {@code databases 'orders', 'billing' (the whole server)}.
+     */
+    static String databases(Migration m) {
+      if (m.getDatabasesCount() <= 1) {
+        return "database '" + m.getDatabase() + "'";
+      }
+      return "databases " + m.getDatabasesList().stream().map(d -> "'" + d + "'")
+          .collect(java.util.stream.Collectors.joining(", ")) + " (every database routed to " + m.getSource() + ")";
     }
 
     /**
@@ -164,13 +187,14 @@ final class MigrateCommand {
         if (id == null) {
           System.out.printf("%-10s %-16s %-14s %-22s %s%n", "ID", "DATABASE", "PHASE", "TARGET", "ERROR");
           for (Migration m : stub.listMigrations(ListMigrationsRequest.getDefaultInstance()).getMigrationsList()) {
-            System.out.printf("%-10s %-16s %-14s %-22s %s%n", m.getId(), m.getDatabase(), m.getPhase(), m.getTarget(),
+            System.out.printf("%-10s %-16s %-14s %-22s %s%n", m.getId(), m.getDatabase()
+                + (m.getDatabasesCount() > 1 ? " +" + (m.getDatabasesCount() - 1) : ""), m.getPhase(), m.getTarget(),
                 m.getError());
           }
           return 0;
         }
         Migration m = stub.getMigration(GetMigrationRequest.newBuilder().setId(id).build());
-        System.out.println("migration " + m.getId() + " of database '" + m.getDatabase() + "': " + m.getSource()
+        System.out.println("migration " + m.getId() + " of " + Start.databases(m) + ": " + m.getSource()
             + " -> " + m.getTarget() + ", " + m.getPhase());
         if (!m.getFinalLsn().isEmpty()) {
           System.out.println("final LSN " + m.getFinalLsn());

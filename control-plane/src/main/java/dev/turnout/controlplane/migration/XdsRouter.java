@@ -1,11 +1,15 @@
 package dev.turnout.controlplane.migration;
 
+import com.google.common.collect.ImmutableSet;
 import dev.turnout.controlplane.store.RouteStore;
 import dev.turnout.controlplane.store.StoreException;
 import dev.turnout.controlplane.xds.RoutingService;
+import dev.turnout.envoy.DatabaseRoute;
 import dev.turnout.envoy.Endpoint;
 import dev.turnout.migrator.Router;
 import dev.turnout.migrator.ServerAddress;
+import java.util.List;
+import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 
 /**
@@ -20,20 +24,32 @@ public final class XdsRouter implements Router {
   }
 
   @Override
-  public CompletableFuture<Void> route(String database, ServerAddress endpoint) {
+  public CompletableFuture<Void> route(List<String> databases, ServerAddress endpoint) {
+    return change(databases, Optional.of(new Endpoint(endpoint.host(), endpoint.port())));
+  }
+
+  @Override
+  public CompletableFuture<Void> drain(List<String> databases) {
+    return change(databases, Optional.empty());
+  }
+
+  private CompletableFuture<Void> change(List<String> databases, Optional<Endpoint> endpoint) {
     try {
-      return routing.route(database, new Endpoint(endpoint.host(), endpoint.port()), RouteStore.Writer.LEADER).thenApply(r -> null);
+      return routing.changeAll(databases, endpoint, RouteStore.Writer.LEADER).thenApply(r -> null);
     } catch (StoreException | RuntimeException e) {
       return CompletableFuture.failedFuture(e);
     }
   }
 
   @Override
-  public CompletableFuture<Void> drain(String database) {
-    try {
-      return routing.drain(database, RouteStore.Writer.LEADER).thenApply(r -> null);
-    } catch (StoreException | RuntimeException e) {
-      return CompletableFuture.failedFuture(e);
-    }
+  public ImmutableSet<String> routedTo(ServerAddress server) {
+    return routedTo(routing.table(), server);
+  }
+
+  /** The databases of {@code table} routed to {@code server}: by its address, or a DNS name that resolved to it. */
+  public static ImmutableSet<String> routedTo(dev.turnout.envoy.RoutingTable table, ServerAddress server) {
+    Endpoint wanted = new Endpoint(server.host(), server.port());
+    return table.databases().values().stream().filter(r -> r.endpoint().filter(wanted::equals).isPresent())
+        .map(DatabaseRoute::name).sorted().collect(ImmutableSet.toImmutableSet());
   }
 }

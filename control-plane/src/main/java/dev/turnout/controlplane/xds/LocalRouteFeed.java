@@ -17,8 +17,14 @@ public final class LocalRouteFeed implements RouteFeed {
   }
 
   @Override
-  public RouteStore.State afterRecording(RouteRecord recorded) {
-    return new RouteStore.State(ImmutableMap.of(recorded.route().name(), recorded), recorded.version());
+  public RouteStore.State afterRecording(java.util.List<RouteRecord> recorded) {
+    ImmutableMap.Builder<String, RouteRecord> routes = ImmutableMap.builder();
+    long highest = 0;
+    for (RouteRecord r : recorded) {
+      routes.put(r.route().name(), r);
+      highest = Math.max(highest, r.version());
+    }
+    return new RouteStore.State(routes.buildKeepingLast(), highest);
   }
 
   @Override

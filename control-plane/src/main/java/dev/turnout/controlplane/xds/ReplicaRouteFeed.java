@@ -26,7 +26,7 @@ public final class ReplicaRouteFeed implements RouteFeed {
 
   /** The whole store: changes other replicas recorded just before this one are published with it. */
   @Override
-  public RouteStore.State afterRecording(RouteRecord recorded) throws StoreException {
+  public RouteStore.State afterRecording(java.util.List<RouteRecord> recorded) throws StoreException {
     return store.load();
   }
 

@@ -15,10 +15,10 @@ public interface RouteFeed {
   RouteStore.State recordedElsewhere() throws StoreException;
 
   /**
-   * The records to take into the table (and publish) once this process recorded {@code recorded}: that one, or
-   * every one the store holds up to now, so a version names the same table on every replica.
+   * The records to take into the table (and publish, as one version) once this process recorded {@code recorded}:
+   * those, or every one the store holds up to now, so a version names the same table on every replica.
    */
-  RouteStore.State afterRecording(RouteRecord recorded) throws StoreException;
+  RouteStore.State afterRecording(java.util.List<RouteRecord> recorded) throws StoreException;
 
   /** Calls {@code listener} when the table may have changed elsewhere (and now and then regardless); alone, never. */
   void onChange(Runnable listener);

@@ -280,6 +280,57 @@ public final class RoutingService {
   }
 
   /**
+   * A migration's change of every database on one server: routes each of {@code databases} to {@code endpoint}, or
+   * drains each when empty, journaled one record each and published to the sidecars as one version (an EDS response
+   * that moves them all), so no sidecar routes one of them to the new server and another to the old. The future
+   * completes when every sidecar subscribed to any of them has ACKed, and fails as {@link #route} does. Refused
+   * unless this replica leads migrations, when {@code writer} says so.
+   */
+  public CompletableFuture<List<RouteResult>> changeAll(List<String> databases, Optional<Endpoint> endpoint,
+      RouteStore.Writer writer) throws StoreException {
+    String cause = endpoint.isPresent() ? "route" : "drain";
+    Optional<String> hostname = hostnameOf(endpoint);
+    List<DatabaseRoute> currents = new ArrayList<>();
+    List<Optional<Endpoint>> previous = new ArrayList<>();
+    List<Optional<Endpoint>> targets = new ArrayList<>();
+    List<Long> waitFor = new ArrayList<>();
+    synchronized (lock) {
+      try {
+        publishStored(feed.recordedElsewhere()); // decide on what the store says now, not on the last notification
+      } catch (StoreException e) {
+        throw new StoreException("cannot " + cause + " databases " + databases + ": " + e.getMessage(), e);
+      }
+      for (String database : databases) {
+        currents.add(table.get(database).orElseThrow(
+            () -> new UnknownDatabaseException(database, table.databases().keySet())));
+        targets.add(endpoint.map(e -> resolve(database, e)));
+      }
+      List<RouteRecord> recorded = new ArrayList<>();
+      for (int i = 0; i < databases.size(); i++) {
+        String database = databases.get(i);
+        DatabaseRoute current = currents.get(i);
+        previous.add(current.endpoint());
+        if (current.endpoint().equals(targets.get(i)) && hostname.equals(Optional.ofNullable(hostnames.get(database)))) {
+          waitFor.add(endpointVersions.get(database));
+        } else {
+          RouteRecord r = record(current.withEndpoint(targets.get(i)), cause, hostname, writer, Optional.empty());
+          recorded.add(r);
+          waitFor.add(r.version());
+        }
+      }
+      if (!recorded.isEmpty()) {
+        publishRecorded(recorded);
+      }
+    }
+    List<CompletableFuture<RouteResult>> each = new ArrayList<>();
+    for (int i = 0; i < databases.size(); i++) {
+      each.add(awaitAcks(databases.get(i), currents.get(i), previous.get(i), targets.get(i), waitFor.get(i)));
+    }
+    return CompletableFuture.allOf(each.toArray(CompletableFuture[]::new))
+        .thenApply(done -> each.stream().map(CompletableFuture::join).toList());
+  }
+
+  /**
    * An operator's change: routes {@code database} to {@code endpoint}, or drains it when empty, recorded with who
    * and why. When {@link ByHand#expectedCurrent} is set and the database is routed elsewhere now, fails with
    * {@link RouteConflictException} and changes nothing. Made as a migration's are: only while this replica leads,
@@ -333,6 +384,11 @@ public final class RoutingService {
         waitFor = published;
       }
     }
+    return awaitAcks(database, current, previous, target, waitFor);
+  }
+
+  private CompletableFuture<RouteResult> awaitAcks(String database, DatabaseRoute current, Optional<Endpoint> previous,
+      Optional<Endpoint> target, long waitFor) {
     return acks.await(current, waitFor).whenComplete((r, e) -> {
       if (e == null) {
         log.info("route {}: {} -> {} version {} acked by {} node(s) in {} ms", database, describe(previous),
@@ -362,17 +418,31 @@ public final class RoutingService {
   @GuardedBy("lock")
   private long publish(DatabaseRoute changed, String cause, Optional<String> hostname, RouteStore.Writer writer,
       Optional<RouteRecord.Operator> operator) throws StoreException {
+    RouteRecord recorded = record(changed, cause, hostname, writer, operator);
+    publishRecorded(List.of(recorded));
+    return recorded.version();
+  }
+
+  /** Journals {@code changed} (durable before anyone can see it) and returns the record at its version. */
+  @GuardedBy("lock")
+  private RouteRecord record(DatabaseRoute changed, String cause, Optional<String> hostname, RouteStore.Writer writer,
+      Optional<RouteRecord.Operator> operator) throws StoreException {
     RouteRecord record = new RouteRecord(changed, version + 1, cause, hostname, operator);
     long next = store.append(record, writer);
     unseeded.remove(changed.name()); // a recorded route, by anyone's hand, supersedes the configuration's
     unresolved.remove(changed.name());
+    return record.withVersion(next);
+  }
+
+  /** Publishes {@code recorded} (with every change recorded before them, when the store is shared) as one version. */
+  @GuardedBy("lock")
+  private void publishRecorded(List<RouteRecord> recorded) {
     try {
-      publishStored(feed.afterRecording(record.withVersion(next)));
+      publishStored(feed.afterRecording(recorded));
     } catch (StoreException e) {
-      log.warn("route of {} recorded at version {} but the store could not be re-read ({}); it is published at"
-          + " the next re-read", changed.name(), next, e.getMessage());
+      log.warn("route(s) of {} recorded but the store could not be re-read ({}); published at the next re-read",
+          recorded.stream().map(r -> r.route().name() + " at version " + r.version()).toList(), e.getMessage());
     }
-    return next;
   }
 
   /**

@@ -23,9 +23,14 @@ public final class Writer implements Runnable, AutoCloseable {
 
   /** Writes to {@code writes(seq)} in database postgres through loopback {@code port}, as {@code user}. */
   public Writer(int port, String user) {
-    this.url = "jdbc:postgresql://127.0.0.1:" + port + "/postgres?user=" + user
+    this(port, user, "postgres");
+  }
+
+  /** Writes to {@code writes(seq)} in {@code database} through loopback {@code port}, as {@code user}. */
+  public Writer(int port, String user, String database) {
+    this.url = "jdbc:postgresql://127.0.0.1:" + port + "/" + database + "?user=" + user
         + "&sslmode=disable&connectTimeout=30&socketTimeout=60";
-    this.thread = new Thread(this, "writer");
+    this.thread = new Thread(this, "writer-" + database);
   }
 
   public Writer start() {

@@ -1,7 +1,9 @@
 package dev.turnout.migrator.check;
 
 import com.google.common.collect.ImmutableList;
+import com.google.common.collect.ImmutableSet;
 import java.time.Instant;
+import java.util.Optional;
 
 /**
  * The one place preflight facts are judged: what blocks a migration, what only warns, and what preflight should
@@ -48,15 +50,37 @@ public final class Preflight {
   }
 
   /**
+   * The databases the migration moves (those routed to the source when it was planned), against which the source's
+   * own list of databases is judged: one no route points to has clients that reach the server directly, and they
+   * lose their writes at the fence.
+   *
+   * @param allowUnrouted whether the operator accepted that (the finding then only warns)
+   */
+  public record Routed(ImmutableSet<String> databases, boolean allowUnrouted) {
+    /**
+     * Databases never counted as unrouted: the maintenance database every server has (the migrator's own) and
+     * RDS's private one. Templates are not listed at all.
+     */
+    public static final ImmutableSet<String> MAINTENANCE = ImmutableSet.of("postgres", "rdsadmin");
+  }
+
+  /** As {@link #judge(PreflightFacts, boolean, Optional, Instant)}, without judging the source's databases. */
+  public static Verdict judge(PreflightFacts facts, boolean allowDroppingStaleSlots, Instant now) {
+    return judge(facts, allowDroppingStaleSlots, Optional.empty(), now);
+  }
+
+  /**
    * Judges {@code facts}: the AWS checks first (when the platform is AWS's), then the servers'.
    *
+   * @param routed the databases the migration moves, when the source's databases are to be judged against them
    * @param now the migrator's clock, for the age of prepared transactions
    */
-  public static Verdict judge(PreflightFacts facts, boolean allowDroppingStaleSlots, Instant now) {
+  public static Verdict judge(PreflightFacts facts, boolean allowDroppingStaleSlots, Optional<Routed> routed,
+      Instant now) {
     Verdict.Builder out = new Verdict.Builder();
     boolean resources = facts.aws().map(aws -> AwsChecks.judge(aws, out)).orElse(true);
     if (resources) {
-      facts.servers().ifPresentOrElse(s -> ServerChecks.judge(s, allowDroppingStaleSlots, now, out),
+      facts.servers().ifPresentOrElse(s -> ServerChecks.judge(s, allowDroppingStaleSlots, routed, now, out),
           () -> out.add(Check.of("servers", false, "nothing was read from the source and target")));
     }
     return out.build();

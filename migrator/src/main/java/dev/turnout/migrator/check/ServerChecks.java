@@ -17,7 +17,8 @@ final class ServerChecks {
 
   private ServerChecks() {}
 
-  static void judge(ServerFacts facts, boolean allowDroppingStaleSlots, Instant now, Preflight.Verdict.Builder out) {
+  static void judge(ServerFacts facts, boolean allowDroppingStaleSlots, java.util.Optional<Preflight.Routed> routed,
+      Instant now, Preflight.Verdict.Builder out) {
     ServerFacts.Source source = facts.source();
     ServerFacts.Identity src = source.identity();
     out.add(Check.of("source is a primary", !src.inRecovery(),
@@ -28,6 +29,7 @@ final class ServerChecks {
       out.add(Check.advice("target", false, "not there yet: this run creates it, then checks that it is a streaming"
           + " standby of the source (system identifier, timeline) with the parameters and extensions it needs"));
     }
+    routed.ifPresent(r -> out.add(databases(source, r)));
     out.add(unloggedTables(source));
     slots(facts, allowDroppingStaleSlots, out);
     fence(facts.fence(), now, out);
@@ -84,6 +86,27 @@ final class ServerChecks {
   /** {@code server_version_num} is MMmmpp: the major version is its first two digits. */
   private static String major(String versionNum) {
     return versionNum.length() < 2 ? versionNum : versionNum.substring(0, 2);
+  }
+
+  /**
+   * The fence and the promotion act on the whole server: every database on it moves. Those no route points to are
+   * reached directly by their clients, which the drain cannot hold and the fence cuts off.
+   */
+  private static Check databases(ServerFacts.Source source, Preflight.Routed routed) {
+    List<String> unrouted = source.databases().stream()
+        .filter(d -> !routed.databases().contains(d) && !Preflight.Routed.MAINTENANCE.contains(d)).toList();
+    List<String> maintenance = source.databases().stream().filter(Preflight.Routed.MAINTENANCE::contains).toList();
+    String moving = "moving " + String.join(", ", new TreeSet<>(routed.databases()))
+        + (maintenance.isEmpty() ? "" : "; not counted: " + String.join(", ", maintenance) + " (maintenance)");
+    if (unrouted.isEmpty()) {
+      return Check.of("every database on the source is routed", true, moving);
+    }
+    String detail = moving + "; no route points to " + unrouted + ": clients reaching them directly lose their"
+        + " writes at the fence (their data moves with the server)";
+    return routed.allowUnrouted()
+        ? Check.advice("every database on the source is routed", false, detail + "; allowed by the operator")
+        : Check.of("every database on the source is routed", false, detail + "; route them through Turnout, or allow"
+            + " unrouted databases (--allow-unrouted-databases)");
   }
 
   private static Check unloggedTables(ServerFacts.Source source) {

@@ -30,9 +30,19 @@ public record ServerFacts(Source source, Optional<Target> target, ImmutableList<
    * @param settings {@code pg_settings} by name
    * @param extensions the extensions installed in the migrator's database
    * @param unloggedTables tables whose changes physical replication does not carry (empty on a promoted replica)
+   * @param databases every database on the server but the templates ({@code pg_database}), in name order
    */
   public record Source(Identity identity, long timeline, ImmutableMap<String, String> settings,
-      ImmutableSet<String> extensions, ImmutableList<String> unloggedTables) {}
+      ImmutableSet<String> extensions, ImmutableList<String> unloggedTables, ImmutableList<String> databases) {
+    public Source {
+      databases = databases == null ? ImmutableList.of() : databases;
+    }
+
+    public Source(Identity identity, long timeline, ImmutableMap<String, String> settings,
+        ImmutableSet<String> extensions, ImmutableList<String> unloggedTables) {
+      this(identity, timeline, settings, extensions, unloggedTables, ImmutableList.of());
+    }
+  }
 
   /**
    * The target.

@@ -308,7 +308,8 @@ public final class DryRunPostgresSql implements PostgresSql {
 
   @Override
   public void writeProbeTarget() {
-    target("commit a write probe (txid_current()) on a fresh connection");
+    target("commit a write probe (txid_current()) on a fresh connection to database" + (spec.coTenants().isEmpty()
+        ? " '" + spec.database() + "'" : "s " + spec.describeDatabases().replace(" with ", ", ") + ", each"));
   }
 
   @Override

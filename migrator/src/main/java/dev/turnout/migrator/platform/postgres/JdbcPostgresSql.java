@@ -154,7 +154,8 @@ final class JdbcPostgresSql implements PostgresSql {
       // pg_walfile_name() cannot run in recovery; a source in recovery fails preflight anyway.
       ServerFacts.Source sourceFacts = new ServerFacts.Source(src, src.inRecovery() ? 0 : sourceTimeline(),
           ImmutableMap.copyOf(settings(source())), ImmutableSet.copyOf(column(source(), "select extname from pg_extension")),
-          unloggedTables());
+          unloggedTables(), ImmutableList.copyOf(column(source(),
+              "select datname from pg_database where not datistemplate order by datname")));
       Optional<ServerFacts.Target> targetFacts = Optional.empty();
       if (readTarget) {
         targetFacts = Optional.of(new ServerFacts.Target(identity(target(), spec.target()),
@@ -941,15 +942,32 @@ final class JdbcPostgresSql implements PostgresSql {
 
   @Override
   public void writeProbeTarget() throws MigrationException {
-    try (Connection fresh = DriverManager.getConnection("jdbc:postgresql://" + spec.target() + "/postgres",
-        credentials.user(), credentials.password())) {
-      fresh.setAutoCommit(false);
-      try (Statement s = fresh.createStatement()) {
-        s.execute("select txid_current()"); // assigns a transaction id: refused by a read-only server
+    // In the maintenance database, then in each database the migration moves that exists under its route's name,
+    // as its clients connect: each is there and takes a write.
+    List<String> databases = new ArrayList<>();
+    databases.add("postgres");
+    try {
+      for (String d : column(target(), "select datname from pg_database where datallowconn order by datname")) {
+        if (spec.databases().contains(d) && !d.equals("postgres")) {
+          databases.add(d);
+        }
       }
-      fresh.commit();
     } catch (SQLException e) {
-      throw fail("write probe on the target " + spec.target(), e);
+      throw fail("listing the target's databases for the write probe", e);
+    }
+    for (String database : databases) {
+      // As an application connects: the server's defaults (read-only, if the target were still armed) apply.
+      try (Connection fresh = DriverManager.getConnection("jdbc:postgresql://" + spec.target() + "/"
+          + java.net.URLEncoder.encode(database, java.nio.charset.StandardCharsets.UTF_8), credentials.user(),
+          credentials.password())) {
+        fresh.setAutoCommit(false);
+        try (Statement s = fresh.createStatement()) {
+          s.execute("select txid_current()"); // assigns a transaction id: refused by a read-only server
+        }
+        fresh.commit();
+      } catch (SQLException e) {
+        throw fail("write probe on the target " + spec.target() + " in database '" + database + "'", e);
+      }
     }
   }
 
