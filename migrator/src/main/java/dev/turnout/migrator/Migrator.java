@@ -63,6 +63,26 @@ public final class Migrator {
   private static final java.util.Set<Phase> CUTOVER = java.util.EnumSet.of(Phase.QUIESCING, Phase.CATCHING_UP,
       Phase.PROMOTING, Phase.SHIFTING, Phase.VERIFYING);
   private final List<Consumer<Migration>> listeners = new java.util.concurrent.CopyOnWriteArrayList<>();
+  private volatile CutoverGate gate = CutoverGate.OPEN;
+  /** How often a validated migration held by its {@link CutoverGate} asks again, sampling the lag meanwhile. */
+  static final Duration HOLD_POLL = Duration.ofSeconds(1);
+
+  /**
+   * Whether a validated migration may begin its cutover now. A campaign holds its members outside their
+   * maintenance windows; replication goes on meanwhile, and the migration re-validates if the target falls behind.
+   */
+  @FunctionalInterface
+  public interface CutoverGate {
+    /** Empty when {@code m} may cut over now; otherwise why not (recorded once in its history). */
+    Optional<String> holds(Migration m);
+
+    CutoverGate OPEN = m -> Optional.empty();
+  }
+
+  /** Installs the gate validated migrations ask before their cutover; set it before {@link #resumeAll}. */
+  public void setCutoverGate(CutoverGate gate) {
+    this.gate = gate;
+  }
 
   /**
    * Where tests stop a migration to crash the process or roll it back at an exact point: called around the
@@ -726,7 +746,7 @@ public final class Migrator {
       case PLANNED -> transition(m, Phase.PREFLIGHT, "");
       case PREFLIGHT -> preflight(m, platform);
       case REPLICATING -> validate(m, platform);
-      case VALIDATED -> transition(m, Phase.QUIESCING, "");
+      case VALIDATED -> cutOverWhenAllowed(m, platform);
       case QUIESCING -> quiesce(m, platform);
       case CATCHING_UP -> catchUp(m, platform);
       case PROMOTING -> promote(m, platform);
@@ -804,6 +824,29 @@ public final class Migrator {
         "validated over %.1f s: WAL generated %.0f B/s, replayed %.0f B/s, max lag %d B, last lag %d B, replay delay %.2f s",
         seconds, walRate, replayRate, maxLag, last.lagBytes(), last.replayDelaySeconds());
     return transition(m, Phase.VALIDATED, figures);
+  }
+
+  /**
+   * Begins the cutover when the gate lets it; otherwise waits a poll, sampling the target's lag: a target that
+   * falls behind meanwhile is validated again before any cutover. The hold is recorded once per reason and is not
+   * bounded by the phase deadline (a maintenance window may be days away); a rollback is taken between polls.
+   */
+  private Migration cutOverWhenAllowed(Migration m, Platform platform) throws MigrationException, InterruptedException {
+    Optional<String> held = gate.holds(m);
+    if (held.isEmpty()) {
+      return transition(m, Phase.QUIESCING, "");
+    }
+    String note = "cutover held: " + held.get();
+    if (!m.history().get(m.history().size() - 1).note().equals(note)) {
+      m = save(m.note(clock.instant(), note));
+    }
+    sleeper.sleep(HOLD_POLL);
+    Platform.Sample sample = platform.sample();
+    if (sample.lagBytes() > m.spec().options().maxLagBytes()) {
+      return transition(m, Phase.REPLICATING, "target behind by " + sample.lagBytes() + " bytes while the cutover"
+          + " was held: validating again");
+    }
+    return m;
   }
 
   /**
