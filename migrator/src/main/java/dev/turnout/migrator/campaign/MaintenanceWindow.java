@@ -123,6 +123,6 @@ public record MaintenanceWindow(String cron, Duration duration, ZoneId zone) {
 
   @Override
   public String toString() {
-    return "'" + cron + "' " + zone + " for " + Durations.format(duration);
+    return "'" + cron + "' " + (zone.equals(ZoneOffset.UTC) ? "UTC" : zone) + " for " + Durations.format(duration);
   }
 }
