@@ -67,6 +67,10 @@ public record Campaign(String id, CampaignSpec spec, State state, ImmutableList<
       throw new InvalidSpecException("id", id, "is not a campaign id (1 to 48 letters, digits, - or _: its"
           + " members' migrations are named <id>-<n>)");
     }
+    if (members.size() != spec.members().size()) {
+      throw new IllegalArgumentException(this + " has " + members.size() + " member states for "
+          + spec.members().size() + " members");
+    }
   }
 
   /** A new campaign of {@code spec}, planned, at wave 0, nothing started. */

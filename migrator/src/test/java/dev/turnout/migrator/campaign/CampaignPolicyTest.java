@@ -4,7 +4,9 @@ import static dev.turnout.migrator.campaign.Fleet.servers;
 import static dev.turnout.migrator.campaign.Fleet.spec;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.turnout.migrator.Migration;
 import dev.turnout.migrator.Phase;
+import dev.turnout.migrator.ServerAddress;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
@@ -347,6 +349,21 @@ class CampaignPolicyTest {
     f.tick();
     assertThat(f.rolledBack()).containsExactly("db1:5432");
     assertThat(f.status("db2:5432")).isEqualTo(MemberStatus.STARTED);
+  }
+
+  @Test
+  void aMigrationHaltedAfterItsPromotionIsSeenAsPromoted_soAnAbortLeavesIt() {
+    Migration m = Migration.plan("c1-1", new Migration.Spec("orders", new ServerAddress("db1", 5432),
+        new ServerAddress("db1-new", 5432), Migration.Options.defaults()), Fleet.T0);
+    for (Phase p = Phase.PREFLIGHT; p != Phase.VERIFYING; p = p.next()) {
+      m = m.to(p, Fleet.T0, "");
+    }
+    assertThat(MemberView.of(m.to(Phase.VERIFYING, Fleet.T0, "").to(Phase.HALTED, Fleet.T0, "probe failed")
+        .with(m.progress().withError("probe failed"))))
+        .isEqualTo(new MemberView(Phase.HALTED, Optional.of("probe failed"), true));
+    Migration early = Migration.plan("c1-2", m.spec(), Fleet.T0).to(Phase.PREFLIGHT, Fleet.T0, "")
+        .to(Phase.HALTED, Fleet.T0, "");
+    assertThat(MemberView.of(early).pastPromotion()).isFalse();
   }
 
   @Test
