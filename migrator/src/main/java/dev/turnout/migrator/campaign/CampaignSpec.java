@@ -11,11 +11,19 @@ import java.util.Map;
  * the value and what is wrong.
  *
  * @param name what operators call it, shown in status and logs
+ * @param migration how each member's migration behaves (validation window, phase deadline, quiesce grace, ...):
+ *     every member's migration is started with these options
  */
-public record CampaignSpec(String name, ImmutableList<Member> members, Policy policy) {
+public record CampaignSpec(String name, ImmutableList<Member> members, Policy policy,
+    dev.turnout.migrator.Migration.Options migration) {
+
+  public CampaignSpec(String name, ImmutableList<Member> members, Policy policy) {
+    this(name, members, policy, null);
+  }
 
   public CampaignSpec {
     policy = policy == null ? Policy.DEFAULT : policy;
+    migration = migration == null ? dev.turnout.migrator.Migration.Options.defaults() : migration;
     if (name == null || name.isBlank()) {
       throw new InvalidSpecException("name", name, "is required");
     }
@@ -66,10 +74,14 @@ public record CampaignSpec(String name, ImmutableList<Member> members, Policy po
   }
 
   public CampaignSpec withMembers(List<Member> m) {
-    return new CampaignSpec(name, ImmutableList.copyOf(m), policy);
+    return new CampaignSpec(name, ImmutableList.copyOf(m), policy, migration);
   }
 
   public CampaignSpec withPolicy(Policy p) {
-    return new CampaignSpec(name, members, p);
+    return new CampaignSpec(name, members, p, migration);
+  }
+
+  public CampaignSpec withMigration(dev.turnout.migrator.Migration.Options options) {
+    return new CampaignSpec(name, members, policy, options);
   }
 }
