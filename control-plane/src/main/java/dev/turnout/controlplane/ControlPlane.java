@@ -5,7 +5,9 @@ import dev.turnout.controlplane.admin.AdminAudit;
 import dev.turnout.controlplane.admin.AdminService;
 import dev.turnout.controlplane.admin.HttpEndpoint;
 import dev.turnout.controlplane.config.TurnoutConfig;
+import dev.turnout.controlplane.campaign.Campaigns;
 import dev.turnout.controlplane.migration.Migrations;
+import dev.turnout.controlplane.store.FileCampaignStore;
 import dev.turnout.controlplane.migration.XdsRouter;
 import dev.turnout.controlplane.security.AdminAuthorization;
 import dev.turnout.controlplane.security.PeerIdentity;
@@ -61,14 +63,16 @@ public final class ControlPlane implements AutoCloseable {
   private final ExecutorService callbacks;
   private final XdsServer xds;
   private final Migrations migrations;
+  private final Campaigns campaigns;
   private final Leadership leadership;
   private final Server admin;
   private final AdminAudit audit;
   private final HttpEndpoint http;
 
   private ControlPlane(TurnoutConfig config, RouteStore store, Leadership leadership, ScheduledExecutorService scheduler,
-      ExecutorService callbacks, XdsServer xds, Migrations migrations, Server admin, AdminAudit audit,
-      HttpEndpoint http) {
+      ExecutorService callbacks, XdsServer xds, Migrations migrations, Campaigns campaigns, Server admin,
+      AdminAudit audit, HttpEndpoint http) {
+    this.campaigns = campaigns;
     this.admin = admin;
     this.audit = audit;
     this.http = http;
@@ -110,6 +114,7 @@ public final class ControlPlane implements AutoCloseable {
     XdsServer xds = null;
     Leadership leadership = null;
     Migrations migrations = null;
+    Campaigns campaigns = null;
     AdminAudit adminAudit = null;
     try {
       String adminHost = config.servers().adminBindAddress();
@@ -127,6 +132,8 @@ public final class ControlPlane implements AutoCloseable {
           shared.map(PostgresStore::replicaId).orElse("(the only one)"),
           () -> leader.get() == null ? "this replica" : leader.get().leader());
       migrations = terms;
+      campaigns = new Campaigns(shared.isPresent() ? shared.get().campaigns()
+          : new FileCampaignStore(config.storeDirectory()), terms, routing, Clock.systemUTC());
       if (shared.isPresent()) {
         leadership = new Leadership(shared.get(), adminAddress::get, new Leadership.Listener() {
           @Override
@@ -171,7 +178,7 @@ public final class ControlPlane implements AutoCloseable {
         }
       });
       AdminService adminService = new AdminService(migrations, xds.routing(), xds.tracker(), auditLog,
-          shared.map(PostgresStore::replicas));
+          shared.map(PostgresStore::replicas), campaigns);
       NettyServerBuilder adminBuilder = NettyServerBuilder
           .forAddress(new InetSocketAddress(adminHost, config.servers().adminPort()));
       // Interceptors run last listed first: the caller's identity, then the audit (which so records the writes
@@ -194,8 +201,8 @@ public final class ControlPlane implements AutoCloseable {
       logAdminAddress(config.servers(), adminAddress.get());
       log.info("HTTP (/healthz /readyz /metrics /v1/routes, read-only) on {}:{}", config.servers().bindAddress(),
           http.port());
-      return new ControlPlane(config, store, leadership, scheduler, callbacks, xds, migrations, admin, adminAudit,
-          http);
+      return new ControlPlane(config, store, leadership, scheduler, callbacks, xds, migrations, campaigns, admin,
+          adminAudit, http);
     } catch (MigrationException e) {
       closeQuietly(adminAudit);
       abandon(leadership, migrations, xds, scheduler, callbacks, store);
@@ -362,6 +369,10 @@ public final class ControlPlane implements AutoCloseable {
   /** This replica's migrator while it leads migrations (always, with the embedded store); null otherwise. */
   public Migrator migrator() {
     return migrations.current();
+  }
+
+  public Campaigns campaigns() {
+    return campaigns;
   }
 
   public Migrations migrations() {

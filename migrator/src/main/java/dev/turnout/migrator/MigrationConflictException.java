@@ -9,7 +9,7 @@ public class MigrationConflictException extends MigrationException {
    * does not run migrations now (another replica leads); retry there. ABORTED: the migration changed between the
    * read a command decided on and its save, which was refused ({@link RevisionConflictException}); read again.
    */
-  public enum Kind { ALREADY_EXISTS, FAILED_PRECONDITION, NOT_FOUND, UNAVAILABLE, ABORTED }
+  public enum Kind { ALREADY_EXISTS, FAILED_PRECONDITION, NOT_FOUND, UNAVAILABLE, ABORTED, INVALID_ARGUMENT }
 
   private final Kind kind;
 

@@ -165,19 +165,44 @@ public final class Migrator {
    * (the migration would be planned from a source the database is no longer routed to).
    */
   public Migration start(Migration.Spec spec, Precondition stillTrue) throws MigrationException {
+    return start(Optional.empty(), spec, stillTrue);
+  }
+
+  private static final java.util.regex.Pattern ID = java.util.regex.Pattern.compile("[A-Za-z0-9_-]{1,64}");
+
+  /**
+   * As {@link #start(Migration.Spec, Precondition)}, under an id the caller chose (a campaign names its members'
+   * migrations, so a start lost in a crash is recognised when it is asked again): {@code ALREADY_EXISTS} when a
+   * migration of that id exists, started or finished.
+   */
+  public Migration startAs(String id, Migration.Spec spec, Precondition stillTrue) throws MigrationException {
+    if (!ID.matcher(id).matches()) {
+      throw new MigrationConflictException(MigrationConflictException.Kind.INVALID_ARGUMENT, "migration id '" + id
+          + "' is not 1 to 64 letters, digits, '-' or '_'");
+    }
+    return start(Optional.of(id), spec, stillTrue);
+  }
+
+  private Migration start(Optional<String> chosen, Migration.Spec spec, Precondition stillTrue)
+      throws MigrationException {
     Owner owner;
     Migration planned;
     Object runner;
     synchronized (this) {
+      if (chosen.isPresent() && owners.containsKey(chosen.get())) {
+        Migration there = owners.get(chosen.get()).current;
+        throw new MigrationConflictException(MigrationConflictException.Kind.ALREADY_EXISTS, "migration "
+            + chosen.get() + " exists (" + there.phase() + ")");
+      }
       refuseSecond(spec);
       stillTrue.check();
       try (Platform platform = platforms.open(spec)) {
         // Opening touches no server; it refuses a spec this control plane has no platform for before it is saved.
       }
-      String id;
-      do {
+      String id = chosen.orElse(null);
+      while (id == null || owners.containsKey(id)) {
         id = ids.get();
-      } while (owners.containsKey(id));
+      }
       Owner o = new Owner(Migration.plan(id, spec, clock.instant()));
       planned = command(o, () -> save(o, o.current));
       runner = command(o, o::claimRunner);

@@ -87,12 +87,192 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
   private final Optional<SharedRoutes> replicas;
 
   public AdminService(Migrations migrator, RoutingService routing, AckTracker tracker, AuditLog audit,
-      Optional<SharedRoutes> replicas) {
+      Optional<SharedRoutes> replicas, dev.turnout.controlplane.campaign.Campaigns campaigns) {
+    this.campaigns = campaigns;
     this.migrator = migrator;
     this.routing = routing;
     this.tracker = tracker;
     this.audit = audit;
     this.replicas = replicas;
+  }
+
+  private final dev.turnout.controlplane.campaign.Campaigns campaigns;
+
+  // ---- campaigns
+
+  private static dev.turnout.controlplane.campaign.CampaignFile campaignFile(
+      dev.turnout.admin.v1.CampaignRequest request) {
+    if (request.getYaml().isBlank()) {
+      throw invalid("the campaign file is empty");
+    }
+    try {
+      return dev.turnout.controlplane.campaign.CampaignFile.parse(request.getYaml(),
+          request.getFileName().isBlank() ? "campaign file" : request.getFileName());
+    } catch (IllegalArgumentException e) {
+      throw invalid(e.getMessage());
+    }
+  }
+
+  private dev.turnout.admin.v1.Campaign campaignProto(dev.turnout.migrator.campaign.Campaign c) {
+    return CampaignProtos.campaign(c, id -> {
+      try {
+        return migrator.get(id);
+      } catch (MigrationException e) {
+        return Optional.empty();
+      }
+    }, migrator::figures, campaigns);
+  }
+
+  private dev.turnout.migrator.campaign.Campaign existingCampaign(String id) throws MigrationException {
+    if (id.isBlank()) {
+      throw invalid("campaign id is required");
+    }
+    return campaigns.get(id).orElseThrow(() -> Status.NOT_FOUND.withDescription("no campaign " + id)
+        .asRuntimeException());
+  }
+
+  /** The file's plan against the routes now; an invalid file or a selector that matches nothing: INVALID_ARGUMENT. */
+  private dev.turnout.controlplane.campaign.Campaigns.Planned planned(dev.turnout.admin.v1.CampaignRequest request)
+      throws MigrationException {
+    dev.turnout.controlplane.campaign.CampaignFile file = campaignFile(request);
+    try {
+      return campaigns.plan(file);
+    } catch (IllegalArgumentException e) {
+      throw invalid(e.getMessage());
+    }
+  }
+
+  /** Every unfinished campaign as the admin API answers it (for the metrics); empty when they cannot be read. */
+  List<dev.turnout.admin.v1.Campaign> unfinishedCampaigns() {
+    try {
+      return campaigns.list().stream().filter(c -> c.state().status() != dev.turnout.migrator.campaign
+          .CampaignStatus.COMPLETED && c.state().status() != dev.turnout.migrator.campaign.CampaignStatus.ABORTED)
+          .map(this::campaignProto).toList();
+    } catch (MigrationException e) {
+      return List.of();
+    }
+  }
+
+  @Override
+  public void planCampaign(dev.turnout.admin.v1.CampaignRequest request,
+      StreamObserver<dev.turnout.admin.v1.CampaignPlan> response) {
+    unary(response, () -> CampaignProtos.plan(planned(request)));
+  }
+
+  @Override
+  public void startCampaign(dev.turnout.admin.v1.CampaignRequest request,
+      StreamObserver<dev.turnout.admin.v1.Campaign> response) {
+    unary(response, () -> {
+      dev.turnout.controlplane.campaign.CampaignFile file = campaignFile(request);
+      try {
+        return campaignProto(campaigns.start(file));
+      } catch (IllegalArgumentException e) {
+        throw invalid(e.getMessage());
+      }
+    });
+  }
+
+  @Override
+  public void getCampaign(dev.turnout.admin.v1.CampaignId request,
+      StreamObserver<dev.turnout.admin.v1.Campaign> response) {
+    unary(response, () -> campaignProto(existingCampaign(request.getId())));
+  }
+
+  @Override
+  public void listCampaigns(dev.turnout.admin.v1.ListCampaignsRequest request,
+      StreamObserver<dev.turnout.admin.v1.ListCampaignsResponse> response) {
+    unary(response, () -> dev.turnout.admin.v1.ListCampaignsResponse.newBuilder().addAllCampaigns(
+        campaigns.list().stream().map(this::campaignProto).toList()).build());
+  }
+
+  @Override
+  public void watchCampaign(dev.turnout.admin.v1.CampaignId request,
+      StreamObserver<dev.turnout.admin.v1.Campaign> response) {
+    String id = request.getId();
+    try {
+      existingCampaign(id);
+    } catch (StatusRuntimeException | MigrationException e) {
+      response.onError(status(e));
+      return;
+    }
+    ServerCallStreamObserver<dev.turnout.admin.v1.Campaign> call =
+        (ServerCallStreamObserver<dev.turnout.admin.v1.Campaign>) response;
+    java.util.concurrent.atomic.AtomicReference<dev.turnout.admin.v1.Campaign> last =
+        new java.util.concurrent.atomic.AtomicReference<>();
+    java.util.concurrent.atomic.AtomicReference<java.util.concurrent.ScheduledFuture<?>> ticking =
+        new java.util.concurrent.atomic.AtomicReference<>();
+    boolean[] done = {false};
+    Runnable send = () -> {
+      synchronized (last) {
+        if (call.isCancelled() || done[0]) {
+          return;
+        }
+        try {
+          Optional<dev.turnout.migrator.campaign.Campaign> c = campaigns.get(id);
+          if (c.isEmpty()) {
+            return;
+          }
+          dev.turnout.admin.v1.Campaign now = campaignProto(c.get());
+          if (now.equals(last.get())) {
+            return; // nothing new: a watcher hears of changes, not of seconds
+          }
+          last.set(now);
+          call.onNext(now);
+          if (now.getStatus().equals("COMPLETED") || now.getStatus().equals("ABORTED")) {
+            done[0] = true;
+            call.onCompleted();
+            ticking.get().cancel(false);
+          }
+        } catch (MigrationException | RuntimeException e) {
+          // the store is away for a moment: try at the next tick
+        }
+      }
+    };
+    java.util.function.Consumer<dev.turnout.migrator.campaign.Campaign> listener = c -> {
+      if (c.id().equals(id)) {
+        send.run();
+      }
+    };
+    // Members' phases and figures move between the campaign's saved states: look every 500 ms too.
+    ticking.set(TICKER.scheduleWithFixedDelay(send, 0, 500, java.util.concurrent.TimeUnit.MILLISECONDS));
+    call.setOnCancelHandler(() -> {
+      campaigns.removeListener(listener);
+      ticking.get().cancel(false);
+    });
+    campaigns.addListener(listener);
+  }
+
+  private void campaignCommand(dev.turnout.admin.v1.CampaignId request,
+      StreamObserver<dev.turnout.admin.v1.Campaign> response, String what,
+      dev.turnout.controlplane.campaign.Campaigns.Command command) {
+    unary(response, () -> {
+      existingCampaign(request.getId());
+      return campaignProto(campaigns.command(request.getId(), what, command));
+    });
+  }
+
+  @Override
+  public void pauseCampaign(dev.turnout.admin.v1.CampaignId request,
+      StreamObserver<dev.turnout.admin.v1.Campaign> response) {
+    campaignCommand(request, response, "pause", (c, now) -> c.pause(now));
+  }
+
+  @Override
+  public void resumeCampaign(dev.turnout.admin.v1.CampaignId request,
+      StreamObserver<dev.turnout.admin.v1.Campaign> response) {
+    campaignCommand(request, response, "resume", (c, now) -> c.resume(now));
+  }
+
+  @Override
+  public void approveCampaign(dev.turnout.admin.v1.CampaignId request,
+      StreamObserver<dev.turnout.admin.v1.Campaign> response) {
+    campaignCommand(request, response, "approve", (c, now) -> c.approve(now));
+  }
+
+  @Override
+  public void abortCampaign(dev.turnout.admin.v1.CampaignId request,
+      StreamObserver<dev.turnout.admin.v1.Campaign> response) {
+    campaignCommand(request, response, "abort", (c, now) -> c.abort(now));
   }
 
   /** A call body that may fail with a status or a domain exception. */
@@ -124,6 +304,7 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
         case FAILED_PRECONDITION -> Status.FAILED_PRECONDITION;
         case UNAVAILABLE -> Status.UNAVAILABLE;
         case ABORTED -> Status.ABORTED;
+        case INVALID_ARGUMENT -> Status.INVALID_ARGUMENT;
       };
       return status.withDescription(e.getMessage()).asRuntimeException();
     }
@@ -275,11 +456,7 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
       } catch (IllegalArgumentException e) {
         throw invalid("server: " + e.getMessage());
       }
-      java.util.List<String> on = table.databases().values().stream()
-          .filter(r -> r.endpoint().isPresent() && (r.endpoint().get().equals(named)
-              || (r.endpoint().get().port() == named.port()
-                  && routing.hostname(r.name()).filter(named.host()::equalsIgnoreCase).isPresent())))
-          .map(DatabaseRoute::name).sorted().toList();
+      java.util.List<String> on = XdsRouter.databasesOn(routing, named);
       if (on.isEmpty()) {
         throw Status.NOT_FOUND.withDescription("no database is routed to " + server + " (routes: " + routes(table)
             + ")").asRuntimeException();
@@ -289,9 +466,7 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
     MigrationOptions o = request.getOptions();
     if (o.hasAurora() && !o.getAurora().getSourceInstance().isBlank()) {
       String instance = o.getAurora().getSourceInstance().toLowerCase(java.util.Locale.ROOT);
-      java.util.List<String> on = table.databases().keySet().stream().filter(d -> routing.hostname(d)
-          .map(h -> h.toLowerCase(java.util.Locale.ROOT))
-          .filter(h -> h.startsWith(instance + ".") && h.endsWith(".rds.amazonaws.com")).isPresent()).sorted().toList();
+      java.util.List<String> on = XdsRouter.databasesOnRdsInstance(routing, instance);
       if (on.isEmpty()) {
         throw Status.NOT_FOUND.withDescription("no database is routed to RDS instance " + instance + " by its"
             + " endpoint name (" + instance + ".<suffix>.<region>.rds.amazonaws.com); name a database or the server"

@@ -71,6 +71,16 @@ public final class HttpEndpoint implements AutoCloseable {
     MultiGauge replayRate = MultiGauge.builder("turnout_migration_wal_replayed_bytes_per_second").register(registry);
     MultiGauge slotLag = MultiGauge.builder("turnout_migration_slot_lag_bytes")
         .description("How far the furthest-behind logical slot's consumer is from the source's WAL").register(registry);
+    MultiGauge campaignMembers = MultiGauge.builder("turnout_campaign_members")
+        .description("Members of each unfinished campaign per phase of their migrations (PENDING: not started)")
+        .register(registry);
+    MultiGauge campaignFailures = MultiGauge.builder("turnout_campaign_failures")
+        .description("Members of each unfinished campaign that failed, rolled back or halted").register(registry);
+    MultiGauge campaignMaxFailures = MultiGauge.builder("turnout_campaign_max_failures")
+        .description("The failures at which each unfinished campaign halts").register(registry);
+    MultiGauge campaignEta = MultiGauge.builder("turnout_campaign_eta_seconds")
+        .description("Estimated time until each unfinished campaign completes, from its finished members")
+        .register(registry);
 
     server.createContext("/healthz", ex -> send(ex, 200, "text/plain", "ok\n"));
     server.createContext("/readyz", ex -> send(ex, ready ? 200 : 503, "text/plain", ready ? "ready\n" : "starting\n"));
@@ -99,6 +109,25 @@ public final class HttpEndpoint implements AutoCloseable {
       walRate.register(rows(active, m -> migrator.figures(m.id()).map(Migrator.Figures::walBytesPerSecond).orElse(null)), true);
       replayRate.register(rows(active, m -> migrator.figures(m.id()).map(Migrator.Figures::replayBytesPerSecond).orElse(null)), true);
       slotLag.register(rows(active, m -> migrator.figures(m.id()).map(Migrator.Figures::slotLagBytes).orElse(null)), true);
+      // Campaign gauges, like the migrations', from the leader only.
+      List<dev.turnout.admin.v1.Campaign> campaigns = running == null ? List.of() : admin.unfinishedCampaigns();
+      List<MultiGauge.Row<?>> members = new ArrayList<>();
+      List<MultiGauge.Row<?>> failures = new ArrayList<>();
+      List<MultiGauge.Row<?>> maxFailures = new ArrayList<>();
+      List<MultiGauge.Row<?>> eta = new ArrayList<>();
+      for (dev.turnout.admin.v1.Campaign c : campaigns) {
+        Tags tags = Tags.of("campaign", c.getId(), "name", c.getName());
+        c.getMembersByPhaseMap().forEach((p, n) -> members.add(MultiGauge.Row.of(tags.and("phase", p), n)));
+        failures.add(MultiGauge.Row.of(tags, c.getFailures()));
+        maxFailures.add(MultiGauge.Row.of(tags, c.getMaxFailures()));
+        if (c.getEtaSeconds() > 0) {
+          eta.add(MultiGauge.Row.of(tags, c.getEtaSeconds()));
+        }
+      }
+      campaignMembers.register(members, true);
+      campaignFailures.register(failures, true);
+      campaignMaxFailures.register(maxFailures, true);
+      campaignEta.register(eta, true);
       send(ex, 200, "text/plain; version=0.0.4; charset=utf-8", registry.scrape());
     });
     server.createContext("/v1/routes", ex -> {

@@ -25,7 +25,20 @@ public final class Migrations {
   private final Supplier<String> leader;
   private final String replica;
   private final List<Consumer<Migration>> listeners = new CopyOnWriteArrayList<>();
+  private final List<Term> terms = new CopyOnWriteArrayList<>();
   private volatile Migrator current;
+
+  /** What else the leader runs on its migrator (campaigns): started before it resumes, ended when it stops leading. */
+  public interface Term {
+    /** The new term's migrator, before it resumes the migrations from the store (install gates here). */
+    void starting(Migrator migrator) throws MigrationException;
+
+    void ended();
+  }
+
+  public void addTerm(Term term) {
+    terms.add(term);
+  }
 
   /**
    * @param newMigrator a new migrator on {@code store} for a leadership term
@@ -46,8 +59,12 @@ public final class Migrations {
     Migrator m = newMigrator.get();
     m.addListener(this::changed);
     try {
+      for (Term t : terms) {
+        t.starting(m);
+      }
       m.resumeAll();
     } catch (MigrationException | RuntimeException e) {
+      terms.forEach(Term::ended);
       m.stop(); // its runners' pool with it
       throw e;
     }
@@ -59,6 +76,7 @@ public final class Migrations {
     Migrator m = current;
     current = null;
     if (m != null) {
+      terms.forEach(Term::ended);
       m.stop();
     }
   }
@@ -76,7 +94,8 @@ public final class Migrations {
     listeners.forEach(l -> l.accept(m));
   }
 
-  private Migrator leader() throws MigrationConflictException {
+  /** The migrator of this term; UNAVAILABLE, naming the leader, when this replica does not lead. */
+  public Migrator leader() throws MigrationConflictException {
     Migrator m = current;
     if (m == null) {
       throw new MigrationConflictException(MigrationConflictException.Kind.UNAVAILABLE, "control-plane replica "

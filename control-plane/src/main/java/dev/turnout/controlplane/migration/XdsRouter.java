@@ -46,6 +46,29 @@ public final class XdsRouter implements Router {
     return routedTo(routing.table(), server);
   }
 
+  /**
+   * The databases routed to {@code server} as an operator names it: its address as the routes hold it, or the DNS
+   * name a route was set by; in name order.
+   */
+  public static java.util.List<String> databasesOn(RoutingService routing, Endpoint server) {
+    return routing.table().databases().values().stream()
+        .filter(r -> r.endpoint().isPresent() && (r.endpoint().get().equals(server)
+            || (r.endpoint().get().port() == server.port()
+                && routing.hostname(r.name()).filter(server.host()::equalsIgnoreCase).isPresent())))
+        .map(DatabaseRoute::name).sorted().toList();
+  }
+
+  /**
+   * The databases routed to RDS instance {@code instance} by its endpoint name
+   * ({@code <instance>.<suffix>.<region>.rds.amazonaws.com}), in name order.
+   */
+  public static java.util.List<String> databasesOnRdsInstance(RoutingService routing, String instance) {
+    String prefix = instance.toLowerCase(java.util.Locale.ROOT) + ".";
+    return routing.table().databases().keySet().stream().filter(d -> routing.hostname(d)
+        .map(h -> h.toLowerCase(java.util.Locale.ROOT))
+        .filter(h -> h.startsWith(prefix) && h.endsWith(".rds.amazonaws.com")).isPresent()).sorted().toList();
+  }
+
   /** The databases of {@code table} routed to {@code server}: by its address, or a DNS name that resolved to it. */
   public static ImmutableSet<String> routedTo(dev.turnout.envoy.RoutingTable table, ServerAddress server) {
     Endpoint wanted = new Endpoint(server.host(), server.port());

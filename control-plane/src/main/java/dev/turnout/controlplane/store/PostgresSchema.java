@@ -48,6 +48,10 @@ final class PostgresSchema {
         migration text not null, details json not null, code text not null, description text not null);
       """, """
       alter table turnout.migrations add column if not exists revision bigint not null default 0;
+      """, """
+      create table turnout.campaigns (id text primary key, name text not null, status text not null,
+        epoch bigint not null, revision bigint not null, body jsonb not null,
+        updated_at timestamptz not null default now());
       """);
 
   private PostgresSchema() {}

@@ -16,6 +16,7 @@ public final class PostgresStore implements AutoCloseable {
   private final PostgresMigrationStore migrations;
   private final PostgresAuditLog audit;
   private final PostgresReplicas replicas;
+  private final PostgresCampaignStore campaigns;
 
   private PostgresStore(StoreConnection db) {
     this.db = db;
@@ -23,6 +24,7 @@ public final class PostgresStore implements AutoCloseable {
     this.migrations = new PostgresMigrationStore(db);
     this.audit = new PostgresAuditLog(db);
     this.replicas = new PostgresReplicas(db);
+    this.campaigns = new PostgresCampaignStore(db);
   }
 
   /** Connects, applies the schema migrations this version knows, and starts listening for changes. */
@@ -54,6 +56,11 @@ public final class PostgresStore implements AutoCloseable {
   /** The migrations, written only by the leader. */
   public PostgresMigrationStore migrations() {
     return migrations;
+  }
+
+  /** The campaigns, written only by the leader. */
+  public PostgresCampaignStore campaigns() {
+    return campaigns;
   }
 
   /** The admin API's writes, every replica's. */
