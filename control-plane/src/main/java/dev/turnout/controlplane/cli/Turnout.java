@@ -15,7 +15,8 @@ import picocli.CommandLine.Unmatched;
  */
 @Command(name = "turnout", mixinStandardHelpOptions = true, version = "turnout 0.1.0",
     description = "Owns how applications reach their PostgreSQL databases.",
-    subcommands = {ServerCommand.class, SidecarCommand.class, MigrateCommand.class, RouteCommand.class, RoutesCommand.Routes.class,
+    subcommands = {ServerCommand.class, SidecarCommand.class, MigrateCommand.class, CampaignCommand.class,
+        RouteCommand.class, RoutesCommand.Routes.class,
         RoutesCommand.Nodes.class, AuditCommand.class, BootstrapCommand.class})
 public final class Turnout {
 
