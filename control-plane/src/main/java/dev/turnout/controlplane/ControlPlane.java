@@ -98,12 +98,21 @@ public final class ControlPlane implements AutoCloseable {
   /** Starts with a failpoint in the migrator, for tests that crash or roll back at an exact step. */
   public static ControlPlane start(TurnoutConfig config, RoutingService.Resolver resolver,
       Migrator.Failpoint failpoint) throws StoreException, IOException {
+    return start(config, resolver, failpoint, null);
+  }
+
+  /**
+   * As {@link #start(TurnoutConfig, RoutingService.Resolver, Migrator.Failpoint)}, migrating on {@code platforms}
+   * instead of the configured ones (a benchmark's simulated servers); null: the configured ones.
+   */
+  public static ControlPlane start(TurnoutConfig config, RoutingService.Resolver resolver,
+      Migrator.Failpoint failpoint, Platform.Factory platformsOverride) throws StoreException, IOException {
     // Also checked by ConfigLoader, naming the line; here for configurations made in code.
     Optional<String> adminProblem = config.servers().adminProblem();
     if (adminProblem.isPresent()) {
       throw new IllegalArgumentException("server.admin_bind_address: " + adminProblem.get());
     }
-    Platform.Factory platforms = platforms(config.migrator());
+    Platform.Factory platforms = platformsOverride != null ? platformsOverride : platforms(config.migrator());
     Optional<PostgresStore> shared = config.store().postgres().isPresent()
         ? Optional.of(PostgresStore.open(config.store().postgres().get())) : Optional.empty();
     RouteStore store = shared.isPresent() ? shared.get().routes() : FileRouteStore.open(config.storeDirectory());
