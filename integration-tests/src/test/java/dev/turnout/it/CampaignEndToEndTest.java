@@ -335,6 +335,63 @@ class CampaignEndToEndTest {
   }
 
   @Test
+  void aMaintenanceWindowThatClosesMidCampaign_holdsTheRestAtValidated_nothingCutsOverOutsideIt() throws Exception {
+    List<Source> sources = List.of(source("s1", "first"), source("s2", "second"), source("s3", "third"));
+    startPlane(sources);
+    // A window of the current minute, entered at its 48th second or later: it closes within 12 s, after the first
+    // member (a 5 s validation) has cut over and before the second can.
+    java.time.ZonedDateTime now = java.time.ZonedDateTime.now(java.time.ZoneOffset.UTC);
+    if (now.getSecond() > 50) {
+      Thread.sleep((60 - now.getSecond() + 48) * 1000L);
+    } else if (now.getSecond() < 48) {
+      Thread.sleep((48 - now.getSecond()) * 1000L);
+    }
+    now = java.time.ZonedDateTime.now(java.time.ZoneOffset.UTC);
+    Instant closes = now.withSecond(0).withNano(0).plusMinutes(1).toInstant();
+    String yaml = campaignFile("windowed", """
+        canary: 0
+        wave_size: 3
+        max_concurrent: 1
+        max_failures: 1
+        windows:
+          - cron: "%d %d * * *"
+            duration: 1m
+            zone: UTC
+        """.formatted(now.getMinute(), now.getHour()), sources).replace("window: 1s", "window: 5s");
+    String id = start(yaml);
+
+    Campaign held = await(id, "a member held at VALIDATED after the window closed", c -> c.getMembersList().stream()
+        .anyMatch(m -> m.getPhase().equals("VALIDATED") && !m.getHeld().isEmpty()), Duration.ofSeconds(60));
+    Thread.sleep(2000);
+    Campaign later = get(id);
+    for (CampaignMember m : later.getMembersList()) {
+      if (m.getMigrationId().isEmpty()) {
+        continue;
+      }
+      var history = stub().getMigration(dev.turnout.admin.v1.GetMigrationRequest.newBuilder()
+          .setId(m.getMigrationId()).build()).getHistoryList();
+      history.stream().filter(e -> e.getPhase().equals("QUIESCING")).findFirst().ifPresent(q ->
+          assertThat(Instant.ofEpochSecond(q.getAt().getSeconds(), q.getAt().getNanos()))
+              .as(m.getServer() + " began its cutover inside the window").isBefore(closes));
+    }
+    CampaignMember waiting = later.getMembersList().stream().filter(m -> m.getPhase().equals("VALIDATED"))
+        .findFirst().orElseThrow();
+    assertThat(waiting.getHeld()).contains("outside the member's maintenance windows");
+    assertThat(MigrationFixture.serverPortOf(ports.get(
+        sources.stream().filter(s -> s.address().equals(waiting.getServer())).findFirst().orElseThrow()
+            .databases().get(0)), "app")).as("a held member is not drained: it still serves from its source")
+        .isEqualTo(sources.stream().filter(s -> s.address().equals(waiting.getServer())).findFirst().orElseThrow()
+            .server().port());
+    assertThat(held.getMembersList()).as("held after the window closed: the hold is not the start of the campaign")
+        .anySatisfy(m -> assertThat(m.getStatus()).isEqualTo("SUCCEEDED"));
+
+    stub().abortCampaign(CampaignId.newBuilder().setId(id).build());
+    Campaign aborted = await(id, "the abort to finish", c -> c.getStatus().equals("ABORTED"), Duration.ofSeconds(60));
+    assertThat(aborted.getMembersList()).filteredOn(m -> m.getServer().equals(waiting.getServer())).singleElement()
+        .satisfies(m -> assertThat(m.getPhase()).isEqualTo("ROLLED_BACK"));
+  }
+
+  @Test
   void aMemberWhoseStandbyIsKilled_rollsBack_andTheCampaignHaltsAtMaxFailuresOne_leavingTheOthersUntouched()
       throws Exception {
     List<Source> sources = List.of(source("s1", "first"), source("s2", "second"), source("s3", "third"));
