@@ -338,13 +338,13 @@ class CampaignEndToEndTest {
   void aMaintenanceWindowThatClosesMidCampaign_holdsTheRestAtValidated_nothingCutsOverOutsideIt() throws Exception {
     List<Source> sources = List.of(source("s1", "first"), source("s2", "second"), source("s3", "third"));
     startPlane(sources);
-    // A window of the current minute, entered at its 48th second or later: it closes within 12 s, after the first
-    // member (a 5 s validation) has cut over and before the second can.
+    // A window of the current minute, entered between its 44th and 48th second: it closes 12 to 16 s later,
+    // after the first member (a 5 s validation) has cut over, and before the last can.
     java.time.ZonedDateTime now = java.time.ZonedDateTime.now(java.time.ZoneOffset.UTC);
-    if (now.getSecond() > 50) {
-      Thread.sleep((60 - now.getSecond() + 48) * 1000L);
-    } else if (now.getSecond() < 48) {
-      Thread.sleep((48 - now.getSecond()) * 1000L);
+    if (now.getSecond() > 47) {
+      Thread.sleep((60 - now.getSecond() + 44) * 1000L);
+    } else if (now.getSecond() < 44) {
+      Thread.sleep((44 - now.getSecond()) * 1000L);
     }
     now = java.time.ZonedDateTime.now(java.time.ZoneOffset.UTC);
     Instant closes = now.withSecond(0).withNano(0).plusMinutes(1).toInstant();
