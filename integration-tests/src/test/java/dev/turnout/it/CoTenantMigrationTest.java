@@ -111,6 +111,10 @@ class CoTenantMigrationTest {
     assertThat(blocked.err()).contains("every database on the source is routed: moving billing, orders; not counted:"
         + " postgres (maintenance); no route points to [reports]").contains("--allow-unrouted-databases");
     assertThat(MigrationFixture.serverPortOf(billingPort, "app")).as("nothing moved").isEqualTo(source.port());
+    Cli.Result wouldStop = turnout("migrate", "start", "orders", "--target", targetAddress, "--dry-run");
+    assertThat(wouldStop.exit()).as("a dry run that would not complete exits as the start would").isEqualTo(3);
+    assertThat(wouldStop.out()).contains("no route points to [reports]").contains("ROLLED_BACK");
+    assertThat(wouldStop.err()).contains("the migration would not complete");
     try (Connection c = source.connect(); Statement s = c.createStatement()) {
       s.execute("drop database reports");
     }

@@ -116,6 +116,11 @@ final class MigrateCommand {
           for (int i = 0; i < m.getPlannedActionsCount(); i++) {
             System.out.printf("%2d. %s%n", i + 1, m.getPlannedActions(i));
           }
+          if (m.getPlannedActionsList().stream().noneMatch(l -> l.startsWith("COMPLETED"))) {
+            // As a start that stops in preflight exits 3: a script can tell a plan that would not go through.
+            System.err.println("dry run: the migration would not complete; it would roll back as listed above");
+            return 3;
+          }
           return 0;
         }
         System.out.println("migration " + m.getId() + " of " + databases(m) + " started: "
