@@ -49,7 +49,7 @@ final class PostgresSchema {
       """, """
       alter table turnout.migrations add column if not exists revision bigint not null default 0;
       """, """
-      create table turnout.campaigns (id text primary key, name text not null, status text not null,
+      create table if not exists turnout.campaigns (id text primary key, name text not null, status text not null,
         epoch bigint not null, revision bigint not null, body jsonb not null,
         updated_at timestamptz not null default now());
       """);
