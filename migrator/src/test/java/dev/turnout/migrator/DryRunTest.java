@@ -293,6 +293,22 @@ class DryRunTest {
       }
 
       @Override
+      public dev.turnout.migrator.bake.Workload sourceWorkload() {
+        return idle();
+      }
+
+      @Override
+      public dev.turnout.migrator.bake.Workload targetWorkload() {
+        return idle();
+      }
+
+      private dev.turnout.migrator.bake.Workload idle() {
+        return new dev.turnout.migrator.bake.Workload(script.dryRunsClock == null ? 0
+            : script.dryRunsClock.millis() * 1_000_000L, dev.turnout.migrator.bake.Workload.Counters.ZERO, 0,
+            Optional.empty());
+      }
+
+      @Override
       public ImmutableList<String> loginRolesToFence(boolean keepStandby) {
         return keepStandby ? ImmutableList.of("app") : ImmutableList.of("app", "replicator");
       }
