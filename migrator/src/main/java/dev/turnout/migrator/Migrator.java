@@ -867,8 +867,7 @@ public final class Migrator {
     dev.turnout.migrator.bake.Rates baseline = dev.turnout.migrator.bake.Rates.between(workloadAtStart,
         platform.sourceWorkload());
     m = m.with(m.progress().withBaseline(baseline)).note(clock.instant(), String.format(java.util.Locale.ROOT,
-        "baseline over %.1f s on the source (databases %s): %s", baseline.seconds(),
-        String.join(", ", m.spec().databases()), baseline.describe()));
+        "baseline over %.1f s on the source (the whole server): %s", baseline.seconds(), baseline.describe()));
     return transition(m, Phase.VALIDATED, figures);
   }
 

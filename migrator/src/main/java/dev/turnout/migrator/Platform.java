@@ -47,7 +47,7 @@ public interface Platform extends AutoCloseable {
   Sample sample() throws MigrationException;
 
   /**
-   * The source's cumulative workload counters now, summed over the databases the migration moves (the baseline is
+   * The source's cumulative workload counters now, summed over the server's databases: the server is what moves (the baseline is
    * two of these, at each end of the validation window). Statement totals only where pg_stat_statements is loaded
    * and installed in the migrator's database.
    */

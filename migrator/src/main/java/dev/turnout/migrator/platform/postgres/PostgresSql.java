@@ -50,7 +50,7 @@ public interface PostgresSql extends AutoCloseable {
   Sample sample() throws MigrationException;
 
   /**
-   * {@code server}'s cumulative counters from pg_stat_database, summed over the migration's databases, and the
+   * {@code server}'s cumulative counters from pg_stat_database, summed over the whole server, and the
    * statements' calls and total time from pg_stat_statements where it is loaded and installed in the migrator's
    * database (empty otherwise). Reads only.
    */
