@@ -386,7 +386,7 @@ class AwsMigrationTest {
 
   private StartMigrationRequest request(boolean create, boolean dryRun) {
     return StartMigrationRequest.newBuilder().setDatabase("app").setTarget("127.0.0.1:" + f.target.port())
-        .setOptions(MigrationOptions.newBuilder().setDryRun(dryRun)
+        .setOptions(MigrationOptions.newBuilder().setBake(com.google.protobuf.Duration.getDefaultInstance()).setDryRun(dryRun)
             .setValidationWindow(com.google.protobuf.Duration.newBuilder().setSeconds(1))
             .setAurora(AuroraPlan.newBuilder().setSourceInstance(SOURCE).setTargetCluster(CLUSTER)
                 .setCreateInstanceClass(create ? "db.r6g.large" : "")))
@@ -407,7 +407,7 @@ class AwsMigrationTest {
     try {
       var admin = AdminGrpc.newBlockingStub(channel);
       var created = admin.startMigration(StartMigrationRequest.newBuilder().setDatabase("app")
-          .setOptions(MigrationOptions.newBuilder().setDryRun(true).setAurora(AuroraPlan.newBuilder()
+          .setOptions(MigrationOptions.newBuilder().setBake(com.google.protobuf.Duration.getDefaultInstance()).setDryRun(true).setAurora(AuroraPlan.newBuilder()
               .setSourceInstance("ledger-rds").setTargetCluster("ledger-aurora").setCreateInstanceClass("db.r6g.large")))
           .build());
       assertThat(created.getSource()).isEqualTo("127.0.0.1:" + f.source.port());
@@ -419,12 +419,12 @@ class AwsMigrationTest {
 
       aws.addReplicaCluster(CLUSTER, SOURCE, "127.0.0.1", f.target.port());
       var attached = admin.startMigration(StartMigrationRequest.newBuilder().setDatabase("app")
-          .setOptions(MigrationOptions.newBuilder().setDryRun(true).setAurora(AuroraPlan.newBuilder()
+          .setOptions(MigrationOptions.newBuilder().setBake(com.google.protobuf.Duration.getDefaultInstance()).setDryRun(true).setAurora(AuroraPlan.newBuilder()
               .setSourceInstance(SOURCE).setTargetCluster(CLUSTER))).build());
       assertThat(attached.getTarget()).as("the existing cluster's own endpoint").isEqualTo("127.0.0.1:" + f.target.port());
 
       var notRds = catchStatus(() -> admin.startMigration(StartMigrationRequest.newBuilder().setDatabase("app")
-          .setOptions(MigrationOptions.newBuilder().setDryRun(true).setAurora(AuroraPlan.newBuilder()
+          .setOptions(MigrationOptions.newBuilder().setBake(com.google.protobuf.Duration.getDefaultInstance()).setDryRun(true).setAurora(AuroraPlan.newBuilder()
               .setSourceInstance(SOURCE).setTargetCluster("other-aurora").setCreateInstanceClass("db.r6g.large")))
           .build()));
       assertThat(notRds.getCode()).isEqualTo(io.grpc.Status.Code.FAILED_PRECONDITION);

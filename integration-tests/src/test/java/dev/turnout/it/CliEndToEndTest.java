@@ -56,7 +56,7 @@ class CliEndToEndTest {
 
     Cli.Result started;
     try (Writer writer = new Writer(f.appPort, "app").start()) {
-      started = turnout("migrate", "start", "app", "--target", target, "--window", "1s", "--watch");
+      started = turnout("migrate", "start", "app", "--target", target, "--window", "1s", "--bake", "0", "--watch");
     }
     assertThat(started.exit()).as(started.out() + started.err()).isZero();
     assertThat(started.out()).contains("QUIESCING").contains("PROMOTING").contains(": COMPLETED");

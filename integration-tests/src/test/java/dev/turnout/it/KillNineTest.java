@@ -138,7 +138,7 @@ class KillNineTest {
     try {
       Thread.sleep(300);
       id = stub.startMigration(StartMigrationRequest.newBuilder().setDatabase("app")
-          .setTarget("127.0.0.1:" + target.port()).setOptions(MigrationOptions.newBuilder()
+          .setTarget("127.0.0.1:" + target.port()).setOptions(MigrationOptions.newBuilder().setBake(com.google.protobuf.Duration.getDefaultInstance())
               .setValidationWindow(com.google.protobuf.Duration.newBuilder().setSeconds(1))
               .setPhaseDeadline(com.google.protobuf.Duration.newBuilder().setSeconds(60))).build()).getId();
       Eventually.until("the failpoint in " + phase, Duration.ofSeconds(90),

@@ -135,7 +135,7 @@ class SeveralReplicasTest {
 
   private static StartMigrationRequest migrate(int targetPort, long validationSeconds) {
     return StartMigrationRequest.newBuilder().setDatabase("app").setTarget("127.0.0.1:" + targetPort)
-        .setOptions(MigrationOptions.newBuilder()
+        .setOptions(MigrationOptions.newBuilder().setBake(com.google.protobuf.Duration.getDefaultInstance())
             .setValidationWindow(com.google.protobuf.Duration.newBuilder().setSeconds(validationSeconds))
             .setPhaseDeadline(com.google.protobuf.Duration.newBuilder().setSeconds(60))).build();
   }
@@ -190,7 +190,7 @@ class SeveralReplicasTest {
       Thread.sleep(300);
       // The operator lists the replicas; the CLI skips the one that does not lead.
       Cli.Result started = Cli.run("migrate", "start", "app", "--target", "127.0.0.1:" + target.port(),
-          "--window", "1s", "--deadline", "60s",
+          "--window", "1s", "--deadline", "60s", "--bake", "0",
           "--admin", "127.0.0.1:" + adminPorts[1] + ",127.0.0.1:" + adminPorts[0]);
       assertThat(started.exit()).as(started.err()).isZero();
       assertThat(started.err()).contains("does not run migrations now").contains("trying 127.0.0.1:" + adminPorts[0]);

@@ -112,12 +112,24 @@ public record Migration(String id, Spec spec, Phase phase, Progress progress, Im
    * @param cutover how the cutover treats the work in flight on the source
    * @param allowUnroutedDatabases whether preflight lets the migration go on when the source holds databases no
    *     route points to (their direct clients lose their writes at the fence)
+   * @param bake how long, and against which limits, the target's workload is held against the baseline after
+   *     VERIFYING; {@link dev.turnout.migrator.bake.Bake#NONE} skips it (and is what a record saved before bakes
+   *     existed reads as). One more component than the conventions like: it groups its own settings, as
+   *     {@link Cutover} does
    */
   public record Options(Duration validationWindow, long maxLagBytes, Duration phaseDeadline,
-      boolean allowDroppingStaleSlots, Optional<Replica> createReplica, Cutover cutover, boolean allowUnroutedDatabases) {
+      boolean allowDroppingStaleSlots, Optional<Replica> createReplica, Cutover cutover, boolean allowUnroutedDatabases,
+      dev.turnout.migrator.bake.Bake bake) {
     public Options {
       createReplica = createReplica == null ? Optional.empty() : createReplica;
       cutover = cutover == null ? Cutover.DEFAULT : cutover; // migrations saved before the field existed
+      bake = bake == null ? dev.turnout.migrator.bake.Bake.NONE : bake; // likewise
+    }
+
+    public Options(Duration validationWindow, long maxLagBytes, Duration phaseDeadline,
+        boolean allowDroppingStaleSlots, Optional<Replica> createReplica, Cutover cutover, boolean allowUnroutedDatabases) {
+      this(validationWindow, maxLagBytes, phaseDeadline, allowDroppingStaleSlots, createReplica, cutover,
+          allowUnroutedDatabases, dev.turnout.migrator.bake.Bake.NONE);
     }
 
     public Options(Duration validationWindow, long maxLagBytes, Duration phaseDeadline,
@@ -140,12 +152,17 @@ public record Migration(String id, Spec spec, Phase phase, Progress progress, Im
 
     public Options withCutover(Cutover c) {
       return new Options(validationWindow, maxLagBytes, phaseDeadline, allowDroppingStaleSlots, createReplica, c,
-          allowUnroutedDatabases);
+          allowUnroutedDatabases, bake);
     }
 
     public Options allowingUnroutedDatabases(boolean allow) {
       return new Options(validationWindow, maxLagBytes, phaseDeadline, allowDroppingStaleSlots, createReplica, cutover,
-          allow);
+          allow, bake);
+    }
+
+    public Options withBake(dev.turnout.migrator.bake.Bake b) {
+      return new Options(validationWindow, maxLagBytes, phaseDeadline, allowDroppingStaleSlots, createReplica, cutover,
+          allowUnroutedDatabases, b);
     }
   }
 
@@ -179,30 +196,46 @@ public record Migration(String id, Spec spec, Phase phase, Progress progress, Im
    *
    * @param fencedRoles the source's login roles the fence set NOLOGIN (restored by unfence, and on the target)
    * @param error why the migration rolled back or halted
+   * @param baseline the source's workload over the validation window, which the bake holds the target against;
+   *     empty before VALIDATED (and in records saved before baselines existed)
    */
   public record Progress(Optional<Lsn> finalLsn, ImmutableList<SlotPosition> slots,
-      ImmutableList<String> fencedRoles, Optional<String> error, boolean rollbackConsented) {
-    public static final Progress NONE =
-        new Progress(Optional.empty(), ImmutableList.of(), ImmutableList.of(), Optional.empty(), false);
+      ImmutableList<String> fencedRoles, Optional<String> error, boolean rollbackConsented,
+      Optional<dev.turnout.migrator.bake.Rates> baseline) {
+    public static final Progress NONE = new Progress(Optional.empty(), ImmutableList.of(), ImmutableList.of(),
+        Optional.empty(), false, Optional.empty());
+
+    public Progress {
+      baseline = baseline == null ? Optional.empty() : baseline; // records saved before the field existed
+    }
+
+    public Progress(Optional<Lsn> finalLsn, ImmutableList<SlotPosition> slots, ImmutableList<String> fencedRoles,
+        Optional<String> error, boolean rollbackConsented) {
+      this(finalLsn, slots, fencedRoles, error, rollbackConsented, Optional.empty());
+    }
 
     public Progress withFinalLsn(Lsn lsn) {
-      return new Progress(Optional.of(lsn), slots, fencedRoles, error, rollbackConsented);
+      return new Progress(Optional.of(lsn), slots, fencedRoles, error, rollbackConsented, baseline);
     }
 
     public Progress withSlots(List<SlotPosition> s) {
-      return new Progress(finalLsn, ImmutableList.copyOf(s), fencedRoles, error, rollbackConsented);
+      return new Progress(finalLsn, ImmutableList.copyOf(s), fencedRoles, error, rollbackConsented, baseline);
     }
 
     public Progress withFencedRoles(List<String> roles) {
-      return new Progress(finalLsn, slots, ImmutableList.copyOf(roles), error, rollbackConsented);
+      return new Progress(finalLsn, slots, ImmutableList.copyOf(roles), error, rollbackConsented, baseline);
     }
 
     public Progress withError(String e) {
-      return new Progress(finalLsn, slots, fencedRoles, Optional.ofNullable(e), rollbackConsented);
+      return new Progress(finalLsn, slots, fencedRoles, Optional.ofNullable(e), rollbackConsented, baseline);
     }
 
     public Progress withRollbackConsent() {
-      return new Progress(finalLsn, slots, fencedRoles, error, true);
+      return new Progress(finalLsn, slots, fencedRoles, error, true, baseline);
+    }
+
+    public Progress withBaseline(dev.turnout.migrator.bake.Rates b) {
+      return new Progress(finalLsn, slots, fencedRoles, error, rollbackConsented, Optional.of(b));
     }
   }
 

@@ -58,6 +58,14 @@ public final class Migrator {
       long slotLagBytes) {}
 
   private final Map<String, Figures> figures = new ConcurrentHashMap<>();
+
+  /**
+   * The latest bake figures of a migration that is baking: how far in, and each signal against the baseline.
+   */
+  public record BakeFigures(Duration elapsed, Duration duration,
+      ImmutableList<dev.turnout.migrator.bake.Judge.Comparison> signals) {}
+
+  private final Map<String, BakeFigures> bakes = new ConcurrentHashMap<>();
   /** Where the time of each cutover in progress goes, by migration id: from QUIESCING until it leaves VERIFYING. */
   private final Map<String, CutoverSteps> cutovers = new ConcurrentHashMap<>();
   private static final java.util.Set<Phase> CUTOVER = java.util.EnumSet.of(Phase.QUIESCING, Phase.CATCHING_UP,
@@ -296,6 +304,11 @@ public final class Migrator {
   /** The latest replication figures of a migration, once it has sampled. */
   public Optional<Figures> figures(String id) {
     return Optional.ofNullable(figures.get(id));
+  }
+
+  /** The latest bake figures of a migration, once its bake has read the target (in this process). */
+  public Optional<BakeFigures> bakeFigures(String id) {
+    return Optional.ofNullable(bakes.get(id));
   }
 
   public Optional<Migration> get(String id) {
@@ -777,6 +790,7 @@ public final class Migrator {
       case PROMOTING -> promote(m, platform);
       case SHIFTING -> shift(m);
       case VERIFYING -> verify(m, platform);
+      case BAKING -> bake(m, platform);
       case ROLLING_BACK -> rollBack(m, platform);
       default -> throw new IllegalStateException(m + " cannot advance from " + m.phase());
     };
@@ -820,6 +834,8 @@ public final class Migrator {
   private Migration validate(Migration m, Platform platform) throws MigrationException, InterruptedException {
     Migration.Options options = m.spec().options();
     Platform.Sample first = platform.sample();
+    // The baseline the bake holds the target against: the source's workload over the same window.
+    dev.turnout.migrator.bake.Workload workloadAtStart = platform.sourceWorkload();
     Platform.Sample last = first;
     long maxLag = first.lagBytes();
     Instant windowEnd = clock.instant().plus(options.validationWindow());
@@ -848,6 +864,10 @@ public final class Migrator {
     String figures = String.format(java.util.Locale.ROOT,
         "validated over %.1f s: WAL generated %.0f B/s, replayed %.0f B/s, max lag %d B, last lag %d B, replay delay %.2f s",
         seconds, walRate, replayRate, maxLag, last.lagBytes(), last.replayDelaySeconds());
+    dev.turnout.migrator.bake.Rates baseline = dev.turnout.migrator.bake.Rates.between(workloadAtStart,
+        platform.sourceWorkload());
+    m = m.with(m.progress().withBaseline(baseline)).note(clock.instant(), String.format(java.util.Locale.ROOT,
+        "baseline over %.1f s on the source (the whole server): %s", baseline.seconds(), baseline.describe()));
     return transition(m, Phase.VALIDATED, figures);
   }
 
@@ -1163,7 +1183,63 @@ public final class Migrator {
       return null;
     });
     String proof = steps.time("final-proof", () -> proveNothingCommittedAfter(m, platform));
-    return transition(m.note(clock.instant(), steps.line()), Phase.COMPLETED, "write probe committed on " + m.spec().target() + "; " + proof);
+    dev.turnout.migrator.bake.Bake bake = m.spec().options().bake();
+    return transition(m.note(clock.instant(), steps.line()), bake.skipped() ? Phase.COMPLETED : Phase.BAKING,
+        "write probe committed on " + m.spec().target() + "; " + proof);
+  }
+
+  /** How often the bake reads the target's counters (more often for a bake too short for three reads). */
+  static final Duration BAKE_SAMPLE = Duration.ofSeconds(5);
+
+  /**
+   * Holds the target's workload since the bake began (or, after a restart, since it resumed: the counters it began
+   * from are not saved) against the baseline, signal by signal, every {@link #BAKE_SAMPLE}, until the bake asked
+   * for has passed since BAKING was entered. The phase deadline does not bound it: the bake is its own length.
+   *
+   * <p>A breach halts for an operator, naming the signal and both figures. It does not roll back: the target is
+   * promoted and has taken writes, and until reverse replication carries them back to the source (issue 19, part
+   * 2) every way back loses them, so only an operator may decide that (a rollback with consent). With
+   * {@code noAutoRollback} a breach is a warning in the history (once per signal) and the bake goes on.
+   */
+  private Migration bake(Migration m, Platform platform) throws MigrationException, InterruptedException {
+    dev.turnout.migrator.bake.Bake bake = m.spec().options().bake();
+    Instant end = m.phaseStarted().plus(bake.duration());
+    Optional<dev.turnout.migrator.bake.Rates> baseline = m.progress().baseline();
+    if (baseline.isEmpty()) {
+      return transition(m, Phase.COMPLETED, "no baseline was recorded while validating: nothing to bake against");
+    }
+    Duration every = bake.duration().dividedBy(3).compareTo(BAKE_SAMPLE) < 0
+        ? Duration.ofMillis(Math.max(250, bake.duration().dividedBy(3).toMillis())) : BAKE_SAMPLE;
+    dev.turnout.migrator.bake.Workload first = platform.targetWorkload();
+    Optional<dev.turnout.migrator.bake.Rates> now = Optional.empty();
+    java.util.Set<dev.turnout.migrator.bake.Signal> warned = java.util.EnumSet.noneOf(dev.turnout.migrator.bake.Signal.class);
+    while (clock.instant().isBefore(end)) {
+      checkInterrupts(m);
+      Duration left = Duration.between(clock.instant(), end);
+      sleeper.sleep(left.compareTo(every) < 0 ? left : every);
+      dev.turnout.migrator.bake.Rates rates = dev.turnout.migrator.bake.Rates.between(first, platform.targetWorkload());
+      now = Optional.of(rates);
+      bakes.put(m.id(), new BakeFigures(Duration.between(m.phaseStarted(), clock.instant()), bake.duration(),
+          dev.turnout.migrator.bake.Judge.compare(baseline.get(), rates, bake)));
+      for (dev.turnout.migrator.bake.Judge.Comparison breach
+          : dev.turnout.migrator.bake.Judge.breaches(baseline.get(), rates, bake)) {
+        String what = String.format(java.util.Locale.ROOT, "bake breach on the target after %.1f s: %s",
+            rates.seconds(), breach.describe());
+        if (!bake.noAutoRollback()) {
+          throw new MigrationException("database '" + m.database() + "': " + what + "; no rollback keeps the"
+              + " target's writes until reverse replication exists, so the migration stops here");
+        }
+        if (warned.add(breach.signal())) {
+          m = save(m.note(clock.instant(), "warning: " + what + " (--no-auto-rollback: the bake goes on)"));
+        }
+      }
+    }
+    String figures = now.map(r -> String.format(java.util.Locale.ROOT, "baked %.1f s: baseline vs target: %s",
+        r.seconds(), dev.turnout.migrator.bake.Judge.sideBySide(baseline.get(), r)))
+        .orElse("bake over before any read of the target (it ended while the control plane was down)");
+    return transition(m.note(clock.instant(), figures), Phase.COMPLETED, "the target held the baseline for the bake of "
+        + bake.duration().toSeconds() + " s" + (warned.isEmpty() ? "" : " (with warnings: " + warned.stream()
+            .map(dev.turnout.migrator.bake.Signal::label).collect(java.util.stream.Collectors.joining(", ")) + ")"));
   }
 
   /**

@@ -29,6 +29,13 @@ public enum Phase {
   SHIFTING,
   /** Write probe on the target through its new role; the source's WAL proved again. */
   VERIFYING,
+  /**
+   * Holding the target's workload against the baseline recorded from the source while validating, signal by
+   * signal, for the bake the migration asked for ({@code --bake}; zero skips this phase: VERIFYING goes straight to
+   * COMPLETED). A breach halts for an operator, naming the signal and both figures: the target has taken writes, and
+   * until reverse replication exists (issue 19, part 2) no way back keeps them, so it does not roll back by itself.
+   */
+  BAKING,
   /** Traffic is on the target; the source stays intact and fenced until finalized. */
   COMPLETED,
   /** The operator finalized: the source is no longer a way back. */
@@ -51,7 +58,7 @@ public enum Phase {
 
   /** Whether the target may have accepted writes: rolling back from here loses them, so it needs consent. */
   public boolean isPastPointOfNoReturn() {
-    return this == PROMOTING || this == SHIFTING || this == VERIFYING || this == COMPLETED;
+    return this == PROMOTING || this == SHIFTING || this == VERIFYING || this == BAKING || this == COMPLETED;
   }
 
   /** The phase the forward path goes to after this one. */
@@ -65,7 +72,8 @@ public enum Phase {
       case CATCHING_UP -> PROMOTING;
       case PROMOTING -> SHIFTING;
       case SHIFTING -> VERIFYING;
-      case VERIFYING -> COMPLETED;
+      case VERIFYING -> BAKING;
+      case BAKING -> COMPLETED;
       case COMPLETED -> FINALIZED;
       case ROLLING_BACK -> ROLLED_BACK;
       default -> throw new IllegalStateException("Phase " + this + " has no next phase");
@@ -85,6 +93,8 @@ public enum Phase {
       allowed = to != PLANNED && to != ROLLED_BACK; // resume where it stopped
     } else if (this == VALIDATED && to == REPLICATING) {
       allowed = true; // the target fell behind again before cutover started
+    } else if (this == VERIFYING && to == COMPLETED) {
+      allowed = true; // no bake asked for (--bake 0)
     } else {
       allowed = this != ROLLED_BACK && next() == to;
     }

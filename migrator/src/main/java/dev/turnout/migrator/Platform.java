@@ -47,6 +47,16 @@ public interface Platform extends AutoCloseable {
   Sample sample() throws MigrationException;
 
   /**
+   * The source's cumulative workload counters now, summed over the server's databases: the server is what moves (the baseline is
+   * two of these, at each end of the validation window). Statement totals only where pg_stat_statements is loaded
+   * and installed in the migrator's database.
+   */
+  dev.turnout.migrator.bake.Workload sourceWorkload() throws MigrationException;
+
+  /** The target's, the same way (the bake samples them). */
+  dev.turnout.migrator.bake.Workload targetWorkload() throws MigrationException;
+
+  /**
    * A transaction prepared for two-phase commit on the source. It outlives its session, restarts and reboots,
    * and {@code COMMIT PREPARED} is allowed in a read-only transaction: the read-only default does not stop it.
    */

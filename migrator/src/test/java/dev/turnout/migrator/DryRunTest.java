@@ -128,6 +128,28 @@ class DryRunTest {
   }
 
   @Test
+  void aBake_isInTheTranscript_betweenVerifyingAndCompleted_andPassesAtOnce() throws Exception {
+    Migration.Spec spec = spec(Duration.ofSeconds(30));
+    spec = new Migration.Spec(spec.database(), spec.source(), spec.target(),
+        spec.options().withBake(dev.turnout.migrator.bake.Bake.of(Duration.ofMinutes(10))));
+
+    List<String> transcript = migrator(new Script()).dryRun(spec);
+
+    assertThat(transcript).containsSubsequence(
+        "VALIDATED: validated over 30.0 s: WAL generated 0 B/s, replayed 0 B/s, max lag 0 B, last lag 0 B, replay delay"
+            + " 0.00 s",
+        "  VERIFYING: write probe on the target",
+        "BAKING: write probe committed on 10.0.0.6:5432; no commit on the source after the final LSN (WAL 0/3000000"
+            + " to 0/3000000)",
+        "BAKING: baked 600.0 s: baseline vs target: commits 0.0/s vs 0.0/s, rollbacks 0.0/s vs 0.0/s, deadlocks"
+            + " 0.00/s vs 0.00/s, conflicts 0.00/s vs 0.00/s, connections 0.0 vs 0.0, temp_bytes 0.0 B/s vs 0.0 B/s,"
+            + " latency not available",
+        "COMPLETED: the target held the baseline for the bake of 600 s");
+    assertThat(transcript).anySatisfy(l -> assertThat(l).startsWith("REPLICATING: baseline over 30.0 s on the source"
+        + " (the whole server): commits 0.0/s"));
+  }
+
+  @Test
   void aValidationWindowOfAnHour_passesAtOnce_onTheDryRunsClock() throws Exception {
     Script script = new Script();
     long started = System.nanoTime();
@@ -290,6 +312,22 @@ class DryRunTest {
       public Sample sample() {
         return new Sample(script.dryRunsClock == null ? 0 : script.dryRunsClock.millis() * 1_000_000L,
             Lsn.parse("0/2000000"), Lsn.parse("0/2000000"), 0);
+      }
+
+      @Override
+      public dev.turnout.migrator.bake.Workload sourceWorkload() {
+        return idle();
+      }
+
+      @Override
+      public dev.turnout.migrator.bake.Workload targetWorkload() {
+        return idle();
+      }
+
+      private dev.turnout.migrator.bake.Workload idle() {
+        return new dev.turnout.migrator.bake.Workload(script.dryRunsClock == null ? 0
+            : script.dryRunsClock.millis() * 1_000_000L, dev.turnout.migrator.bake.Workload.Counters.ZERO, 0,
+            Optional.empty());
       }
 
       @Override

@@ -17,7 +17,7 @@ class PhaseTest {
       path.append(" > ").append(p);
     }
     assertThat(path.toString()).isEqualTo("PLANNED > PREFLIGHT > REPLICATING > VALIDATED > QUIESCING > CATCHING_UP"
-        + " > PROMOTING > SHIFTING > VERIFYING > COMPLETED > FINALIZED");
+        + " > PROMOTING > SHIFTING > VERIFYING > BAKING > COMPLETED > FINALIZED");
   }
 
   @Test

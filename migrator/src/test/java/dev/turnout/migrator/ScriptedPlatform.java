@@ -52,6 +52,66 @@ final class ScriptedPlatform implements Platform.Factory {
   private final java.util.Set<String> refused = new java.util.TreeSet<>();
   private String diesAt = "";
   private int opened;
+  /** Each server's workload, integrated over the fake clock's time. */
+  private final Counters sourceCounters = new Counters(Load.STEADY);
+  private final Counters targetCounters = new Counters(Load.STEADY);
+
+  /**
+   * What a server's workload does per second of the fake clock, from when it is set on.
+   *
+   * @param latencyMs each statement's time (200 statements a second), or negative: pg_stat_statements not there
+   */
+  record Load(double commits, double rollbacks, double deadlocks, long connections, double latencyMs) {
+    /** The default on both servers: a steady application. */
+    static final Load STEADY = new Load(100, 1, 0, 10, 1.0);
+
+    Load withRollbacks(double perSecond) {
+      return new Load(commits, perSecond, deadlocks, connections, latencyMs);
+    }
+
+    Load withLatency(double ms) {
+      return new Load(commits, rollbacks, deadlocks, connections, ms);
+    }
+
+    Load withCommits(double perSecond) {
+      return new Load(perSecond, rollbacks, deadlocks, connections, latencyMs);
+    }
+  }
+
+  /** A server's cumulative counters. Guarded by the platform's lock. */
+  private final class Counters {
+    private Load load;
+    private java.time.Instant at;
+    private double commits;
+    private double rollbacks;
+    private double deadlocks;
+    private double calls;
+    private double millis;
+
+    Counters(Load load) {
+      this.load = load;
+    }
+
+    void set(Load newLoad) {
+      read(); // what the old load made until now stays counted
+      load = newLoad;
+    }
+
+    dev.turnout.migrator.bake.Workload read() {
+      java.time.Instant now = clock.instant();
+      double s = at == null ? 0 : java.time.Duration.between(at, now).toNanos() / 1e9;
+      at = now;
+      commits += load.commits() * s;
+      rollbacks += load.rollbacks() * s;
+      deadlocks += load.deadlocks() * s;
+      calls += 200 * s;
+      millis += 200 * s * Math.max(0, load.latencyMs());
+      return new dev.turnout.migrator.bake.Workload(java.time.Duration.between(java.time.Instant.EPOCH, now).toNanos(),
+          new dev.turnout.migrator.bake.Workload.Counters((long) commits, (long) rollbacks, (long) deadlocks, 0, 0),
+          load.connections(), load.latencyMs() < 0 ? Optional.empty()
+              : Optional.of(new dev.turnout.migrator.bake.Workload.Statements((long) calls, millis)));
+    }
+  }
 
   ScriptedPlatform(Journal journal, java.time.Clock clock) {
     this.journal = journal;
@@ -89,6 +149,18 @@ final class ScriptedPlatform implements Platform.Factory {
         new ServerFacts.Fence(new ServerFacts.WalProof(true, true, "postgres"),
             new ServerFacts.HoldSlot("turnout_fence_app", false, 1, 10), ImmutableList.of(),
             new ServerFacts.StandbyRoles(ImmutableList.of(), ImmutableList.of())));
+  }
+
+  /** The source's workload from now on (its baseline is read over the validation window). */
+  synchronized ScriptedPlatform sourceLoad(Load load) {
+    sourceCounters.set(load);
+    return this;
+  }
+
+  /** The target's workload from now on (the bake reads it). */
+  synchronized ScriptedPlatform targetLoad(Load load) {
+    targetCounters.set(load);
+    return this;
   }
 
   /** The target's replay lag at each sample. */
@@ -237,6 +309,27 @@ final class ScriptedPlatform implements Platform.Factory {
         sourceLsn = new Lsn(sourceLsn.value() + 4096);
         return new Sample(java.time.Duration.between(java.time.Instant.EPOCH, clock.instant()).toNanos(), sourceLsn,
             new Lsn(sourceLsn.value() - lagBytes.get()), 0);
+      }
+    }
+
+    @Override
+    public dev.turnout.migrator.bake.Workload sourceWorkload() throws MigrationException {
+      before("sourceWorkload");
+      synchronized (ScriptedPlatform.this) {
+        return sourceCounters.read();
+      }
+    }
+
+    @Override
+    public dev.turnout.migrator.bake.Workload targetWorkload() throws MigrationException {
+      synchronized (ScriptedPlatform.this) {
+        Failure f = failures.get("targetWorkload");
+        if (f != null && f.left[0] > 0) {
+          f.left[0]--;
+          journal.add("targetWorkload FAILED: " + f.message);
+          throw new MigrationException(f.message);
+        }
+        return targetCounters.read();
       }
     }
 

@@ -432,8 +432,34 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
         new ServerAddress(target.host(), target.port()), new Migration.Options(window,
             o.getMaxLagBytes() == 0 ? defaults.maxLagBytes() : o.getMaxLagBytes(), deadline,
             o.getAllowDroppingStaleSlots(), replica, new Migration.Cutover(grace, o.getRollbackPreparedTransactions()),
-            o.getAllowUnroutedDatabases()),
+            o.getAllowUnroutedDatabases(), bake(database, o)),
         aurora).withCoTenants(coTenants);
+  }
+
+  /** The bake asked for: {@link dev.turnout.migrator.bake.Bake#DEFAULT_DURATION} when unset, zero to skip, limits by signal name. */
+  private static dev.turnout.migrator.bake.Bake bake(String database, MigrationOptions o) {
+    java.time.Duration length = dev.turnout.migrator.bake.Bake.DEFAULT_DURATION;
+    if (o.hasBake()) {
+      Duration d = o.getBake();
+      if (d.getSeconds() < 0 || d.getNanos() < 0 || d.getNanos() > 999_999_999) {
+        throw invalid("database '" + database + "': bake must be zero (no bake) or a positive duration");
+      }
+      length = java.time.Duration.ofSeconds(d.getSeconds(), d.getNanos());
+      if (length.compareTo(dev.turnout.migrator.bake.Bake.MAX_DURATION) > 0) {
+        throw invalid("database '" + database + "': bake " + length + " is over the maximum "
+            + dev.turnout.migrator.bake.Bake.MAX_DURATION);
+      }
+    }
+    java.util.Map<dev.turnout.migrator.bake.Signal, dev.turnout.migrator.bake.Limit> limits = new java.util.EnumMap<>(
+        dev.turnout.migrator.bake.Signal.class);
+    for (java.util.Map.Entry<String, String> e : o.getBakeLimitsMap().entrySet()) {
+      try {
+        limits.put(dev.turnout.migrator.bake.Signal.named(e.getKey()), dev.turnout.migrator.bake.Limit.parse(e.getValue()));
+      } catch (IllegalArgumentException bad) {
+        throw invalid("database '" + database + "': bake_limits: " + bad.getMessage());
+      }
+    }
+    return dev.turnout.migrator.bake.Bake.of(length).withNoAutoRollback(o.getNoAutoRollback()).withLimits(limits);
   }
 
   /**
@@ -1012,6 +1038,17 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
     migrator.figures(m.id()).ifPresent(f -> live.setSampled(true).setLagBytes(f.lagBytes())
         .setReplayDelaySeconds(f.replayDelaySeconds()).setWalBytesPerSecond(f.walBytesPerSecond())
         .setReplayBytesPerSecond(f.replayBytesPerSecond()).setSlotLagBytes(f.slotLagBytes()));
+    if (m.phase() == Phase.BAKING) {
+      live.setBakeSeconds(m.spec().options().bake().duration().toMillis() / 1000.0);
+      migrator.bakeFigures(m.id()).ifPresent(f -> {
+        live.setBakeElapsedSeconds(f.elapsed().toMillis() / 1000.0);
+        for (dev.turnout.migrator.bake.Judge.Comparison c : f.signals()) {
+          live.addBakeSignals(dev.turnout.admin.v1.BakeSignal.newBuilder().setSignal(c.signal().label())
+              .setBaseline(c.baseline()).setNow(c.now()).setAllowed(c.allowed()).setLimit(c.limit().toString())
+              .setBreached(c.breached()).setText(c.describe()));
+        }
+      });
+    }
     if (m.phase() == Phase.REPLICATING) {
       live.setWindowElapsedSeconds(java.time.Duration.between(m.phaseStarted(), java.time.Instant.now()).toMillis() / 1000.0);
     }

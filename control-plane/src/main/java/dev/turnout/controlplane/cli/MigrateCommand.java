@@ -63,6 +63,15 @@ final class MigrateCommand {
         + " fence cuts them (default 2s)") String quiesceGrace;
     @Option(names = "--rollback-prepared-transactions", description = "Roll back transactions still prepared on the"
         + " source after the grace, recording their gids, instead of stopping the migration") boolean rollbackPrepared;
+    @Option(names = "--bake", paramLabel = "DURATION", description = "After VERIFYING, hold the target's workload"
+        + " against the baseline recorded from the source while validating (default 2m; 0 skips the bake)")
+    String bake;
+    @Option(names = "--no-auto-rollback", description = "A bake breach is a warning in the history and the bake goes"
+        + " on; without it a breach halts the migration for an operator (no rollback keeps the target's writes until"
+        + " reverse replication exists)") boolean noAutoRollback;
+    @Option(names = "--bake-limit", paramLabel = "SIGNAL=LIMIT", description = "Replace a signal's default limit,"
+        + " e.g. rollbacks=3x+2 or latency=2x+10 (commits, rollbacks, deadlocks, conflicts, connections, temp_bytes,"
+        + " latency); repeatable") java.util.Map<String, String> bakeLimits;
     @Option(names = "--watch", description = "Then watch it until it settles (without it: until preflight is over)")
     boolean watch;
 
@@ -87,6 +96,13 @@ final class MigrateCommand {
           o.setQuiesceGrace(proto(Durations.parse("--quiesce-grace", quiesceGrace)));
         }
         o.setRollbackPreparedTransactions(rollbackPrepared);
+        if (bake != null) {
+          o.setBake(proto(bake.trim().equals("0") ? java.time.Duration.ZERO : Durations.parse("--bake", bake)));
+        }
+        o.setNoAutoRollback(noAutoRollback);
+        if (bakeLimits != null) {
+          o.putAllBakeLimits(bakeLimits);
+        }
       } catch (IllegalArgumentException e) {
         System.err.println("turnout migrate start: " + e.getMessage());
         return 2;
@@ -211,6 +227,12 @@ final class MigrateCommand {
         if (!m.getError().isEmpty()) {
           System.out.println("error: " + m.getError());
         }
+        if (m.getLive().getBakeSignalsCount() > 0) {
+          System.out.printf("bake %.0f/%.0f s, the target since the bake began against the baseline:%n",
+              m.getLive().getBakeElapsedSeconds(), m.getLive().getBakeSeconds());
+          m.getLive().getBakeSignalsList().forEach(x -> System.out.println("  " + (x.getBreached() ? "BREACH " : "")
+              + x.getText()));
+        }
         System.out.println("now: " + Watch.progress(m));
         return 0;
       });
@@ -244,6 +266,13 @@ final class MigrateCommand {
       }
       if (!m.getFinalLsn().isEmpty()) {
         b.append("final LSN ").append(m.getFinalLsn()).append("  ");
+      }
+      if (m.getPhase().equals("BAKING")) {
+        b.append(String.format("bake %.0f/%.0f s  ", Math.min(l.getBakeElapsedSeconds(), l.getBakeSeconds()),
+            l.getBakeSeconds()));
+        // Each signal as target/baseline; a breach marked.
+        l.getBakeSignalsList().forEach(x -> b.append(String.format(java.util.Locale.ROOT, "%s %.4g/%.4g%s  ",
+            x.getSignal(), x.getNow(), x.getBaseline(), x.getBreached() ? "!" : "")));
       }
       b.append("sidecars on the current route ").append(l.getNodesAcked()).append('/').append(l.getNodes());
       return b.toString();

@@ -169,6 +169,11 @@ public final class Migrations {
     return m == null ? Optional.empty() : m.figures(id);
   }
 
+  public Optional<Migrator.BakeFigures> bakeFigures(String id) {
+    Migrator m = current;
+    return m == null ? Optional.empty() : m.bakeFigures(id);
+  }
+
   /** Called with every state the leader saves, when this replica leads. */
   public void addListener(Consumer<Migration> listener) {
     listeners.add(listener);

@@ -193,6 +193,27 @@ class AdminServiceTest {
   }
 
   @Test
+  void aBake_isValidated_andItsLimitsAreReadBySignal() {
+    var negative = MigrationOptions.newBuilder().setBake(Duration.newBuilder().setSeconds(-1));
+    assertThatThrownBy(() -> admin.startMigration(StartMigrationRequest.newBuilder().setDatabase("orders")
+        .setTarget("10.0.0.6:5432").setOptions(negative).build())).hasMessageContaining("INVALID_ARGUMENT")
+        .hasMessageContaining("database 'orders': bake must be zero (no bake) or a positive duration");
+    var tooLong = MigrationOptions.newBuilder().setBake(Duration.newBuilder().setSeconds(25 * 3600));
+    assertThatThrownBy(() -> admin.startMigration(StartMigrationRequest.newBuilder().setDatabase("orders")
+        .setTarget("10.0.0.6:5432").setOptions(tooLong).build())).hasMessageContaining("INVALID_ARGUMENT")
+        .hasMessageContaining("bake PT25H is over the maximum PT24H");
+    var badSignal = MigrationOptions.newBuilder().putBakeLimits("errors", "2x");
+    assertThatThrownBy(() -> admin.startMigration(StartMigrationRequest.newBuilder().setDatabase("orders")
+        .setTarget("10.0.0.6:5432").setOptions(badSignal).build())).hasMessageContaining("INVALID_ARGUMENT")
+        .hasMessageContaining("bake_limits: no bake signal 'errors'");
+    var badLimit = MigrationOptions.newBuilder().putBakeLimits("rollbacks", "twice");
+    assertThatThrownBy(() -> admin.startMigration(StartMigrationRequest.newBuilder().setDatabase("orders")
+        .setTarget("10.0.0.6:5432").setOptions(badLimit).build())).hasMessageContaining("INVALID_ARGUMENT")
+        .hasMessageContaining("limit 'twice' is not like 2x+1");
+    assertThat(plane.migrator().list()).isEmpty();
+  }
+
+  @Test
   void anAuroraMigration_isValidated_andNeedsTheAwsSection() {
     MigrationOptions.Builder bad = MigrationOptions.newBuilder().setAurora(AuroraPlan.newBuilder()
         .setSourceInstance("orders-rds").setTargetCluster("-nope"));

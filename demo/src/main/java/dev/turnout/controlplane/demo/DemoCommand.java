@@ -98,6 +98,8 @@ public final class DemoCommand implements Turnout.Extension {
         try {
           var m = AdminGrpc.newBlockingStub(channel).startMigration(StartMigrationRequest.newBuilder()
               .setDatabase("app").setTarget("127.0.0.1:" + replicaPort).setOptions(MigrationOptions.newBuilder()
+                  // No bake: the demo shows the cutover in seconds (an operator's migration bakes 2m by default).
+                  .setBake(com.google.protobuf.Duration.getDefaultInstance())
                   .setValidationWindow(Duration.newBuilder().setSeconds(window))
                   .setCreateReplica(ReplicaPlan.newBuilder().setSourceDataDir(source.resolve("").toString())
                       .setTargetDataDir(replica.toString()).setBinDir(bin.toString()))).build());

@@ -448,6 +448,17 @@ public final class AwsPlatform implements Platform {
     return new Sample(s.atNanos(), s.sourceLsn(), s.replayLsn(), Math.max(s.replayDelaySeconds(), lagSeconds));
   }
 
+  /** The same SQL as any PostgreSQL: pg_stat_database and pg_stat_statements read alike on RDS and Aurora. */
+  @Override
+  public dev.turnout.migrator.bake.Workload sourceWorkload() throws MigrationException {
+    return sql.workload(PostgresSql.Server.SOURCE);
+  }
+
+  @Override
+  public dev.turnout.migrator.bake.Workload targetWorkload() throws MigrationException {
+    return sql.workload(PostgresSql.Server.TARGET);
+  }
+
   /** RDS's own roles (rdsadmin, rdsrepladmin, rdstopmgr, rds_*): no customer role may alter them. */
   private static final java.util.regex.Pattern RDS_ROLE = java.util.regex.Pattern.compile("rds.*");
 

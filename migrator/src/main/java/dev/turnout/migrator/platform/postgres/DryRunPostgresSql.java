@@ -42,6 +42,8 @@ public final class DryRunPostgresSql implements PostgresSql {
   /** Read when the run reads it after the fence; the positions the run waits for are this one. */
   private Lsn finalLsn;
   private Sample sampled;
+  /** Each server's workload as first read; later reads repeat it (an idle workload: the dry run's time passes at once). */
+  private final Map<Server, dev.turnout.migrator.bake.Workload> workloads = new java.util.EnumMap<>(Server.class);
   /** The application's sessions as last answered; null until first read. */
   private List<Session> sessions;
   private final Set<Integer> ended = new HashSet<>();
@@ -112,6 +114,31 @@ public final class DryRunPostgresSql implements PostgresSql {
     Instant at = dryRun.clock().instant();
     return new Sample(at.getEpochSecond() * 1_000_000_000L + at.getNano(), sampled.sourceLsn(), sampled.replayLsn(),
         sampled.replayDelaySeconds());
+  }
+
+  /**
+   * Read once per server: the baseline and the bake read the counters at each end of windows that the dry run's
+   * clock passes at once, so every later read repeats the first at the dry run's time (the figures are those of an
+   * idle workload, which never breaches a limit). A target the run would create is read as idle too.
+   */
+  @Override
+  public dev.turnout.migrator.bake.Workload workload(Server server) throws MigrationException {
+    dev.turnout.migrator.bake.Workload first = workloads.get(server);
+    if (first == null) {
+      if (server == Server.TARGET && !targetThere) {
+        first = new dev.turnout.migrator.bake.Workload(0, dev.turnout.migrator.bake.Workload.Counters.ZERO, 0,
+            Optional.empty());
+      } else {
+        first = read(() -> servers.workload(server));
+      }
+      workloads.put(server, first);
+      dryRun.record("read the " + (server == Server.SOURCE ? "source's" : "target's") + " workload once (pg_stat_database"
+          + (first.statements().isPresent() ? ", pg_stat_statements" : "; pg_stat_statements not available")
+          + "); the dry run takes it as idle for the whole " + (server == Server.SOURCE ? "validation window" : "bake"));
+    }
+    Instant at = dryRun.clock().instant();
+    return new dev.turnout.migrator.bake.Workload(at.getEpochSecond() * 1_000_000_000L + at.getNano(),
+        first.counters(), first.connections(), first.statements());
   }
 
   @Override

@@ -279,6 +279,52 @@ final class JdbcPostgresSql implements PostgresSql {
     }
   }
 
+  /**
+   * Summed over the whole server (every database but the templates), not only the routes' names: the server is
+   * what moves (every database on it drains, moves and shifts together), and a route's name need not be a database's.
+   * The migrator's own reads count too (a few transactions a second in its database); the commits floor's slack
+   * keeps them from mattering. pg_stat_statements is read only where its view is there in the migrator's database;
+   * a view there but not loaded (an error) counts as not available, never as a failed read.
+   */
+  @Override
+  public dev.turnout.migrator.bake.Workload workload(Server server) throws MigrationException {
+    try {
+      Connection c = server == Server.SOURCE ? source() : target();
+      dev.turnout.migrator.bake.Workload.Counters counters;
+      long connections;
+      try (PreparedStatement ps = c.prepareStatement("select coalesce(sum(xact_commit), 0)::int8,"
+          + " coalesce(sum(xact_rollback), 0)::int8, coalesce(sum(deadlocks), 0)::int8,"
+          + " coalesce(sum(conflicts), 0)::int8, coalesce(sum(temp_bytes), 0)::int8,"
+          + " coalesce(sum(numbackends), 0)::int8 from pg_stat_database"
+          + " where datname not in ('template0', 'template1')")) {
+        try (ResultSet rs = ps.executeQuery()) {
+          rs.next();
+          counters = new dev.turnout.migrator.bake.Workload.Counters(rs.getLong(1), rs.getLong(2), rs.getLong(3),
+              rs.getLong(4), rs.getLong(5));
+          connections = rs.getLong(6);
+        }
+      }
+      Optional<dev.turnout.migrator.bake.Workload.Statements> statements = Optional.empty();
+      if (bool(c, "select to_regclass('pg_stat_statements') is not null")) {
+        try (PreparedStatement ps = c.prepareStatement("select coalesce(sum(s.calls), 0)::int8,"
+            + " coalesce(sum(s.total_exec_time), 0)::float8 from pg_stat_statements s")) {
+          try (ResultSet rs = ps.executeQuery()) {
+            rs.next();
+            statements = Optional.of(new dev.turnout.migrator.bake.Workload.Statements(rs.getLong(1), rs.getDouble(2)));
+          }
+        } catch (SQLException notLoaded) {
+          // "pg_stat_statements must be loaded via shared_preload_libraries": latency not available
+        }
+      }
+      return new dev.turnout.migrator.bake.Workload(
+          java.time.Duration.between(java.time.Instant.EPOCH, clock.instant()).toNanos(), counters, connections,
+          statements);
+    } catch (SQLException e) {
+      throw fail("reading the workload of the " + server.name().toLowerCase(java.util.Locale.ROOT) + " "
+          + (server == Server.SOURCE ? spec.source() : spec.target()), e);
+    }
+  }
+
   @Override
   public ImmutableList<String> loginRolesToFence(boolean keepStandby) throws MigrationException {
     try {

@@ -82,6 +82,16 @@ public final class PostgresPlatform implements Platform {
   }
 
   @Override
+  public dev.turnout.migrator.bake.Workload sourceWorkload() throws MigrationException {
+    return sql.workload(PostgresSql.Server.SOURCE);
+  }
+
+  @Override
+  public dev.turnout.migrator.bake.Workload targetWorkload() throws MigrationException {
+    return sql.workload(PostgresSql.Server.TARGET);
+  }
+
+  @Override
   public ImmutableList<String> loginRolesToFence(boolean keepStandby) throws MigrationException {
     return sql.loginRolesToFence(keepStandby);
   }

@@ -50,6 +50,13 @@ public interface PostgresSql extends AutoCloseable {
   Sample sample() throws MigrationException;
 
   /**
+   * {@code server}'s cumulative counters from pg_stat_database, summed over the whole server, and the
+   * statements' calls and total time from pg_stat_statements where it is loaded and installed in the migrator's
+   * database (empty otherwise). Reads only.
+   */
+  dev.turnout.migrator.bake.Workload workload(Server server) throws MigrationException;
+
+  /**
    * The source's login roles the fence refuses: every one but the migrator's own, superusers and replication
    * roles included; with {@code keepStandby}, not the roles a physical standby of the source streams as.
    */
