@@ -50,7 +50,8 @@ class CliEndToEndTest {
     assertThat(dry.exit()).isZero();
     assertThat(dry.out()).contains(" 1. PLANNED").contains("QUIESCING: source 127.0.0.1:" + f.source.port()
         + ": ALTER SYSTEM SET default_transaction_read_only = on").contains("PROMOTING: target 127.0.0.1:"
-        + f.target.port() + ": pg_promote").contains("COMPLETED: write probe committed on " + target)
+        + f.target.port() + ": pg_promote").contains("BAKING: write probe committed on " + target)
+        .contains("COMPLETED: the target held the baseline for the bake of 120 s")
         .as("the dry run read the servers: the real checks").contains("preflight ok   same system identifier");
     assertThat(f.migrator().list()).isEmpty();
 
