@@ -13,6 +13,7 @@ import dev.turnout.migrator.Migration;
 import dev.turnout.migrator.MigrationConflictException;
 import dev.turnout.migrator.MigrationException;
 import dev.turnout.migrator.Migrator;
+import dev.turnout.migrator.Phase;
 import dev.turnout.migrator.ServerAddress;
 import dev.turnout.migrator.campaign.Action;
 import dev.turnout.migrator.campaign.Campaign;
@@ -40,8 +41,10 @@ import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.Executors;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -73,6 +76,13 @@ public final class Campaigns implements Migrations.Term {
   private final List<Consumer<Campaign>> listeners = new CopyOnWriteArrayList<>();
   private volatile Migrator migrator;
   private volatile ScheduledExecutorService ticker;
+  /**
+   * Whether a decision is queued on the ticker and has not begun: it reads every member's migration when it
+   * begins, so a change made meanwhile needs no decision of its own. Without this, each save of each member's
+   * migration (a dozen per member) queued a pass over the whole campaign: at 50 members cutting over at once the
+   * ticker fell seconds behind, and members reaching VALIDATED waited for it (a hold, then a 1 s poll).
+   */
+  private final AtomicBoolean decisionQueued = new AtomicBoolean();
 
   public Campaigns(CampaignStore store, Migrations migrations, RoutingService routing, Clock clock) {
     this.store = store;
@@ -97,6 +107,7 @@ public final class Campaigns implements Migrations.Term {
       }
       refreshMembers();
       mayCutOver = Set.of(); // nothing cuts over before this term's first decision
+      decisionQueued.set(false); // one queued on the last term's ticker died with it
       m.setCutoverGate(this::holds);
       migrator = m;
       ScheduledExecutorService t = Executors.newSingleThreadScheduledExecutor(
@@ -104,7 +115,7 @@ public final class Campaigns implements Migrations.Term {
       ticker = t;
       m.addListener(changed -> {
         if (memberIds.contains(changed.id())) {
-          t.execute(this::tickAll); // a member moved: decide at once
+          decideSoon(t); // a member moved: decide at once
         }
       });
       t.scheduleWithFixedDelay(this::tickAll, 0, TICK_MILLIS, TimeUnit.MILLISECONDS);
@@ -175,7 +186,19 @@ public final class Campaigns implements Migrations.Term {
     memberIds = Set.copyOf(ids);
   }
 
+  /** Queues a decision on {@code t} unless one is queued that has not begun (it will see what changed). */
+  private void decideSoon(ScheduledExecutorService t) {
+    if (decisionQueued.compareAndSet(false, true)) {
+      try {
+        t.execute(this::tickAll);
+      } catch (RejectedExecutionException e) {
+        decisionQueued.set(false); // the term ended: the next term decides afresh
+      }
+    }
+  }
+
   private void tickAll() {
+    decisionQueued.set(false); // before anything is read: a change from here on queues another decision
     try {
       synchronized (lock) {
         Migrator m = migrator;
@@ -199,7 +222,9 @@ public final class Campaigns implements Migrations.Term {
   private Set<String> tick(Migrator m, Campaign c) {
     Map<String, MemberView> views = new HashMap<>();
     for (MemberState s : c.members()) {
-      s.migrationId().flatMap(m::get).ifPresent(mig -> views.put(mig.id(), MemberView.of(mig)));
+      if (s.status().running()) { // the policy looks at no other member's migration; finished ones pile up
+        s.migrationId().flatMap(m::get).ifPresent(mig -> views.put(mig.id(), MemberView.of(mig)));
+      }
     }
     Instant now = clock.instant();
     Decision d = CampaignPolicy.decide(c, views, now);
@@ -369,7 +394,7 @@ public final class Campaigns implements Migrations.Term {
           created.waveCount());
       ScheduledExecutorService t = ticker;
       if (t != null) {
-        t.execute(this::tickAll);
+        decideSoon(t);
       }
       return created;
     }
@@ -404,7 +429,7 @@ public final class Campaigns implements Migrations.Term {
       log.info("campaign {}: {} by an operator; now {}", id, what, s.state().status());
       ScheduledExecutorService t = ticker;
       if (t != null) {
-        t.execute(this::tickAll);
+        decideSoon(t);
       }
       return s;
     }
@@ -437,9 +462,14 @@ public final class Campaigns implements Migrations.Term {
     return Optional.ofNullable(startErrors.get(migrationId));
   }
 
-  /** Why the member's migration is held at VALIDATED now, when it is. */
+  /**
+   * Why the member's migration is held at VALIDATED now, when it is: only a VALIDATED migration asks the gate, so
+   * members before it, cutting over or finished are held by nothing (and were shown as held until now).
+   */
   public Optional<String> held(String migrationId) {
-    if (!memberIds.contains(migrationId) || mayCutOver.contains(migrationId)) {
+    Migrator m = migrator;
+    if (m == null || !memberIds.contains(migrationId) || mayCutOver.contains(migrationId)
+        || m.get(migrationId).filter(x -> x.phase() == Phase.VALIDATED).isEmpty()) {
       return Optional.empty();
     }
     return Optional.of(heldReason(migrationId, clock.instant()));

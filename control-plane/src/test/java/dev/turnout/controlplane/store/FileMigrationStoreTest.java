@@ -123,6 +123,48 @@ class FileMigrationStoreTest {
     assertThat(new FileMigrationStore(dir).loadAll()).containsExactly(m);
   }
 
+  @Test
+  void concurrentSaves_ofOneMigrationAtOneRevision_oneWins_whileOtherMigrationsSaveAlongside() throws Exception {
+    FileMigrationStore store = new FileMigrationStore(dir);
+    Migration planned = store.save(plan());
+    java.util.List<Migration> others = new java.util.ArrayList<>();
+    for (int i = 0; i < 8; i++) {
+      others.add(store.save(Migration.plan("other" + i, new Migration.Spec("db" + i, new ServerAddress("10.1.0." + i,
+          5432), new ServerAddress("10.2.0." + i, 5432), Migration.Options.defaults()), T0)));
+    }
+    var pool = java.util.concurrent.Executors.newFixedThreadPool(16);
+    java.util.concurrent.atomic.AtomicInteger won = new java.util.concurrent.atomic.AtomicInteger();
+    java.util.concurrent.atomic.AtomicInteger refused = new java.util.concurrent.atomic.AtomicInteger();
+    java.util.List<java.util.concurrent.Future<?>> done = new java.util.ArrayList<>();
+    for (int i = 0; i < 8; i++) {
+      String note = "writer " + i;
+      done.add(pool.submit(() -> {
+        try {
+          store.save(planned.note(T0.plusSeconds(1), note));
+          won.incrementAndGet();
+        } catch (RevisionConflictException e) {
+          refused.incrementAndGet();
+        }
+        return null;
+      }));
+      Migration other = others.get(i);
+      done.add(pool.submit(() -> store.save(other.to(Phase.PREFLIGHT, T0.plusSeconds(1), ""))));
+    }
+    for (var f : done) {
+      f.get();
+    }
+    pool.shutdown();
+
+    assertThat(won).as("one save per revision").hasValue(1);
+    assertThat(refused).hasValue(7);
+    var loaded = new FileMigrationStore(dir).loadAll();
+    assertThat(loaded).hasSize(9);
+    assertThat(loaded).filteredOn(m -> m.id().startsWith("other")).allMatch(m -> m.phase() == Phase.PREFLIGHT
+        && m.revision() == 2);
+    assertThat(loaded).filteredOn(m -> m.id().equals("a1b2c3d4")).singleElement()
+        .satisfies(m -> assertThat(m.revision()).isEqualTo(2));
+  }
+
   private static final Instant T0 = Instant.parse("2026-11-27T10:00:00Z");
 
   private static Migration plan() {

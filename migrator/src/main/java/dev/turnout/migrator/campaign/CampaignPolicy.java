@@ -51,8 +51,9 @@ public final class CampaignPolicy {
   /**
    * What to do now.
    *
-   * @param views the migrations of the members the campaign started, by migration id; one it started and this
-   *     lacks is taken as not started yet (it is asked for again)
+   * @param views the migrations of the members the campaign started, by migration id; only those of running
+   *     members (STARTED, HALTED, ROLLING_BACK) are read. One running and lacking here is taken as not started
+   *     yet (it is asked for again)
    */
   public static Decision decide(Campaign c, Map<String, MemberView> views, Instant now) {
     return new Tick(c, views, now).run();
