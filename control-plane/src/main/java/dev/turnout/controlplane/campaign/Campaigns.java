@@ -109,7 +109,6 @@ public final class Campaigns implements Migrations.Term {
       mayCutOver = Set.of(); // nothing cuts over before this term's first decision
       decisionQueued.set(false); // one queued on the last term's ticker died with it
       m.setCutoverGate(this::holds);
-      migrator = m;
       ScheduledExecutorService t = Executors.newSingleThreadScheduledExecutor(
           new ThreadFactoryBuilder().setNameFormat("turnout-campaigns").setDaemon(true).build());
       ticker = t;
@@ -118,10 +117,24 @@ public final class Campaigns implements Migrations.Term {
           decideSoon(t); // a member moved: decide at once
         }
       });
-      t.scheduleWithFixedDelay(this::tickAll, 0, TICK_MILLIS, TimeUnit.MILLISECONDS);
       if (!campaigns.isEmpty()) {
         log.info("leading {} campaign(s), {} running", campaigns.size(),
             campaigns.values().stream().filter(Campaigns::active).count());
+      }
+    }
+  }
+
+  /**
+   * The term's migrator has loaded and resumed every migration: decisions begin now, not before, so a member's
+   * migration that exists in the store is seen as started (never asked to start again under its id).
+   */
+  @Override
+  public void resumed(Migrator m) {
+    synchronized (lock) {
+      migrator = m;
+      ScheduledExecutorService t = ticker;
+      if (t != null) {
+        t.scheduleWithFixedDelay(this::tickAll, 0, TICK_MILLIS, TimeUnit.MILLISECONDS);
       }
     }
   }

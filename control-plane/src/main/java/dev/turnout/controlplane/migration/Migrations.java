@@ -33,6 +33,9 @@ public final class Migrations {
     /** The new term's migrator, before it resumes the migrations from the store (install gates here). */
     void starting(Migrator migrator) throws MigrationException;
 
+    /** The term's migrator has resumed every migration from the store. */
+    default void resumed(Migrator migrator) {}
+
     void ended();
   }
 
@@ -69,6 +72,9 @@ public final class Migrations {
       throw e;
     }
     current = m;
+    for (Term t : terms) {
+      t.resumed(m);
+    }
   }
 
   /** Stops leading: running migrations stop where they are, for the next leader to resume from the store. */
