@@ -855,7 +855,8 @@ public final class Migrator {
   /**
    * PgBouncer's PAUSE, done at the server: the drain stops new connections, so wait up to the quiesce grace for
    * the work in flight at the drain to finish: each session's transaction open when it is first seen (or, for a
-   * connection accepted before the drain and not yet at its first statement, its first transaction), and
+   * connection that logged in a moment before and is idle, its first transaction: its driver's own statements at
+   * login do not count), and
    * prepared transactions. A session is ended as soon as it is idle between transactions, or has begun another
    * transaction: a TCP proxy cannot hold a persistent connection's next transaction as PgBouncer holds its
    * clients', so that one fails at its start rather than later. What still works at the deadline the fence cuts.
@@ -874,7 +875,9 @@ public final class Migrator {
       List<Platform.Session> end = new ArrayList<>();
       for (Platform.Session s : platform.applicationSessions()) {
         Optional<Instant> first = inFlight.computeIfAbsent(s.pid(), pid -> s.transactionStart());
-        if (!s.busy()) {
+        // A fresh login counts as busy while idle: once seen in a transaction, idle again means that work is done.
+        boolean done = first.isPresent() && s.transactionStart().isEmpty();
+        if (!s.busy() || done) {
           end.add(s);
           idleEnded.putIfAbsent(s.pid(), s);
         } else if (first.isPresent() && !first.equals(s.transactionStart())) {

@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.time.Duration;
 import java.util.List;
+import java.util.Optional;
 import org.junit.jupiter.api.Test;
 
 /** A migration that goes to plan, on scripted servers in fake time: what it does, in what order, and what it keeps. */
@@ -42,6 +43,26 @@ class ForwardPathTest {
     assertThat(h.servers.holdReleased()).isFalse();
     assertThat(h.clock.instant()).as("the validation window, in fake time")
         .isEqualTo(Harness.T0.plus(Harness.WINDOW));
+  }
+
+  @Test
+  void theGrace_waitsForTheFirstTransactionOfASessionThatJustLoggedIn_andEndsItOnceThatIsDone() throws Exception {
+    // Busy while idle: logged in a moment ago, its driver's statements at login behind it, its work ahead.
+    Platform.Session fresh = new Platform.Session(9, "app", "client backend", "idle", true, Optional.empty());
+    Platform.Session working = new Platform.Session(9, "app", "client backend", "idle in transaction", true,
+        Optional.of(Harness.T0.plusSeconds(30)));
+    h.servers.sessionsAtEachLook(List.of(fresh), List.of(fresh), List.of(fresh), List.of(fresh), List.of(fresh),
+        List.of(working), List.of(fresh));
+
+    Migration done = h.run();
+
+    assertThat(done.phase()).isEqualTo(Phase.COMPLETED);
+    assertThat(h.journal.lines()).containsSubsequence("arm the target read-only", "end sessions [9]", "fence [app]");
+    assertThat(h.journal.starting("end sessions")).as("ended once, when its transaction was over").hasSize(1);
+    assertThat(done.history()).extracting(Migration.Event::note).anySatisfy(n -> assertThat(n)
+        .startsWith("work in flight on the source finished in")
+        .contains("ended 1 session(s) idle between transactions (roles app)")
+        .doesNotContain("began another"));
   }
 
   @Test

@@ -342,11 +342,13 @@ final class JdbcPostgresSql implements PostgresSql {
       + " and a.backend_type in ('client backend', 'walsender') and not " + STREAMING_A_SLOT;
 
   /**
-   * Working: in a statement or a transaction, or logged in within the last second and still before its first
-   * statement (a connection-per-transaction client between its login and its one transaction).
+   * Working: in a statement or a transaction, or logged in within the last second (a connection-per-transaction
+   * client between its login and its one transaction). Not "still before its first statement": drivers run
+   * statements of their own at login (pgjdbc sends {@code SET application_name}), so a session idle after them
+   * may still have its work ahead; the quiesce tells the two apart by having seen it in a transaction or not.
    */
-  private static final String BUSY = "(a.state is distinct from 'idle' or (a.query = ''"
-      + " and a.backend_start > clock_timestamp() - interval '1 second'))";
+  private static final String BUSY = "(a.state is distinct from 'idle'"
+      + " or a.backend_start > clock_timestamp() - interval '1 second')";
 
   private static final String SESSION_COLUMNS = "a.pid, coalesce(a.usename::text, ''), a.backend_type,"
       + " coalesce(a.state, ''), " + BUSY + ", a.xact_start";
