@@ -788,23 +788,29 @@ public final class Migrator {
     });
     m = m.note(clock.instant(), "route drained: every sidecar ACKed in " + Duration.between(draining, clock.instant())
         .toMillis() + " ms");
-    Instant preparing = clock.instant();
+    // What of the fence needs no session ended runs in the grace's waits, while the work in flight finishes.
+    List<Chore> preparation = new ArrayList<>();
     if (m.progress().fencedRoles().isEmpty()) {
       // Record which roles the fence takes away before taking them, so an unfence after a crash restores them.
-      // Listed while the work in flight at the drain is still running, so the writes hardly wait for it; the
-      // fence lists them again.
-      ImmutableList<String> roles = platform.loginRolesToFence(true);
-      List<String> kept = new ArrayList<>(platform.loginRolesToFence(false));
-      kept.removeAll(roles);
-      m = m.with(m.progress().withFencedRoles(roles)).note(clock.instant(), "fencing roles " + roles
-          + (kept.isEmpty() ? "" : "; the standby's " + kept + " keep their login until the target is promoted"));
-      m = save(m);
+      // The fence lists them again: a role made since is fenced all the same.
+      preparation.add(x -> {
+        ImmutableList<String> roles = platform.loginRolesToFence(true);
+        List<String> kept = new ArrayList<>(platform.loginRolesToFence(false));
+        kept.removeAll(roles);
+        return x.with(x.progress().withFencedRoles(roles)).note(clock.instant(), "fencing roles " + roles
+            + (kept.isEmpty() ? "" : "; the standby's " + kept + " keep their login until the target is promoted"));
+      });
+      preparation.add(this::save);
     }
-    platform.prepareFence();
-    platform.armTargetReadOnly(); // a standby is read-only anyway: armed now, it admits no write when promoted
-    steps.add("prepare-fence", Duration.between(preparing, clock.instant()));
-    Migration drained = m;
-    m = steps.time("grace", () -> letInFlightWorkFinish(drained, platform));
+    preparation.add(x -> {
+      platform.prepareFence();
+      return x;
+    });
+    preparation.add(x -> {
+      platform.armTargetReadOnly(); // a standby is read-only anyway: armed now, it admits no write when promoted
+      return x;
+    });
+    m = letInFlightWorkFinish(m, platform, preparation, steps);
     ImmutableList<Platform.PreparedTransaction> left = platform.preparedTransactions();
     if (!left.isEmpty() && !m.spec().options().cutover().rollbackPreparedTransactions()) {
       m = save(m); // the grace's notes, then stop before fencing: nothing to undo but the drain
@@ -850,6 +856,12 @@ public final class Migrator {
     return transition(m, Phase.CATCHING_UP, "source fenced at final LSN " + finalLsn);
   }
 
+  /** A step of the fence's preparation, run between two looks of the grace; returns the migration as it leaves it. */
+  @FunctionalInterface
+  private interface Chore {
+    Migration run(Migration m) throws MigrationException, InterruptedException;
+  }
+
   private static final Duration QUIESCE_POLL = Duration.ofMillis(5);
 
   /**
@@ -860,10 +872,17 @@ public final class Migrator {
    * prepared transactions. A session is ended as soon as it is idle between transactions, or has begun another
    * transaction: a TCP proxy cannot hold a persistent connection's next transaction as PgBouncer holds its
    * clients', so that one fails at its start rather than later. What still works at the deadline the fence cuts.
+   *
+   * <p>The first look is taken at once, right after the drain's ACK: what is in flight then is the work at the
+   * drain (a transaction a session begins after it is not waited for). {@code preparation} runs one chore after
+   * each look instead of the pause between looks, so the fence's preparation hides in the wait for the work in
+   * flight; what is left of it when that work is done runs after (timed as {@code prepare-fence}).
    */
-  private Migration letInFlightWorkFinish(Migration m, Platform platform) throws MigrationException, InterruptedException {
+  private Migration letInFlightWorkFinish(Migration m, Platform platform, List<Chore> preparation, CutoverSteps steps)
+      throws MigrationException, InterruptedException {
     Duration grace = m.spec().options().cutover().quiesceGrace();
     Instant start = clock.instant();
+    java.util.Deque<Chore> chores = new java.util.ArrayDeque<>(preparation);
     Map<Integer, Optional<Instant>> inFlight = new HashMap<>(); // the transaction each session had when first seen
     Map<Integer, Platform.Session> idleEnded = new java.util.LinkedHashMap<>();
     Map<Integer, Platform.Session> moreEnded = new java.util.LinkedHashMap<>();
@@ -895,9 +914,15 @@ public final class Migrator {
       if (busy.isEmpty() && prepared.isEmpty() || !clock.instant().isBefore(start.plus(grace))) {
         break;
       }
-      sleeper.sleep(QUIESCE_POLL);
+      if (chores.isEmpty()) {
+        sleeper.sleep(QUIESCE_POLL);
+      } else {
+        m = chores.removeFirst().run(m);
+      }
     }
-    long ms = Duration.between(start, clock.instant()).toMillis();
+    Instant over = clock.instant();
+    steps.add("grace", Duration.between(start, over));
+    long ms = Duration.between(start, over).toMillis();
     String note = busy.isEmpty() && prepared.isEmpty() ? "work in flight on the source finished in " + ms + " ms"
         : "quiesce grace of " + grace.toMillis() + " ms over: " + busy.size() + " session(s) still at work" + roles(busy)
             + (prepared.isEmpty() ? "" : ", " + prepared.size() + " prepared transaction(s): " + describe(prepared));
@@ -907,7 +932,12 @@ public final class Migrator {
     if (!moreEnded.isEmpty()) {
       note += "; ended " + moreEnded.size() + " session(s) that began another transaction" + roles(moreEnded.values());
     }
-    return m.note(clock.instant(), note); // saved with the roles, or the next state
+    m = m.note(over, note); // saved with the roles, or the next state
+    while (!chores.isEmpty()) {
+      m = chores.removeFirst().run(m);
+    }
+    steps.add("prepare-fence", Duration.between(over, clock.instant()));
+    return m;
   }
 
   /** Stops the migration naming {@code prepared} unless the operator allowed rolling them back. */

@@ -46,6 +46,29 @@ class ForwardPathTest {
   }
 
   @Test
+  void theGrace_looksAtTheWorkInFlightAsSoonAsTheDrainIsAcked_andPreparesTheFenceWhileItFinishes() throws Exception {
+    java.time.Instant began = Harness.T0.minusSeconds(1);
+    Platform.Session atWork = new Platform.Session(7, "app", "client backend", "active", true, Optional.of(began));
+    Platform.Session idle = new Platform.Session(8, "app", "client backend", "idle", false, Optional.empty());
+    Platform.Session nextTransaction = new Platform.Session(7, "app", "client backend", "active", true,
+        Optional.of(began.plusMillis(500)));
+    h.servers.sessionsAtEachLook(List.of(atWork, idle), List.of(atWork), List.of(atWork), List.of(atWork),
+        List.of(atWork), List.of(atWork), List.of(nextTransaction));
+
+    Migration done = h.run();
+
+    assertThat(done.phase()).isEqualTo(Phase.COMPLETED);
+    assertThat(h.journal.lines()).as("the idle session ended at the first look, before anything else; the fence's"
+        + " preparation done while the transaction in flight at the drain ran; the session ended when it began"
+        + " another").containsSubsequence("drain app", "end sessions [8]", "hold the source's WAL",
+            "arm the target read-only", "end sessions [7]", "fence [app]");
+    assertThat(done.history()).extracting(Migration.Event::note).anySatisfy(n -> assertThat(n)
+        .startsWith("work in flight on the source finished in")
+        .contains("ended 1 session(s) idle between transactions (roles app)")
+        .contains("ended 1 session(s) that began another transaction (roles app)"));
+  }
+
+  @Test
   void theGrace_waitsForTheFirstTransactionOfASessionThatJustLoggedIn_andEndsItOnceThatIsDone() throws Exception {
     // Busy while idle: logged in a moment ago, its driver's statements at login behind it, its work ahead.
     Platform.Session fresh = new Platform.Session(9, "app", "client backend", "idle", true, Optional.empty());
