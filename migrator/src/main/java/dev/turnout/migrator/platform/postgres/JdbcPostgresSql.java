@@ -459,6 +459,11 @@ final class JdbcPostgresSql implements PostgresSql {
     } catch (SQLException e) {
       throw fail("creating the fence's WAL hold " + holdSlot(spec) + " on the source " + spec.source(), e);
     }
+    try {
+      primeWalProof(); // the WAL it holds is what the proof will read
+    } catch (SQLException e) {
+      throw fail("looking up pg_walinspect on the source " + spec.source(), e);
+    }
   }
 
   @Override
@@ -626,11 +631,68 @@ final class JdbcPostgresSql implements PostgresSql {
   private static final java.util.regex.Pattern REL = java.util.regex.Pattern.compile("rel (\\d+)/(\\d+)/(\\d+)");
   private static final java.util.regex.Pattern SUBXACTS = java.util.regex.Pattern.compile("subxacts:((?: \\d+)+)");
 
+  /** The schema pg_walinspect is installed in, quoted; empty when it is not installed. */
+  private String walInspectSchema() throws SQLException {
+    return text(source(), "select coalesce((select quote_ident(extnamespace::regnamespace::text)"
+        + " from pg_extension where extname = 'pg_walinspect'), '')");
+  }
+
+  /** The source connection whose backend has made the WAL proof's catalog lookups (see {@link #primeWalProof}). */
+  private Connection proofPrimed;
+
+  /**
+   * Makes the WAL proof's catalog lookups once in the source connection's backend, before the final LSN: a
+   * backend's first read of a catalog page holding dead rows prunes the page, and that WAL record, written after the
+   * final LSN by the proof itself, is one nobody flushes but the WAL writer (up to {@code wal_writer_delay} later),
+   * and the proof waits for it.
+   */
+  private void primeWalProof() throws SQLException {
+    Connection c = source();
+    if (c == proofPrimed) {
+      return;
+    }
+    String schema = walInspectSchema();
+    if (!schema.isEmpty()) {
+      try (Statement s = c.createStatement()) { // strict: null arguments read nothing, but the function is looked up
+        s.executeQuery("select count(*) from " + schema + ".pg_get_wal_records_info(null, null)").close();
+      }
+    }
+    proofPrimed = c;
+  }
+
+  /**
+   * One transaction of the migrator's that writes one WAL record, a restore point named after the fence's WAL hold
+   * (an operator can recover the source to it), committed to the local disk: its commit flushes every WAL record
+   * inserted before it, so the final LSN read next need not wait up to {@code wal_writer_delay} for the WAL writer
+   * to flush what nobody flushes (heap pruning, an ended session's abort). A transaction that writes no WAL of its
+   * own ({@code txid_current()} alone) commits without flushing. It changes no data and lies before the final LSN.
+   * Where restore points are refused (a managed service), nothing is flushed, and the final LSN waits for the WAL
+   * writer as before.
+   */
+  @Override
+  public void flushWal() throws MigrationException {
+    try {
+      primeWalProof(); // done while the fence was prepared, unless the connection was replaced since
+      try (Statement s = source().createStatement()) {
+        s.execute("begin; set local synchronous_commit = local; select txid_current();"
+            + " select pg_create_restore_point(" + literal(holdSlot(spec)) + "); commit");
+      } catch (SQLException refused) {
+        if (refused.getSQLState() != null && refused.getSQLState().startsWith("08")) {
+          throw refused;
+        }
+        try (Statement s = source().createStatement()) {
+          s.execute("rollback"); // in case the failure left the transaction open
+        }
+      }
+    } catch (SQLException e) {
+      throw fail("flushing the source's WAL before reading the final LSN", e);
+    }
+  }
+
   @Override
   public WalCheck commitsAfter(Lsn from) throws MigrationException {
     try {
-      String schema = text(source(), "select coalesce((select quote_ident(extnamespace::regnamespace::text)"
-          + " from pg_extension where extname = 'pg_walinspect'), '')");
+      String schema = walInspectSchema();
       if (schema.isEmpty()) {
         throw new MigrationException("database '" + spec.database() + "': pg_walinspect is not installed on "
             + spec.source() + ", so its WAL after the final LSN cannot be checked (preflight installs it)");
