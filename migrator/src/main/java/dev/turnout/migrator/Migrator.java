@@ -780,16 +780,9 @@ public final class Migrator {
    */
   private Migration quiesce(Migration m, Platform platform) throws MigrationException, InterruptedException {
     CutoverSteps steps = cutovers.computeIfAbsent(m.id(), id -> new CutoverSteps(clock));
-    Instant draining = clock.instant();
-    Migration quiescing = m;
-    steps.time("drain-ack", () -> {
-      await(quiescing, "the route drain to be ACKed", router.drain(quiescing.database()));
-      return null;
-    });
-    m = m.note(clock.instant(), "route drained: every sidecar ACKed in " + Duration.between(draining, clock.instant())
-        .toMillis() + " ms");
-    // What of the fence needs no session ended runs in the grace's waits, while the work in flight finishes.
-    List<Chore> preparation = new ArrayList<>();
+    // What of the fence needs no session ended is done while the sidecars ACK the drain, and what is left of it in
+    // the grace's waits, while the work in flight finishes: none of it touches the application.
+    java.util.Deque<Chore> preparation = new java.util.ArrayDeque<>();
     if (m.progress().fencedRoles().isEmpty()) {
       // Record which roles the fence takes away before taking them, so an unfence after a crash restores them.
       // The fence lists them again: a role made since is fenced all the same.
@@ -810,6 +803,22 @@ public final class Migrator {
       platform.armTargetReadOnly(); // a standby is read-only anyway: armed now, it admits no write when promoted
       return x;
     });
+    Instant draining = clock.instant();
+    java.util.concurrent.atomic.AtomicReference<Instant> acked = new java.util.concurrent.atomic.AtomicReference<>();
+    Migration[] drained = {m};
+    steps.time("drain-ack", () -> {
+      // Requested first: from here no new connection reaches the source, whatever the preparation meets.
+      java.util.concurrent.CompletableFuture<Void> drain = router.drain(drained[0].database());
+      drain.whenComplete((ok, failed) -> acked.compareAndSet(null, clock.instant()));
+      while (!drain.isDone() && !preparation.isEmpty()) {
+        drained[0] = preparation.removeFirst().run(drained[0]);
+      }
+      await(drained[0], "the route drain to be ACKed", drain);
+      return null;
+    });
+    m = drained[0].note(clock.instant(), "route drained: every sidecar ACKed in "
+        + Duration.between(draining, java.util.Objects.requireNonNullElse(acked.get(), clock.instant())).toMillis()
+        + " ms");
     m = letInFlightWorkFinish(m, platform, preparation, steps);
     ImmutableList<Platform.PreparedTransaction> left = platform.preparedTransactions();
     if (!left.isEmpty() && !m.spec().options().cutover().rollbackPreparedTransactions()) {
@@ -874,15 +883,14 @@ public final class Migrator {
    * clients', so that one fails at its start rather than later. What still works at the deadline the fence cuts.
    *
    * <p>The first look is taken at once, right after the drain's ACK: what is in flight then is the work at the
-   * drain (a transaction a session begins after it is not waited for). {@code preparation} runs one chore after
-   * each look instead of the pause between looks, so the fence's preparation hides in the wait for the work in
-   * flight; what is left of it when that work is done runs after (timed as {@code prepare-fence}).
+   * drain (a transaction a session begins after it is not waited for). What is left of the fence's preparation
+   * ({@code chores}) runs one chore after each look instead of the pause between looks, hidden in the wait for the
+   * work in flight; what is left of it when that work is done runs after (timed as {@code prepare-fence}).
    */
-  private Migration letInFlightWorkFinish(Migration m, Platform platform, List<Chore> preparation, CutoverSteps steps)
-      throws MigrationException, InterruptedException {
+  private Migration letInFlightWorkFinish(Migration m, Platform platform, java.util.Deque<Chore> chores,
+      CutoverSteps steps) throws MigrationException, InterruptedException {
     Duration grace = m.spec().options().cutover().quiesceGrace();
     Instant start = clock.instant();
-    java.util.Deque<Chore> chores = new java.util.ArrayDeque<>(preparation);
     Map<Integer, Optional<Instant>> inFlight = new HashMap<>(); // the transaction each session had when first seen
     Map<Integer, Platform.Session> idleEnded = new java.util.LinkedHashMap<>();
     Map<Integer, Platform.Session> moreEnded = new java.util.LinkedHashMap<>();

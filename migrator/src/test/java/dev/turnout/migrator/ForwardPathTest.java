@@ -69,6 +69,25 @@ class ForwardPathTest {
   }
 
   @Test
+  void theFence_isPreparedWhileTheSidecarsAckTheDrain() throws Exception {
+    java.util.concurrent.CompletableFuture<Void> ack = h.router.hold("drain app");
+    h.clock.schedule(Harness.WINDOW.plusSeconds(1), () -> {
+      h.journal.add("every sidecar ACKed the drain");
+      ack.complete(null);
+    });
+
+    Migration done = h.run();
+
+    assertThat(done.phase()).isEqualTo(Phase.COMPLETED);
+    assertThat(h.journal.lines()).as("requested first, then prepared while the ACKs come").containsSubsequence(
+        "drain app", "hold the source's WAL", "arm the target read-only", "every sidecar ACKed the drain",
+        "fence [app]");
+    assertThat(done.history()).extracting(Migration.Event::note).as("the roles saved before the ACK came")
+        .containsSubsequence("fencing roles [app]; the standby's [replicator] keep their login until the target is"
+            + " promoted", "route drained: every sidecar ACKed in 1000 ms");
+  }
+
+  @Test
   void theGrace_waitsForTheFirstTransactionOfASessionThatJustLoggedIn_andEndsItOnceThatIsDone() throws Exception {
     // Busy while idle: logged in a moment ago, its driver's statements at login behind it, its work ahead.
     Platform.Session fresh = new Platform.Session(9, "app", "client backend", "idle", true, Optional.empty());
