@@ -582,7 +582,11 @@ final class JdbcPostgresSql implements PostgresSql {
   @Override
   public Lsn finalLsn() throws MigrationException {
     try {
-      awaitFlushed(lastRecordEnd());
+      WalEnd w = walEnd();
+      if (w.flushed().atLeast(w.lastRecordEnd())) {
+        return w.written();
+      }
+      awaitFlushed(w.lastRecordEnd());
       return Lsn.parse(text(source(), "select pg_current_wal_lsn()::text"));
     } catch (SQLException e) {
       throw fail("reading the source's final WAL position", e);
@@ -590,20 +594,31 @@ final class JdbcPostgresSql implements PostgresSql {
   }
 
   /**
-   * The end of the last WAL record inserted so far. The insert position points past the header of a page that no
-   * record has begun on yet (24 bytes, 40 at the start of a segment); records end before that header.
+   * Where the source's WAL stands, read in one round trip, in this order: the end of the last record inserted, the
+   * flush position, the write position ({@code pg_current_wal_lsn()}); and the schema pg_walinspect is in, quoted
+   * (empty when it is not installed).
    */
-  private Lsn lastRecordEnd() throws SQLException {
+  private record WalEnd(Lsn lastRecordEnd, Lsn flushed, Lsn written, String walInspectSchema) {}
+
+  /**
+   * The insert position points past the header of a page that no record has begun on yet (24 bytes, 40 at the start
+   * of a segment); the last record ends before that header.
+   */
+  private WalEnd walEnd() throws SQLException {
     try (Statement s = source().createStatement(); ResultSet rs = s.executeQuery("select pg_current_wal_insert_lsn()::text,"
         + " (select setting::bigint from pg_settings where name = 'wal_block_size'),"
-        + " (select setting::bigint from pg_settings where name = 'wal_segment_size')")) {
+        + " (select setting::bigint from pg_settings where name = 'wal_segment_size'),"
+        + " pg_current_wal_flush_lsn()::text, pg_current_wal_lsn()::text,"
+        + " coalesce((select quote_ident(extnamespace::regnamespace::text) from pg_extension"
+        + " where extname = 'pg_walinspect'), '')")) {
       rs.next();
       Lsn insert = Lsn.parse(rs.getString(1));
       long page = rs.getLong(2);
       long segment = rs.getLong(3);
       long offset = Long.remainderUnsigned(insert.value(), page);
       boolean segmentStart = Long.remainderUnsigned(insert.value(), segment) == offset;
-      return offset == (segmentStart ? 40 : 24) ? new Lsn(insert.value() - offset) : insert;
+      Lsn end = offset == (segmentStart ? 40 : 24) ? new Lsn(insert.value() - offset) : insert;
+      return new WalEnd(end, Lsn.parse(rs.getString(4)), Lsn.parse(rs.getString(5)), rs.getString(6));
     }
   }
 
@@ -611,7 +626,11 @@ final class JdbcPostgresSql implements PostgresSql {
   private Lsn awaitFlushed(Lsn lsn) throws SQLException {
     try (Statement s = source().createStatement()) {
       for (int attempt = 0; ; attempt++) {
-        Lsn flushed = Lsn.parse(text(source(), "select pg_current_wal_flush_lsn()::text"));
+        Lsn flushed;
+        try (ResultSet rs = s.executeQuery("select pg_current_wal_flush_lsn()::text")) {
+          rs.next();
+          flushed = Lsn.parse(rs.getString(1));
+        }
         if (flushed.atLeast(lsn) || attempt == 100) {
           return flushed;
         }
@@ -692,15 +711,16 @@ final class JdbcPostgresSql implements PostgresSql {
   @Override
   public WalCheck commitsAfter(Lsn from) throws MigrationException {
     try {
-      String schema = walInspectSchema();
+      WalEnd w = walEnd();
+      String schema = w.walInspectSchema();
       if (schema.isEmpty()) {
         throw new MigrationException("database '" + spec.database() + "': pg_walinspect is not installed on "
             + spec.source() + ", so its WAL after the final LSN cannot be checked (preflight installs it)");
       }
       // Up to the end of the last record inserted now, once flushed: pg_walinspect reads flushed WAL only, and
       // the flush position alone may stop inside a record (the WAL writer writes whole pages).
-      Lsn end = lastRecordEnd();
-      Lsn flushed = awaitFlushed(end);
+      Lsn end = w.lastRecordEnd();
+      Lsn flushed = w.flushed().atLeast(end) ? w.flushed() : awaitFlushed(end);
       Lsn to = flushed.atLeast(end) ? end : flushed;
       if (!to.atLeast(new Lsn(from.value() + 1))) {
         return new WalCheck(from, from, ImmutableList.of(), 0);
@@ -866,18 +886,22 @@ final class JdbcPostgresSql implements PostgresSql {
     try {
       if (bool(target(), "select pg_is_in_recovery()")) {
         // pg_promote(wait => true) looks for the end of recovery every 100 ms; the writes are stopped meanwhile,
-        // so ask without waiting and look every 5 ms, on the server, for up to 60 s.
-        bool(target(), "select pg_promote(false)");
+        // so ask without waiting and look every millisecond, on the server, for up to 60 s: one round trip.
         try (var statement = target().createStatement()) {
-          statement.execute("do $$ begin for i in 1..12000 loop exit when not pg_is_in_recovery();"
-              + " perform pg_sleep(0.005); end loop; end $$");
-        }
-        if (bool(target(), "select pg_is_in_recovery()")) {
-          throw new MigrationException("database '" + spec.database() + "': " + spec.target() + " did not promote in 60 s");
+          statement.execute("do $$ begin perform pg_promote(false); for i in 1..60000 loop"
+              + " exit when not pg_is_in_recovery(); perform pg_sleep(0.001); end loop; end $$");
         }
       }
-      long targetTimeline = Long.parseLong(text(target(),
-          "select ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int::text"));
+      long targetTimeline;
+      try (Statement s = target().createStatement(); ResultSet rs = s.executeQuery("select pg_is_in_recovery(),"
+          + " case when not pg_is_in_recovery() then"
+          + " ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int end")) {
+        rs.next();
+        if (rs.getBoolean(1)) {
+          throw new MigrationException("database '" + spec.database() + "': " + spec.target() + " did not promote in 60 s");
+        }
+        targetTimeline = rs.getLong(2);
+      }
       long sourceTimeline = sourceTimeline();
       if (targetTimeline <= sourceTimeline) {
         throw new MigrationException("database '" + spec.database() + "': promoted target is on timeline "
