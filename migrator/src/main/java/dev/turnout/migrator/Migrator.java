@@ -6,18 +6,23 @@ import dev.turnout.migrator.check.Preflight;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Comparator;
+import java.util.Deque;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Optional;
 import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Consumer;
 import org.slf4j.Logger;
@@ -776,13 +781,15 @@ public final class Migrator {
    * Drain, let in-flight work finish, fence, handle what is left prepared, verify, record the final LSN. The
    * order matters: the drain first, so no new connection reaches the source; then the grace, while every role can
    * still log in (a connection accepted before the drain may still be logging in, and a transaction manager must
-   * be able to finish what it prepared); then the fence cuts only what is left.
+   * be able to finish what it prepared); then the fence cuts only what is left. What the fence can prepare without
+   * touching the application (the roles listed and saved, the WAL hold, the target armed) is done meanwhile, while
+   * the writes wait for the ACKs and for the work in flight anyway.
    */
   private Migration quiesce(Migration m, Platform platform) throws MigrationException, InterruptedException {
     CutoverSteps steps = cutovers.computeIfAbsent(m.id(), id -> new CutoverSteps(clock));
     // What of the fence needs no session ended is done while the sidecars ACK the drain, and what is left of it in
     // the grace's waits, while the work in flight finishes: none of it touches the application.
-    java.util.Deque<Chore> preparation = new java.util.ArrayDeque<>();
+    Deque<Chore> preparation = new ArrayDeque<>();
     if (m.progress().fencedRoles().isEmpty()) {
       // Record which roles the fence takes away before taking them, so an unfence after a crash restores them.
       // The fence lists them again: a role made since is fenced all the same.
@@ -804,21 +811,17 @@ public final class Migrator {
       return x;
     });
     Instant draining = clock.instant();
-    java.util.concurrent.atomic.AtomicReference<Instant> acked = new java.util.concurrent.atomic.AtomicReference<>();
-    Migration[] drained = {m};
-    steps.time("drain-ack", () -> {
-      // Requested first: from here no new connection reaches the source, whatever the preparation meets.
-      java.util.concurrent.CompletableFuture<Void> drain = router.drain(drained[0].database());
-      drain.whenComplete((ok, failed) -> acked.compareAndSet(null, clock.instant()));
-      while (!drain.isDone() && !preparation.isEmpty()) {
-        drained[0] = preparation.removeFirst().run(drained[0]);
-      }
-      await(drained[0], "the route drain to be ACKed", drain);
-      return null;
-    });
-    m = drained[0].note(clock.instant(), "route drained: every sidecar ACKed in "
-        + Duration.between(draining, java.util.Objects.requireNonNullElse(acked.get(), clock.instant())).toMillis()
-        + " ms");
+    // Requested first: from here no new connection reaches the source, whatever the preparation meets.
+    CompletableFuture<Void> drain = router.drain(m.database());
+    AtomicReference<Instant> acked = new AtomicReference<>();
+    drain.whenComplete((ok, failed) -> acked.compareAndSet(null, clock.instant()));
+    while (!drain.isDone() && !preparation.isEmpty()) {
+      m = preparation.removeFirst().run(m);
+    }
+    await(m, "the route drain to be ACKed", drain);
+    steps.add("drain-ack", Duration.between(draining, clock.instant()));
+    m = m.note(clock.instant(), "route drained: every sidecar ACKed in "
+        + Duration.between(draining, Objects.requireNonNullElse(acked.get(), clock.instant())).toMillis() + " ms");
     m = letInFlightWorkFinish(m, platform, preparation, steps);
     ImmutableList<Platform.PreparedTransaction> left = platform.preparedTransactions();
     if (!left.isEmpty() && !m.spec().options().cutover().rollbackPreparedTransactions()) {
@@ -865,7 +868,10 @@ public final class Migrator {
     return transition(m, Phase.CATCHING_UP, "source fenced at final LSN " + finalLsn);
   }
 
-  /** A step of the fence's preparation, run between two looks of the grace; returns the migration as it leaves it. */
+  /**
+   * A step of the fence's preparation, run while the drain's ACKs come or between two looks of the grace; returns
+   * the migration as it leaves it.
+   */
   @FunctionalInterface
   private interface Chore {
     Migration run(Migration m) throws MigrationException, InterruptedException;
@@ -887,7 +893,7 @@ public final class Migrator {
    * ({@code chores}) runs one chore after each look instead of the pause between looks, hidden in the wait for the
    * work in flight; what is left of it when that work is done runs after (timed as {@code prepare-fence}).
    */
-  private Migration letInFlightWorkFinish(Migration m, Platform platform, java.util.Deque<Chore> chores,
+  private Migration letInFlightWorkFinish(Migration m, Platform platform, Deque<Chore> chores,
       CutoverSteps steps) throws MigrationException, InterruptedException {
     Duration grace = m.spec().options().cutover().quiesceGrace();
     Instant start = clock.instant();
