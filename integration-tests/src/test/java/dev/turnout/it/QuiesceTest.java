@@ -78,6 +78,39 @@ class QuiesceTest {
   }
 
   @Test
+  void aSessionThatLoggedInAMomentBefore_getsItsFirstTransactionWithinTheGrace_thoughItsDriverRanAStatementAtLogin()
+      throws Exception {
+    f = new MigrationFixture(dir, Migrator.Failpoint.NONE);
+    try (Connection finishing = viaSidecar()) {
+      try (Statement s = finishing.createStatement()) {
+        s.execute("insert into writes(seq) values (-60)"); // keeps the grace open while the story below plays
+      }
+      Migration started = f.migrator().start(spec(Duration.ofMillis(1500)));
+      f.awaitPhase(started.id(), p -> p == Phase.QUIESCING || p.isTerminal(), Duration.ofSeconds(60));
+      // A connection that logged in just before the drain and has not begun its work: pgjdbc has run
+      // "SET application_name" at login, so the session is idle with a statement behind it.
+      try (Connection late = DriverManager.getConnection(f.source.jdbcUrl().replace("user=postgres", "user=app"))) {
+        late.setAutoCommit(false);
+        Thread.sleep(200);
+        try (Statement s = late.createStatement()) {
+          s.execute("insert into writes(seq) values (-61)");
+        }
+        late.commit();
+      }
+      Thread.sleep(200);
+      finishing.commit();
+      Migration done = f.awaitPhase(started.id(), p -> p == Phase.COMPLETED || p.isTerminal() || p == Phase.HALTED,
+          Duration.ofSeconds(60));
+
+      assertThat(done.phase()).as(MigrationFixture.history(done)).isEqualTo(Phase.COMPLETED);
+      assertThat(done.history()).extracting(Migration.Event::note)
+          .anySatisfy(n -> assertThat(n).startsWith("work in flight on the source finished"))
+          .noneSatisfy(n -> assertThat(n).containsPattern("^fence cut [1-9]"));
+      assertThat(MigrationFixture.seqs(f.target)).contains(-60L, -61L);
+    }
+  }
+
+  @Test
   void clientsOpeningAConnectionPerTransaction_seeNoErrorAcrossTheCutover_andLoseNoCommit() throws Exception {
     f = new MigrationFixture(dir, Migrator.Failpoint.NONE);
     AtomicBoolean stop = new AtomicBoolean();

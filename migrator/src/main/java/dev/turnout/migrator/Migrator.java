@@ -6,18 +6,23 @@ import dev.turnout.migrator.check.Preflight;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Comparator;
+import java.util.Deque;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Optional;
 import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Consumer;
 import org.slf4j.Logger;
@@ -898,35 +903,48 @@ public final class Migrator {
    * Drain, let in-flight work finish, fence, handle what is left prepared, verify, record the final LSN. The
    * order matters: the drain first, so no new connection reaches the source; then the grace, while every role can
    * still log in (a connection accepted before the drain may still be logging in, and a transaction manager must
-   * be able to finish what it prepared); then the fence cuts only what is left.
+   * be able to finish what it prepared); then the fence cuts only what is left. What the fence can prepare without
+   * touching the application (the roles listed and saved, the WAL hold, the target armed) is done meanwhile, while
+   * the writes wait for the ACKs and for the work in flight anyway.
    */
   private Migration quiesce(Migration m, Platform platform) throws MigrationException, InterruptedException {
     CutoverSteps steps = cutovers.computeIfAbsent(m.id(), id -> new CutoverSteps(clock));
-    Instant draining = clock.instant();
-    Migration quiescing = m;
-    steps.time("drain-ack", () -> {
-      await(quiescing, "the route drain to be ACKed", router.drain(quiescing.spec().databases()));
-      return null;
-    });
-    m = m.note(clock.instant(), "route drained: every sidecar ACKed in " + Duration.between(draining, clock.instant())
-        .toMillis() + " ms");
-    Instant preparing = clock.instant();
+    // What of the fence needs no session ended is done while the sidecars ACK the drain, and what is left of it in
+    // the grace's waits, while the work in flight finishes: none of it touches the application.
+    Deque<Chore> preparation = new ArrayDeque<>();
     if (m.progress().fencedRoles().isEmpty()) {
       // Record which roles the fence takes away before taking them, so an unfence after a crash restores them.
-      // Listed while the work in flight at the drain is still running, so the writes hardly wait for it; the
-      // fence lists them again.
-      ImmutableList<String> roles = platform.loginRolesToFence(true);
-      List<String> kept = new ArrayList<>(platform.loginRolesToFence(false));
-      kept.removeAll(roles);
-      m = m.with(m.progress().withFencedRoles(roles)).note(clock.instant(), "fencing roles " + roles
-          + (kept.isEmpty() ? "" : "; the standby's " + kept + " keep their login until the target is promoted"));
-      m = save(m);
+      // The fence lists them again: a role made since is fenced all the same.
+      preparation.add(x -> {
+        ImmutableList<String> roles = platform.loginRolesToFence(true);
+        List<String> kept = new ArrayList<>(platform.loginRolesToFence(false));
+        kept.removeAll(roles);
+        return x.with(x.progress().withFencedRoles(roles)).note(clock.instant(), "fencing roles " + roles
+            + (kept.isEmpty() ? "" : "; the standby's " + kept + " keep their login until the target is promoted"));
+      });
+      preparation.add(this::save);
     }
-    platform.prepareFence();
-    platform.armTargetReadOnly(); // a standby is read-only anyway: armed now, it admits no write when promoted
-    steps.add("prepare-fence", Duration.between(preparing, clock.instant()));
-    Migration drained = m;
-    m = steps.time("grace", () -> letInFlightWorkFinish(drained, platform));
+    preparation.add(x -> {
+      platform.prepareFence();
+      return x;
+    });
+    preparation.add(x -> {
+      platform.armTargetReadOnly(); // a standby is read-only anyway: armed now, it admits no write when promoted
+      return x;
+    });
+    Instant draining = clock.instant();
+    // Requested first: from here no new connection reaches the source, whatever the preparation meets.
+    CompletableFuture<Void> drain = router.drain(m.spec().databases());
+    AtomicReference<Instant> acked = new AtomicReference<>();
+    drain.whenComplete((ok, failed) -> acked.compareAndSet(null, clock.instant()));
+    while (!drain.isDone() && !preparation.isEmpty()) {
+      m = preparation.removeFirst().run(m);
+    }
+    await(m, "the route drain to be ACKed", drain);
+    steps.add("drain-ack", Duration.between(draining, clock.instant()));
+    m = m.note(clock.instant(), "route drained: every sidecar ACKed in "
+        + Duration.between(draining, Objects.requireNonNullElse(acked.get(), clock.instant())).toMillis() + " ms");
+    m = letInFlightWorkFinish(m, platform, preparation, steps);
     ImmutableList<Platform.PreparedTransaction> left = platform.preparedTransactions();
     if (!left.isEmpty() && !m.spec().options().cutover().rollbackPreparedTransactions()) {
       m = save(m); // the grace's notes, then stop before fencing: nothing to undo but the drain
@@ -988,17 +1006,33 @@ public final class Migrator {
     }
   }
 
-  private static final Duration QUIESCE_POLL = Duration.ofMillis(5);
+  /**
+   * A step of the fence's preparation, run while the drain's ACKs come or between two looks of the grace; returns
+   * the migration as it leaves it.
+   */
+  @FunctionalInterface
+  private interface Chore {
+    Migration run(Migration m) throws MigrationException, InterruptedException;
+  }
+
+  private static final Duration QUIESCE_POLL = Duration.ofMillis(2);
 
   /**
    * PgBouncer's PAUSE, done at the server: the drain stops new connections, so wait up to the quiesce grace for
    * the work in flight at the drain to finish: each session's transaction open when it is first seen (or, for a
-   * connection accepted before the drain and not yet at its first statement, its first transaction), and
+   * connection that logged in a moment before and is idle, its first transaction: its driver's own statements at
+   * login do not count), and
    * prepared transactions. A session is ended as soon as it is idle between transactions, or has begun another
    * transaction: a TCP proxy cannot hold a persistent connection's next transaction as PgBouncer holds its
    * clients', so that one fails at its start rather than later. What still works at the deadline the fence cuts.
+   *
+   * <p>The first look is taken at once, right after the drain's ACK: what is in flight then is the work at the
+   * drain (a transaction a session begins after it is not waited for). What is left of the fence's preparation
+   * ({@code chores}) runs one chore after each look instead of the pause between looks, hidden in the wait for the
+   * work in flight; what is left of it when that work is done runs after (timed as {@code prepare-fence}).
    */
-  private Migration letInFlightWorkFinish(Migration m, Platform platform) throws MigrationException, InterruptedException {
+  private Migration letInFlightWorkFinish(Migration m, Platform platform, Deque<Chore> chores,
+      CutoverSteps steps) throws MigrationException, InterruptedException {
     Duration grace = m.spec().options().cutover().quiesceGrace();
     Instant start = clock.instant();
     Map<Integer, Optional<Instant>> inFlight = new HashMap<>(); // the transaction each session had when first seen
@@ -1012,7 +1046,9 @@ public final class Migrator {
       List<Platform.Session> end = new ArrayList<>();
       for (Platform.Session s : platform.applicationSessions()) {
         Optional<Instant> first = inFlight.computeIfAbsent(s.pid(), pid -> s.transactionStart());
-        if (!s.busy()) {
+        // A fresh login counts as busy while idle: once seen in a transaction, idle again means that work is done.
+        boolean done = first.isPresent() && s.transactionStart().isEmpty();
+        if (!s.busy() || done) {
           end.add(s);
           idleEnded.putIfAbsent(s.pid(), s);
         } else if (first.isPresent() && !first.equals(s.transactionStart())) {
@@ -1030,9 +1066,15 @@ public final class Migrator {
       if (busy.isEmpty() && prepared.isEmpty() || !clock.instant().isBefore(start.plus(grace))) {
         break;
       }
-      sleeper.sleep(QUIESCE_POLL);
+      if (chores.isEmpty()) {
+        sleeper.sleep(QUIESCE_POLL);
+      } else {
+        m = chores.removeFirst().run(m);
+      }
     }
-    long ms = Duration.between(start, clock.instant()).toMillis();
+    Instant over = clock.instant();
+    steps.add("grace", Duration.between(start, over));
+    long ms = Duration.between(start, over).toMillis();
     String note = busy.isEmpty() && prepared.isEmpty() ? "work in flight on the source finished in " + ms + " ms"
         : "quiesce grace of " + grace.toMillis() + " ms over: " + busy.size() + " session(s) still at work" + roles(busy)
             + (prepared.isEmpty() ? "" : ", " + prepared.size() + " prepared transaction(s): " + describe(prepared));
@@ -1042,7 +1084,12 @@ public final class Migrator {
     if (!moreEnded.isEmpty()) {
       note += "; ended " + moreEnded.size() + " session(s) that began another transaction" + roles(moreEnded.values());
     }
-    return m.note(clock.instant(), note); // saved with the roles, or the next state
+    m = m.note(over, note); // saved with the roles, or the next state
+    while (!chores.isEmpty()) {
+      m = chores.removeFirst().run(m);
+    }
+    steps.add("prepare-fence", Duration.between(over, clock.instant()));
+    return m;
   }
 
   /** Stops the migration naming {@code prepared} unless the operator allowed rolling them back. */
@@ -1100,10 +1147,13 @@ public final class Migrator {
         + (reasserted.isEmpty() ? "" : "; ended " + reasserted.size() + " session(s) opened after the fence"
             + roles(reasserted)));
     Migration slotsSaved = m;
+    AtomicReference<Lsn> replayed = new AtomicReference<>();
     steps.time("replay", () -> {
-      poll(slotsSaved, "the target to replay " + finalLsn, () -> {
+      // Streaming replays within milliseconds: looked at as often as the grace looks, not every 20 ms.
+      poll(slotsSaved, "the target to replay " + finalLsn, QUIESCE_POLL, () -> {
         platform.endSessions(true);
-        return platform.targetReplayLsn().atLeast(finalLsn);
+        replayed.set(platform.targetReplayLsn());
+        return replayed.get().atLeast(finalLsn);
       });
       return null;
     });
@@ -1112,7 +1162,7 @@ public final class Migrator {
       return null;
     });
     String proof = steps.time("wal-proof", () -> proveNothingCommittedAfter(slotsSaved, platform));
-    return transition(m, Phase.PROMOTING, "target replayed " + platform.targetReplayLsn() + "; " + proof);
+    return transition(m, Phase.PROMOTING, "target replayed " + replayed.get() + "; " + proof);
   }
 
   /**
@@ -1299,10 +1349,15 @@ public final class Migrator {
   }
 
   private void poll(Migration m, String what, Check condition) throws MigrationException, InterruptedException {
+    poll(m, what, POLL, condition);
+  }
+
+  private void poll(Migration m, String what, Duration every, Check condition)
+      throws MigrationException, InterruptedException {
     while (!condition.holds()) {
       checkInterrupts(m);
       checkDeadline(m, what);
-      sleeper.sleep(POLL);
+      sleeper.sleep(every);
     }
   }
 

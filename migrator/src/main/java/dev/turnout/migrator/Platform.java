@@ -71,8 +71,8 @@ public interface Platform extends AutoCloseable {
   /**
    * A session on the source that can run SQL (one connected to a database), as the quiesce and the fence see it.
    *
-   * @param busy running a statement, inside a transaction, or logged in a moment ago and not yet at its first
-   *     statement: work the quiesce lets finish, and the fence cuts; not busy means idle between transactions
+   * @param busy running a statement, inside a transaction, or logged in a moment ago (its first transaction may
+   *     be ahead of it): work the quiesce lets finish, and the fence cuts; not busy means idle between transactions
    * @param transactionStart when its current transaction began (the source's clock), if it is in one
    */
   record Session(int pid, String role, String backendType, String state, boolean busy,

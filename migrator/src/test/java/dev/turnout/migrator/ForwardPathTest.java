@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.time.Duration;
 import java.util.List;
+import java.util.Optional;
 import org.junit.jupiter.api.Test;
 
 /** A migration that goes to plan, on scripted servers in fake time: what it does, in what order, and what it keeps. */
@@ -42,6 +43,68 @@ class ForwardPathTest {
     assertThat(h.servers.holdReleased()).isFalse();
     assertThat(h.clock.instant()).as("the validation window, in fake time")
         .isEqualTo(Harness.T0.plus(Harness.WINDOW));
+  }
+
+  @Test
+  void theGrace_looksAtTheWorkInFlightAsSoonAsTheDrainIsAcked_andPreparesTheFenceWhileItFinishes() throws Exception {
+    java.time.Instant began = Harness.T0.minusSeconds(1);
+    Platform.Session atWork = new Platform.Session(7, "app", "client backend", "active", true, Optional.of(began));
+    Platform.Session idle = new Platform.Session(8, "app", "client backend", "idle", false, Optional.empty());
+    Platform.Session nextTransaction = new Platform.Session(7, "app", "client backend", "active", true,
+        Optional.of(began.plusMillis(500)));
+    h.servers.sessionsAtEachLook(List.of(atWork, idle), List.of(atWork), List.of(atWork), List.of(atWork),
+        List.of(atWork), List.of(atWork), List.of(nextTransaction));
+
+    Migration done = h.run();
+
+    assertThat(done.phase()).isEqualTo(Phase.COMPLETED);
+    assertThat(h.journal.lines()).as("the idle session ended at the first look, before anything else; the fence's"
+        + " preparation done while the transaction in flight at the drain ran; the session ended when it began"
+        + " another").containsSubsequence("drain app", "end sessions [8]", "hold the source's WAL",
+            "arm the target read-only", "end sessions [7]", "fence [app]");
+    assertThat(done.history()).extracting(Migration.Event::note).anySatisfy(n -> assertThat(n)
+        .startsWith("work in flight on the source finished in")
+        .contains("ended 1 session(s) idle between transactions (roles app)")
+        .contains("ended 1 session(s) that began another transaction (roles app)"));
+  }
+
+  @Test
+  void theFence_isPreparedWhileTheSidecarsAckTheDrain() throws Exception {
+    java.util.concurrent.CompletableFuture<Void> ack = h.router.hold("drain app");
+    h.clock.schedule(Harness.WINDOW.plusSeconds(1), () -> {
+      h.journal.add("every sidecar ACKed the drain");
+      ack.complete(null);
+    });
+
+    Migration done = h.run();
+
+    assertThat(done.phase()).isEqualTo(Phase.COMPLETED);
+    assertThat(h.journal.lines()).as("requested first, then prepared while the ACKs come").containsSubsequence(
+        "drain app", "hold the source's WAL", "arm the target read-only", "every sidecar ACKed the drain",
+        "fence [app]");
+    assertThat(done.history()).extracting(Migration.Event::note).as("the roles saved before the ACK came")
+        .containsSubsequence("fencing roles [app]; the standby's [replicator] keep their login until the target is"
+            + " promoted", "route drained: every sidecar ACKed in 1000 ms");
+  }
+
+  @Test
+  void theGrace_waitsForTheFirstTransactionOfASessionThatJustLoggedIn_andEndsItOnceThatIsDone() throws Exception {
+    // Busy while idle: logged in a moment ago, its driver's statements at login behind it, its work ahead.
+    Platform.Session fresh = new Platform.Session(9, "app", "client backend", "idle", true, Optional.empty());
+    Platform.Session working = new Platform.Session(9, "app", "client backend", "idle in transaction", true,
+        Optional.of(Harness.T0.plusSeconds(30)));
+    h.servers.sessionsAtEachLook(List.of(fresh), List.of(fresh), List.of(fresh), List.of(fresh), List.of(fresh),
+        List.of(working), List.of(fresh));
+
+    Migration done = h.run();
+
+    assertThat(done.phase()).isEqualTo(Phase.COMPLETED);
+    assertThat(h.journal.lines()).containsSubsequence("arm the target read-only", "end sessions [9]", "fence [app]");
+    assertThat(h.journal.starting("end sessions")).as("ended once, when its transaction was over").hasSize(1);
+    assertThat(done.history()).extracting(Migration.Event::note).anySatisfy(n -> assertThat(n)
+        .startsWith("work in flight on the source finished in")
+        .contains("ended 1 session(s) idle between transactions (roles app)")
+        .doesNotContain("began another"));
   }
 
   @Test

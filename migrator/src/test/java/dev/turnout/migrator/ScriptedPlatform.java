@@ -48,6 +48,8 @@ final class ScriptedPlatform implements Platform.Factory {
   private ServerFacts facts = healthy();
   private List<String> commitsAfterFence = List.of();
   private List<Platform.PreparedTransaction> prepared = new ArrayList<>();
+  /** What each look at the application's sessions answers, in turn; none once they are used up. */
+  private final java.util.Deque<List<Platform.Session>> sessionLooks = new java.util.ArrayDeque<>();
   /** The source's login roles refused at login; replicator is the role the standby streams as. */
   private final java.util.Set<String> refused = new java.util.TreeSet<>();
   private String diesAt = "";
@@ -184,6 +186,14 @@ final class ScriptedPlatform implements Platform.Factory {
   /** The source stops answering when {@code action} is called, and every call on it fails from then on. */
   synchronized ScriptedPlatform sourceDiesAt(String action) {
     diesAt = action;
+    return this;
+  }
+
+  /** The application's sessions the quiesce sees at its first look, its second, and so on; none after. */
+  @SafeVarargs
+  final synchronized ScriptedPlatform sessionsAtEachLook(List<Platform.Session>... looks) {
+    sessionLooks.clear();
+    sessionLooks.addAll(List.of(looks));
     return this;
   }
 
@@ -345,12 +355,18 @@ final class ScriptedPlatform implements Platform.Factory {
     @Override
     public ImmutableList<Session> applicationSessions() throws MigrationException {
       before("applicationSessions");
-      return ImmutableList.of();
+      synchronized (ScriptedPlatform.this) {
+        List<Session> look = sessionLooks.pollFirst();
+        return look == null ? ImmutableList.of() : ImmutableList.copyOf(look);
+      }
     }
 
     @Override
     public void endApplicationSessions(List<Session> sessions) throws MigrationException {
       source();
+      if (!sessions.isEmpty()) {
+        journal.add("end sessions " + sessions.stream().map(Session::pid).toList());
+      }
     }
 
     @Override

@@ -158,6 +158,22 @@ final class SimulatedPlatform implements Platform.Factory {
     }
 
     @Override
+    public dev.turnout.migrator.bake.Workload sourceWorkload() {
+      return idle();
+    }
+
+    @Override
+    public dev.turnout.migrator.bake.Workload targetWorkload() {
+      return idle();
+    }
+
+    /** Simulated servers have no workload to compare: campaign members start with no bake. */
+    private static dev.turnout.migrator.bake.Workload idle() {
+      return new dev.turnout.migrator.bake.Workload(System.nanoTime(),
+          new dev.turnout.migrator.bake.Workload.Counters(0, 0, 0, 0, 0), 0, java.util.Optional.empty());
+    }
+
+    @Override
     public Sample sample() throws MigrationException {
       take(p, Step.SAMPLE);
       synchronized (p) {

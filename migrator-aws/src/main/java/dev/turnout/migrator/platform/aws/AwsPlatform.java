@@ -564,6 +564,7 @@ public final class AwsPlatform implements Platform {
 
   @Override
   public Lsn finalLsn() throws MigrationException {
+    sql.flushWal();
     return sql.finalLsn();
   }
 

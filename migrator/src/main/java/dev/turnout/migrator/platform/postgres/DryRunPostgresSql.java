@@ -267,6 +267,11 @@ public final class DryRunPostgresSql implements PostgresSql {
   }
 
   @Override
+  public void flushWal() {
+    source("commit an empty transaction, flushing the WAL before the final LSN is read");
+  }
+
+  @Override
   public void holdWal() {
     source("keep its WAL from here on: physical slot " + JdbcPostgresSql.holdSlot(spec) + ", reserving WAL now");
   }

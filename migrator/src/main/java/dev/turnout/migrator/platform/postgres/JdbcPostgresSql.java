@@ -81,27 +81,50 @@ final class JdbcPostgresSql implements PostgresSql {
   }
 
   /**
-   * The source's connection, checked ({@code isValid}, one round trip) before each use: a server that died or
-   * restarted since then is reconnected to, or named in the error when it does not answer.
+   * A connection handed out less than this long ago is handed out again without {@code isValid} (a round trip):
+   * the cutover's statements follow each other a millisecond or two apart, some fifty of them while the writes wait
+   * (15-50 ms of checks on a loaded machine). A server that dies between two of them fails the statement itself,
+   * and {@link #fail} names it, as the check would have.
+   */
+  private static final long RECHECK_AFTER_MILLIS = 10;
+
+  /** When each connection was last handed out (the clock's millis), and to which server the last one went. */
+  private long sourceUsed;
+  private long targetUsed;
+  private ServerAddress lastUsed;
+
+  /**
+   * The source's connection, checked ({@code isValid}, one round trip) before a use that does not follow another
+   * within {@link #RECHECK_AFTER_MILLIS}: a server that died or restarted since then (between two polls, phases, a
+   * failpoint's pause) is reconnected to, or named in the error when it does not answer.
    */
   private Connection source() throws SQLException {
-    if (source == null || !source.isValid(2)) {
+    long now = clock.millis();
+    if (source == null || source.isClosed() || now - sourceUsed >= RECHECK_AFTER_MILLIS && !source.isValid(2)) {
       closeQuietly(source);
       source = connect(spec.source());
     }
+    sourceUsed = now;
+    lastUsed = spec.source();
     return source;
   }
 
   private Connection target() throws SQLException {
-    if (target == null || !target.isValid(2)) {
+    long now = clock.millis();
+    if (target == null || target.isClosed() || now - targetUsed >= RECHECK_AFTER_MILLIS && !target.isValid(2)) {
       closeQuietly(target);
       target = connect(spec.target());
     }
+    targetUsed = now;
+    lastUsed = spec.target();
     return target;
   }
 
+  /** A lost connection (SQLSTATE class 08) is named by its server, which the driver's message does not say. */
   private MigrationException fail(String what, SQLException e) {
-    return new MigrationException("database '" + spec.database() + "': " + what + ": " + e.getMessage(), e);
+    String server = lastUsed != null && e.getSQLState() != null && e.getSQLState().startsWith("08")
+        && !what.contains(lastUsed.toString()) ? " (" + lastUsed + ")" : "";
+    return new MigrationException("database '" + spec.database() + "': " + what + server + ": " + e.getMessage(), e);
   }
 
   @Override
@@ -389,11 +412,13 @@ final class JdbcPostgresSql implements PostgresSql {
       + " and a.backend_type in ('client backend', 'walsender') and not " + STREAMING_A_SLOT;
 
   /**
-   * Working: in a statement or a transaction, or logged in within the last second and still before its first
-   * statement (a connection-per-transaction client between its login and its one transaction).
+   * Working: in a statement or a transaction, or logged in within the last second (a connection-per-transaction
+   * client between its login and its one transaction). Not "still before its first statement": drivers run
+   * statements of their own at login (pgjdbc sends {@code SET application_name}), so a session idle after them
+   * may still have its work ahead; the quiesce tells the two apart by having seen it in a transaction or not.
    */
-  private static final String BUSY = "(a.state is distinct from 'idle' or (a.query = ''"
-      + " and a.backend_start > clock_timestamp() - interval '1 second'))";
+  private static final String BUSY = "(a.state is distinct from 'idle'"
+      + " or a.backend_start > clock_timestamp() - interval '1 second')";
 
   private static final String SESSION_COLUMNS = "a.pid, coalesce(a.usename::text, ''), a.backend_type,"
       + " coalesce(a.state, ''), " + BUSY + ", a.xact_start";
@@ -503,6 +528,11 @@ final class JdbcPostgresSql implements PostgresSql {
       ps.execute();
     } catch (SQLException e) {
       throw fail("creating the fence's WAL hold " + holdSlot(spec) + " on the source " + spec.source(), e);
+    }
+    try {
+      primeWalProof(); // the WAL it holds is what the proof will read
+    } catch (SQLException e) {
+      throw fail("looking up pg_walinspect on the source " + spec.source(), e);
     }
   }
 
@@ -622,7 +652,11 @@ final class JdbcPostgresSql implements PostgresSql {
   @Override
   public Lsn finalLsn() throws MigrationException {
     try {
-      awaitFlushed(lastRecordEnd());
+      WalEnd w = walEnd();
+      if (w.flushed().atLeast(w.lastRecordEnd())) {
+        return w.written();
+      }
+      awaitFlushed(w.lastRecordEnd());
       return Lsn.parse(text(source(), "select pg_current_wal_lsn()::text"));
     } catch (SQLException e) {
       throw fail("reading the source's final WAL position", e);
@@ -630,20 +664,31 @@ final class JdbcPostgresSql implements PostgresSql {
   }
 
   /**
-   * The end of the last WAL record inserted so far. The insert position points past the header of a page that no
-   * record has begun on yet (24 bytes, 40 at the start of a segment); records end before that header.
+   * Where the source's WAL stands, read in one round trip, in this order: the end of the last record inserted, the
+   * flush position, the write position ({@code pg_current_wal_lsn()}); and the schema pg_walinspect is in, quoted
+   * (empty when it is not installed).
    */
-  private Lsn lastRecordEnd() throws SQLException {
+  private record WalEnd(Lsn lastRecordEnd, Lsn flushed, Lsn written, String walInspectSchema) {}
+
+  /**
+   * The insert position points past the header of a page that no record has begun on yet (24 bytes, 40 at the start
+   * of a segment); the last record ends before that header.
+   */
+  private WalEnd walEnd() throws SQLException {
     try (Statement s = source().createStatement(); ResultSet rs = s.executeQuery("select pg_current_wal_insert_lsn()::text,"
         + " (select setting::bigint from pg_settings where name = 'wal_block_size'),"
-        + " (select setting::bigint from pg_settings where name = 'wal_segment_size')")) {
+        + " (select setting::bigint from pg_settings where name = 'wal_segment_size'),"
+        + " pg_current_wal_flush_lsn()::text, pg_current_wal_lsn()::text,"
+        + " coalesce((select quote_ident(extnamespace::regnamespace::text) from pg_extension"
+        + " where extname = 'pg_walinspect'), '')")) {
       rs.next();
       Lsn insert = Lsn.parse(rs.getString(1));
       long page = rs.getLong(2);
       long segment = rs.getLong(3);
       long offset = Long.remainderUnsigned(insert.value(), page);
       boolean segmentStart = Long.remainderUnsigned(insert.value(), segment) == offset;
-      return offset == (segmentStart ? 40 : 24) ? new Lsn(insert.value() - offset) : insert;
+      Lsn end = offset == (segmentStart ? 40 : 24) ? new Lsn(insert.value() - offset) : insert;
+      return new WalEnd(end, Lsn.parse(rs.getString(4)), Lsn.parse(rs.getString(5)), rs.getString(6));
     }
   }
 
@@ -651,7 +696,11 @@ final class JdbcPostgresSql implements PostgresSql {
   private Lsn awaitFlushed(Lsn lsn) throws SQLException {
     try (Statement s = source().createStatement()) {
       for (int attempt = 0; ; attempt++) {
-        Lsn flushed = Lsn.parse(text(source(), "select pg_current_wal_flush_lsn()::text"));
+        Lsn flushed;
+        try (ResultSet rs = s.executeQuery("select pg_current_wal_flush_lsn()::text")) {
+          rs.next();
+          flushed = Lsn.parse(rs.getString(1));
+        }
         if (flushed.atLeast(lsn) || attempt == 100) {
           return flushed;
         }
@@ -671,19 +720,77 @@ final class JdbcPostgresSql implements PostgresSql {
   private static final java.util.regex.Pattern REL = java.util.regex.Pattern.compile("rel (\\d+)/(\\d+)/(\\d+)");
   private static final java.util.regex.Pattern SUBXACTS = java.util.regex.Pattern.compile("subxacts:((?: \\d+)+)");
 
+  /** The schema pg_walinspect is installed in, quoted; empty when it is not installed. */
+  private String walInspectSchema() throws SQLException {
+    return text(source(), "select coalesce((select quote_ident(extnamespace::regnamespace::text)"
+        + " from pg_extension where extname = 'pg_walinspect'), '')");
+  }
+
+  /** The source connection whose backend has made the WAL proof's catalog lookups (see {@link #primeWalProof}). */
+  private Connection proofPrimed;
+
+  /**
+   * Makes the WAL proof's catalog lookups once in the source connection's backend, before the final LSN: a
+   * backend's first read of a catalog page holding dead rows prunes the page, and that WAL record, written after the
+   * final LSN by the proof itself, is one nobody flushes but the WAL writer (up to {@code wal_writer_delay} later),
+   * and the proof waits for it.
+   */
+  private void primeWalProof() throws SQLException {
+    Connection c = source();
+    if (c == proofPrimed) {
+      return;
+    }
+    String schema = walInspectSchema();
+    if (!schema.isEmpty()) {
+      try (Statement s = c.createStatement()) { // strict: null arguments read nothing, but the function is looked up
+        s.executeQuery("select count(*) from " + schema + ".pg_get_wal_records_info(null, null)").close();
+      }
+    }
+    proofPrimed = c;
+  }
+
+  /**
+   * One transaction of the migrator's that writes one WAL record, a restore point named after the fence's WAL hold
+   * (an operator can recover the source to it), committed to the local disk: its commit flushes every WAL record
+   * inserted before it, so the final LSN read next need not wait up to {@code wal_writer_delay} for the WAL writer
+   * to flush what nobody flushes (heap pruning, an ended session's abort). A transaction that writes no WAL of its
+   * own ({@code txid_current()} alone) commits without flushing. It changes no data and lies before the final LSN.
+   * Where restore points are refused (a managed service), nothing is flushed, and the final LSN waits for the WAL
+   * writer as before.
+   */
+  @Override
+  public void flushWal() throws MigrationException {
+    try {
+      primeWalProof(); // done while the fence was prepared, unless the connection was replaced since
+      try (Statement s = source().createStatement()) {
+        s.execute("begin; set local synchronous_commit = local; select txid_current();"
+            + " select pg_create_restore_point(" + literal(holdSlot(spec)) + "); commit");
+      } catch (SQLException refused) {
+        if (refused.getSQLState() != null && refused.getSQLState().startsWith("08")) {
+          throw refused;
+        }
+        try (Statement s = source().createStatement()) {
+          s.execute("rollback"); // in case the failure left the transaction open
+        }
+      }
+    } catch (SQLException e) {
+      throw fail("flushing the source's WAL before reading the final LSN", e);
+    }
+  }
+
   @Override
   public WalCheck commitsAfter(Lsn from) throws MigrationException {
     try {
-      String schema = text(source(), "select coalesce((select quote_ident(extnamespace::regnamespace::text)"
-          + " from pg_extension where extname = 'pg_walinspect'), '')");
+      WalEnd w = walEnd();
+      String schema = w.walInspectSchema();
       if (schema.isEmpty()) {
         throw new MigrationException("database '" + spec.database() + "': pg_walinspect is not installed on "
             + spec.source() + ", so its WAL after the final LSN cannot be checked (preflight installs it)");
       }
       // Up to the end of the last record inserted now, once flushed: pg_walinspect reads flushed WAL only, and
       // the flush position alone may stop inside a record (the WAL writer writes whole pages).
-      Lsn end = lastRecordEnd();
-      Lsn flushed = awaitFlushed(end);
+      Lsn end = w.lastRecordEnd();
+      Lsn flushed = w.flushed().atLeast(end) ? w.flushed() : awaitFlushed(end);
       Lsn to = flushed.atLeast(end) ? end : flushed;
       if (!to.atLeast(new Lsn(from.value() + 1))) {
         return new WalCheck(from, from, ImmutableList.of(), 0);
@@ -849,18 +956,22 @@ final class JdbcPostgresSql implements PostgresSql {
     try {
       if (bool(target(), "select pg_is_in_recovery()")) {
         // pg_promote(wait => true) looks for the end of recovery every 100 ms; the writes are stopped meanwhile,
-        // so ask without waiting and look every 5 ms, on the server, for up to 60 s.
-        bool(target(), "select pg_promote(false)");
+        // so ask without waiting and look every millisecond, on the server, for up to 60 s: one round trip.
         try (var statement = target().createStatement()) {
-          statement.execute("do $$ begin for i in 1..12000 loop exit when not pg_is_in_recovery();"
-              + " perform pg_sleep(0.005); end loop; end $$");
-        }
-        if (bool(target(), "select pg_is_in_recovery()")) {
-          throw new MigrationException("database '" + spec.database() + "': " + spec.target() + " did not promote in 60 s");
+          statement.execute("do $$ begin perform pg_promote(false); for i in 1..60000 loop"
+              + " exit when not pg_is_in_recovery(); perform pg_sleep(0.001); end loop; end $$");
         }
       }
-      long targetTimeline = Long.parseLong(text(target(),
-          "select ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int::text"));
+      long targetTimeline;
+      try (Statement s = target().createStatement(); ResultSet rs = s.executeQuery("select pg_is_in_recovery(),"
+          + " case when not pg_is_in_recovery() then"
+          + " ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int end")) {
+        rs.next();
+        if (rs.getBoolean(1)) {
+          throw new MigrationException("database '" + spec.database() + "': " + spec.target() + " did not promote in 60 s");
+        }
+        targetTimeline = rs.getLong(2);
+      }
       long sourceTimeline = sourceTimeline();
       if (targetTimeline <= sourceTimeline) {
         throw new MigrationException("database '" + spec.database() + "': promoted target is on timeline "

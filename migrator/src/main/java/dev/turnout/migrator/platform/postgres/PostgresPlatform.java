@@ -158,6 +158,7 @@ public final class PostgresPlatform implements Platform {
 
   @Override
   public Lsn finalLsn() throws MigrationException {
+    sql.flushWal();
     return sql.finalLsn();
   }
 

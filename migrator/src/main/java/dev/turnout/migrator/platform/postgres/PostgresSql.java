@@ -109,6 +109,12 @@ public interface PostgresSql extends AutoCloseable {
   /** ROLLBACK PREPARED, in each transaction's own database, of each of them that still exists. */
   void rollBackPreparedTransactions(List<PreparedTransaction> transactions) throws MigrationException;
 
+  /**
+   * Commits an empty transaction of the migrator's on the source, to its local disk: every WAL record inserted
+   * before it is flushed at once, so {@link #finalLsn} does not wait for the WAL writer. It lies before the final LSN.
+   */
+  void flushWal() throws MigrationException;
+
   /** Keeps the source's WAL from here on (a physical slot reserving WAL now) until {@link #releaseFenceHold}. */
   void holdWal() throws MigrationException;
 
