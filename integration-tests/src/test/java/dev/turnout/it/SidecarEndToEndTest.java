@@ -139,6 +139,9 @@ class SidecarEndToEndTest {
         throw new IllegalStateException(e);
       }
     });
+    // The hold is timed from the sidecar's accept, which comes a moment after the client starts: wait for it.
+    Eventually.until("the connection to be held", Duration.ofSeconds(10),
+        () -> sidecar.stats("app").orElseThrow().heldNow() == 1);
     Thread.sleep(700);
     assertThat(waiting).as("held, not refused").isNotDone();
     assertThat(sidecar.stats("app").orElseThrow().heldNow()).isEqualTo(1);
