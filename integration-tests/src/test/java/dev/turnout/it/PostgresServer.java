@@ -118,7 +118,28 @@ public final class PostgresServer implements AutoCloseable {
         dir.resolve("basebackup.log"));
     PostgresServer standby = new PostgresServer(primary.bin, data, freePort());
     standby.launch(settings);
+    standby.awaitStreaming();
     return standby;
+  }
+
+  /**
+   * Waits until this standby's WAL receiver streams (a migration's preflight rightly refuses one that has not
+   * started it yet: on a loaded machine that took longer than the tests' first steps).
+   */
+  void awaitStreaming() throws InterruptedException {
+    long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(60);
+    while (System.nanoTime() < deadline) {
+      try (Connection c = connect(); java.sql.Statement s = c.createStatement();
+           java.sql.ResultSet rs = s.executeQuery("select coalesce((select status from pg_stat_wal_receiver), '')")) {
+        if (rs.next() && rs.getString(1).equals("streaming")) {
+          return;
+        }
+      } catch (SQLException e) {
+        // starting up: look again
+      }
+      Thread.sleep(50);
+    }
+    throw new IllegalStateException("standby on port " + port + " did not start streaming in 60 s");
   }
 
   private void launch(String... settings) throws IOException, InterruptedException {
