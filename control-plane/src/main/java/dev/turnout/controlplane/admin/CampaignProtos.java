@@ -43,15 +43,11 @@ final class CampaignProtos {
     for (Campaigns.MemberPlan m : planned.members()) {
       PlannedMember.Builder p = PlannedMember.newBuilder().setServer(m.member().server())
           .addAllDatabases(m.databases()).setTarget(m.target()).setWave(m.wave())
-          .setWindows(windows(windowsOf(planned.plan().spec(), m.member()))).addAllBlocking(m.blocking());
+          .setWindows(windows(Campaigns.windowsOf(planned.plan().spec(), m.member()))).addAllBlocking(m.blocking());
       m.nextWindow().ifPresent(n -> p.setNextWindow(timestamp(n)));
       b.addMembers(p);
     }
     return b.build();
-  }
-
-  private static List<MaintenanceWindow> windowsOf(dev.turnout.migrator.campaign.CampaignSpec spec, Member member) {
-    return member.windows().isEmpty() ? spec.policy().windows() : member.windows();
   }
 
   /**

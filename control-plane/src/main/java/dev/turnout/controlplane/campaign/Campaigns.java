@@ -185,7 +185,8 @@ public final class Campaigns implements Migrations.Term {
     return "its campaign has not decided yet";
   }
 
-  static List<MaintenanceWindow> windowsOf(CampaignSpec spec, Member member) {
+  /** The windows {@code member}'s cutover waits for: its own, or else the policy's (none: any time). */
+  public static List<MaintenanceWindow> windowsOf(CampaignSpec spec, Member member) {
     return member.windows().isEmpty() ? spec.policy().windows() : member.windows();
   }
 
