@@ -415,9 +415,16 @@ public final class ConfigLoader {
     if (map == null) {
       return result;
     }
+    Map<String, Integer> lines = new HashMap<>();
     for (NodeTuple tuple : map.getValue()) {
       String key = tuple.getKeyNode() instanceof ScalarNode s ? s.getValue() : String.valueOf(tuple.getKeyNode());
       String path = where.isEmpty() ? key : where + "." + key;
+      Integer first = lines.putIfAbsent(key, line(tuple.getKeyNode()));
+      if (first != null) {
+        // SnakeYAML's composer keeps both (only its constructor refuses duplicates): the later would win silently.
+        problem(tuple.getKeyNode(), path + ": given twice (first at line " + first + ")");
+        continue;
+      }
       if (!allowed.contains(key)) {
         problem(tuple.getKeyNode(), path + ": unknown field (expected one of " + new java.util.TreeSet<>(allowed) + ")");
         continue;

@@ -108,6 +108,19 @@ class ConfigLoaderTest {
   }
 
   @Test
+  void aKeyGivenTwice_isRefused_insteadOfTheLaterWinningSilently() {
+    assertThatThrownBy(() -> parse("""
+        databases:
+          - name: orders
+            port: 15432
+            endpoint: 10.0.0.5:5432
+            endpoint: 10.0.0.6:5432
+        """))
+        .isInstanceOf(ConfigException.class)
+        .hasMessageContaining("line 5: databases[0].endpoint: given twice (first at line 4)");
+  }
+
+  @Test
   void aPortClash_isRefused_namingTheOtherDatabase() {
     assertThatThrownBy(() -> parse("""
         databases:
