@@ -338,16 +338,13 @@ class CampaignEndToEndTest {
   void aMaintenanceWindowThatClosesMidCampaign_holdsTheRestAtValidated_nothingCutsOverOutsideIt() throws Exception {
     List<Source> sources = List.of(source("s1", "first"), source("s2", "second"), source("s3", "third"));
     startPlane(sources);
-    // A window of the current minute, entered between its 44th and 48th second: it closes 12 to 16 s later,
-    // after the first member (a 5 s validation) has cut over, and before the last can.
+    // A window opened at the start of the minute before this one that closes 14 s from now: after the first member
+    // (a 5 s validation) has cut over, and before the last can. (Its length in seconds, 74 to 133, so the test need
+    // not wait for a particular second of the clock.)
     java.time.ZonedDateTime now = java.time.ZonedDateTime.now(java.time.ZoneOffset.UTC);
-    if (now.getSecond() > 47) {
-      Thread.sleep((60 - now.getSecond() + 44) * 1000L);
-    } else if (now.getSecond() < 44) {
-      Thread.sleep((44 - now.getSecond()) * 1000L);
-    }
-    now = java.time.ZonedDateTime.now(java.time.ZoneOffset.UTC);
-    Instant closes = now.withSecond(0).withNano(0).plusMinutes(1).toInstant();
+    java.time.ZonedDateTime opened = now.withSecond(0).withNano(0).minusMinutes(1);
+    Instant closes = now.withNano(0).plusSeconds(14).toInstant();
+    long lasts = Duration.between(opened.toInstant(), closes).toSeconds();
     String yaml = campaignFile("windowed", """
         canary: 0
         wave_size: 3
@@ -355,9 +352,9 @@ class CampaignEndToEndTest {
         max_failures: 1
         windows:
           - cron: "%d %d * * *"
-            duration: 1m
+            duration: %ds
             zone: UTC
-        """.formatted(now.getMinute(), now.getHour()), sources).replace("window: 1s", "window: 5s");
+        """.formatted(opened.getMinute(), opened.getHour(), lasts), sources).replace("window: 1s", "window: 5s");
     String id = start(yaml);
 
     Campaign held = await(id, "a member held at VALIDATED after the window closed", c -> c.getMembersList().stream()
