@@ -402,7 +402,8 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
     java.time.Duration deadline = o.hasPhaseDeadline() ? duration(database, "phase_deadline", o.getPhaseDeadline())
         : defaults.phaseDeadline();
     if (window.compareTo(MAX_WINDOW) > 0) {
-      throw invalid("database '" + database + "': validation_window " + window + " is over the maximum " + MAX_WINDOW);
+      throw invalid("database '" + database + "': validation_window " + dev.turnout.controlplane.config.Durations.format(window)
+          + " is over the maximum " + dev.turnout.controlplane.config.Durations.format(MAX_WINDOW));
     }
     if (o.getMaxLagBytes() < 0) {
       throw invalid("database '" + database + "': max_lag_bytes " + o.getMaxLagBytes() + " is negative");
@@ -425,8 +426,8 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
       grace = java.time.Duration.ofSeconds(g.getSeconds(), g.getNanos());
     }
     if (grace.compareTo(deadline) >= 0) {
-      throw invalid("database '" + database + "': quiesce_grace " + grace + " must be shorter than the phase deadline "
-          + deadline + ", which QUIESCING must also meet");
+      throw invalid("database '" + database + "': quiesce_grace " + dev.turnout.controlplane.config.Durations.format(grace)
+          + " must be shorter than the phase deadline " + dev.turnout.controlplane.config.Durations.format(deadline) + ", which QUIESCING must also meet");
     }
     return new Migration.Spec(database, sourceServer,
         new ServerAddress(target.host(), target.port()), new Migration.Options(window,
@@ -446,8 +447,8 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
       }
       length = java.time.Duration.ofSeconds(d.getSeconds(), d.getNanos());
       if (length.compareTo(dev.turnout.migrator.bake.Bake.MAX_DURATION) > 0) {
-        throw invalid("database '" + database + "': bake " + length + " is over the maximum "
-            + dev.turnout.migrator.bake.Bake.MAX_DURATION);
+        throw invalid("database '" + database + "': bake " + dev.turnout.controlplane.config.Durations.format(length) + " is over the maximum "
+            + dev.turnout.controlplane.config.Durations.format(dev.turnout.migrator.bake.Bake.MAX_DURATION));
       }
     }
     java.util.Map<dev.turnout.migrator.bake.Signal, dev.turnout.migrator.bake.Limit> limits = new java.util.EnumMap<>(

@@ -24,4 +24,17 @@ public final class Durations {
       default -> Duration.ofHours(n);
     };
   }
+
+  /** As {@link #parse} reads it: the largest unit that states {@code d} exactly ({@code 25h}, {@code 90s}, {@code 1500ms}). */
+  public static String format(Duration d) {
+    long ms = d.toMillis();
+    if (ms % 3_600_000 == 0 && ms != 0) {
+      return ms / 3_600_000 + "h";
+    } else if (ms % 60_000 == 0 && ms != 0) {
+      return ms / 60_000 + "m";
+    } else if (ms % 1_000 == 0) {
+      return ms / 1_000 + "s";
+    }
+    return ms + "ms";
+  }
 }

@@ -201,7 +201,7 @@ class AdminServiceTest {
     var tooLong = MigrationOptions.newBuilder().setBake(Duration.newBuilder().setSeconds(25 * 3600));
     assertThatThrownBy(() -> admin.startMigration(StartMigrationRequest.newBuilder().setDatabase("orders")
         .setTarget("10.0.0.6:5432").setOptions(tooLong).build())).hasMessageContaining("INVALID_ARGUMENT")
-        .hasMessageContaining("bake PT25H is over the maximum PT24H");
+        .hasMessageContaining("bake 25h is over the maximum 24h");
     var badSignal = MigrationOptions.newBuilder().putBakeLimits("errors", "2x");
     assertThatThrownBy(() -> admin.startMigration(StartMigrationRequest.newBuilder().setDatabase("orders")
         .setTarget("10.0.0.6:5432").setOptions(badSignal).build())).hasMessageContaining("INVALID_ARGUMENT")

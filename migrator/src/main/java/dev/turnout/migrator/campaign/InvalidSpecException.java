@@ -18,10 +18,15 @@ public final class InvalidSpecException extends IllegalArgumentException {
   private final String problem;
 
   public InvalidSpecException(String path, Object value, String problem) {
-    super((path.isEmpty() ? "" : path + ": ") + (value == null ? "missing" : "'" + value + "'") + " " + problem);
+    super((path.isEmpty() ? "" : path + ": ") + (value == null ? "missing" : "'" + shown(value) + "'") + " " + problem);
     this.path = path;
-    this.value = value == null ? null : String.valueOf(value);
+    this.value = value == null ? null : shown(value);
     this.problem = problem;
+  }
+
+  /** As an operator writes it: a duration as {@code 25s}, not {@code PT25S}. */
+  private static String shown(Object value) {
+    return value instanceof java.time.Duration d ? Durations.format(d) : String.valueOf(value);
   }
 
   /** Where in the spec, like {@code policy.canary.count}. */

@@ -221,7 +221,7 @@ class MaintenanceWindowTest {
   @Test
   void durationsOutsideAMinuteToAMonthAreRefused_andTheZoneDefaultsToUtc() {
     assertThatThrownBy(() -> new MaintenanceWindow("0 2 * * *", Duration.ZERO))
-        .isInstanceOf(InvalidSpecException.class).hasMessage("duration: 'PT0S' must be from 1 minute to 31 days");
+        .isInstanceOf(InvalidSpecException.class).hasMessage("duration: '0s' must be from 1 minute to 31 days");
     assertThatThrownBy(() -> new MaintenanceWindow("0 2 * * *", Duration.ofDays(32)))
         .hasMessageContaining("must be from 1 minute to 31 days");
     assertThatThrownBy(() -> new MaintenanceWindow("0 2 * * *", null)).hasMessage(
