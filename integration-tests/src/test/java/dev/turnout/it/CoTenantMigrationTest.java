@@ -133,7 +133,7 @@ class CoTenantMigrationTest {
          Writer billing = new Writer(billingPort, "app", "billing").start()) {
       Thread.sleep(300);
       started = turnout("migrate", "start", "--server", sourceAddress, "--target", targetAddress, "--window", "1s",
-          "--watch");
+          "--bake", "0", "--watch");
       Thread.sleep(300);
       orders.close();
       billing.close();
