@@ -154,9 +154,10 @@ class ComponentFailuresTest {
   }
 
   @Test
-  void aSidecarThatNacksTheShift_isNamedAsAStraggler_andTheSourceStaysFenced() throws Exception {
+  void aSidecarThatNacksTheShift_isNamedAsAStraggler_andTheSourceStaysFenced_untilTheOperatorResumesWithoutIt()
+      throws Exception {
     f = new MigrationFixture(dir, Migrator.Failpoint.NONE);
-    node("app-picky", cla -> cla.getEndpointsList().stream().flatMap(e -> e.getLbEndpointsList().stream())
+    SimulatedSidecar picky = node("app-picky", cla -> cla.getEndpointsList().stream().flatMap(e -> e.getLbEndpointsList().stream())
         .anyMatch(e -> e.getEndpoint().getAddress().getSocketAddress().getPortValue() == f.target.port()));
     Migration started = f.migrator().start(f.spec(Duration.ofSeconds(1), Duration.ofSeconds(20)));
     Migration done = settle(started.id());
@@ -169,5 +170,18 @@ class ComponentFailuresTest {
         .isInstanceOf(SQLException.class).hasMessageContaining("not permitted to log in");
     assertThat(MigrationFixture.serverPortOf(f.appPort, "app")).as("the sidecar that ACKed routes to the target")
         .isEqualTo(f.target.port());
+
+    // The operator takes the picky sidecar out of service, then resumes through the CLI: SHIFTING runs again.
+    picky.close();
+    Eventually.until("app-picky to be seen gone", Duration.ofSeconds(30),
+        () -> f.plane.tracker().node("app-picky").map(n -> !n.connected()).orElse(true));
+    Cli.Result resumed = Cli.run("migrate", "resume", done.id(), "--watch", "--admin",
+        "127.0.0.1:" + f.plane.adminPort());
+    assertThat(resumed.exit()).as(resumed.out() + resumed.err()).isZero();
+    assertThat(resumed.out()).contains("migration " + done.id() + " resumed in SHIFTING")
+        .contains("resumed by the operator in SHIFTING").contains("migration " + done.id() + ": COMPLETED");
+    Cli.Result again = Cli.run("migrate", "resume", done.id(), "--admin", "127.0.0.1:" + f.plane.adminPort());
+    assertThat(again.exit()).as("a second resume is refused: " + again.err()).isNotZero();
+    assertThat(again.err()).contains("FAILED_PRECONDITION").contains("only a HALTED migration can be resumed");
   }
 }

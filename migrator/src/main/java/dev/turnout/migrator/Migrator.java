@@ -389,6 +389,49 @@ public final class Migrator {
     return m;
   }
 
+  /**
+   * Resumes a HALTED migration where it stopped, as a restart resumes one that crashed: it moves back to the phase
+   * it halted in (every step is idempotent, so that phase runs again from its start, with a new deadline) and its
+   * error is cleared; a runner takes it on unless that phase waits for a command (COMPLETED: a finalize whose proof
+   * halted it will prove again). Decided under the migration's owner, so a rollback or a second resume at the
+   * same moment finds it resumed (and running) or halted, never both.
+   */
+  public Migration resume(String id) throws MigrationException {
+    Owner owner = existing(id);
+    Object[] runner = {null};
+    Migration m = command(owner, () -> {
+      Migration now = owner.current;
+      if (now.phase() != Phase.HALTED) {
+        throw new MigrationConflictException(MigrationConflictException.Kind.FAILED_PRECONDITION, now + " is in "
+            + now.phase() + "; only a HALTED migration can be resumed");
+      }
+      Phase from = haltedIn(now);
+      Migration resumed;
+      try {
+        resumed = transition(owner, now.with(now.progress().withError(null)), from, "resumed by the operator in "
+            + from + " (halted: " + now.progress().error().orElse("no reason recorded") + ")");
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new MigrationException(now + ": interrupted before the resume was recorded", e);
+      }
+      runner[0] = runsByItself(from) ? owner.claimRunner() : null;
+      return resumed;
+    });
+    startRunner(owner, runner[0]);
+    return m;
+  }
+
+  /** The phase a HALTED migration was in when it halted. */
+  private static Phase haltedIn(Migration m) {
+    List<Migration.Event> history = m.history();
+    for (int i = history.size() - 1; i >= 0; i--) {
+      if (history.get(i).phase() != Phase.HALTED) {
+        return history.get(i).phase();
+      }
+    }
+    throw new IllegalStateException(m + " has no phase before HALTED in its history");
+  }
+
   /** {@code m} moved to ROLLING_BACK at the operator's request (under the owner's lock). */
   private Migration rollingBack(Owner owner, Migration m, boolean consent) throws MigrationException {
     Migration.Progress p = consent ? m.progress().withRollbackConsent() : m.progress();

@@ -217,6 +217,39 @@ class FailurePolicyTest {
   }
 
   @Test
+  void aShiftThatASidecarNacked_resumedByTheOperatorOnceTheSidecarIsFixed_shiftsAgainAndCompletes() throws Exception {
+    h.router.nack("route app to " + TARGET, "sidecar app-1 NACKed");
+    Migration halted = h.run();
+    assertThat(halted.phase()).as(Harness.history(halted)).isEqualTo(Phase.HALTED);
+
+    Migration resumed = h.migrator.resume(halted.id()); // the next route to the target is ACKed: the sidecar is fixed
+
+    assertThat(resumed.phase()).as("answered as resumed, in the phase it halted in").isEqualTo(Phase.SHIFTING);
+    Migration done = h.now(halted.id());
+    assertThat(done.phase()).as(Harness.history(done)).isEqualTo(Phase.COMPLETED);
+    assertThat(Harness.phases(done)).containsSubsequence(Phase.SHIFTING, Phase.HALTED, Phase.SHIFTING,
+        Phase.VERIFYING, Phase.COMPLETED);
+    assertThat(done.progress().error()).as("the halt's error is cleared").isEmpty();
+    assertThat(Harness.history(done)).contains("resumed by the operator in SHIFTING (halted: ")
+        .contains("sidecar app-1 NACKed");
+    assertThat(h.router.endpoint("app")).isEqualTo(TARGET.toString());
+    assertThat(h.servers.promotions()).as("promoted once: the resume began again at SHIFTING").isEqualTo(1);
+    assertThat(h.servers.fenced()).as("the source stays fenced, a way back").isTrue();
+  }
+
+  @Test
+  void onlyAHaltedMigrationResumes_anotherIsRefusedAndLeftAsItWas() throws Exception {
+    Migration done = h.run();
+    assertThat(done.phase()).isEqualTo(Phase.COMPLETED);
+
+    assertThatThrownBy(() -> h.migrator.resume(done.id())).isInstanceOf(MigrationConflictException.class)
+        .hasMessageContaining("is in COMPLETED; only a HALTED migration can be resumed");
+    assertThat(h.now(done.id()).history()).isEqualTo(done.history());
+    assertThatThrownBy(() -> h.migrator.resume("no-such-migration")).isInstanceOf(MigrationConflictException.class)
+        .hasMessageContaining("no migration with id 'no-such-migration'");
+  }
+
+  @Test
   void aShiftAckThatNeverComes_haltsAtTheShiftingDeadline() throws Exception {
     h.router.hold("route app to " + TARGET);
 

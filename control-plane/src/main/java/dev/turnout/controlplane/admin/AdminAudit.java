@@ -195,6 +195,8 @@ public final class AdminAudit implements ServerInterceptor, AutoCloseable {
       details.put("consent_to_lose_writes", Boolean.toString(r.getConsentToLoseWrites()));
     } else if (request instanceof FinalizeMigrationRequest f) {
       migration = f.getId();
+    } else if (request instanceof dev.turnout.admin.v1.ResumeMigrationRequest r) {
+      migration = r.getId();
     } else if (request instanceof SetRouteRequest r) {
       database = r.getDatabase();
       switch (r.getChangeCase()) {

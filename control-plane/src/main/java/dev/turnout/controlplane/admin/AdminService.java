@@ -642,6 +642,15 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
   }
 
   @Override
+  public void resumeMigration(dev.turnout.admin.v1.ResumeMigrationRequest request,
+      StreamObserver<dev.turnout.admin.v1.Migration> response) {
+    unary(response, () -> {
+      existing(request.getId());
+      return toProto(migrator.resume(request.getId()));
+    });
+  }
+
+  @Override
   public void listDatabases(ListDatabasesRequest request, StreamObserver<ListDatabasesResponse> response) {
     unary(response, () -> {
       ListDatabasesResponse.Builder b = ListDatabasesResponse.newBuilder();

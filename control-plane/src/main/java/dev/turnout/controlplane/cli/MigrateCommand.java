@@ -27,7 +27,7 @@ import picocli.CommandLine.Parameters;
 /** {@code turnout migrate}: start, watch, roll back and finalize migrations through the admin API. */
 @Command(name = "migrate", mixinStandardHelpOptions = true, description = "Move databases between servers.",
     subcommands = {MigrateCommand.Start.class, MigrateCommand.StatusCmd.class, MigrateCommand.Watch.class,
-        MigrateCommand.Rollback.class, MigrateCommand.Finalize.class})
+        MigrateCommand.Rollback.class, MigrateCommand.Resume.class, MigrateCommand.Finalize.class})
 final class MigrateCommand {
 
   @Command(name = "start", mixinStandardHelpOptions = true,
@@ -328,6 +328,25 @@ final class MigrateCommand {
             .setConsentToLoseWrites(consent).build());
         System.out.println("rollback of migration " + m.getId() + " requested (was " + m.getPhase() + ")");
         return 0;
+      });
+    }
+  }
+
+  @Command(name = "resume", mixinStandardHelpOptions = true,
+      description = "Resume a HALTED migration in the phase it halted in, once what halted it is fixed.")
+  static final class Resume implements Callable<Integer> {
+    @Mixin AdminOptions admin;
+    @Parameters(index = "0", paramLabel = "ID") String id;
+    @Option(names = "--watch", description = "Follow it until it settles; exit 0 when COMPLETED, 3 when it halts"
+        + " or rolls back") boolean watch;
+
+    @Override
+    public Integer call() throws Exception {
+      return admin.call("migrate resume", channel -> {
+        Migration m = AdminOptions.stub(channel).resumeMigration(
+            dev.turnout.admin.v1.ResumeMigrationRequest.newBuilder().setId(id).build());
+        System.out.println("migration " + m.getId() + " resumed in " + m.getPhase());
+        return watch ? Watch.follow(channel, m.getId(), System.out) : 0;
       });
     }
   }

@@ -132,6 +132,10 @@ public final class Migrations {
     return leader().rollback(id, consent);
   }
 
+  public Migration resume(String id) throws MigrationException {
+    return leader().resume(id);
+  }
+
   public Migration finalizeMigration(String id) throws MigrationException, InterruptedException {
     return leader().finalizeMigration(id);
   }

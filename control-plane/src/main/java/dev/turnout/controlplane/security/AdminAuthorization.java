@@ -17,7 +17,7 @@ import java.util.Set;
 public final class AdminAuthorization implements ServerInterceptor {
   /** The calls that change something (start, roll back, finalize, a route by hand): for the writers only. */
   public static final Set<String> CHANGING = ImmutableSet.of("StartMigration", "RollbackMigration",
-      "FinalizeMigration", "SetRoute");
+      "FinalizeMigration", "ResumeMigration", "SetRoute");
 
   private final Set<String> writers;
   private final Set<String> readers;
