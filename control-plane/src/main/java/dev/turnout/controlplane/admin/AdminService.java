@@ -56,7 +56,6 @@ import dev.turnout.migrator.MigrationConflictException;
 import dev.turnout.migrator.MigrationException;
 import dev.turnout.controlplane.migration.Migrations;
 import dev.turnout.controlplane.migration.XdsRouter;
-import dev.turnout.migrator.Migrator;
 import dev.turnout.migrator.Phase;
 import dev.turnout.migrator.ServerAddress;
 import io.grpc.Status;
@@ -338,23 +337,7 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
             .setSource(spec.source().toString()).setTarget(spec.target().toString()).setPhase("DRY_RUN")
             .addAllPlannedActions(migrator.dryRun(spec)).build();
       }
-      return toProto(migrator.start(spec, () -> {
-        // Read again under the lock a route change by hand takes: the plan's server must still hold exactly the
-        // databases it moves.
-        Optional<Endpoint> now = routing.table().get(spec.database()).flatMap(DatabaseRoute::endpoint);
-        if (now.isEmpty() || !now.get().host().equals(spec.source().host())
-            || now.get().port() != spec.source().port()) {
-          throw new MigrationConflictException(MigrationConflictException.Kind.FAILED_PRECONDITION, "database '"
-              + spec.database() + "' was routed to " + now.map(Endpoint::toString).orElse("nothing (drained)")
-              + " while the migration from " + spec.source() + " was being planned; start it again");
-        }
-        java.util.Set<String> routed = XdsRouter.routedTo(routing.table(), spec.source());
-        if (!routed.equals(java.util.Set.copyOf(spec.databases()))) {
-          throw new MigrationConflictException(MigrationConflictException.Kind.FAILED_PRECONDITION, "the databases"
-              + " routed to " + spec.source() + " changed while the migration was being planned (planned "
-              + spec.databases() + ", now " + routed + "); start it again");
-        }
-      }));
+      return toProto(migrator.start(spec, XdsRouter.stillRoutedAsPlanned(routing::table, spec, "start it again")));
     });
   }
 

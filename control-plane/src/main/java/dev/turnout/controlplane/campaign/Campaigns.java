@@ -271,13 +271,8 @@ public final class Campaigns implements Migrations.Term {
     }
     try {
       Migration.Spec spec = specOf(m, c.spec(), s.member());
-      m.startAs(s.migrationId(), spec, () -> {
-        java.util.Set<String> routed = XdsRouter.routedTo(routing.table(), spec.source());
-        if (!routed.equals(java.util.Set.copyOf(spec.databases()))) {
-          throw new MigrationConflictException(MigrationConflictException.Kind.FAILED_PRECONDITION, "the databases"
-              + " routed to " + spec.source() + " changed while the member was being planned");
-        }
-      });
+      m.startAs(s.migrationId(), spec, XdsRouter.stillRoutedAsPlanned(routing::table, spec,
+          "the campaign plans it again"));
       startErrors.remove(s.migrationId());
       log.info("campaign {}: started migration {} of {} ({} -> {})", c.id(), s.migrationId(), s.member().server(),
           spec.source(), spec.target());

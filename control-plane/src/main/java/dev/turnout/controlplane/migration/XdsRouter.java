@@ -69,6 +69,33 @@ public final class XdsRouter implements Router {
         .filter(h -> h.startsWith(prefix) && h.endsWith(".rds.amazonaws.com")).isPresent()).sorted().toList();
   }
 
+  /**
+   * The start's precondition that the plan still holds, checked under the lock a route change by hand takes:
+   * {@code spec}'s database is still routed to its source server, and that server still holds exactly the databases
+   * the plan moves. {@code then} ends the refusal's message: what the caller does next ("start it again").
+   */
+  public static dev.turnout.migrator.Migrator.Precondition stillRoutedAsPlanned(
+      java.util.function.Supplier<dev.turnout.envoy.RoutingTable> table, dev.turnout.migrator.Migration.Spec spec,
+      String then) {
+    return () -> {
+      dev.turnout.envoy.RoutingTable now = table.get();
+      java.util.Optional<Endpoint> endpoint = now.get(spec.database()).flatMap(DatabaseRoute::endpoint);
+      if (endpoint.isEmpty() || !endpoint.get().equals(new Endpoint(spec.source().host(), spec.source().port()))) {
+        throw new dev.turnout.migrator.MigrationConflictException(
+            dev.turnout.migrator.MigrationConflictException.Kind.FAILED_PRECONDITION, "database '" + spec.database()
+            + "' was routed to " + endpoint.map(Endpoint::toString).orElse("nothing (drained)") + " while the"
+            + " migration from " + spec.source() + " was being planned; " + then);
+      }
+      java.util.Set<String> routed = routedTo(now, spec.source());
+      if (!routed.equals(java.util.Set.copyOf(spec.databases()))) {
+        throw new dev.turnout.migrator.MigrationConflictException(
+            dev.turnout.migrator.MigrationConflictException.Kind.FAILED_PRECONDITION, "the databases routed to "
+            + spec.source() + " changed while the migration was being planned (planned " + spec.databases()
+            + ", now " + routed + "); " + then);
+      }
+    };
+  }
+
   /** The databases of {@code table} routed to {@code server}: by its address, or a DNS name that resolved to it. */
   public static ImmutableSet<String> routedTo(dev.turnout.envoy.RoutingTable table, ServerAddress server) {
     Endpoint wanted = new Endpoint(server.host(), server.port());
