@@ -439,6 +439,14 @@ public final class RoutingService {
     pending.rethrow();
   }
 
+  /** How many changes wait for the batch being written to finish. */
+  @com.google.common.annotations.VisibleForTesting
+  int queuedChanges() {
+    synchronized (queue) {
+      return queue.size();
+    }
+  }
+
   /** Takes the queued changes that share the first one's writer (a leader's changes are journaled as the leader's). */
   private List<Pending> takeBatch() {
     synchronized (queue) {
