@@ -372,6 +372,8 @@ public final class RoutingService {
     final int[] record;
     /** Per database: the version whose ACKs the caller waits for. */
     final long[] waitFor;
+    /** Whether this change wrote a record of its own (not only waits for one an earlier change of the batch wrote). */
+    boolean recordsOwn;
     Exception failure;
     boolean done;
 
@@ -521,7 +523,7 @@ public final class RoutingService {
       p.recorded(versions);
       p.byHand.ifPresent(h -> {
         Wanted w = p.wanted.get(0);
-        if (p.record[0] >= 0) {
+        if (p.recordsOwn) {
           log.info("route {} changed by hand by {}: {} -> {} version {}; reason: {}", w.database(),
               h.operator().identity(), describe(p.currents.get(0).endpoint()), describe(w.target()), p.waitFor[0],
               h.operator().reason());
@@ -570,6 +572,7 @@ public final class RoutingService {
         records.add(new RouteRecord(changed, version + 1 + records.size(), p.cause, p.hostname,
             p.byHand.map(h -> h.operator())));
         p.record[i] = records.size() - 1;
+        p.recordsOwn = true;
         planned.put(w.database(), new Planned(changed, p.hostname, records.size() - 1));
       }
     }
