@@ -60,32 +60,60 @@ public final class PostgresRouteStore implements RouteStore {
       if (writer == Writer.LEADER) {
         db.requireLeadership(c);
       }
-      long version = nextVersion(c, 0);
-      RouteRecord stored = record.withVersion(version);
-      try (PreparedStatement ps = c.prepareStatement("insert into turnout.routes (database, version, cause, record)"
-          + " values (?, ?, ?, ?::jsonb) on conflict (database) do update set version = excluded.version,"
-          + " cause = excluded.cause, record = excluded.record, updated_at = now()")) {
-        ps.setString(1, record.route().name());
-        ps.setLong(2, version);
-        ps.setString(3, record.cause());
-        ps.setString(4, FileRouteStore.encode(stored).toString());
-        ps.executeUpdate();
-      }
-      try (PreparedStatement ps = c.prepareStatement("insert into turnout.route_history (database, version, cause,"
-          + " record) values (?, ?, ?, ?::jsonb)")) {
-        ps.setString(1, record.route().name());
-        ps.setLong(2, version);
-        ps.setString(3, record.cause());
-        ps.setString(4, FileRouteStore.encode(stored).toString());
-        ps.executeUpdate();
-      }
-      try (PreparedStatement ps =
-          c.prepareStatement("select pg_notify('" + PostgresReplicas.ROUTES_CHANNEL + "', ?)")) {
-        ps.setString(1, record.route().name() + " " + version);
-        ps.execute();
-      }
-      return version;
+      return insert(c, record);
     });
+  }
+
+  /**
+   * Records every one of {@code records} in one transaction (one commit, one WAL flush), each under the next
+   * version of the shared sequence, in order; all or none.
+   */
+  @Override
+  public java.util.List<Long> appendAll(java.util.List<RouteRecord> records, Writer writer) throws StoreException {
+    if (records.isEmpty()) {
+      return java.util.List.of();
+    }
+    String what = records.size() == 1 ? "record the route of " + records.get(0).route().name()
+        : "record the routes of " + records.stream().map(r -> r.route().name()).toList();
+    return db.inTransaction(what, c -> {
+      if (writer == Writer.LEADER) {
+        db.requireLeadership(c);
+      }
+      java.util.List<Long> versions = new java.util.ArrayList<>(records.size());
+      for (RouteRecord record : records) {
+        versions.add(insert(c, record));
+      }
+      return versions;
+    });
+  }
+
+  /** Writes {@code record} under the next version in {@code c}'s transaction and announces it; returns the version. */
+  private static long insert(Connection c, RouteRecord record) throws SQLException {
+    long version = nextVersion(c, 0);
+    RouteRecord stored = record.withVersion(version);
+    try (PreparedStatement ps = c.prepareStatement("insert into turnout.routes (database, version, cause, record)"
+        + " values (?, ?, ?, ?::jsonb) on conflict (database) do update set version = excluded.version,"
+        + " cause = excluded.cause, record = excluded.record, updated_at = now()")) {
+      ps.setString(1, record.route().name());
+      ps.setLong(2, version);
+      ps.setString(3, record.cause());
+      ps.setString(4, FileRouteStore.encode(stored).toString());
+      ps.executeUpdate();
+    }
+    try (PreparedStatement ps = c.prepareStatement("insert into turnout.route_history (database, version, cause,"
+        + " record) values (?, ?, ?, ?::jsonb)")) {
+      ps.setString(1, record.route().name());
+      ps.setLong(2, version);
+      ps.setString(3, record.cause());
+      ps.setString(4, FileRouteStore.encode(stored).toString());
+      ps.executeUpdate();
+    }
+    try (PreparedStatement ps =
+        c.prepareStatement("select pg_notify('" + PostgresReplicas.ROUTES_CHANNEL + "', ?)")) {
+      ps.setString(1, record.route().name() + " " + version);
+      ps.execute();
+    }
+    return version;
   }
 
   @Override

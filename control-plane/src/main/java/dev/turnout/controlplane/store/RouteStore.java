@@ -29,6 +29,20 @@ public interface RouteStore extends AutoCloseable {
   }
 
   /**
+   * Durably records every one of {@code records}, in order, or none of them (a store that cannot promise that
+   * records a prefix: what is durable was never published, since publishing waits for this to return), and returns
+   * the version each was recorded under, as {@link #append} does for one. Concurrent route changes are journaled
+   * together this way: one disk flush, or one transaction, for all of them.
+   */
+  default java.util.List<Long> appendAll(java.util.List<RouteRecord> records, Writer writer) throws StoreException {
+    java.util.List<Long> versions = new java.util.ArrayList<>(records.size());
+    for (RouteRecord r : records) {
+      versions.add(append(r, writer));
+    }
+    return versions;
+  }
+
+  /**
    * Durably reserves a version above every version handed out so far (at least {@code version}), so a process
    * that publishes without a route change (at start) never reuses a version an earlier one published. Returns it.
    */

@@ -235,7 +235,14 @@ public final class AckTracker {
     List<Runnable> completions;
     synchronized (lock) {
       waiters.add(waiter);
-      completions = evaluate();
+      // Only the new waiter needs counting: the others' pending nodes are kept current by ACKs and re-counted on
+      // any subscription change, so a wave of fifty changes does not re-count fifty waiters over every stream.
+      for (Stream s : streams.values()) {
+        if (counts(s, waiter) && !answered(s.node, waiter)) {
+          waiter.pending.add(s.node.id);
+        }
+      }
+      completions = finishSettled(new ArrayList<>());
     }
     completions.forEach(Runnable::run);
     return waiter.future;

@@ -362,13 +362,26 @@ final class AdsService extends AggregatedDiscoveryServiceGrpc.AggregatedDiscover
       return result;
     }
 
+    /** The last answer of {@link #changedSince}, for the other types brought up to date from the same version. */
+    private long sinceSeen = -2;
+    /** By version, not the snapshot itself: a stream must not keep an old snapshot alive. */
+    private long sinceVersion = -2;
+    private Collection<String> sinceChanged;
+
     /**
-     * The databases to look at for {@code type} in {@code snapshot}: when the type was last brought up to date with
-     * the snapshot this one was made from, only those that changed (so a change of one endpoint costs each of
-     * thousands of streams a few lookups, not a pass over every database); otherwise null, meaning all.
+     * The databases to look at for {@code type} in {@code snapshot}: when the snapshot's log of publications reaches
+     * back to the one the type was last brought up to date with, only those that changed since (so a change of one
+     * endpoint costs each of thousands of streams a few lookups, not a pass over every database, even when the
+     * stream was busy while several versions were published); otherwise null, meaning all.
      */
     Collection<String> changedSince(TypeState st, XdsSnapshot snapshot) {
-      return st.seenVersion == snapshot.previousVersion() ? snapshot.changed() : null;
+      if (st.seenVersion != sinceSeen || snapshot.version() != sinceVersion) {
+        sinceSeen = st.seenVersion;
+        sinceVersion = snapshot.version();
+        // Past half the databases a pass over all of them costs no more than a look at each changed one.
+        sinceChanged = snapshot.changedSince(st.seenVersion, snapshot.table().databases().size() / 2);
+      }
+      return sinceChanged;
     }
 
     /** Whether {@code name} is asked for, and visible, in {@code snapshot}: its entry, or null. */

@@ -24,6 +24,11 @@ import org.slf4j.LoggerFactory;
  * endpoint atomically, journaled before publication, and return a future that completes when every sidecar
  * subscribed to that database has ACKed the new version (or fails naming the stragglers at the deadline).
  *
+ * <p>Changes are committed in groups: those that arrive while a batch is being written are decided in order,
+ * journaled together (one flush, or one transaction) and published as one version, and each caller returns once
+ * its own change is durable and published, then waits for the ACKs of the version it was recorded under. Fifty
+ * migrations cutting over at once wait for one or two flushes, not fifty in a row.
+ *
  * <p>Whether this process is the only control plane or one of several replicas sharing a store is not its
  * concern: its {@link Ports} say what of the store to take into the table ({@link RouteFeed}) and how a change
  * waits for its ACKs ({@link AckWait}).
@@ -61,6 +66,12 @@ public final class RoutingService {
   private final SnapshotPublisher publisher;
   private final Executor callbacks;
   private final Resolver resolver;
+  /** Held by whoever journals and publishes changes (a batch of them), always before {@code lock}. */
+  private final Object commitLock = new Object();
+  /** Changes waiting for the next batch, in arrival order. */
+  @GuardedBy("queue")
+  private final java.util.ArrayDeque<Pending> queue = new java.util.ArrayDeque<>();
+  /** Guards the table and its bookkeeping; held only briefly, never across a flush by a change. */
   private final Object lock = new Object();
   private final java.util.List<java.util.function.Consumer<RouteResult>> ackListeners =
       new java.util.concurrent.CopyOnWriteArrayList<>();
@@ -288,43 +299,17 @@ public final class RoutingService {
    */
   public CompletableFuture<List<RouteResult>> changeAll(List<String> databases, Optional<Endpoint> endpoint,
       RouteStore.Writer writer) throws StoreException {
-    String cause = endpoint.isPresent() ? "route" : "drain";
-    Optional<String> hostname = hostnameOf(endpoint);
-    List<DatabaseRoute> currents = new ArrayList<>();
-    List<Optional<Endpoint>> previous = new ArrayList<>();
-    List<Optional<Endpoint>> targets = new ArrayList<>();
-    List<Long> waitFor = new ArrayList<>();
-    synchronized (lock) {
-      try {
-        publishStored(feed.recordedElsewhere()); // decide on what the store says now, not on the last notification
-      } catch (StoreException e) {
-        throw new StoreException("cannot " + cause + " databases " + databases + ": " + e.getMessage(), e);
-      }
-      for (String database : databases) {
-        currents.add(table.get(database).orElseThrow(
-            () -> new UnknownDatabaseException(database, table.databases().keySet())));
-        targets.add(endpoint.map(e -> resolve(database, e)));
-      }
-      List<RouteRecord> recorded = new ArrayList<>();
-      for (int i = 0; i < databases.size(); i++) {
-        String database = databases.get(i);
-        DatabaseRoute current = currents.get(i);
-        previous.add(current.endpoint());
-        if (current.endpoint().equals(targets.get(i)) && hostname.equals(Optional.ofNullable(hostnames.get(database)))) {
-          waitFor.add(endpointVersions.get(database));
-        } else {
-          RouteRecord r = record(current.withEndpoint(targets.get(i)), cause, hostname, writer, Optional.empty());
-          recorded.add(r);
-          waitFor.add(r.version());
-        }
-      }
-      if (!recorded.isEmpty()) {
-        publishRecorded(recorded);
-      }
+    List<Wanted> wanted = new ArrayList<>(databases.size());
+    for (String database : databases) {
+      wanted.add(new Wanted(database, endpoint.map(e -> resolve(database, e))));
     }
+    Pending pending = new Pending(wanted, endpoint.isPresent() ? "route" : "drain", hostnameOf(endpoint), writer,
+        Optional.empty());
+    commit(pending);
     List<CompletableFuture<RouteResult>> each = new ArrayList<>();
     for (int i = 0; i < databases.size(); i++) {
-      each.add(awaitAcks(databases.get(i), currents.get(i), previous.get(i), targets.get(i), waitFor.get(i)));
+      each.add(awaitAcks(databases.get(i), pending.currents.get(i), pending.currents.get(i).endpoint(),
+          wanted.get(i).target(), pending.waitFor[i]));
     }
     return CompletableFuture.allOf(each.toArray(CompletableFuture[]::new))
         .thenApply(done -> each.stream().map(CompletableFuture::join).toList());
@@ -359,32 +344,238 @@ public final class RoutingService {
   private CompletableFuture<RouteResult> change(String database, Optional<Endpoint> requested, String cause,
       RouteStore.Writer writer, Optional<ByHand> byHand) throws StoreException {
     Optional<Endpoint> target = requested.map(e -> resolve(database, e));
-    Optional<String> hostname = hostnameOf(requested);
-    Optional<Endpoint> previous;
-    long waitFor;
-    DatabaseRoute current;
+    Pending pending = new Pending(List.of(new Wanted(database, target)), cause, hostnameOf(requested), writer, byHand);
+    commit(pending);
+    DatabaseRoute current = pending.currents.get(0);
+    return awaitAcks(database, current, current.endpoint(), target, pending.waitFor[0]);
+  }
+
+  /** One database of a change: where it is to be routed (empty: drained). */
+  private record Wanted(String database, Optional<Endpoint> target) {}
+
+  /** A database's route as decided by an earlier change of the batch being committed, and that change's record. */
+  private record Planned(DatabaseRoute route, Optional<String> hostname, int record) {}
+
+  /**
+   * One caller's change on its way to the journal. Queued by its caller, then taken by whichever caller commits
+   * the next batch; its outcome is written by that committer and read by its caller, both under {@code commitLock}.
+   */
+  private static final class Pending {
+    final List<Wanted> wanted;
+    final String cause;
+    final Optional<String> hostname;
+    final RouteStore.Writer writer;
+    final Optional<ByHand> byHand;
+    /** Per database: its route before this change (its services say whose ACKs count). */
+    final List<DatabaseRoute> currents = new ArrayList<>();
+    /** Per database: the index of the batch's record it waits for, or -1 when it waits for {@link #waitFor}. */
+    final int[] record;
+    /** Per database: the version whose ACKs the caller waits for. */
+    final long[] waitFor;
+    /** Whether this change wrote a record of its own (not only waits for one an earlier change of the batch wrote). */
+    boolean recordsOwn;
+    Exception failure;
+    boolean done;
+
+    Pending(List<Wanted> wanted, String cause, Optional<String> hostname, RouteStore.Writer writer,
+        Optional<ByHand> byHand) {
+      this.wanted = wanted;
+      this.cause = cause;
+      this.hostname = hostname;
+      this.writer = writer;
+      this.byHand = byHand;
+      this.record = new int[wanted.size()];
+      this.waitFor = new long[wanted.size()];
+    }
+
+    String what() {
+      return wanted.size() == 1 ? "database '" + wanted.get(0).database() + "'"
+          : "databases " + wanted.stream().map(Wanted::database).toList();
+    }
+
+    boolean recordsAny() {
+      return java.util.Arrays.stream(record).anyMatch(r -> r >= 0);
+    }
+
+    void fail(Exception e) {
+      failure = e;
+      done = true;
+    }
+
+    void recorded(List<Long> versions) {
+      for (int i = 0; i < record.length; i++) {
+        if (record[i] >= 0) {
+          waitFor[i] = versions.get(record[i]);
+        }
+      }
+      done = true;
+    }
+
+    void rethrow() throws StoreException {
+      if (failure instanceof StoreException e) {
+        throw e;
+      } else if (failure instanceof RuntimeException e) {
+        throw e;
+      } else if (failure != null) {
+        throw new IllegalStateException(failure);
+      }
+    }
+  }
+
+  /**
+   * Group commit: queues {@code pending} and returns once it is journaled and published (or refused). Whoever holds
+   * {@code commitLock} journals every change queued by then with one write and one flush (one transaction in a
+   * shared store) and publishes them as one version, so changes arriving while a batch is written wait for one
+   * flush together instead of one each behind a lock. Changes are decided in the order they are taken, each on
+   * the table as the changes before it in the batch leave it.
+   */
+  private void commit(Pending pending) throws StoreException {
+    synchronized (queue) {
+      queue.add(pending);
+    }
+    synchronized (commitLock) {
+      while (!pending.done) {
+        commitBatch();
+      }
+    }
+    pending.rethrow();
+  }
+
+  /** How many changes wait for the batch being written to finish. */
+  @com.google.common.annotations.VisibleForTesting
+  int queuedChanges() {
+    synchronized (queue) {
+      return queue.size();
+    }
+  }
+
+  /** Takes the queued changes that share the first one's writer (a leader's changes are journaled as the leader's). */
+  private List<Pending> takeBatch() {
+    synchronized (queue) {
+      List<Pending> batch = new ArrayList<>(queue.size());
+      RouteStore.Writer writer = queue.getFirst().writer;
+      for (java.util.Iterator<Pending> it = queue.iterator(); it.hasNext(); ) {
+        Pending p = it.next();
+        if (p.writer == writer) {
+          batch.add(p);
+          it.remove();
+        }
+      }
+      return batch;
+    }
+  }
+
+  @GuardedBy("commitLock")
+  private void commitBatch() {
+    List<Pending> batch = takeBatch();
+    List<Pending> decided = new ArrayList<>(batch.size());
+    List<RouteRecord> records = new ArrayList<>();
     synchronized (lock) {
       try {
         publishStored(feed.recordedElsewhere()); // decide on what the store says now, not on the last notification
       } catch (StoreException e) {
-        throw new StoreException("cannot " + cause + " database '" + database + "': " + e.getMessage(), e);
+        for (Pending p : batch) {
+          p.fail(new StoreException("cannot " + p.cause + " " + p.what() + ": " + e.getMessage(), e));
+        }
+        return;
       }
-      current = table.get(database).orElseThrow(() -> new UnknownDatabaseException(database, table.databases().keySet()));
-      previous = current.endpoint();
-      Optional<Endpoint> expected = byHand.flatMap(ByHand::expectedCurrent);
-      if (expected.isPresent() && !isRoutedTo(database, previous, expected.get())) {
-        throw new RouteConflictException(database, expected.get(), previous);
-      }
-      if (previous.equals(target) && hostname.equals(Optional.ofNullable(hostnames.get(database)))) {
-        waitFor = endpointVersions.get(database);
-      } else {
-        long published = publish(current.withEndpoint(target), cause, hostname, writer, byHand.map(ByHand::operator));
-        byHand.ifPresent(h -> log.info("route {} changed by hand by {}: {} -> {} version {}; reason: {}", database,
-            h.operator().identity(), describe(previous), describe(target), published, h.operator().reason()));
-        waitFor = published;
+      Map<String, Planned> planned = new HashMap<>();
+      for (Pending p : batch) {
+        try {
+          decide(p, planned, records);
+          decided.add(p);
+        } catch (RuntimeException e) {
+          p.fail(e);
+        }
       }
     }
-    return awaitAcks(database, current, previous, target, waitFor);
+    if (records.isEmpty()) {
+      decided.forEach(p -> p.recorded(List.of()));
+      return;
+    }
+    // Outside the table's lock, so readers of the table are not held by the flush; every writer holds commitLock,
+    // so the table's version cannot move under the versions the records were given.
+    List<Long> versions;
+    try {
+      versions = store.appendAll(records, batch.get(0).writer);
+    } catch (StoreException | RuntimeException e) {
+      for (Pending p : decided) {
+        if (p.recordsAny()) {
+          p.fail(e);
+        } else {
+          p.recorded(List.of()); // it changed nothing and waits for a version published before
+        }
+      }
+      return;
+    }
+    List<RouteRecord> stored = new ArrayList<>(records.size());
+    for (int i = 0; i < records.size(); i++) {
+      stored.add(records.get(i).withVersion(versions.get(i)));
+    }
+    synchronized (lock) {
+      for (RouteRecord r : stored) {
+        unseeded.remove(r.route().name()); // a recorded route, by anyone's hand, supersedes the configuration's
+        unresolved.remove(r.route().name());
+      }
+      publishRecorded(stored);
+    }
+    for (Pending p : decided) {
+      p.recorded(versions);
+      p.byHand.ifPresent(h -> {
+        Wanted w = p.wanted.get(0);
+        if (p.recordsOwn) {
+          log.info("route {} changed by hand by {}: {} -> {} version {}; reason: {}", w.database(),
+              h.operator().identity(), describe(p.currents.get(0).endpoint()), describe(w.target()), p.waitFor[0],
+              h.operator().reason());
+        }
+      });
+    }
+    if (batch.size() > 1) {
+      log.debug("{} route changes ({} records) journaled together and published at version {}", decided.size(),
+          stored.size(), versions.get(versions.size() - 1));
+    }
+  }
+
+  /**
+   * Decides {@code p} on the table as the batch's earlier changes ({@code planned}) leave it: all of it, adding its
+   * records to {@code records}, or none of it (throwing: an unknown database, a conflict with what the operator
+   * expected).
+   */
+  @GuardedBy("lock")
+  private void decide(Pending p, Map<String, Planned> planned, List<RouteRecord> records) {
+    List<DatabaseRoute> currents = new ArrayList<>(p.wanted.size());
+    List<Optional<String>> hostnamesNow = new ArrayList<>(p.wanted.size());
+    for (Wanted w : p.wanted) {
+      Planned before = planned.get(w.database());
+      DatabaseRoute current = before != null ? before.route() : table.get(w.database())
+          .orElseThrow(() -> new UnknownDatabaseException(w.database(), table.databases().keySet()));
+      currents.add(current);
+      hostnamesNow.add(before != null ? before.hostname() : Optional.ofNullable(hostnames.get(w.database())));
+    }
+    Optional<Endpoint> expected = p.byHand.flatMap(ByHand::expectedCurrent);
+    for (int i = 0; i < currents.size() && expected.isPresent(); i++) {
+      if (!isRoutedTo(currents.get(i).endpoint(), hostnamesNow.get(i), expected.get())) {
+        throw new RouteConflictException(p.wanted.get(i).database(), expected.get(), currents.get(i).endpoint());
+      }
+    }
+    for (int i = 0; i < currents.size(); i++) {
+      Wanted w = p.wanted.get(i);
+      DatabaseRoute current = currents.get(i);
+      p.currents.add(current);
+      Planned before = planned.get(w.database());
+      if (current.endpoint().equals(w.target()) && p.hostname.equals(hostnamesNow.get(i))) {
+        p.record[i] = before != null ? before.record() : -1;
+        p.waitFor[i] = before != null ? 0 : endpointVersions.get(w.database());
+      } else {
+        DatabaseRoute changed = current.withEndpoint(w.target());
+        // Versions in order after the table's: a store one process owns keeps them; a shared one hands out its own.
+        records.add(new RouteRecord(changed, version + 1 + records.size(), p.cause, p.hostname,
+            p.byHand.map(h -> h.operator())));
+        p.record[i] = records.size() - 1;
+        p.recordsOwn = true;
+        planned.put(w.database(), new Planned(changed, p.hostname, records.size() - 1));
+      }
+    }
   }
 
   private CompletableFuture<RouteResult> awaitAcks(String database, DatabaseRoute current, Optional<Endpoint> previous,
@@ -405,10 +596,9 @@ public final class RoutingService {
   }
 
   /** Whether {@code database}, routed to {@code current}, is routed to {@code expected} (an address, or the DNS name it was routed by). */
-  @GuardedBy("lock")
-  private boolean isRoutedTo(String database, Optional<Endpoint> current, Endpoint expected) {
+  private static boolean isRoutedTo(Optional<Endpoint> current, Optional<String> hostname, Endpoint expected) {
     return current.equals(Optional.of(expected)) || (current.isPresent() && current.get().port() == expected.port()
-        && expected.host().equalsIgnoreCase(hostnames.get(database)));
+        && hostname.filter(expected.host()::equalsIgnoreCase).isPresent());
   }
 
   /**
@@ -481,25 +671,27 @@ public final class RoutingService {
         }
         continue;
       }
-      synchronized (lock) {
-        if (e.getValue().equals(hostnames.get(e.getKey()))) {
-          unresolved.remove(e.getKey());
-        }
-        DatabaseRoute current = table.get(e.getKey()).orElse(null);
-        // Re-checked under the lock: a route change since the lookup wins over what the lookup found.
-        if (current == null || !e.getValue().equals(hostnames.get(e.getKey()))
-            || current.endpoint().isEmpty() || current.endpoint().get().equals(resolved)) {
-          continue;
-        }
-        try {
-          long v = publish(current.withEndpoint(Optional.of(resolved)), "dns", Optional.of(e.getValue()),
-              RouteStore.Writer.ANY_REPLICA, Optional.empty());
-          log.info("database {}: endpoint host {} now resolves to {} (was {}): published version {}", e.getKey(),
-              e.getValue(), resolved, describe(current.endpoint()), v);
-          changed.add(e.getKey());
-        } catch (StoreException ex) {
-          log.warn("database {}: cannot record the new address {} of {}: {}", e.getKey(), resolved, e.getValue(),
-              ex.getMessage());
+      synchronized (commitLock) { // a change of its own, in order with the batches
+        synchronized (lock) {
+          if (e.getValue().equals(hostnames.get(e.getKey()))) {
+            unresolved.remove(e.getKey());
+          }
+          DatabaseRoute current = table.get(e.getKey()).orElse(null);
+          // Re-checked under the lock: a route change since the lookup wins over what the lookup found.
+          if (current == null || !e.getValue().equals(hostnames.get(e.getKey()))
+              || current.endpoint().isEmpty() || current.endpoint().get().equals(resolved)) {
+            continue;
+          }
+          try {
+            long v = publish(current.withEndpoint(Optional.of(resolved)), "dns", Optional.of(e.getValue()),
+                RouteStore.Writer.ANY_REPLICA, Optional.empty());
+            log.info("database {}: endpoint host {} now resolves to {} (was {}): published version {}", e.getKey(),
+                e.getValue(), resolved, describe(current.endpoint()), v);
+            changed.add(e.getKey());
+          } catch (StoreException ex) {
+            log.warn("database {}: cannot record the new address {} of {}: {}", e.getKey(), resolved, e.getValue(),
+                ex.getMessage());
+          }
         }
       }
     }
@@ -520,21 +712,23 @@ public final class RoutingService {
       log.warn("database {}: endpoint host {} still does not resolve; still served drained", database, configured.host());
       return false;
     }
-    synchronized (lock) {
-      DatabaseRoute current = table.get(database).orElse(null);
-      if (current == null || !configured.equals(unseeded.get(database))) {
-        return false; // routed (or seeded by another replica) since the lookup: that wins
-      }
-      try {
-        long v = publish(current.withEndpoint(Optional.of(resolved)), "seed", hostnameOf(Optional.of(configured)),
-            RouteStore.Writer.ANY_REPLICA, Optional.empty());
-        log.info("database {}: endpoint host {} resolves now, to {}: seeded and published at version {}", database,
-            configured.host(), resolved, v);
-        return true;
-      } catch (StoreException ex) {
-        log.warn("database {}: cannot record the first address {} of {}: {}", database, resolved, configured.host(),
-            ex.getMessage());
-        return false;
+    synchronized (commitLock) { // a change of its own, in order with the batches
+      synchronized (lock) {
+        DatabaseRoute current = table.get(database).orElse(null);
+        if (current == null || !configured.equals(unseeded.get(database))) {
+          return false; // routed (or seeded by another replica) since the lookup: that wins
+        }
+        try {
+          long v = publish(current.withEndpoint(Optional.of(resolved)), "seed", hostnameOf(Optional.of(configured)),
+              RouteStore.Writer.ANY_REPLICA, Optional.empty());
+          log.info("database {}: endpoint host {} resolves now, to {}: seeded and published at version {}", database,
+              configured.host(), resolved, v);
+          return true;
+        } catch (StoreException ex) {
+          log.warn("database {}: cannot record the first address {} of {}: {}", database, resolved, configured.host(),
+              ex.getMessage());
+          return false;
+        }
       }
     }
   }

@@ -1,5 +1,6 @@
 package dev.turnout.controlplane.xds;
 
+import com.google.common.collect.ImmutableList;
 import com.google.common.collect.ImmutableMap;
 import com.google.common.collect.ImmutableSet;
 import com.google.protobuf.Any;
@@ -9,7 +10,9 @@ import dev.turnout.envoy.EnvoyResources;
 import dev.turnout.envoy.RoutingTable;
 import java.util.Collection;
 import java.util.EnumMap;
+import java.util.HashSet;
 import java.util.Map;
+import java.util.Set;
 import java.util.function.Function;
 
 /**
@@ -29,20 +32,28 @@ final class XdsSnapshot {
     }
   }
 
+  /** One publication: the databases whose resources (or who may see them) differ between the two versions. */
+  record Step(long previousVersion, long version, ImmutableSet<String> changed) {}
+
+  /**
+   * How many publications back a stream can catch up from the databases that changed, rather than a pass over
+   * every database. Enough for a stream that fell behind by seconds of a busy campaign; the log holds names only.
+   */
+  static final int STEPS_KEPT = 256;
+
   static final XdsSnapshot EMPTY =
-      new XdsSnapshot(0, -1, ImmutableSet.of(), RoutingTable.EMPTY, new EnumMap<>(XdsType.class));
+      new XdsSnapshot(0, ImmutableList.of(), RoutingTable.EMPTY, new EnumMap<>(XdsType.class));
 
   private final long version;
-  private final long previousVersion;
-  private final ImmutableSet<String> changed;
+  /** The latest publications, oldest first, this one last (none for {@link #EMPTY}); at most {@link #STEPS_KEPT}. */
+  private final ImmutableList<Step> steps;
   private final RoutingTable table;
   private final Map<XdsType, ImmutableMap<String, Entry>> byType;
 
-  private XdsSnapshot(long version, long previousVersion, ImmutableSet<String> changed, RoutingTable table,
+  private XdsSnapshot(long version, ImmutableList<Step> steps, RoutingTable table,
       Map<XdsType, ImmutableMap<String, Entry>> byType) {
     this.version = version;
-    this.previousVersion = previousVersion;
-    this.changed = changed;
+    this.steps = steps;
     this.table = table;
     this.byType = byType;
   }
@@ -87,7 +98,12 @@ final class XdsSnapshot {
       }
       byType.put(t.getKey(), entries.buildOrThrow());
     }
-    return new XdsSnapshot(version, previous.version, changed.build(), table, byType);
+    int from = Math.max(0, previous.steps.size() + 1 - STEPS_KEPT);
+    ImmutableList<Step> steps = ImmutableList.<Step>builderWithExpectedSize(previous.steps.size() - from + 1)
+        .addAll(previous.steps.subList(from, previous.steps.size()))
+        .add(new Step(previous.version, version, changed.build()))
+        .build();
+    return new XdsSnapshot(version, steps, table, byType);
   }
 
   long version() {
@@ -96,12 +112,46 @@ final class XdsSnapshot {
 
   /** The version this one was made from: a stream that saw it need only look at {@link #changed}. */
   long previousVersion() {
-    return previousVersion;
+    return steps.isEmpty() ? -1 : steps.get(steps.size() - 1).previousVersion();
   }
 
   /** The databases whose resources (or who may see them) differ from {@link #previousVersion}'s. */
   ImmutableSet<String> changed() {
-    return changed;
+    return steps.isEmpty() ? ImmutableSet.of() : steps.get(steps.size() - 1).changed();
+  }
+
+  /**
+   * The databases whose resources (or who may see them) differ between the published snapshot at {@code seen} and
+   * this one: the union of the publications since, when the log reaches back to {@code seen} and the union stays
+   * smaller than {@code atMost}; otherwise null, meaning a look at every database. A stream that missed a few
+   * versions (it was busy while they were published) looks only at what changed in them.
+   */
+  Set<String> changedSince(long seen, int atMost) {
+    if (seen == version) {
+      return ImmutableSet.of();
+    }
+    int last = steps.size() - 1;
+    if (last >= 0 && steps.get(last).previousVersion() == seen) {
+      return steps.get(last).changed();
+    }
+    if (seen < 0 || last < 0 || seen < steps.get(0).previousVersion()) {
+      return null;
+    }
+    Set<String> union = new HashSet<>();
+    for (int i = last; i >= 0; i--) {
+      Step step = steps.get(i);
+      union.addAll(step.changed());
+      if (union.size() > atMost) {
+        return null;
+      }
+      if (step.previousVersion() == seen) {
+        return union;
+      }
+      if (step.previousVersion() < seen) {
+        return null; // not a version published here (another process's, or never): look at everything
+      }
+    }
+    return null;
   }
 
   RoutingTable table() {
