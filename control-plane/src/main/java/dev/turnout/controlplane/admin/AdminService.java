@@ -432,7 +432,7 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
         new ServerAddress(target.host(), target.port()), new Migration.Options(window,
             o.getMaxLagBytes() == 0 ? defaults.maxLagBytes() : o.getMaxLagBytes(), deadline,
             o.getAllowDroppingStaleSlots(), replica, new Migration.Cutover(grace, o.getRollbackPreparedTransactions()),
-            o.getAllowUnroutedDatabases(), bake(database, o)),
+            o.getAllowUnroutedDatabases(), bake(database, o), o.getWithoutReverseReplication()),
         aurora).withCoTenants(coTenants);
   }
 
