@@ -101,6 +101,55 @@ class ReverseReplicationTest {
   }
 
   @Test
+  void ddlOnTheTarget_breaksThePath_soARollbackNeedsConsent_andFinalizeProvesTheSourceAndDropsThePath()
+      throws Exception {
+    try (Writer writer = new Writer(f.appPort, "app").start()) {
+      Thread.sleep(300);
+      Migration started = f.migrator().start(f.spec(Duration.ofSeconds(1), Duration.ofSeconds(60)));
+      Migration done = f.awaitPhase(started.id(), p -> p == Phase.COMPLETED || p.isTerminal() || p == Phase.HALTED,
+          Duration.ofSeconds(60));
+      assertThat(done.phase()).as(MigrationFixture.history(done)).isEqualTo(Phase.COMPLETED);
+      int before = writer.acknowledged().size();
+      long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
+      while (writer.acknowledged().size() < before + 200 && System.nanoTime() < deadline) {
+        Thread.sleep(20);
+      }
+      try (Connection c = f.target.connect(); Statement s = c.createStatement()) {
+        s.execute("alter table writes add column note text");
+      }
+      Thread.sleep(300);
+      writer.close();
+
+      assertThat(f.migrator().reverseHealth(done.id())).hasValueSatisfying(h -> assertThat(h.broken())
+          .hasValueSatisfying(b -> assertThat(b).contains("the target's schema changed since promotion")));
+      org.assertj.core.api.Assertions.assertThatThrownBy(() -> f.migrator().rollback(done.id(), false))
+          .isInstanceOf(dev.turnout.migrator.MigrationConflictException.class)
+          .hasMessageContaining("the reverse replication is broken").hasMessageContaining("Roll back with consent");
+      assertThat(f.migrator().get(done.id()).orElseThrow().progress().wayBack()).as("saved as broken").isFalse();
+
+      // The source took the target's commits over the path: the proof at finalize tells them from an application's.
+      Migration finalized = f.migrator().finalizeMigration(done.id());
+      String history = MigrationFixture.history(f.migrator().get(done.id()).orElseThrow());
+      assertThat(finalized.phase()).as(history).isEqualTo(Phase.FINALIZED);
+      assertThat(history).containsPattern("[0-9]+ commit\\(s\\) of the reverse replication, applied from the target")
+          .contains("reverse replication dropped");
+      try (Connection c = f.source.connect(); Statement s = c.createStatement();
+           ResultSet rs = s.executeQuery("select count(*) from pg_subscription")) {
+        rs.next();
+        assertThat(rs.getLong(1)).isZero();
+      }
+      try (Connection c = f.target.connect(); Statement s = c.createStatement();
+           ResultSet rs = s.executeQuery("select (select count(*) from pg_replication_slots where slot_name like"
+               + " 'turnout_reverse%'), (select count(*) from pg_publication)")) {
+        rs.next();
+        assertThat(rs.getLong(1)).as("slots").isZero();
+        assertThat(rs.getLong(2)).as("publications").isZero();
+      }
+      System.out.println("finalize: " + finalized.history().get(finalized.history().size() - 1).note());
+    }
+  }
+
+  @Test
   void preflight_namesATableWithoutAPrimaryKey_andRefusesTheWayForward() throws Exception {
     try (Connection c = f.source.connect(); Statement s = c.createStatement()) {
       s.execute("create table audit_log(at timestamptz, line text)");
