@@ -313,6 +313,9 @@ public final class Migrator {
 
   /** The reverse path of each promoted migration as last read (by its bake, or by {@link #reverseHealth}). */
   private final Map<String, Platform.ReverseHealth> reverse = new ConcurrentHashMap<>();
+  /** When each entry of {@link #reverse} was read: a status asked more often than once a second reads it once. */
+  private final Map<String, Instant> reverseRead = new ConcurrentHashMap<>();
+  private static final Duration REVERSE_READ_EVERY = Duration.ofSeconds(1);
 
   /**
    * The reverse path of a promoted migration that has one and is not finished, read from the servers now (a
@@ -332,9 +335,14 @@ public final class Migrator {
     if (m.phase() == Phase.ROLLING_BACK) {
       return Optional.ofNullable(reverse.get(id));
     }
+    Instant read = reverseRead.get(id);
+    if (read != null && reverse.containsKey(id) && clock.instant().isBefore(read.plus(REVERSE_READ_EVERY))) {
+      return Optional.of(reverse.get(id));
+    }
     try (Platform platform = platforms.open(m.spec())) {
       Platform.ReverseHealth health = platform.reverseHealth(path.fingerprint());
       reverse.put(id, health);
+      reverseRead.put(id, clock.instant());
       return Optional.of(health);
     } catch (MigrationException | RuntimeException e) {
       return Optional.of(new Platform.ReverseHealth(-1, Optional.of("cannot be read: " + e.getMessage())));

@@ -1049,6 +1049,12 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
         }
       });
     }
+    if (m.progress().reverse().isPresent() && !m.phase().isTerminal()) {
+      migrator.reverseHealth(m.id()).ifPresentOrElse(h -> live.setReversePath(h.healthy() ? "healthy"
+          : "broken: " + h.broken().get()).setReverseLagBytes(h.lagBytes()),
+          () -> live.setReversePath(m.progress().reverse().get().broken().map(why -> "broken: " + why).orElse("healthy"))
+              .setReverseLagBytes(-1));
+    }
     if (m.phase() == Phase.REPLICATING) {
       live.setWindowElapsedSeconds(java.time.Duration.between(m.phaseStarted(), java.time.Instant.now()).toMillis() / 1000.0);
     }

@@ -237,6 +237,12 @@ final class MigrateCommand {
           m.getLive().getBakeSignalsList().forEach(x -> System.out.println("  " + (x.getBreached() ? "BREACH " : "")
               + x.getText()));
         }
+        if (!m.getLive().getReversePath().isEmpty()) {
+          System.out.println("reverse replication (the way back after promotion): " + m.getLive().getReversePath()
+              + (m.getLive().getReverseLagBytes() >= 0 ? ", the source " + m.getLive().getReverseLagBytes()
+                  + " bytes behind the target" : "") + (m.getLive().getReversePath().equals("healthy")
+                  ? "; a rollback keeps the target's writes" : "; a rollback needs --consent-to-lose-writes"));
+        }
         System.out.println("now: " + Watch.progress(m));
         return 0;
       });
@@ -277,6 +283,11 @@ final class MigrateCommand {
         // Each signal as target/baseline; a breach marked.
         l.getBakeSignalsList().forEach(x -> b.append(String.format(java.util.Locale.ROOT, "%s %.4g/%.4g%s  ",
             x.getSignal(), x.getNow(), x.getBaseline(), x.getBreached() ? "!" : "")));
+      }
+      if (!l.getReversePath().isEmpty()) {
+        b.append("way back ").append(l.getReversePath().equals("healthy") ? "healthy" + (l.getReverseLagBytes() >= 0
+            ? " (reverse lag " + l.getReverseLagBytes() + " B)" : "") : "BROKEN (" + l.getReversePath()
+                .substring("broken: ".length()) + ")").append("  ");
       }
       b.append("sidecars on the current route ").append(l.getNodesAcked()).append('/').append(l.getNodes());
       return b.toString();
