@@ -2,6 +2,7 @@ package dev.turnout.it;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.turnout.controlplane.demo.CdcConsumer;
 import dev.turnout.controlplane.demo.Writer;
 import dev.turnout.migrator.Migration;
 import dev.turnout.migrator.Migrator;
@@ -21,7 +22,9 @@ import org.junit.jupiter.api.io.TempDir;
  * The way back on real PostgreSQL 15 servers (issue 19, part 2): a migration completes under a writer, the writer
  * goes on writing on the promoted target, and a rollback without consent brings every one of those writes back to
  * the old source over the reverse replication made at promotion, with the source's sequence ahead of every id the
- * target used, so the writer goes on on the source without a duplicate key. And preflight checks the way back before
+ * target used, so the writer goes on on the source without a duplicate key, and a CDC consumer that followed the
+ * database to the target and back sees every commit once (its slot on the source moved past what it had confirmed on
+ * the target). And preflight checks the way back before
  * the way forward: a table without a primary key is named, and the migration does not start.
  */
 class ReverseReplicationTest {
@@ -41,7 +44,13 @@ class ReverseReplicationTest {
 
   @Test
   void aRollbackAfterPromotion_withoutConsent_bringsEveryWriteOnTheTargetBackToTheSource() throws Exception {
-    try (Writer writer = new Writer(f.appPort, "app").start()) {
+    try (Connection c = f.source.connect(); Statement s = c.createStatement()) {
+      s.execute("select pg_create_logical_replication_slot('cdc', 'test_decoding')");
+    }
+    // A CDC consumer through the sidecar, from the source to the target at the cutover and back at the rollback,
+    // resuming each time from its slot's position (see CdcConsumer): it sees every commit once.
+    try (CdcConsumer consumer = new CdcConsumer(f.appPort, "cdc", true).start();
+         Writer writer = new Writer(f.appPort, "app").start()) {
       Thread.sleep(300);
       Migration started = f.migrator().start(f.spec(Duration.ofSeconds(1), Duration.ofSeconds(60)));
       Migration done = f.awaitPhase(started.id(), p -> p == Phase.COMPLETED || p.isTerminal() || p == Phase.HALTED,
@@ -72,6 +81,8 @@ class ReverseReplicationTest {
       writer.close();
 
       Set<Long> acknowledged = writer.acknowledged();
+      int seen = MigrationFixture.assertEveryCommitSeenOnce(consumer, acknowledged);
+      assertThat(MigrationFixture.history(back)).contains("CDC slots on the source: cdc advanced to");
       Set<Long> onSource = MigrationFixture.seqs(f.source);
       assertThat(MigrationFixture.missing(acknowledged, onSource)).as("every acknowledged commit is on the source, those"
           + " the target took included").isEmpty();
@@ -95,7 +106,8 @@ class ReverseReplicationTest {
       }
       assertThat(f.plane.routing().table().get("app").orElseThrow().endpoint())
           .contains(new dev.turnout.envoy.Endpoint("127.0.0.1", f.source.port()));
-      System.out.println("lossless rollback: " + acknowledged.size() + " commits, " + (atRollback - before)
+      System.out.println("lossless rollback: " + acknowledged.size() + " commits (" + seen + " seen by CDC), "
+          + (atRollback - before)
           + "+ taken by the target; " + back.history().get(back.history().size() - 1).note());
     }
   }

@@ -1542,13 +1542,24 @@ public final class Migrator {
             + " The target is fenced and the route drained; roll back with consent to lose them, or fix the path and"
             + " roll back again");
       }
+      // CDC consumers that moved to the target confirm its end on the streams the fence left them, as they
+      // confirmed the final LSN on the source at the cutover: then nothing they processed there is sent again.
+      for (SlotPosition slot : m.progress().slots()) {
+        poll(m, "CDC slot " + slot.name() + " on the target to confirm " + end, QUIESCE_POLL, () -> platform
+            .targetSlots().stream().noneMatch(x -> x.name().equals(slot.name()) && x.active()
+                && !x.confirmedLsn().atLeast(end)));
+      }
       m = save(m.with(m.progress().withReverse(path.withCaughtUp(end))).note(clock.instant(), "target fenced; the"
           + " source applied its WAL up to " + end + " (applied " + applied.get() + ") "
           + Duration.between(fenced, clock.instant()).toMillis() + " ms after the fence"));
     }
+    platform.endTargetSlotStreams();
     String sequences = platform.bringSequencesForward();
+    List<String> cdc = m.progress().slots().isEmpty() ? List.of()
+        : platform.bringSourceSlotsForward(m.progress().slots(), m.progress().finalLsn().orElseThrow());
     platform.stopReverseReplication();
-    m = m.note(clock.instant(), sequences + "; reverse replication taken down");
+    m = m.note(clock.instant(), sequences + (cdc.isEmpty() ? "" : "; CDC slots on the source: " + String.join("; ",
+        cdc)) + "; reverse replication taken down");
     List<String> failures = new ArrayList<>();
     store.confirmWriter();
     try {

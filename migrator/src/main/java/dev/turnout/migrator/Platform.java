@@ -245,9 +245,31 @@ public interface Platform extends AutoCloseable {
 
   /**
    * A rollback after promotion fences the target as the cutover fenced the source: new sessions read-only,
-   * {@code roles} refused at login, every session ended but the migrator's and the reverse path's walsenders.
+   * {@code roles} refused at login, every session ended but the migrator's and the walsenders streaming a logical
+   * slot (the reverse path's, and CDC consumers', which must still confirm the target's last position).
    */
   default void fenceTarget(List<String> roles) throws MigrationException {
+    throw noReversePath();
+  }
+
+  /** The target's logical slots (the CDC slots recreated at promotion among them), as {@link #sourceSlots}. */
+  default ImmutableList<Slot> targetSlots() throws MigrationException {
+    throw noReversePath();
+  }
+
+  /** Ends the target's walsenders streaming a CDC slot (not the reverse path's): their consumers come back on the source. */
+  default void endTargetSlotStreams() throws MigrationException {
+    throw noReversePath();
+  }
+
+  /**
+   * Re-arms CDC on the source after the reverse path carried the target's commits there: each of {@code slots} on
+   * the source is advanced past the applied commits its consumer already confirmed on the target (the source's
+   * commit whose replication origin position is the last one at or before the target slot's confirmed position),
+   * never backwards. Reads the source's WAL from {@code finalLsn}. Returns one line per slot.
+   */
+  default ImmutableList<String> bringSourceSlotsForward(List<SlotPosition> slots, Lsn finalLsn)
+      throws MigrationException {
     throw noReversePath();
   }
 

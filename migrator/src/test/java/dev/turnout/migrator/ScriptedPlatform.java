@@ -642,6 +642,21 @@ final class ScriptedPlatform implements Platform.Factory {
     }
 
     @Override
+    public ImmutableList<Slot> targetSlots() {
+      return ImmutableList.of();
+    }
+
+    @Override
+    public void endTargetSlotStreams() {
+      journal.add("end the target's CDC streams");
+    }
+
+    @Override
+    public ImmutableList<String> bringSourceSlotsForward(List<SlotPosition> slots, Lsn finalLsn) {
+      return ImmutableList.of();
+    }
+
+    @Override
     public Lsn targetEndLsn() throws MigrationException {
       before("targetEndLsn");
       return TARGET_END;

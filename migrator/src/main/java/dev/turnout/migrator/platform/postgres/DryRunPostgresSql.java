@@ -369,9 +369,25 @@ public final class DryRunPostgresSql implements PostgresSql {
   }
 
   @Override
-  public int endTargetSessions() {
-    target("end every session but the migrator's and the reverse path's walsenders");
+  public int endTargetSessions(boolean slotStreamsToo) {
+    target(slotStreamsToo ? "end the walsenders streaming CDC slots"
+        : "end every session but the migrator's and the walsenders streaming logical slots");
     return 0;
+  }
+
+  @Override
+  public ImmutableList<Slot> targetSlots() {
+    return ImmutableList.of(); // the consumers are taken to have confirmed the target's end
+  }
+
+  @Override
+  public ImmutableList<String> bringSourceSlotsForward(List<SlotPosition> slots, Lsn finalLsn) {
+    ImmutableList.Builder<String> done = ImmutableList.builder();
+    for (SlotPosition slot : slots) {
+      source("advance logical slot " + slot.name() + " past the applied commits its consumer confirmed on the target");
+      done.add(slot.name() + " advanced");
+    }
+    return done.build();
   }
 
   @Override

@@ -1390,12 +1390,14 @@ final class JdbcPostgresSql implements PostgresSql {
       + " and active_pid is not null)";
 
   @Override
-  public int endTargetSessions() throws MigrationException {
+  public int endTargetSessions(boolean slotStreamsToo) throws MigrationException {
+    String which = TARGET_SESSIONS + (slotStreamsToo ? "" : " and a.pid not in (select active_pid from"
+        + " pg_replication_slots where slot_type = 'logical' and active_pid is not null)");
     try (Statement s = target().createStatement()) {
       Set<Integer> ended = new HashSet<>();
       for (int attempt = 0; attempt < 50; attempt++) {
         List<Integer> left = new ArrayList<>();
-        try (ResultSet rs = s.executeQuery("select a.pid " + TARGET_SESSIONS)) {
+        try (ResultSet rs = s.executeQuery("select a.pid " + which)) {
           while (rs.next()) {
             left.add(rs.getInt(1));
           }
@@ -1404,7 +1406,7 @@ final class JdbcPostgresSql implements PostgresSql {
           return ended.size();
         }
         ended.addAll(left);
-        s.execute("select pg_terminate_backend(a.pid, 100) " + TARGET_SESSIONS);
+        s.execute("select pg_terminate_backend(a.pid, 100) " + which);
       }
       throw new MigrationException("database '" + spec.database() + "': sessions on the target " + spec.target()
           + " did not end");
@@ -1471,6 +1473,109 @@ final class JdbcPostgresSql implements PostgresSql {
       return least == null ? new Lsn(0) : least;
     } catch (SQLException e) {
       throw fail("reading how far the source applied the target's WAL", e);
+    }
+  }
+
+  @Override
+  public ImmutableList<Slot> targetSlots() throws MigrationException {
+    try {
+      return slots(target());
+    } catch (SQLException e) {
+      throw fail("listing the target's logical slots", e);
+    }
+  }
+
+  /** {@code origin: node 1, lsn 0/15248C0, at ...}: the position on the target of the commit applied here. */
+  private static final java.util.regex.Pattern ORIGIN_LSN = java.util.regex.Pattern.compile(
+      "origin: node (\\d+), lsn ([0-9A-Fa-f]+/[0-9A-Fa-f]+)");
+
+  /**
+   * Reads the source's commits after the final LSN that carry a reverse subscription's origin (before the
+   * subscriptions are dropped: the origins go with them), and for each slot moves the source's slot to the end of the
+   * last one whose position on the target its consumer had confirmed there. Logical decoding then skips those
+   * commits (their records begin before the slot's position) and sends every later one.
+   */
+  @Override
+  public ImmutableList<String> bringSourceSlotsForward(List<SlotPosition> slotPositions, Lsn finalLsn)
+      throws MigrationException {
+    ImmutableList.Builder<String> done = ImmutableList.builder();
+    try {
+      Set<Long> origins = new HashSet<>();
+      for (String o : column(source(), "select roident::text from pg_replication_origin where roname in"
+          + " (select 'pg_' || oid from pg_subscription where subname like " + REVERSE_LIKE + ")")) {
+        origins.add(Long.parseLong(o));
+      }
+      WalEnd w = walEnd();
+      Lsn end = w.flushed().atLeast(w.lastRecordEnd()) ? w.lastRecordEnd() : awaitFlushed(w.lastRecordEnd());
+      // Applied commits in source order: (position on the target, end on the source).
+      List<Lsn[]> applied = new ArrayList<>();
+      if (!w.walInspectSchema().isEmpty() && end.atLeast(new Lsn(finalLsn.value() + 1))) {
+        try (PreparedStatement ps = source().prepareStatement("select end_lsn::text, description from "
+            + w.walInspectSchema() + ".pg_get_wal_records_info(?::pg_lsn, ?::pg_lsn) where resource_manager ="
+            + " 'Transaction' and record_type = 'COMMIT' and description like '%origin: node%'")) {
+          ps.setString(1, finalLsn.toString());
+          ps.setString(2, end.toString());
+          try (ResultSet rs = ps.executeQuery()) {
+            while (rs.next()) {
+              java.util.regex.Matcher o = ORIGIN_LSN.matcher(rs.getString(2));
+              if (o.find() && origins.contains(Long.parseLong(o.group(1)))) {
+                applied.add(new Lsn[] {Lsn.parse(o.group(2)), Lsn.parse(rs.getString(1))});
+              }
+            }
+          }
+        }
+      }
+      Map<String, Lsn> onTarget = new HashMap<>();
+      for (Slot slot : slots(target())) {
+        onTarget.put(slot.name(), slot.confirmedLsn());
+      }
+      for (SlotPosition slot : slotPositions) {
+        Lsn confirmed = onTarget.get(slot.name());
+        if (confirmed == null) {
+          done.add(slot.name() + " not on the target: left at its position on the source");
+          continue;
+        }
+        Lsn to = null;
+        int skipped = 0;
+        for (Lsn[] a : applied) {
+          if (confirmed.atLeast(a[0])) {
+            to = a[1];
+            skipped++;
+          }
+        }
+        String database;
+        Lsn now;
+        try (PreparedStatement ps = source().prepareStatement("select database::text,"
+            + " coalesce(confirmed_flush_lsn, '0/0')::text from pg_replication_slots where slot_name = ?")) {
+          ps.setString(1, slot.name());
+          try (ResultSet rs = ps.executeQuery()) {
+            if (!rs.next()) {
+              done.add(slot.name() + " not on the source");
+              continue;
+            }
+            database = rs.getString(1);
+            now = Lsn.parse(rs.getString(2));
+          }
+        }
+        if (to == null || now.atLeast(to)) {
+          done.add(slot.name() + " at " + now + " (its consumer confirmed " + confirmed + " on the target; "
+              + skipped + " applied commit(s) to skip)");
+          continue;
+        }
+        Connection c = in(spec.source(), database);
+        try (PreparedStatement ps = c.prepareStatement("select pg_replication_slot_advance(?, ?::pg_lsn)")) {
+          ps.setString(1, slot.name());
+          ps.setString(2, to.toString());
+          ps.execute();
+        } finally {
+          release(c);
+        }
+        done.add(slot.name() + " advanced to " + to + " past " + skipped + " applied commit(s) its consumer"
+            + " confirmed on the target (up to " + confirmed + ")");
+      }
+      return done.build();
+    } catch (SQLException e) {
+      throw fail("bringing the source's CDC slots forward", e);
     }
   }
 

@@ -254,7 +254,23 @@ public final class PostgresPlatform implements Platform {
   public void fenceTarget(List<String> roles) throws MigrationException {
     sql.readOnlyByDefault(PostgresSql.Server.TARGET, true);
     sql.refuseLoginsOnTarget(roles);
-    sql.endTargetSessions();
+    sql.endTargetSessions(false);
+  }
+
+  @Override
+  public ImmutableList<Slot> targetSlots() throws MigrationException {
+    return sql.targetSlots();
+  }
+
+  @Override
+  public void endTargetSlotStreams() throws MigrationException {
+    sql.endTargetSessions(true);
+  }
+
+  @Override
+  public ImmutableList<String> bringSourceSlotsForward(List<SlotPosition> slots, Lsn finalLsn)
+      throws MigrationException {
+    return sql.bringSourceSlotsForward(slots, finalLsn);
   }
 
   @Override

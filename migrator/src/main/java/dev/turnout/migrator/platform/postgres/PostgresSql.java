@@ -167,9 +167,16 @@ public interface PostgresSql extends AutoCloseable {
 
   /**
    * Ends every session on the target that can run SQL but the migrator's and the walsenders streaming the reverse
-   * path's slots; returns how many it ended.
+   * path's slots; those streaming another logical slot (CDC) too only when {@code slotStreamsToo}. Returns how many
+   * it ended.
    */
-  int endTargetSessions() throws MigrationException;
+  int endTargetSessions(boolean slotStreamsToo) throws MigrationException;
+
+  /** The target's logical slots. */
+  ImmutableList<Slot> targetSlots() throws MigrationException;
+
+  /** See {@link dev.turnout.migrator.Platform#bringSourceSlotsForward}. */
+  ImmutableList<String> bringSourceSlotsForward(List<SlotPosition> slots, Lsn finalLsn) throws MigrationException;
 
   /** Commits a transaction of the migrator's on the target to its disk; returns the end of its WAL then. */
   Lsn targetEndLsn() throws MigrationException;
