@@ -8,6 +8,8 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import dev.turnout.migrator.bake.Bake;
 import java.time.Duration;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 
 /**
  * The way back after promotion (issue 19, part 2): the target replicates to the old source from the promotion point
@@ -142,6 +144,30 @@ class ReversePathTest {
     assertThat(h.servers.reverseStopped()).isTrue();
     assertThat(h.now(done.id()).history().get(h.now(done.id()).history().size() - 1).note())
         .startsWith("reverse replication dropped");
+  }
+
+  /** The lossless rollback saves three times: ROLLING_BACK, the applied position, ROLLED_BACK. */
+  @ParameterizedTest(name = "crash at the rollback's save {0}, written: {1}")
+  @CsvSource({"1, false", "1, true", "2, false", "2, true", "3, false", "3, true"})
+  void aCrashAtAnySaveOfALosslessRollback_isResumed_andEndsWhole(int save, boolean written) throws Exception {
+    Harness h = withReversePath();
+    Migration done = h.run();
+    h.store.crashAtSave(save, written);
+
+    assertThatThrownBy(() -> h.migrator.rollback(done.id(), false)).isInstanceOf(InMemoryMigrationStore.Crash.class);
+    h.restart();
+    if (h.now(done.id()).phase() == Phase.COMPLETED) {
+      h.migrator.rollback(done.id(), false); // nothing was recorded: the operator asks again, still without consent
+    }
+
+    Migration m = h.now(done.id());
+    assertThat(m.phase()).as(Harness.history(m)).isEqualTo(Phase.ROLLED_BACK);
+    assertThat(h.servers.fenced()).isFalse();
+    assertThat(h.servers.targetFenced()).isTrue();
+    assertThat(h.servers.reverseStopped()).isTrue();
+    assertThat(h.servers.sequencesBrought()).isPositive();
+    assertThat(h.router.endpoint("app")).isEqualTo(SOURCE.toString());
+    assertThat(h.servers.refusedRoles()).isEmpty();
   }
 
   @Test
