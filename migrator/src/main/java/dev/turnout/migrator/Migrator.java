@@ -31,7 +31,9 @@ import org.slf4j.LoggerFactory;
 /**
  * Runs migrations: one thread per running migration walks it through its phases, saving each new state in
  * the {@link MigrationStore} before acting on it. A failure or deadline before promotion rolls back; after
- * promotion the migration halts for an operator, because rolling back would lose the target's new writes.
+ * promotion the migration halts for an operator, whose rollback needs consent to lose the target's new writes
+ * unless the reverse replication made at promotion carries them back (then it needs none, and a bake breach rolls
+ * back by itself).
  * {@link #resumeAll} picks up, after a crash, every migration the store holds unfinished.
  *
  * <p>Every migration has one {@link Owner}: start, resume, rollback and finalize decide and save holding its lock,
@@ -390,8 +392,9 @@ public final class Migrator {
   }
 
   /**
-   * Asks for a rollback. Before promotion it needs nothing more; after promotion {@code consent} must say the
-   * operator accepts losing the writes made on the target since cutover.
+   * Asks for a rollback. Before promotion it needs nothing more; after promotion, while the reverse replication is
+   * healthy (read from the servers now), nothing more either: the rollback keeps the target's writes. Otherwise
+   * {@code consent} must say the operator accepts losing the writes made on the target since cutover.
    */
   public Migration rollback(String id, boolean consent) throws MigrationException {
     Owner owner = existing(id);
