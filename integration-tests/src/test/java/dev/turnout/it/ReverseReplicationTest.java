@@ -113,7 +113,9 @@ class ReverseReplicationTest {
       }
       assertThat(f.plane.routing().table().get("app").orElseThrow().endpoint())
           .contains(new dev.turnout.envoy.Endpoint("127.0.0.1", f.source.port()));
-      System.out.printf("PostgreSQL %d: lossless rollback's write gap %.0f ms; ", version, writer.longestGapMillis());
+      System.out.printf("PostgreSQL %d: lossless rollback's write gap %.0f ms; %s; ", version, writer.longestGapMillis(),
+          back.history().stream().map(Migration.Event::note).filter(n -> n.startsWith("rollback steps: ")).findFirst()
+              .orElseThrow());
       System.out.println("lossless rollback: " + acknowledged.size() + " commits (" + seen + " seen by CDC), "
           + (atRollback - before)
           + "+ taken by the target; " + back.history().get(back.history().size() - 1).note());

@@ -1518,14 +1518,24 @@ public final class Migrator {
   private Migration rollBackLosslessly(Migration m, Platform platform) throws MigrationException, InterruptedException {
     ReversePath path = m.progress().reverse().orElseThrow();
     Instant start = clock.instant();
-    await(m, "the route drain before the rollback to be ACKed", router.drain(m.spec().databases()));
+    CutoverSteps steps = new CutoverSteps(clock); // where the rollback's write gap goes, for its last history line
+    Migration draining = m;
+    steps.time("drain-ack", () -> {
+      await(draining, "the route drain before the rollback to be ACKed", router.drain(draining.spec().databases()));
+      return null;
+    });
     store.confirmWriter();
-    platform.fenceTarget(m.progress().fencedRoles());
+    List<String> roles = m.progress().fencedRoles();
+    steps.time("fence-target", () -> {
+      platform.fenceTarget(roles);
+      return null;
+    });
     Instant fenced = clock.instant();
     if (path.caughtUp().isEmpty()) {
       Lsn end = platform.targetEndLsn();
       AtomicReference<Lsn> applied = new AtomicReference<>(new Lsn(0));
       AtomicReference<String> broken = new AtomicReference<>();
+      Instant waiting = clock.instant();
       poll(m, "the source to apply the target's WAL up to " + end, QUIESCE_POLL, () -> {
         applied.set(platform.reverseAppliedLsn());
         if (applied.get().atLeast(end)) {
@@ -1538,6 +1548,7 @@ public final class Migrator {
         }
         return false;
       });
+      steps.add("catch-up", Duration.between(waiting, clock.instant()));
       if (broken.get() != null) {
         save(markBroken(m, broken.get()));
         throw new MigrationException("database '" + m.database() + "': the reverse replication broke during the"
@@ -1547,37 +1558,48 @@ public final class Migrator {
       }
       // CDC consumers that moved to the target confirm its end on the streams the fence left them, as they
       // confirmed the final LSN on the source at the cutover: then nothing they processed there is sent again.
+      Instant cdcWait = clock.instant();
       for (SlotPosition slot : m.progress().slots()) {
         poll(m, "CDC slot " + slot.name() + " on the target to confirm " + end, QUIESCE_POLL, () -> platform
             .targetSlots().stream().noneMatch(x -> x.name().equals(slot.name()) && x.active()
                 && !x.confirmedLsn().atLeast(end)));
       }
+      steps.add("cdc-confirm", Duration.between(cdcWait, clock.instant()));
       m = save(m.with(m.progress().withReverse(path.withCaughtUp(end))).note(clock.instant(), "target fenced; the"
           + " source applied its WAL up to " + end + " (applied " + applied.get() + ") "
           + Duration.between(fenced, clock.instant()).toMillis() + " ms after the fence"));
     }
     platform.endTargetSlotStreams();
-    String sequences = platform.bringSequencesForward();
-    List<String> cdc = m.progress().slots().isEmpty() ? List.of()
-        : platform.bringSourceSlotsForward(m.progress().slots(), m.progress().finalLsn().orElseThrow());
-    platform.stopReverseReplication();
+    String sequences = steps.time("sequences", platform::bringSequencesForward);
+    Migration forSlots = m;
+    List<String> cdc = forSlots.progress().slots().isEmpty() ? List.of() : steps.time("cdc-slots",
+        () -> platform.bringSourceSlotsForward(forSlots.progress().slots(), forSlots.progress().finalLsn().orElseThrow()));
+    steps.time("path-down", () -> {
+      platform.stopReverseReplication();
+      return null;
+    });
     m = m.note(clock.instant(), sequences + (cdc.isEmpty() ? "" : "; CDC slots on the source: " + String.join("; ",
         cdc)) + "; reverse replication taken down");
     List<String> failures = new ArrayList<>();
     store.confirmWriter();
+    Instant unfencing = clock.instant();
     try {
       platform.unfence(m.progress().fencedRoles());
     } catch (MigrationException e) {
       failures.add(e.getMessage());
     }
+    steps.add("unfence", Duration.between(unfencing, clock.instant()));
+    Instant routing = clock.instant();
     try {
       await(m, "the route back to the source to be ACKed", router.route(m.spec().databases(), m.spec().source()));
     } catch (MigrationException e) {
       failures.add(e.getMessage());
     }
+    steps.add("route-ack", Duration.between(routing, clock.instant()));
     if (!failures.isEmpty()) {
       throw new MigrationException("rollback of " + m + " incomplete: " + String.join("; ", failures));
     }
+    m = m.note(clock.instant(), "rollback steps: " + steps.line().substring(CutoverSteps.PREFIX.length()));
     return transition(m, Phase.ROLLED_BACK, "source " + m.spec().source() + " routed and writable with every write"
         + " the target took (lossless rollback in " + Duration.between(start, clock.instant()).toMillis() + " ms);"
         + " the target is fenced" + m.progress().error().map(e -> "; cause: " + e).orElse(""));
