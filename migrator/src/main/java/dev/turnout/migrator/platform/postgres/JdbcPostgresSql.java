@@ -204,7 +204,15 @@ final class JdbcPostgresSql implements PostgresSql {
     ImmutableMap.Builder<String, Long> lobs = ImmutableMap.builder();
     for (String database : column(source(), "select datname from pg_database where datallowconn and not datistemplate"
         + " and datname <> 'rdsadmin' order by datname")) {
-      Connection c = in(spec.source(), database);
+      Connection c;
+      try {
+        c = in(spec.source(), database);
+      } catch (SQLException e) {
+        // The reverse path would need it too: named with the tables it cannot vouch for (blocking unless the
+        // migration goes without reverse replication), rather than failing preflight as a whole.
+        without.add(database + ".* (the migrator cannot connect to it: " + e.getMessage() + ")");
+        continue;
+      }
       try {
         for (String table : column(c, "select format('%I.%I', n.nspname, c.relname) from pg_class c"
             + " join pg_namespace n on n.oid = c.relnamespace where c.relkind = 'r' and c.relpersistence = 'p'"
