@@ -72,6 +72,8 @@ class CliEndToEndTest {
         .contains("\"current\": true");
     assertThat(turnout("nodes").out()).contains("app-1").contains("EDS");
     assertThat(turnout("migrate", "status", id).out()).contains("final LSN").contains("COMPLETED")
+        .contains("reverse replication (the way back after promotion): healthy, the source ")
+        .contains("way back healthy (reverse lag ")
         .contains("sidecars on the current route 1/1");
     String metrics = java.net.http.HttpClient.newHttpClient().send(java.net.http.HttpRequest.newBuilder(
             java.net.URI.create("http://127.0.0.1:" + f.plane.httpPort() + "/metrics")).build(),

@@ -189,6 +189,112 @@ class KillNineTest {
     }
   }
 
+  /**
+   * The lossless rollback after promotion (issue 19, part 2), killed the moment it is recorded: the operator's
+   * rollback of a completed migration, while the writer goes on on the target, stops the process with SIGKILL right
+   * after ROLLING_BACK is saved; the restarted process resumes it over the reverse replication, and every commit the
+   * target took is on the source, which is routed and writable, with never two writable servers.
+   */
+  @org.junit.jupiter.api.Test
+  void killNineAsALosslessRollbackAfterPromotionBegins_thenRestart_endsOnTheSourceWithEveryCommit() throws Exception {
+    source = PostgresServer.start(dir.resolve("source"), "wal_level=logical", "max_wal_senders=10");
+    source.createApplication();
+    target = PostgresServer.startStandby(dir.resolve("target"), source, "turnout_standby", "wal_level=logical",
+        "max_wal_senders=10");
+    int xdsPort = PostgresServer.freePort();
+    int adminPort = PostgresServer.freePort();
+    int appPort = PostgresServer.freePort();
+    Path config = dir.resolve("turnout.yaml");
+    Files.writeString(config, """
+        server:
+          bind_address: 127.0.0.1
+          xds_port: %d
+          admin_port: %d
+          http_port: 0
+        store:
+          directory: data
+        xds:
+          ack_timeout: 10s
+        databases:
+          - name: app
+            port: %d
+            endpoint: 127.0.0.1:%d
+        """.formatted(xdsPort, adminPort, appPort, source.port()));
+    server = ServerProcess.start(config, "ROLLING_BACK:AFTER_SAVE");
+    List<String> firstRun = server.output;
+    sidecar = Sidecar.start(SidecarConfig.of("127.0.0.1", xdsPort, "app-1", "app")
+        .withHoldTimeout(Duration.ofSeconds(60)).withStaleGrace(Duration.ofMillis(500)));
+    Eventually.until("the sidecar to serve", Duration.ofSeconds(90), () -> {
+      try (Connection c = DriverManager.getConnection(PostgresServer.jdbcUrl(appPort))) {
+        return true;
+      } catch (SQLException e) {
+        return false;
+      }
+    }, () -> output(firstRun));
+    admin = NettyChannelBuilder.forAddress("127.0.0.1", adminPort).usePlaintext().build();
+    var stub = AdminGrpc.newBlockingStub(admin);
+    Writer writer = new Writer(appPort, "app").start();
+    try {
+      Thread.sleep(300);
+      String id = stub.startMigration(StartMigrationRequest.newBuilder().setDatabase("app")
+          .setTarget("127.0.0.1:" + target.port()).setOptions(MigrationOptions.newBuilder()
+              .setBake(com.google.protobuf.Duration.getDefaultInstance())
+              .setValidationWindow(com.google.protobuf.Duration.newBuilder().setSeconds(1))
+              .setPhaseDeadline(com.google.protobuf.Duration.newBuilder().setSeconds(60))).build()).getId();
+      Eventually.until("the migration to complete", Duration.ofSeconds(90), () -> "COMPLETED".equals(
+          stub.getMigration(GetMigrationRequest.newBuilder().setId(id).build()).getPhase()), () -> output(firstRun));
+      int onTarget = writer.acknowledged().size();
+      Eventually.until("writes on the target", Duration.ofSeconds(30),
+          () -> writer.acknowledged().size() > onTarget + 100, () -> output(firstRun));
+      // No consent: the way back is healthy. The call stops at the failpoint with the process.
+      Thread rollback = new Thread(() -> {
+        try {
+          stub.withDeadlineAfter(60, TimeUnit.SECONDS).rollbackMigration(
+              dev.turnout.admin.v1.RollbackMigrationRequest.newBuilder().setId(id).build());
+        } catch (StatusRuntimeException killed) {
+          // the process is killed under it
+        }
+      }, "rollback");
+      rollback.start();
+      Eventually.until("the failpoint in ROLLING_BACK", Duration.ofSeconds(60),
+          () -> firstRun.stream().anyMatch(l -> l.contains("test failpoint ROLLING_BACK")), () -> output(firstRun));
+
+      server.killNine();
+      rollback.join(10_000);
+      server = ServerProcess.start(config, null);
+      List<String> secondRun = server.output;
+      Eventually.until("the rollback to end after the restart", Duration.ofSeconds(90), () -> {
+        try {
+          return Set.of("ROLLED_BACK", "HALTED").contains(
+              stub.getMigration(GetMigrationRequest.newBuilder().setId(id).build()).getPhase());
+        } catch (StatusRuntimeException e) {
+          return false;
+        }
+      }, () -> output(secondRun));
+      Eventually.until("the sidecar to route to the source", Duration.ofSeconds(90), () -> {
+        try {
+          return MigrationFixture.serverPortOf(appPort, "app") == source.port();
+        } catch (SQLException e) {
+          return false;
+        }
+      });
+      Thread.sleep(300);
+      writer.close();
+
+      var m = stub.getMigration(GetMigrationRequest.newBuilder().setId(id).build());
+      assertThat(m.getPhase()).as(m.getHistoryList().toString()).isEqualTo("ROLLED_BACK");
+      assertThat(m.getHistoryList().toString()).contains("with every write the target took");
+      assertThat(appCanWrite(source)).as("the source takes writes").isTrue();
+      assertThat(appCanWrite(target)).as("the target is fenced").isFalse();
+      assertThat(MigrationFixture.missing(writer.acknowledged(), MigrationFixture.seqs(source)))
+          .as("no acknowledged commit lost, those the target took included").isEmpty();
+      System.out.printf("kill -9 as a lossless rollback began: %d commits acknowledged, %d of them after the cutover%n",
+          writer.acknowledged().size(), writer.acknowledged().size() - onTarget);
+    } finally {
+      writer.close();
+    }
+  }
+
   private static String output(List<String> lines) {
     return "; server output:\n" + String.join("\n", lines);
   }

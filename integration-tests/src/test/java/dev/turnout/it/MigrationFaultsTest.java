@@ -252,15 +252,19 @@ class MigrationFaultsTest {
   }
 
   @Test
-  void aRollbackAfterPromotion_needsConsent_andWithItRoutesBackToTheSource() throws Exception {
+  void aRollbackAfterPromotion_withoutReverseReplication_needsConsent_andWithItRoutesBackToTheSource()
+      throws Exception {
     Stop stop = new Stop(Phase.SHIFTING, Migrator.Failpoint.Point.AFTER_SAVE);
     f = new MigrationFixture(dir, stop);
-    Migration started = f.migrator().start(f.spec(Duration.ofSeconds(1), Duration.ofSeconds(60)));
+    Migration.Spec spec = f.spec(Duration.ofSeconds(1), Duration.ofSeconds(60));
+    Migration started = f.migrator().start(new Migration.Spec(spec.database(), spec.source(), spec.target(),
+        spec.options().withoutReverseReplication(true)));
     stop.awaitReached();
 
     assertThatThrownBy(() -> f.migrator().rollback(started.id(), false))
         .isInstanceOf(MigrationConflictException.class)
         .hasMessageContaining("may hold writes made since cutover")
+        .hasMessageContaining("no reverse replication was made at promotion")
         .hasMessageContaining("consent");
     f.migrator().rollback(started.id(), true);
     stop.release.countDown();

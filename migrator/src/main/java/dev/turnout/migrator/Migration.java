@@ -116,10 +116,14 @@ public record Migration(String id, Spec spec, Phase phase, Progress progress, Im
    *     VERIFYING; {@link dev.turnout.migrator.bake.Bake#NONE} skips it (and is what a record saved before bakes
    *     existed reads as). One more component than the conventions like: it groups its own settings, as
    *     {@link Cutover} does
+   * @param withoutReverseReplication no reverse replication at promotion (and preflight does not refuse tables it
+   *     could not replicate): a rollback after promotion then needs consent, as before the reverse path existed.
+   *     False in records saved before the field existed, which made no path either (none is recorded, so their
+   *     rollbacks still ask for consent)
    */
   public record Options(Duration validationWindow, long maxLagBytes, Duration phaseDeadline,
       boolean allowDroppingStaleSlots, Optional<Replica> createReplica, Cutover cutover, boolean allowUnroutedDatabases,
-      dev.turnout.migrator.bake.Bake bake) {
+      dev.turnout.migrator.bake.Bake bake, boolean withoutReverseReplication) {
     public Options {
       createReplica = createReplica == null ? Optional.empty() : createReplica;
       cutover = cutover == null ? Cutover.DEFAULT : cutover; // migrations saved before the field existed
@@ -129,7 +133,7 @@ public record Migration(String id, Spec spec, Phase phase, Progress progress, Im
     public Options(Duration validationWindow, long maxLagBytes, Duration phaseDeadline,
         boolean allowDroppingStaleSlots, Optional<Replica> createReplica, Cutover cutover, boolean allowUnroutedDatabases) {
       this(validationWindow, maxLagBytes, phaseDeadline, allowDroppingStaleSlots, createReplica, cutover,
-          allowUnroutedDatabases, dev.turnout.migrator.bake.Bake.NONE);
+          allowUnroutedDatabases, dev.turnout.migrator.bake.Bake.NONE, false);
     }
 
     public Options(Duration validationWindow, long maxLagBytes, Duration phaseDeadline,
@@ -152,17 +156,22 @@ public record Migration(String id, Spec spec, Phase phase, Progress progress, Im
 
     public Options withCutover(Cutover c) {
       return new Options(validationWindow, maxLagBytes, phaseDeadline, allowDroppingStaleSlots, createReplica, c,
-          allowUnroutedDatabases, bake);
+          allowUnroutedDatabases, bake, withoutReverseReplication);
     }
 
     public Options allowingUnroutedDatabases(boolean allow) {
       return new Options(validationWindow, maxLagBytes, phaseDeadline, allowDroppingStaleSlots, createReplica, cutover,
-          allow, bake);
+          allow, bake, withoutReverseReplication);
     }
 
     public Options withBake(dev.turnout.migrator.bake.Bake b) {
       return new Options(validationWindow, maxLagBytes, phaseDeadline, allowDroppingStaleSlots, createReplica, cutover,
-          allowUnroutedDatabases, b);
+          allowUnroutedDatabases, b, withoutReverseReplication);
+    }
+
+    public Options withoutReverseReplication(boolean without) {
+      return new Options(validationWindow, maxLagBytes, phaseDeadline, allowDroppingStaleSlots, createReplica, cutover,
+          allowUnroutedDatabases, bake, without);
     }
   }
 
@@ -198,44 +207,55 @@ public record Migration(String id, Spec spec, Phase phase, Progress progress, Im
    * @param error why the migration rolled back or halted
    * @param baseline the source's workload over the validation window, which the bake holds the target against;
    *     empty before VALIDATED (and in records saved before baselines existed)
+   * @param reverse the way back made at promotion (reverse replication), if one was
    */
   public record Progress(Optional<Lsn> finalLsn, ImmutableList<SlotPosition> slots,
       ImmutableList<String> fencedRoles, Optional<String> error, boolean rollbackConsented,
-      Optional<dev.turnout.migrator.bake.Rates> baseline) {
+      Optional<dev.turnout.migrator.bake.Rates> baseline, Optional<ReversePath> reverse) {
     public static final Progress NONE = new Progress(Optional.empty(), ImmutableList.of(), ImmutableList.of(),
-        Optional.empty(), false, Optional.empty());
+        Optional.empty(), false, Optional.empty(), Optional.empty());
 
     public Progress {
       baseline = baseline == null ? Optional.empty() : baseline; // records saved before the field existed
+      reverse = reverse == null ? Optional.empty() : reverse; // likewise
     }
 
     public Progress(Optional<Lsn> finalLsn, ImmutableList<SlotPosition> slots, ImmutableList<String> fencedRoles,
         Optional<String> error, boolean rollbackConsented) {
-      this(finalLsn, slots, fencedRoles, error, rollbackConsented, Optional.empty());
+      this(finalLsn, slots, fencedRoles, error, rollbackConsented, Optional.empty(), Optional.empty());
+    }
+
+    public Progress withReverse(ReversePath r) {
+      return new Progress(finalLsn, slots, fencedRoles, error, rollbackConsented, baseline, Optional.of(r));
+    }
+
+    /** Whether a rollback after promotion can bring the target's writes back: a reverse path, not seen broken. */
+    public boolean wayBack() {
+      return reverse.map(ReversePath::healthy).orElse(false);
     }
 
     public Progress withFinalLsn(Lsn lsn) {
-      return new Progress(Optional.of(lsn), slots, fencedRoles, error, rollbackConsented, baseline);
+      return new Progress(Optional.of(lsn), slots, fencedRoles, error, rollbackConsented, baseline, reverse);
     }
 
     public Progress withSlots(List<SlotPosition> s) {
-      return new Progress(finalLsn, ImmutableList.copyOf(s), fencedRoles, error, rollbackConsented, baseline);
+      return new Progress(finalLsn, ImmutableList.copyOf(s), fencedRoles, error, rollbackConsented, baseline, reverse);
     }
 
     public Progress withFencedRoles(List<String> roles) {
-      return new Progress(finalLsn, slots, ImmutableList.copyOf(roles), error, rollbackConsented, baseline);
+      return new Progress(finalLsn, slots, ImmutableList.copyOf(roles), error, rollbackConsented, baseline, reverse);
     }
 
     public Progress withError(String e) {
-      return new Progress(finalLsn, slots, fencedRoles, Optional.ofNullable(e), rollbackConsented, baseline);
+      return new Progress(finalLsn, slots, fencedRoles, Optional.ofNullable(e), rollbackConsented, baseline, reverse);
     }
 
     public Progress withRollbackConsent() {
-      return new Progress(finalLsn, slots, fencedRoles, error, true, baseline);
+      return new Progress(finalLsn, slots, fencedRoles, error, true, baseline, reverse);
     }
 
     public Progress withBaseline(dev.turnout.migrator.bake.Rates b) {
-      return new Progress(finalLsn, slots, fencedRoles, error, rollbackConsented, Optional.of(b));
+      return new Progress(finalLsn, slots, fencedRoles, error, rollbackConsented, Optional.of(b), reverse);
     }
   }
 

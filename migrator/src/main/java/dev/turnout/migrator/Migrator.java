@@ -31,7 +31,9 @@ import org.slf4j.LoggerFactory;
 /**
  * Runs migrations: one thread per running migration walks it through its phases, saving each new state in
  * the {@link MigrationStore} before acting on it. A failure or deadline before promotion rolls back; after
- * promotion the migration halts for an operator, because rolling back would lose the target's new writes.
+ * promotion the migration halts for an operator, whose rollback needs consent to lose the target's new writes
+ * unless the reverse replication made at promotion carries them back (then it needs none, and a bake breach rolls
+ * back by itself).
  * {@link #resumeAll} picks up, after a crash, every migration the store holds unfinished.
  *
  * <p>Every migration has one {@link Owner}: start, resume, rollback and finalize decide and save holding its lock,
@@ -311,6 +313,44 @@ public final class Migrator {
     return Optional.ofNullable(figures.get(id));
   }
 
+  /** The reverse path of each promoted migration as last read (by its bake, or by {@link #reverseHealth}). */
+  private final Map<String, Platform.ReverseHealth> reverse = new ConcurrentHashMap<>();
+  /** When each entry of {@link #reverse} was read: a status asked more often than once a second reads it once. */
+  private final Map<String, Instant> reverseRead = new ConcurrentHashMap<>();
+  private static final Duration REVERSE_READ_EVERY = Duration.ofSeconds(1);
+
+  /**
+   * The reverse path of a promoted migration that has one and is not finished, read from the servers now (a
+   * migration whose path is saved as broken answers so without reading); empty for any other migration. A read that
+   * fails answers broken, saying why, and is not saved: the servers may answer again.
+   */
+  public Optional<Platform.ReverseHealth> reverseHealth(String id) {
+    Optional<Migration> found = get(id);
+    if (found.isEmpty() || found.get().progress().reverse().isEmpty() || found.get().phase().isTerminal()) {
+      return Optional.empty();
+    }
+    Migration m = found.get();
+    ReversePath path = m.progress().reverse().get();
+    if (path.broken().isPresent()) {
+      return Optional.of(new Platform.ReverseHealth(-1, path.broken()));
+    }
+    if (m.phase() == Phase.ROLLING_BACK) {
+      return Optional.ofNullable(reverse.get(id));
+    }
+    Instant read = reverseRead.get(id);
+    if (read != null && reverse.containsKey(id) && clock.instant().isBefore(read.plus(REVERSE_READ_EVERY))) {
+      return Optional.of(reverse.get(id));
+    }
+    try (Platform platform = platforms.open(m.spec())) {
+      Platform.ReverseHealth health = platform.reverseHealth(path.fingerprint());
+      reverse.put(id, health);
+      reverseRead.put(id, clock.instant());
+      return Optional.of(health);
+    } catch (MigrationException | RuntimeException e) {
+      return Optional.of(new Platform.ReverseHealth(-1, Optional.of("cannot be read: " + e.getMessage())));
+    }
+  }
+
   /** The latest bake figures of a migration, once its bake has read the target (in this process). */
   public Optional<BakeFigures> bakeFigures(String id) {
     return Optional.ofNullable(bakes.get(id));
@@ -352,8 +392,9 @@ public final class Migrator {
   }
 
   /**
-   * Asks for a rollback. Before promotion it needs nothing more; after promotion {@code consent} must say the
-   * operator accepts losing the writes made on the target since cutover.
+   * Asks for a rollback. Before promotion it needs nothing more; after promotion, while the reverse replication is
+   * healthy (read from the servers now), nothing more either: the rollback keeps the target's writes. Otherwise
+   * {@code consent} must say the operator accepts losing the writes made on the target since cutover.
    */
   public Migration rollback(String id, boolean consent) throws MigrationException {
     Owner owner = existing(id);
@@ -372,9 +413,13 @@ public final class Migrator {
         return now;
       }
       if (promotedRecorded(now) && !consent) {
-        throw new MigrationConflictException(MigrationConflictException.Kind.FAILED_PRECONDITION, now + " is in "
-            + now.phase() + ": the target has been promoted and may hold writes made since cutover, which a rollback"
-            + " to the source would lose. Roll back with consent to accept that.");
+        Optional<String> broken = wayBackBroken(owner, now);
+        if (broken.isPresent()) {
+          now = owner.current;
+          throw new MigrationConflictException(MigrationConflictException.Kind.FAILED_PRECONDITION, now + " is in "
+              + now.phase() + ": the target has been promoted and may hold writes made since cutover, which a rollback"
+              + " to the source would lose (" + broken.get() + "). Roll back with consent to accept that.");
+        }
       }
       if (owner.running()) {
         owner.requestRollback(consent); // the runner takes it before its next step or phase
@@ -432,6 +477,41 @@ public final class Migrator {
     throw new IllegalStateException(m + " has no phase before HALTED in its history");
   }
 
+  /**
+   * Under the owner's lock: why a rollback of promoted {@code m} would lose writes, or empty when the reverse path
+   * carries them. A path read broken now is saved as broken (and stays so: a rollback then needs consent).
+   */
+  private Optional<String> wayBackBroken(Owner owner, Migration m) throws MigrationException, InterruptedException {
+    Optional<ReversePath> path = m.progress().reverse();
+    if (path.isEmpty()) {
+      return Optional.of("no reverse replication was made at promotion");
+    }
+    if (path.get().broken().isPresent()) {
+      return Optional.of("the reverse replication is broken: " + path.get().broken().get());
+    }
+    if (path.get().caughtUp().isPresent()) {
+      return Optional.empty(); // a lossless rollback got past its wait: the path is being taken down
+    }
+    Platform.ReverseHealth health;
+    try (Platform platform = platforms.open(m.spec())) {
+      health = platform.reverseHealth(path.get().fingerprint());
+    } catch (MigrationException e) {
+      return Optional.of("the reverse replication cannot be read: " + e.getMessage());
+    }
+    if (health.healthy()) {
+      return Optional.empty();
+    }
+    if (!owner.running()) { // a running runner saves next: it would find its revision taken and stop
+      save(owner, markBroken(m, health.broken().get()));
+    }
+    return Optional.of("the reverse replication is broken: " + health.broken().get());
+  }
+
+  private Migration markBroken(Migration m, String why) {
+    return m.with(m.progress().withReverse(m.progress().reverse().orElseThrow().withBroken(why))).note(clock.instant(),
+        "reverse replication broken: " + why + "; a rollback now needs consent and loses the target's writes");
+  }
+
   /** {@code m} moved to ROLLING_BACK at the operator's request (under the owner's lock). */
   private Migration rollingBack(Owner owner, Migration m, boolean consent) throws MigrationException {
     Migration.Progress p = consent ? m.progress().withRollbackConsent() : m.progress();
@@ -481,6 +561,20 @@ public final class Migrator {
               + e.getMessage());
         }
         Migration done = save(owner, m.to(Phase.FINALIZED, clock.instant(), "finalized by the operator; " + proof));
+        if (m.progress().reverse().isPresent()) {
+          // After the save: dropping the subscriptions commits on the source, which a finalize retried after a failed
+          // save would otherwise find in its proof. A slot left on the target would keep its WAL: said loudly.
+          try {
+            platform.stopReverseReplication();
+            done = save(owner, done.note(clock.instant(), "reverse replication dropped: subscriptions on the source,"
+                + " slots and publications on the target"));
+          } catch (MigrationException e) {
+            log.warn("{}: finalized, but the reverse replication could not be dropped: {}", m, e.getMessage());
+            done = save(owner, done.note(clock.instant(), "could not drop the reverse replication (drop the"
+                + " subscriptions turnout_reverse_* on the source, then the slots turnout_reverse_* and the publication"
+                + " turnout_reverse on the target, or the target keeps its WAL): " + e.getMessage()));
+          }
+        }
         try {
           platform.releaseFenceHold();
         } catch (MigrationException e) {
@@ -853,9 +947,11 @@ public final class Migrator {
     if (made.isPresent()) {
       m = m.note(clock.instant(), made.get());
     }
+    boolean declined = m.spec().options().withoutReverseReplication();
     Preflight.Verdict verdict = Preflight.judge(platform.preflightFacts(), m.spec().options().allowDroppingStaleSlots(),
         Optional.of(new Preflight.Routed(com.google.common.collect.ImmutableSet.copyOf(m.spec().databases()),
-            m.spec().options().allowUnroutedDatabases())), clock.instant());
+            m.spec().options().allowUnroutedDatabases())),
+        new Preflight.WayBack(!declined && platform.supportsReverseReplication(), declined), clock.instant());
     for (dev.turnout.migrator.check.Check c : verdict.checks()) {
       m = m.note(clock.instant(), "preflight " + c);
     }
@@ -1221,7 +1317,9 @@ public final class Migrator {
           + String.join("; ", check.findings()) + ". Their writes are on the source only");
     }
     return "no commit on the source after the final LSN (WAL " + check.from() + " to " + check.to()
-        + (check.exempt() == 0 ? "" : "; " + check.exempt() + " statistics-only commit(s) by ANALYZE") + ")";
+        + (check.exempt() == 0 ? "" : "; " + check.exempt() + " statistics-only commit(s) by ANALYZE")
+        + (check.replicated() == 0 ? "" : "; " + check.replicated() + " commit(s) of the reverse replication, applied"
+            + " from the target") + ")";
   }
 
   private Migration promote(Migration m, Platform platform) throws MigrationException, InterruptedException {
@@ -1251,6 +1349,7 @@ public final class Migrator {
     }
     List<SlotPosition> positions = m.progress().slots();
     ImmutableList<String> slots = steps.time("target-slots", () -> platform.createSlotsOnTarget(positions)); // before any write is admitted
+    m = startReverseReplication(m, platform, steps);
     List<String> fenced = m.progress().fencedRoles();
     steps.time("admit-writes", () -> {
       platform.restoreLoginsOnTarget(fenced);
@@ -1259,6 +1358,33 @@ public final class Migrator {
     });
     return transition(m, Phase.SHIFTING, "target promoted; slots: " + (slots.isEmpty() ? "none" : String.join("; ", slots)));
   }
+
+  /**
+   * The way back, made before the target admits a write, so the slot on the target starts at the promotion point and
+   * every later commit there reaches the old source. Nothing when the operator asked for none or the platform has
+   * none: a rollback after promotion then needs consent. Idempotent (a resumed promotion finds it made); the path is
+   * saved with SHIFTING.
+   */
+  private Migration startReverseReplication(Migration m, Platform platform, CutoverSteps steps)
+      throws MigrationException, InterruptedException {
+    if (m.spec().options().withoutReverseReplication() || !platform.supportsReverseReplication()) {
+      if (m.progress().reverse().isEmpty() && m.history().stream().noneMatch(e -> e.note().startsWith(NO_WAY_BACK))) {
+        m = m.note(clock.instant(), NO_WAY_BACK + (m.spec().options().withoutReverseReplication()
+            ? "the migration was started without reverse replication" : "this platform has none")
+            + ": a rollback after promotion needs consent, and loses the target's writes");
+      }
+      return m;
+    }
+    String fingerprint = steps.time("reverse-path", platform::startReverseReplication);
+    if (m.progress().reverse().isPresent()) {
+      return m;
+    }
+    return m.with(m.progress().withReverse(ReversePath.made(fingerprint))).note(clock.instant(),
+        "reverse replication from " + m.spec().target() + " to " + m.spec().source() + " made at the promotion point,"
+            + " before any write: a rollback keeps the target's writes while the path is healthy");
+  }
+
+  private static final String NO_WAY_BACK = "no reverse replication: ";
 
   private Migration shift(Migration m) throws MigrationException, InterruptedException {
     CutoverSteps steps = cutovers.computeIfAbsent(m.id(), id -> new CutoverSteps(clock));
@@ -1289,10 +1415,10 @@ public final class Migrator {
    * from are not saved) against the baseline, signal by signal, every {@link #BAKE_SAMPLE}, until the bake asked
    * for has passed since BAKING was entered. The phase deadline does not bound it: the bake is its own length.
    *
-   * <p>A breach halts for an operator, naming the signal and both figures. It does not roll back: the target is
-   * promoted and has taken writes, and until reverse replication carries them back to the source (issue 19, part
-   * 2) every way back loses them, so only an operator may decide that (a rollback with consent). With
-   * {@code noAutoRollback} a breach is a warning in the history (once per signal) and the bake goes on.
+   * <p>A breach rolls back by itself, naming the signal and both figures, when the reverse path is healthy (the
+   * rollback keeps the target's writes); without a healthy path it halts for an operator, since every way back would
+   * lose them (a rollback with consent). With {@code noAutoRollback} a breach is a warning in the history (once per
+   * signal) and the bake goes on. Each read also looks at the reverse path: one found broken is recorded.
    */
   private Migration bake(Migration m, Platform platform) throws MigrationException, InterruptedException {
     dev.turnout.migrator.bake.Bake bake = m.spec().options().bake();
@@ -1314,13 +1440,13 @@ public final class Migrator {
       now = Optional.of(rates);
       bakes.put(m.id(), new BakeFigures(Duration.between(m.phaseStarted(), clock.instant()), bake.duration(),
           dev.turnout.migrator.bake.Judge.compare(baseline.get(), rates, bake)));
+      m = lookAtTheWayBack(m, platform);
       for (dev.turnout.migrator.bake.Judge.Comparison breach
           : dev.turnout.migrator.bake.Judge.breaches(baseline.get(), rates, bake)) {
         String what = String.format(java.util.Locale.ROOT, "bake breach on the target after %.1f s: %s",
             rates.seconds(), breach.describe());
         if (!bake.noAutoRollback()) {
-          throw new MigrationException("database '" + m.database() + "': " + what + "; no rollback keeps the"
-              + " target's writes until reverse replication exists, so the migration stops here");
+          return breached(m, platform, "database '" + m.database() + "': " + what);
         }
         if (warned.add(breach.signal())) {
           m = save(m.note(clock.instant(), "warning: " + what + " (--no-auto-rollback: the bake goes on)"));
@@ -1335,6 +1461,41 @@ public final class Migrator {
             .map(dev.turnout.migrator.bake.Signal::label).collect(java.util.stream.Collectors.joining(", ")) + ")"));
   }
 
+  /** Reads the reverse path while baking: its lag for the status, and a path found broken is saved as broken. */
+  private Migration lookAtTheWayBack(Migration m, Platform platform) throws MigrationException, InterruptedException {
+    if (!m.progress().wayBack()) {
+      return m;
+    }
+    Platform.ReverseHealth health = platform.reverseHealth(m.progress().reverse().get().fingerprint());
+    reverse.put(m.id(), health);
+    return health.healthy() ? m : save(markBroken(m, health.broken().get()));
+  }
+
+  /**
+   * A bake breach: rolls back by itself when the reverse path carries the target's writes to the source (read healthy
+   * now); otherwise halts for an operator, saying why no way back keeps them.
+   */
+  private Migration breached(Migration m, Platform platform, String what) throws MigrationException,
+      InterruptedException {
+    Optional<ReversePath> path = m.progress().reverse();
+    String why;
+    if (path.isEmpty()) {
+      why = "no reverse replication was made at promotion";
+    } else if (path.get().broken().isPresent()) {
+      why = "the reverse replication is broken: " + path.get().broken().get();
+    } else {
+      Platform.ReverseHealth health = platform.reverseHealth(path.get().fingerprint());
+      if (health.healthy()) {
+        return transition(m.with(m.progress().withError(what)), Phase.ROLLING_BACK, what + "; rolling back over the"
+            + " reverse replication (lag " + health.lagBytes() + " bytes), keeping the target's writes");
+      }
+      why = "the reverse replication is broken: " + health.broken().get();
+      m = save(markBroken(m, health.broken().get()));
+    }
+    throw new MigrationException(what + "; no rollback keeps the target's writes (" + why + "), so the migration"
+        + " stops here");
+  }
+
   /**
    * Undo in reverse, collecting every failure rather than stopping at the first. A migration that never reached
    * QUIESCING drained no route and fenced nothing: it has nothing to undo and must not need the source to say so
@@ -1344,6 +1505,20 @@ public final class Migrator {
     if (m.history().stream().noneMatch(e -> e.phase() == Phase.QUIESCING)) {
       return transition(m, Phase.ROLLED_BACK, "nothing to undo: the route and " + m.spec().source()
           + " were never changed" + m.progress().error().map(e -> "; cause: " + e).orElse(""));
+    }
+    if (promotedRecorded(m) && m.progress().wayBack()) {
+      return rollBackLosslessly(m, platform);
+    }
+    if (promotedRecorded(m) && m.progress().reverse().isPresent()) {
+      // A broken path, and the operator consented to lose the target's writes: the source must not go on applying
+      // what still reaches it once it is writable again.
+      try {
+        platform.stopReverseReplication();
+        m = m.note(clock.instant(), "reverse replication taken down (it was broken: the target's writes since are"
+            + " not on the source)");
+      } catch (MigrationException e) {
+        m = m.note(clock.instant(), "could not take the reverse replication down: " + e.getMessage());
+      }
     }
     List<String> failures = new ArrayList<>();
     try {
@@ -1370,6 +1545,107 @@ public final class Migrator {
     }
     return transition(m, Phase.ROLLED_BACK, "source " + m.spec().source() + " routed and writable"
         + m.progress().error().map(e -> "; cause: " + e).orElse(""));
+  }
+
+  /**
+   * A rollback after promotion that keeps every write the target took, over the reverse path: drain, so no new
+   * connection reaches the target; fence the target, so nothing more commits there; wait until the source has applied
+   * the target's WAL up to its end (every commit it took); bring the source's sequences forward (logical replication
+   * carries none); take the path down (the source must not apply anything once it is writable); unfence the source;
+   * route back. Each step checks the world first, and the position waited for is saved before the path is taken down,
+   * so a resumed rollback neither waits for subscriptions it dropped nor moves a sequence backwards.
+   *
+   * <p>A path found broken on the way (DDL on the target, an apply error) stops the rollback: the migration halts
+   * with the path marked broken, and a rollback then needs consent.
+   */
+  private Migration rollBackLosslessly(Migration m, Platform platform) throws MigrationException, InterruptedException {
+    ReversePath path = m.progress().reverse().orElseThrow();
+    Instant start = clock.instant();
+    CutoverSteps steps = new CutoverSteps(clock); // where the rollback's write gap goes, for its last history line
+    Migration draining = m;
+    steps.time("drain-ack", () -> {
+      await(draining, "the route drain before the rollback to be ACKed", router.drain(draining.spec().databases()));
+      return null;
+    });
+    store.confirmWriter();
+    List<String> roles = m.progress().fencedRoles();
+    steps.time("fence-target", () -> {
+      platform.fenceTarget(roles);
+      return null;
+    });
+    Instant fenced = clock.instant();
+    if (path.caughtUp().isEmpty()) {
+      Lsn end = platform.targetEndLsn();
+      AtomicReference<Lsn> applied = new AtomicReference<>(new Lsn(0));
+      AtomicReference<String> broken = new AtomicReference<>();
+      Instant waiting = clock.instant();
+      poll(m, "the source to apply the target's WAL up to " + end, QUIESCE_POLL, () -> {
+        applied.set(platform.reverseAppliedLsn());
+        if (applied.get().atLeast(end)) {
+          return true;
+        }
+        Platform.ReverseHealth health = platform.reverseHealth(path.fingerprint());
+        if (!health.healthy()) {
+          broken.set(health.broken().get());
+          return true;
+        }
+        return false;
+      });
+      steps.add("catch-up", Duration.between(waiting, clock.instant()));
+      if (broken.get() != null) {
+        save(markBroken(m, broken.get()));
+        throw new MigrationException("database '" + m.database() + "': the reverse replication broke during the"
+            + " rollback (" + broken.get() + "): the target's writes since the promotion are not all on the source."
+            + " The target is fenced and the route drained; roll back with consent to lose them, or fix the path and"
+            + " roll back again");
+      }
+      // CDC consumers that moved to the target confirm its end on the streams the fence left them, as they
+      // confirmed the final LSN on the source at the cutover: then nothing they processed there is sent again.
+      Instant cdcWait = clock.instant();
+      for (SlotPosition slot : m.progress().slots()) {
+        poll(m, "CDC slot " + slot.name() + " on the target to confirm " + end, QUIESCE_POLL, () -> platform
+            .targetSlots().stream().noneMatch(x -> x.name().equals(slot.name()) && x.active()
+                && !x.confirmedLsn().atLeast(end)));
+      }
+      steps.add("cdc-confirm", Duration.between(cdcWait, clock.instant()));
+      m = save(m.with(m.progress().withReverse(path.withCaughtUp(end))).note(clock.instant(), "target fenced; the"
+          + " source applied its WAL up to " + end + " (applied " + applied.get() + ") "
+          + Duration.between(fenced, clock.instant()).toMillis() + " ms after the fence"));
+    }
+    platform.endTargetSlotStreams();
+    String sequences = steps.time("sequences", platform::bringSequencesForward);
+    Migration forSlots = m;
+    List<String> cdc = forSlots.progress().slots().isEmpty() ? List.of() : steps.time("cdc-slots",
+        () -> platform.bringSourceSlotsForward(forSlots.progress().slots(), forSlots.progress().finalLsn().orElseThrow()));
+    steps.time("path-down", () -> {
+      platform.stopReverseReplication();
+      return null;
+    });
+    m = m.note(clock.instant(), sequences + (cdc.isEmpty() ? "" : "; CDC slots on the source: " + String.join("; ",
+        cdc)) + "; reverse replication taken down");
+    List<String> failures = new ArrayList<>();
+    store.confirmWriter();
+    Instant unfencing = clock.instant();
+    try {
+      platform.unfence(m.progress().fencedRoles());
+    } catch (MigrationException e) {
+      failures.add(e.getMessage());
+    }
+    steps.add("unfence", Duration.between(unfencing, clock.instant()));
+    Instant routing = clock.instant();
+    try {
+      await(m, "the route back to the source to be ACKed", router.route(m.spec().databases(), m.spec().source()));
+    } catch (MigrationException e) {
+      failures.add(e.getMessage());
+    }
+    steps.add("route-ack", Duration.between(routing, clock.instant()));
+    if (!failures.isEmpty()) {
+      throw new MigrationException("rollback of " + m + " incomplete: " + String.join("; ", failures));
+    }
+    m = m.note(clock.instant(), "rollback steps: " + steps.line().substring(CutoverSteps.PREFIX.length()));
+    return transition(m, Phase.ROLLED_BACK, "source " + m.spec().source() + " routed and writable with every write"
+        + " the target took (lossless rollback in " + Duration.between(start, clock.instant()).toMillis() + " ms);"
+        + " the target is fenced" + m.progress().error().map(e -> "; cause: " + e).orElse(""));
   }
 
   private void await(Migration m, String what, java.util.concurrent.CompletableFuture<Void> future)

@@ -23,7 +23,10 @@ public enum Phase {
    * the source's WAL that nothing committed after it.
    */
   CATCHING_UP,
-  /** Promoting the target, recreating the slots on it, then admitting writes. The point of no return for data. */
+  /**
+   * Promoting the target, recreating the slots on it, making the reverse replication back to the source, then
+   * admitting writes. The point of no return for data, unless the reverse replication carries them back.
+   */
   PROMOTING,
   /** Routing sidecars to the target and waiting for every subscribed one to ACK. */
   SHIFTING,
@@ -32,15 +35,18 @@ public enum Phase {
   /**
    * Holding the target's workload against the baseline recorded from the source while validating, signal by
    * signal, for the bake the migration asked for ({@code --bake}; zero skips this phase: VERIFYING goes straight to
-   * COMPLETED). A breach halts for an operator, naming the signal and both figures: the target has taken writes, and
-   * until reverse replication exists (issue 19, part 2) no way back keeps them, so it does not roll back by itself.
+   * COMPLETED). A breach rolls back by itself, naming the signal and both figures, when the reverse replication made
+   * at promotion is healthy (the rollback keeps the target's writes); without a healthy one it halts for an operator.
    */
   BAKING,
   /** Traffic is on the target; the source stays intact and fenced until finalized. */
   COMPLETED,
   /** The operator finalized: the source is no longer a way back. */
   FINALIZED,
-  /** Undoing: route back to the source, unfence it. */
+  /**
+   * Undoing: route back to the source, unfence it. After promotion with a healthy reverse path, first drain, fence
+   * the target and wait until the source has applied its last commit, so no write is lost.
+   */
   ROLLING_BACK,
   /** Undone: the source is routed and writable. */
   ROLLED_BACK,
@@ -56,7 +62,10 @@ public enum Phase {
     return TERMINAL.contains(this);
   }
 
-  /** Whether the target may have accepted writes: rolling back from here loses them, so it needs consent. */
+  /**
+   * Whether the target may have accepted writes: rolling back from here loses them, so it needs consent, unless the
+   * migration's reverse replication is healthy ({@link Migration.Progress#wayBack}).
+   */
   public boolean isPastPointOfNoReturn() {
     return this == PROMOTING || this == SHIFTING || this == VERIFYING || this == BAKING || this == COMPLETED;
   }

@@ -83,8 +83,14 @@ public interface Platform extends AutoCloseable {
    *
    * @param findings one line per transaction that committed there (xid, LSN, time, what it changed)
    * @param exempt commits that only wrote planner statistics (autovacuum's ANALYZE), which nothing needs kept
+   * @param replicated commits of the reverse path: the target's commits applied by the migrator's subscriptions
+   *     (their replication origin), and the migrator's own transactions that made those subscriptions
    */
-  record WalCheck(Lsn from, Lsn to, ImmutableList<String> findings, int exempt) {}
+  record WalCheck(Lsn from, Lsn to, ImmutableList<String> findings, int exempt, int replicated) {
+    public WalCheck(Lsn from, Lsn to, ImmutableList<String> findings, int exempt) {
+      this(from, to, findings, exempt, 0);
+    }
+  }
 
   /**
    * The source's login roles the fence refuses: every one but the migrator's own, superusers and replication
@@ -200,6 +206,98 @@ public interface Platform extends AutoCloseable {
 
   /** Commits a transaction that needs a write-capable server. */
   void writeProbeTarget() throws MigrationException;
+
+  // The way back (issue 19, part 2): from promotion on, the target's commits are applied on the old source.
+
+  /** The reverse path as read now: how far behind the source is, and what breaks it, if anything does. */
+  record ReverseHealth(long lagBytes, java.util.Optional<String> broken) {
+    public boolean healthy() {
+      return broken.isEmpty();
+    }
+  }
+
+  /** Whether this platform replicates a promoted target back to the old source; the methods below need it. */
+  default boolean supportsReverseReplication() {
+    return false;
+  }
+
+  private MigrationException noReversePath() {
+    return new MigrationException("this platform does not replicate the target back to the source");
+  }
+
+  /**
+   * On the promoted target, before it admits a write: in every database, a publication of all tables and a logical
+   * slot at the promotion point; on the fenced source, a subscription to each from that slot that copies nothing
+   * (the source equals the target at the final LSN). Idempotent. Returns the target's schema fingerprint, which
+   * {@link #reverseHealth} compares later.
+   */
+  default String startReverseReplication() throws MigrationException {
+    throw noReversePath();
+  }
+
+  /**
+   * Whether the reverse path still carries every commit: subscriptions there, enabled, applying without errors, slots
+   * on the target, and the target's schema unchanged since {@code fingerprint} (logical replication carries no DDL).
+   */
+  default ReverseHealth reverseHealth(String fingerprint) throws MigrationException {
+    throw noReversePath();
+  }
+
+  /**
+   * A rollback after promotion fences the target as the cutover fenced the source: new sessions read-only,
+   * {@code roles} refused at login, every session ended but the migrator's and the walsenders streaming a logical
+   * slot (the reverse path's, and CDC consumers', which must still confirm the target's last position).
+   */
+  default void fenceTarget(List<String> roles) throws MigrationException {
+    throw noReversePath();
+  }
+
+  /** The target's logical slots (the CDC slots recreated at promotion among them), as {@link #sourceSlots}. */
+  default ImmutableList<Slot> targetSlots() throws MigrationException {
+    throw noReversePath();
+  }
+
+  /** Ends the target's walsenders streaming a CDC slot (not the reverse path's): their consumers come back on the source. */
+  default void endTargetSlotStreams() throws MigrationException {
+    throw noReversePath();
+  }
+
+  /**
+   * Re-arms CDC on the source after the reverse path carried the target's commits there: each of {@code slots} on
+   * the source is advanced past the applied commits its consumer already confirmed on the target (the source's
+   * commit whose replication origin position is the last one at or before the target slot's confirmed position),
+   * never backwards. Reads the source's WAL from {@code finalLsn}. Returns one line per slot.
+   */
+  default ImmutableList<String> bringSourceSlotsForward(List<SlotPosition> slots, Lsn finalLsn)
+      throws MigrationException {
+    throw noReversePath();
+  }
+
+  /** The target's WAL position once flushed: after {@link #fenceTarget}, every commit it took lies before it. */
+  default Lsn targetEndLsn() throws MigrationException {
+    throw noReversePath();
+  }
+
+  /**
+   * The target's position up to which the source has applied everything (the least over the subscriptions): the
+   * end of WAL its walsender last reported, which the source's apply worker has processed everything before.
+   */
+  default Lsn reverseAppliedLsn() throws MigrationException {
+    throw noReversePath();
+  }
+
+  /**
+   * Logical replication carries no sequences (before PostgreSQL 19): sets each sequence on the source to the
+   * target's value, never backwards. Returns one line saying how many moved.
+   */
+  default String bringSequencesForward() throws MigrationException {
+    throw noReversePath();
+  }
+
+  /** Drops the subscriptions on the source, and the slots and publications on the target. Idempotent. */
+  default void stopReverseReplication() throws MigrationException {
+    throw noReversePath();
+  }
 
   @Override
   void close();

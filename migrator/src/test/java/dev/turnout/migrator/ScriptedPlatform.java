@@ -54,6 +54,16 @@ final class ScriptedPlatform implements Platform.Factory {
   private final java.util.Set<String> refused = new java.util.TreeSet<>();
   private String diesAt = "";
   private int opened;
+  /** Whether the platform makes a reverse path at all ({@link #reverseReplication}), and that path's state. */
+  private boolean reverseSupported;
+  private boolean reverseMade;
+  private boolean reverseStopped;
+  private boolean targetFenced;
+  private Optional<String> reverseBroken = Optional.empty();
+  /** How many looks at the applied position answer behind the target's end before it is reached. */
+  private int appliedLooksBehind;
+  private int sequencesBrought;
+  private static final Lsn TARGET_END = Lsn.parse("0/5000000");
   /** Each server's workload, integrated over the fake clock's time. */
   private final Counters sourceCounters = new Counters(Load.STEADY);
   private final Counters targetCounters = new Counters(Load.STEADY);
@@ -200,6 +210,35 @@ final class ScriptedPlatform implements Platform.Factory {
   synchronized ScriptedPlatform prepared(Platform.PreparedTransaction... transactions) {
     prepared = new ArrayList<>(List.of(transactions));
     return this;
+  }
+
+  /** The platform replicates the promoted target back to the source; the source applies its end after {@code looks}. */
+  synchronized ScriptedPlatform reverseReplication(int looksBehind) {
+    reverseSupported = true;
+    appliedLooksBehind = looksBehind;
+    return this;
+  }
+
+  /** The reverse path reads broken from now on (DDL on the target, an apply error). */
+  synchronized ScriptedPlatform reverseBreaks(String why) {
+    reverseBroken = Optional.of(why);
+    return this;
+  }
+
+  synchronized boolean reverseMade() {
+    return reverseMade;
+  }
+
+  synchronized boolean reverseStopped() {
+    return reverseStopped;
+  }
+
+  synchronized boolean targetFenced() {
+    return targetFenced;
+  }
+
+  synchronized int sequencesBrought() {
+    return sequencesBrought;
   }
 
   // ---- what the world is now
@@ -560,6 +599,99 @@ final class ScriptedPlatform implements Platform.Factory {
     public void writeProbeTarget() throws MigrationException {
       before("writeProbeTarget");
       journal.add("write probe on the target");
+    }
+
+    @Override
+    public boolean supportsReverseReplication() {
+      synchronized (ScriptedPlatform.this) {
+        return reverseSupported;
+      }
+    }
+
+    @Override
+    public String startReverseReplication() throws MigrationException {
+      before("startReverseReplication");
+      synchronized (ScriptedPlatform.this) {
+        journal.add(reverseMade ? "reverse replication (already made)"
+            : "reverse replication: publication and slot on the target, subscription on the source");
+        reverseMade = true;
+      }
+      after("startReverseReplication");
+      return "fp1";
+    }
+
+    @Override
+    public ReverseHealth reverseHealth(String fingerprint) throws MigrationException {
+      before("reverseHealth");
+      synchronized (ScriptedPlatform.this) {
+        if (!fingerprint.equals("fp1")) {
+          throw new IllegalStateException("fingerprint " + fingerprint);
+        }
+        return new ReverseHealth(128, !reverseMade || reverseStopped ? Optional.of("no subscription on the source")
+            : reverseBroken);
+      }
+    }
+
+    @Override
+    public void fenceTarget(List<String> roles) throws MigrationException {
+      before("fenceTarget");
+      synchronized (ScriptedPlatform.this) {
+        journal.add("fence the target " + roles);
+        targetFenced = true;
+      }
+    }
+
+    @Override
+    public ImmutableList<Slot> targetSlots() {
+      return ImmutableList.of();
+    }
+
+    @Override
+    public void endTargetSlotStreams() {
+      journal.add("end the target's CDC streams");
+    }
+
+    @Override
+    public ImmutableList<String> bringSourceSlotsForward(List<SlotPosition> slots, Lsn finalLsn) {
+      return ImmutableList.of();
+    }
+
+    @Override
+    public Lsn targetEndLsn() throws MigrationException {
+      before("targetEndLsn");
+      return TARGET_END;
+    }
+
+    @Override
+    public Lsn reverseAppliedLsn() throws MigrationException {
+      before("reverseAppliedLsn");
+      synchronized (ScriptedPlatform.this) {
+        if (appliedLooksBehind > 0) {
+          appliedLooksBehind--;
+          return START;
+        }
+        journal.add("source applied the target's WAL to its end");
+        return TARGET_END;
+      }
+    }
+
+    @Override
+    public String bringSequencesForward() throws MigrationException {
+      before("bringSequencesForward");
+      synchronized (ScriptedPlatform.this) {
+        journal.add("sequences forward on the source");
+        sequencesBrought++;
+      }
+      return "sequences brought forward on the source to the target's values: 2 of 3 used on the target moved";
+    }
+
+    @Override
+    public void stopReverseReplication() throws MigrationException {
+      before("stopReverseReplication");
+      synchronized (ScriptedPlatform.this) {
+        journal.add("reverse replication dropped");
+        reverseStopped = true;
+      }
     }
 
     @Override

@@ -416,7 +416,7 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
         new ServerAddress(target.host(), target.port()), new Migration.Options(window,
             o.getMaxLagBytes() == 0 ? defaults.maxLagBytes() : o.getMaxLagBytes(), deadline,
             o.getAllowDroppingStaleSlots(), replica, new Migration.Cutover(grace, o.getRollbackPreparedTransactions()),
-            o.getAllowUnroutedDatabases(), bake(database, o)),
+            o.getAllowUnroutedDatabases(), bake(database, o), o.getWithoutReverseReplication()),
         aurora).withCoTenants(coTenants);
   }
 
@@ -1041,6 +1041,12 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
               .setBreached(c.breached()).setText(c.describe()));
         }
       });
+    }
+    if (m.progress().reverse().isPresent() && !m.phase().isTerminal()) {
+      migrator.reverseHealth(m.id()).ifPresentOrElse(h -> live.setReversePath(h.healthy() ? "healthy"
+          : "broken: " + h.broken().get()).setReverseLagBytes(h.lagBytes()),
+          () -> live.setReversePath(m.progress().reverse().get().broken().map(why -> "broken: " + why).orElse("healthy"))
+              .setReverseLagBytes(-1));
     }
     if (m.phase() == Phase.REPLICATING) {
       live.setWindowElapsedSeconds(java.time.Duration.between(m.phaseStarted(), java.time.Instant.now()).toMillis() / 1000.0);

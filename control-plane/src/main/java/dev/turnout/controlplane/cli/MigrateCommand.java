@@ -67,8 +67,11 @@ final class MigrateCommand {
         + " against the baseline recorded from the source while validating (default 2m; 0 skips the bake)")
     String bake;
     @Option(names = "--no-auto-rollback", description = "A bake breach is a warning in the history and the bake goes"
-        + " on; without it a breach halts the migration for an operator (no rollback keeps the target's writes until"
-        + " reverse replication exists)") boolean noAutoRollback;
+        + " on; without it a breach rolls back by itself over the reverse replication (keeping the target's writes),"
+        + " or halts for an operator when that is broken") boolean noAutoRollback;
+    @Option(names = "--without-reverse-replication", description = "Make no reverse replication at promotion: a"
+        + " rollback after promotion then needs --consent-to-lose-writes, and preflight lets tables without a primary"
+        + " key or replica identity through") boolean withoutReverseReplication;
     @Option(names = "--bake-limit", paramLabel = "SIGNAL=LIMIT", description = "Replace a signal's default limit,"
         + " e.g. rollbacks=3x+2 or latency=2x+10 (commits, rollbacks, deadlocks, conflicts, connections, temp_bytes,"
         + " latency); repeatable") java.util.Map<String, String> bakeLimits;
@@ -100,6 +103,7 @@ final class MigrateCommand {
           o.setBake(proto(bake.trim().equals("0") ? java.time.Duration.ZERO : Durations.parse("--bake", bake)));
         }
         o.setNoAutoRollback(noAutoRollback);
+        o.setWithoutReverseReplication(withoutReverseReplication);
         if (bakeLimits != null) {
           o.putAllBakeLimits(bakeLimits);
         }
@@ -233,6 +237,12 @@ final class MigrateCommand {
           m.getLive().getBakeSignalsList().forEach(x -> System.out.println("  " + (x.getBreached() ? "BREACH " : "")
               + x.getText()));
         }
+        if (!m.getLive().getReversePath().isEmpty()) {
+          System.out.println("reverse replication (the way back after promotion): " + m.getLive().getReversePath()
+              + (m.getLive().getReverseLagBytes() >= 0 ? ", the source " + m.getLive().getReverseLagBytes()
+                  + " bytes behind the target" : "") + (m.getLive().getReversePath().equals("healthy")
+                  ? "; a rollback keeps the target's writes" : "; a rollback needs --consent-to-lose-writes"));
+        }
         System.out.println("now: " + Watch.progress(m));
         return 0;
       });
@@ -273,6 +283,11 @@ final class MigrateCommand {
         // Each signal as target/baseline; a breach marked.
         l.getBakeSignalsList().forEach(x -> b.append(String.format(java.util.Locale.ROOT, "%s %.4g/%.4g%s  ",
             x.getSignal(), x.getNow(), x.getBaseline(), x.getBreached() ? "!" : "")));
+      }
+      if (!l.getReversePath().isEmpty()) {
+        b.append("way back ").append(l.getReversePath().equals("healthy") ? "healthy" + (l.getReverseLagBytes() >= 0
+            ? " (reverse lag " + l.getReverseLagBytes() + " B)" : "") : "BROKEN (" + l.getReversePath()
+                .substring("broken: ".length()) + ")").append("  ");
       }
       b.append("sidecars on the current route ").append(l.getNodesAcked()).append('/').append(l.getNodes());
       return b.toString();

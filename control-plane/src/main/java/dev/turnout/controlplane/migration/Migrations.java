@@ -179,6 +179,12 @@ public final class Migrations {
     return m == null ? Optional.empty() : m.figures(id);
   }
 
+  /** The reverse path of a promoted migration, read now (at most once a second), when it has one. */
+  public Optional<dev.turnout.migrator.Platform.ReverseHealth> reverseHealth(String id) {
+    Migrator m = current;
+    return m == null ? Optional.empty() : m.reverseHealth(id);
+  }
+
   public Optional<Migrator.BakeFigures> bakeFigures(String id) {
     Migrator m = current;
     return m == null ? Optional.empty() : m.bakeFigures(id);

@@ -35,9 +35,23 @@ public final class CdcConsumer implements Runnable, AutoCloseable {
   private volatile boolean stop;
   private volatile LogSequenceNumber confirmed = LogSequenceNumber.INVALID_LSN;
 
+  /** Whether each connection starts from the slot's own position instead of the LSN confirmed last. */
+  private final boolean fromSlot;
+
   public CdcConsumer(int port, String slot) {
+    this(port, slot, false);
+  }
+
+  /**
+   * @param fromSlot start every connection from the slot's confirmed position (START_REPLICATION ... 0/0) rather than
+   *     from the LSN this consumer confirmed last: what a consumer must do once a reconnection may reach a server
+   *     whose WAL positions are not the ones it confirmed (the old source after a rollback over reverse replication,
+   *     where Turnout moved the slot past what the consumer confirmed on the target)
+   */
+  public CdcConsumer(int port, String slot, boolean fromSlot) {
     this.port = port;
     this.slot = slot;
+    this.fromSlot = fromSlot;
     this.thread = new Thread(this, "cdc-consumer");
   }
 
@@ -62,7 +76,7 @@ public final class CdcConsumer implements Runnable, AutoCloseable {
       try (Connection c = DriverManager.getConnection("jdbc:postgresql://127.0.0.1:" + port + "/postgres", props)) {
         current = c;
         PGReplicationStream stream = c.unwrap(PGConnection.class).getReplicationAPI().replicationStream().logical()
-            .withSlotName(slot).withStartPosition(confirmed).withStatusInterval(200, TimeUnit.MILLISECONDS).start();
+            .withSlotName(slot).withStartPosition(fromSlot ? LogSequenceNumber.INVALID_LSN : confirmed).withStatusInterval(200, TimeUnit.MILLISECONDS).start();
         while (!stop) {
           ByteBuffer message = stream.readPending();
           if (message == null) {

@@ -8,10 +8,10 @@ import java.util.Map;
  * How a migration bakes after VERIFYING: for how long the target's workload is held against the baseline recorded
  * while validating, the limits that differ from each {@link Signal}'s default, and what a breach does.
  *
- * <p>A breach halts the migration for an operator, naming the signal and both figures: the target is promoted and
- * has taken writes, and until reverse replication exists (issue 19, part 2) no way back keeps them, so rolling back
- * by itself would lose them. With {@code noAutoRollback} a breach is recorded as a warning and the bake goes on; once
- * a lossless rollback exists, a breach will roll back unless it is set.
+ * <p>A breach rolls the migration back by itself, naming the signal and both figures, when the reverse replication
+ * made at promotion is healthy (the rollback keeps the target's writes); when it is broken or absent it halts for an
+ * operator, since every way back would lose them. With {@code noAutoRollback} a breach is recorded as a warning and
+ * the bake goes on.
  *
  * @param duration zero skips the bake (VERIFYING goes straight to COMPLETED)
  * @param limits per-signal overrides of the defaults

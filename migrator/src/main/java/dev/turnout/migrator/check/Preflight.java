@@ -77,11 +77,31 @@ public final class Preflight {
    */
   public static Verdict judge(PreflightFacts facts, boolean allowDroppingStaleSlots, Optional<Routed> routed,
       Instant now) {
+    return judge(facts, allowDroppingStaleSlots, routed, WayBack.NOT_ASKED, now);
+  }
+
+  /**
+   * Whether the migration will replicate the promoted target back to the source, which preflight then checks first
+   * (the way back before the way forward).
+   *
+   * @param reverse the platform makes a reverse path and the operator did not start without one
+   * @param declined the operator started with {@code --without-reverse-replication}
+   */
+  public record WayBack(boolean reverse, boolean declined) {
+    /** Judges nothing about the way back (platforms without one, callers that do not ask). */
+    public static final WayBack NOT_ASKED = new WayBack(false, false);
+  }
+
+  /** As {@link #judge(PreflightFacts, boolean, Optional, Instant)}, judging the way back as {@code wayBack} says. */
+  public static Verdict judge(PreflightFacts facts, boolean allowDroppingStaleSlots, Optional<Routed> routed,
+      WayBack wayBack, Instant now) {
     Verdict.Builder out = new Verdict.Builder();
     boolean resources = facts.aws().map(aws -> AwsChecks.judge(aws, out)).orElse(true);
     if (resources) {
-      facts.servers().ifPresentOrElse(s -> ServerChecks.judge(s, allowDroppingStaleSlots, routed, now, out),
-          () -> out.add(Check.of("servers", false, "nothing was read from the source and target")));
+      facts.servers().ifPresentOrElse(s -> {
+        ServerChecks.wayBack(s, wayBack, out);
+        ServerChecks.judge(s, allowDroppingStaleSlots, routed, now, out);
+      }, () -> out.add(Check.of("servers", false, "nothing was read from the source and target")));
     }
     return out.build();
   }

@@ -35,6 +35,50 @@ final class ServerChecks {
     fence(facts.fence(), now, out);
   }
 
+  /**
+   * The way back, checked before the way forward: reverse replication needs every table to have a primary key or a
+   * replica identity (updates and deletes are matched by it), no large objects (not replicated), {@code wal_level =
+   * logical} on the target (the slot there), and a superuser migrator role (it owns the subscriptions and logs in to
+   * the target for them). Each blocks, naming what, unless the operator started without reverse replication.
+   */
+  static void wayBack(ServerFacts facts, Preflight.WayBack wayBack, Preflight.Verdict.Builder out) {
+    if (wayBack.declined()) {
+      out.add(Check.advice("way back", false, "no reverse replication (--without-reverse-replication): a rollback"
+          + " after promotion needs consent and loses the target's writes"));
+      return;
+    }
+    if (!wayBack.reverse() || facts.wayBack().isEmpty()) {
+      return;
+    }
+    ServerFacts.WayBack w = facts.wayBack().get();
+    String without = "; start with --without-reverse-replication to migrate without a lossless way back";
+    out.add(Check.of("way back: replica identity", w.withoutIdentity().isEmpty(), w.withoutIdentity().isEmpty()
+        ? "every table has a primary key or a replica identity" : w.withoutIdentity().size() + " table(s) with"
+            + " neither a primary key nor a replica identity, whose updates and deletes reverse replication cannot"
+            + " carry back: " + String.join(", ", w.withoutIdentity().subList(0, Math.min(20, w.withoutIdentity().size())))
+            + (w.withoutIdentity().size() > 20 ? ", ..." : "") + ". Add a primary key or ALTER TABLE ... REPLICA"
+            + " IDENTITY FULL" + without));
+    long lobs = w.largeObjects().values().stream().mapToLong(Long::longValue).sum();
+    out.add(Check.of("way back: large objects", lobs == 0, lobs == 0 ? "none in use"
+        : lobs + " large object(s) in use " + w.largeObjects() + ", which logical replication does not carry" + without));
+    facts.target().ifPresent(t -> {
+      String wal = t.settings().getOrDefault("wal_level", "");
+      out.add(Check.of("way back: target wal_level", "logical".equals(wal), "target " + wal
+          + ("logical".equals(wal) ? "" : ": the reverse path's slots on the promoted target need logical" + without)));
+      long slots = number(t.settings(), "max_replication_slots");
+      long needed = facts.logicalSlots().size() + facts.source().databases().size();
+      out.add(Check.of("way back: target max_replication_slots", slots >= needed, "target " + slots + ", needs "
+          + needed + " (the source's logical slots, and one per database for the reverse path)"));
+    });
+    long workers = number(facts.source().settings(), "max_logical_replication_workers");
+    long databases = facts.source().databases().size();
+    out.add(Check.of("way back: source max_logical_replication_workers", workers >= databases, "source " + workers
+        + ", needs " + databases + " (one subscription per database)"));
+    out.add(Check.of("way back: subscription role", w.migratorSuperuser(), w.migratorSuperuser()
+        ? "the migrator's role is a superuser: it makes the subscriptions and logs in to the target for them"
+        : "the migrator's role is not a superuser: it cannot make subscriptions" + without));
+  }
+
   private static void standby(ServerFacts facts, Preflight.Verdict.Builder out) {
     ServerFacts.Source source = facts.source();
     ServerFacts.Identity src = source.identity();

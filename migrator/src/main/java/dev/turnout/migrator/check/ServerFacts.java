@@ -13,7 +13,27 @@ import java.util.Optional;
  *
  * @param target empty in a dry run whose target the run itself would create: it cannot be read before it exists
  */
-public record ServerFacts(Source source, Optional<Target> target, ImmutableList<Slot> logicalSlots, Fence fence) {
+public record ServerFacts(Source source, Optional<Target> target, ImmutableList<Slot> logicalSlots, Fence fence,
+    Optional<WayBack> wayBack) {
+  public ServerFacts {
+    wayBack = wayBack == null ? Optional.empty() : wayBack;
+  }
+
+  public ServerFacts(Source source, Optional<Target> target, ImmutableList<Slot> logicalSlots, Fence fence) {
+    this(source, target, logicalSlots, fence, Optional.empty());
+  }
+
+  /**
+   * What reverse replication from the promoted target back to the source would meet, read on the source.
+   *
+   * @param withoutIdentity tables (database.schema.table) with neither a primary key nor a replica identity: their
+   *     updates and deletes cannot be replicated
+   * @param largeObjects large objects in use, by database: logical replication does not carry them
+   * @param migratorSuperuser whether the migrator's role is a superuser (it owns the subscriptions and logs in to
+   *     the target for them)
+   */
+  public record WayBack(ImmutableList<String> withoutIdentity, ImmutableMap<String, Long> largeObjects,
+      boolean migratorSuperuser) {}
 
   /** A server's address, and what says whether it is a primary and of which cluster. */
   public record Identity(String host, int port, boolean inRecovery, String systemIdentifier) {

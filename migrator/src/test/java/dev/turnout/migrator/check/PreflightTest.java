@@ -312,4 +312,64 @@ class PreflightTest {
     assertThat(silent.blocking()).isEmpty();
     assertThat(named(silent, "aurora replica lag")).hasToString("warn aurora replica lag: no datapoints for orders-aurora-1");
   }
+
+  private static ServerFacts withWayBack(ServerFacts f, ServerFacts.WayBack wayBack) {
+    return new ServerFacts(f.source(), f.target(), f.logicalSlots(), f.fence(), Optional.of(wayBack));
+  }
+
+  private static final Preflight.WayBack REVERSE = new Preflight.WayBack(true, false);
+
+  @Test
+  void theWayBack_isCheckedBeforeTheWayForward_andATableWithoutAPrimaryKeyBlocks_namingIt() {
+    ServerFacts facts = withWayBack(healthy(), new ServerFacts.WayBack(ImmutableList.of("orders.public.audit_log"),
+        ImmutableMap.of(), true));
+
+    Preflight.Verdict verdict = Preflight.judge(PreflightFacts.of(facts), false, Optional.empty(), REVERSE, NOW);
+
+    assertThat(verdict.checks().get(0).name()).as("the way back first").startsWith("way back");
+    Check identity = named(verdict, "way back: replica identity");
+    assertThat(identity.blocks()).isTrue();
+    assertThat(identity.detail()).contains("1 table(s) with neither a primary key nor a replica identity")
+        .contains("orders.public.audit_log").contains("--without-reverse-replication");
+    assertThat(named(verdict, "way back: large objects").ok()).isTrue();
+    assertThat(named(verdict, "way back: target wal_level").ok()).isTrue();
+    assertThat(named(verdict, "way back: subscription role").ok()).isTrue();
+  }
+
+  @Test
+  void largeObjects_aTargetWithoutLogicalWal_andAMigratorThatIsNoSuperuser_eachBlock() {
+    ServerFacts facts = withWayBack(withTarget(healthy(), t -> new ServerFacts.Target(t.identity(),
+        ImmutableMap.<String, String>builder().putAll(Map.of("wal_level", "replica", "max_replication_slots", "10"))
+            .build(), t.availableExtensions(), t.receiver())),
+        new ServerFacts.WayBack(ImmutableList.of(), ImmutableMap.of("orders", 3L), false));
+
+    Preflight.Verdict verdict = Preflight.judge(PreflightFacts.of(facts), false, Optional.empty(), REVERSE, NOW);
+
+    assertThat(named(verdict, "way back: large objects").blocks()).isTrue();
+    assertThat(named(verdict, "way back: large objects").detail()).contains("3 large object(s) in use {orders=3}");
+    assertThat(named(verdict, "way back: target wal_level").blocks()).isTrue();
+    assertThat(named(verdict, "way back: subscription role").blocks()).isTrue();
+  }
+
+  @Test
+  void withoutReverseReplication_theWayBackOnlyWarns_andNothingOfItBlocks() {
+    ServerFacts facts = withWayBack(healthy(), new ServerFacts.WayBack(ImmutableList.of("orders.public.audit_log"),
+        ImmutableMap.of("orders", 3L), false));
+
+    Preflight.Verdict verdict = Preflight.judge(PreflightFacts.of(facts), false, Optional.empty(),
+        new Preflight.WayBack(false, true), NOW);
+
+    assertThat(verdict.blocking()).isEmpty();
+    assertThat(named(verdict, "way back").detail()).contains("a rollback after promotion needs consent");
+  }
+
+  @Test
+  void aPlatformWithoutAReversePath_isNotAskedAboutTheWayBack() {
+    ServerFacts facts = withWayBack(healthy(), new ServerFacts.WayBack(ImmutableList.of("orders.public.audit_log"),
+        ImmutableMap.of(), true));
+
+    Preflight.Verdict verdict = Preflight.judge(PreflightFacts.of(facts), false, NOW);
+
+    assertThat(verdict.checks()).noneSatisfy(c -> assertThat(c.name()).startsWith("way back"));
+  }
 }

@@ -344,6 +344,76 @@ public final class DryRunPostgresSql implements PostgresSql {
         ? " '" + spec.database() + "'" : "s " + spec.describeDatabases().replace(" with ", ", ") + ", each"));
   }
 
+  /** The fingerprint the run would record: the path is taken to stay healthy in a world that stands still. */
+  private static final String DRY_RUN_FINGERPRINT = "dry-run";
+
+  @Override
+  public String startReverseReplication() {
+    target("in every database: CREATE PUBLICATION turnout_reverse FOR ALL TABLES, then a logical slot"
+        + " turnout_reverse_<database oid> (pgoutput) at the promotion point");
+    source("in every database: CREATE SUBSCRIPTION turnout_reverse_<database oid> from that slot (copy_data = false,"
+        + " create_slot = false): the target's commits are applied here from now on");
+    return DRY_RUN_FINGERPRINT;
+  }
+
+  @Override
+  public dev.turnout.migrator.Platform.ReverseHealth reverseHealth(String fingerprint) {
+    return new dev.turnout.migrator.Platform.ReverseHealth(0, Optional.empty());
+  }
+
+  @Override
+  public void refuseLoginsOnTarget(List<String> roles) {
+    if (!roles.isEmpty()) {
+      target("ALTER ROLE ... NOLOGIN for " + roles);
+    }
+  }
+
+  @Override
+  public int endTargetSessions(boolean slotStreamsToo) {
+    target(slotStreamsToo ? "end the walsenders streaming CDC slots"
+        : "end every session but the migrator's and the walsenders streaming logical slots");
+    return 0;
+  }
+
+  @Override
+  public ImmutableList<Slot> targetSlots() {
+    return ImmutableList.of(); // the consumers are taken to have confirmed the target's end
+  }
+
+  @Override
+  public ImmutableList<String> bringSourceSlotsForward(List<SlotPosition> slots, Lsn finalLsn) {
+    ImmutableList.Builder<String> done = ImmutableList.builder();
+    for (SlotPosition slot : slots) {
+      source("advance logical slot " + slot.name() + " past the applied commits its consumer confirmed on the target");
+      done.add(slot.name() + " advanced");
+    }
+    return done.build();
+  }
+
+  @Override
+  public Lsn targetEndLsn() {
+    target("commit one transaction to disk; read the end of its WAL");
+    return new Lsn(0);
+  }
+
+  @Override
+  public Lsn reverseAppliedLsn() {
+    source("wait until the subscriptions have applied the target's WAL to its end");
+    return new Lsn(0);
+  }
+
+  @Override
+  public String bringSequencesForward() {
+    source("set each sequence to the target's value where the target's is ahead");
+    return "sequences brought forward on the source to the target's values";
+  }
+
+  @Override
+  public void stopReverseReplication() {
+    source("disable and drop the subscriptions turnout_reverse_*");
+    target("drop the slots turnout_reverse_* and the publication turnout_reverse");
+  }
+
   @Override
   public void dropSlot(String name) {
     source("drop inactive logical slot " + name);

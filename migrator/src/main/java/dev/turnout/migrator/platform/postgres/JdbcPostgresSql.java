@@ -187,10 +187,53 @@ final class JdbcPostgresSql implements PostgresSql {
       }
       ImmutableList<ServerFacts.Slot> logical = slots(source()).stream().map(x -> new ServerFacts.Slot(x.name(),
           x.plugin(), x.active(), x.confirmedLsn().toString(), x.retainedBytes())).collect(ImmutableList.toImmutableList());
-      return new ServerFacts(sourceFacts, targetFacts, logical, fenceFacts(readTarget));
+      return new ServerFacts(sourceFacts, targetFacts, logical, fenceFacts(readTarget),
+          src.inRecovery() ? Optional.empty() : Optional.of(wayBack()));
     } catch (SQLException e) {
       throw fail("preflight", e);
     }
+  }
+
+  /**
+   * What reverse replication would meet, read in every database of the source that takes connections: tables it
+   * could not replicate updates and deletes of (no primary key, replica identity default or nothing; tables of
+   * extensions left out), large objects, and whether the migrator's role may make subscriptions.
+   */
+  private ServerFacts.WayBack wayBack() throws SQLException {
+    ImmutableList.Builder<String> without = ImmutableList.builder();
+    ImmutableMap.Builder<String, Long> lobs = ImmutableMap.builder();
+    for (String database : column(source(), "select datname from pg_database where datallowconn and not datistemplate"
+        + " and datname <> 'rdsadmin' order by datname")) {
+      Connection c;
+      try {
+        c = in(spec.source(), database);
+      } catch (SQLException e) {
+        // The reverse path would need it too: named with the tables it cannot vouch for (blocking unless the
+        // migration goes without reverse replication), rather than failing preflight as a whole.
+        without.add(database + ".* (the migrator cannot connect to it: " + e.getMessage() + ")");
+        continue;
+      }
+      try {
+        for (String table : column(c, "select format('%I.%I', n.nspname, c.relname) from pg_class c"
+            + " join pg_namespace n on n.oid = c.relnamespace where c.relkind = 'r' and c.relpersistence = 'p'"
+            + " and n.nspname not in ('pg_catalog', 'information_schema')"
+            + " and n.nspname not like 'pg\\_toast%'"
+            + " and (c.relreplident = 'n' or c.relreplident = 'd' and not exists (select 1 from pg_index i"
+            + " where i.indrelid = c.oid and i.indisprimary))"
+            + " and not exists (select 1 from pg_depend d where d.classid = 'pg_class'::regclass and d.objid = c.oid"
+            + " and d.deptype = 'e') order by 1")) {
+          without.add(database + "." + table);
+        }
+        long count = Long.parseLong(text(c, "select count(*) from pg_largeobject_metadata"));
+        if (count > 0) {
+          lobs.put(database, count);
+        }
+      } finally {
+        release(c);
+      }
+    }
+    return new ServerFacts.WayBack(without.build(), lobs.build(),
+        bool(source(), "select rolsuper from pg_roles where rolname = current_user"));
   }
 
   private static ServerFacts.Identity identity(Connection c, ServerAddress address) throws SQLException {
@@ -398,6 +441,8 @@ final class JdbcPostgresSql implements PostgresSql {
    */
   private static final String SQL_SESSIONS = "from pg_stat_activity a where a.datid is not null"
       + " and a.pid <> pg_backend_pid() and a.leader_pid is null and a.backend_type <> 'autovacuum worker'"
+      + " and a.pid not in (select w.pid from pg_stat_subscription w join pg_subscription s on s.oid = w.subid"
+      + " where s.subname like 'turnout\\_reverse\\_%' and w.pid is not null)"
       + " and not (a.backend_type = 'client backend' and exists (select 1 from pg_stat_activity w"
       + " where w.backend_type = 'walsender' and w.datid is null and w.usename = a.usename"
       + " and w.client_addr is not distinct from a.client_addr"
@@ -718,6 +763,8 @@ final class JdbcPostgresSql implements PostgresSql {
   private static final Set<Long> STATISTICS_CATALOGS = Set.of(2619L, 2696L, 2840L, 2841L, 3429L, 3433L, 3430L,
       3431L, 1259L);
   private static final java.util.regex.Pattern REL = java.util.regex.Pattern.compile("rel (\\d+)/(\\d+)/(\\d+)");
+  /** A commit record's replication origin, as pg_walinspect describes it ({@code origin: node 1, lsn ...}). */
+  private static final java.util.regex.Pattern ORIGIN = java.util.regex.Pattern.compile("origin: node (\\d+),");
   private static final java.util.regex.Pattern SUBXACTS = java.util.regex.Pattern.compile("subxacts:((?: \\d+)+)");
 
   /** The schema pg_walinspect is installed in, quoted; empty when it is not installed. */
@@ -817,8 +864,29 @@ final class JdbcPostgresSql implements PostgresSql {
       }
       ImmutableList.Builder<String> findings = ImmutableList.builder();
       int exempt = 0;
+      int replicated = 0;
+      // The reverse path commits on the source by design: the transactions the migrator made its subscriptions in
+      // (the xmin of their pg_subscription rows), and every commit their apply workers make, which carries the
+      // subscription's replication origin (pg_<subscription oid>) in its commit record. Nobody else can commit under
+      // that origin: setting up a replication origin session takes a superuser, and the fence refuses every login
+      // but the migrator's.
+      Set<Long> reverseXids = new HashSet<>();
+      Set<Long> reverseOrigins = new HashSet<>();
+      for (String x : column(source(), "select xmin::text from pg_subscription where subname like " + REVERSE_LIKE)) {
+        reverseXids.add(Long.parseLong(x));
+      }
+      for (String o : column(source(), "select roident::text from pg_replication_origin where roname in"
+          + " (select 'pg_' || oid from pg_subscription where subname like " + REVERSE_LIKE + ")")) {
+        reverseOrigins.add(Long.parseLong(o));
+      }
       for (Rec commit : records) {
         if (!"Transaction".equals(commit.rm()) || !commit.type().startsWith("COMMIT")) {
+          continue;
+        }
+        java.util.regex.Matcher origin = ORIGIN.matcher(commit.description());
+        if (commit.type().equals("COMMIT") && (reverseXids.contains(commit.xid())
+            || origin.find() && reverseOrigins.contains(Long.parseLong(origin.group(1))))) {
+          replicated++;
           continue;
         }
         boolean prepared = commit.type().equals("COMMIT_PREPARED");
@@ -854,7 +922,7 @@ final class JdbcPostgresSql implements PostgresSql {
             + at + ")" + (data.isEmpty() ? ", its changes written before the final LSN"
                 : ", changed " + relationNames(rels)));
       }
-      return new WalCheck(from, to, findings.build(), exempt);
+      return new WalCheck(from, to, findings.build(), exempt, replicated);
     } catch (SQLException e) {
       throw fail("reading the source's WAL after the final LSN " + from, e);
     }
@@ -1125,6 +1193,500 @@ final class JdbcPostgresSql implements PostgresSql {
       } catch (SQLException e) {
         throw fail("write probe on the target " + spec.target() + " in database '" + database + "'", e);
       }
+    }
+  }
+
+  // The reverse path.
+
+  /** The publication in each database of the target; the slots and subscriptions are {@link #reverseName}. */
+  static final String REVERSE_PUBLICATION = "turnout_reverse";
+  /** Matches the reverse path's slots and subscriptions by name, in a LIKE. */
+  private static final String REVERSE_LIKE = "'turnout\\_reverse\\_%'";
+
+  /**
+   * The slot on the target and the subscription on the source of one database: named by the database's OID, which a
+   * physical replica shares with its primary, so the name is the same on both and unique in the cluster (slot names
+   * are cluster-wide, subscription names per database).
+   */
+  static String reverseName(long databaseOid) {
+    return "turnout_reverse_" + databaseOid;
+  }
+
+  /** A database of the server: its OID and name. */
+  private record Database(long oid, String name) {}
+
+  /**
+   * Every database the reverse path covers: the server is what moves, so every one that takes connections, but the
+   * templates and RDS's own. Read on the target (the same list as the source's, since the catalog was replicated).
+   */
+  private List<Database> reverseDatabases() throws SQLException {
+    List<Database> result = new ArrayList<>();
+    try (Statement s = target().createStatement(); ResultSet rs = s.executeQuery("select oid::int8, datname from"
+        + " pg_database where datallowconn and not datistemplate and datname <> 'rdsadmin' order by datname")) {
+      while (rs.next()) {
+        result.add(new Database(rs.getLong(1), rs.getString(2)));
+      }
+    }
+    return result;
+  }
+
+  /** A connection to {@code database} on {@code server}: the migrator's own is to the maintenance database. */
+  private Connection in(ServerAddress server, String database) throws SQLException {
+    if (database.equals("postgres")) {
+      return server.equals(spec.source()) ? source() : target();
+    }
+    return connect(server, database);
+  }
+
+  private void release(Connection c) {
+    if (c != source && c != target) {
+      closeQuietly(c);
+    }
+  }
+
+  /** A libpq connection string for the source to reach the target as the migrator's role. */
+  private String conninfo(String database) {
+    StringBuilder b = new StringBuilder();
+    b.append("host=").append(conninfoValue(spec.target().host())).append(" port=").append(spec.target().port())
+        .append(" dbname=").append(conninfoValue(database)).append(" user=").append(conninfoValue(credentials.user()))
+        .append(" application_name=turnout_reverse");
+    if (credentials.password() != null) {
+      // Kept in pg_subscription (readable by superusers only), as every subscription's password is.
+      b.append(" password=").append(conninfoValue(credentials.password()));
+    }
+    return b.toString();
+  }
+
+  private static String conninfoValue(String v) {
+    return "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'";
+  }
+
+  /**
+   * The publication first, then the slot: pgoutput reads the publication with the snapshot of the change it
+   * decodes, so the publication must exist before the slot's start. The target is still read-only by default; the
+   * migrator's session is not. The subscription copies nothing ({@code copy_data = false}: the source equals the
+   * target at the final LSN) and uses the slot made here ({@code create_slot = false}); it applies transactions in
+   * order as they come ({@code streaming = off}), which {@link #reverseAppliedLsn} relies on.
+   */
+  @Override
+  public String startReverseReplication() throws MigrationException {
+    try {
+      for (Database d : reverseDatabases()) {
+        String name = reverseName(d.oid());
+        Connection t = in(spec.target(), d.name());
+        try (Statement s = t.createStatement()) {
+          if (!bool(t, "select exists (select 1 from pg_publication where pubname = " + literal(REVERSE_PUBLICATION) + ")")) {
+            s.execute("create publication " + REVERSE_PUBLICATION + " for all tables");
+          }
+          if (!bool(t, "select exists (select 1 from pg_replication_slots where slot_name = " + literal(name) + ")")) {
+            s.execute("select pg_create_logical_replication_slot(" + literal(name) + ", 'pgoutput')");
+          }
+        } finally {
+          release(t);
+        }
+        Connection c = in(spec.source(), d.name());
+        try (Statement s = c.createStatement()) {
+          if (!bool(c, "select exists (select 1 from pg_subscription where subname = " + literal(name) + ")")) {
+            s.execute("create subscription " + name + " connection " + literal(conninfo(d.name())) + " publication "
+                + REVERSE_PUBLICATION + " with (create_slot = false, slot_name = " + literal(name) + ", copy_data ="
+                + " false, enabled = true, streaming = off)");
+          }
+        } finally {
+          release(c);
+        }
+      }
+      return schemaFingerprint();
+    } catch (SQLException e) {
+      throw fail("making the reverse replication from the target " + spec.target() + " to the source "
+          + spec.source(), e);
+    }
+  }
+
+  /**
+   * The target's tables, their columns, types and replica identities, in every database the path covers, hashed:
+   * logical replication carries no DDL, so a change here means the source may no longer apply what the target
+   * sends (a new column), or applies it differently. Indexes do not count; anything else is taken as DDL.
+   */
+  private String schemaFingerprint() throws SQLException {
+    StringBuilder all = new StringBuilder();
+    for (Database d : reverseDatabases()) {
+      Connection t = in(spec.target(), d.name());
+      try {
+        all.append(d.name()).append('=').append(text(t, "select coalesce(md5(string_agg(format('%s.%s:%s:%s:%s:%s',"
+            + " n.nspname, c.relname, c.relreplident, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod)),"
+            + " ',' order by n.nspname, c.relname, a.attnum)), '') from pg_class c"
+            + " join pg_namespace n on n.oid = c.relnamespace join pg_attribute a on a.attrelid = c.oid"
+            + " where c.relkind in ('r', 'p') and c.relpersistence = 'p' and a.attnum > 0 and not a.attisdropped"
+            + " and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_toast%'"))
+            .append(';');
+      } finally {
+        release(t);
+      }
+    }
+    return com.google.common.hash.Hashing.sha256().hashString(all, java.nio.charset.StandardCharsets.UTF_8).toString()
+        .substring(0, 16);
+  }
+
+  @Override
+  public dev.turnout.migrator.Platform.ReverseHealth reverseHealth(String fingerprint) throws MigrationException {
+    try {
+      List<Database> databases = reverseDatabases();
+      Map<String, String> slots = new HashMap<>();
+      long lag = 0;
+      try (Statement s = target().createStatement(); ResultSet rs = s.executeQuery("select slot_name,"
+          + " coalesce(pg_current_wal_lsn() - confirmed_flush_lsn, 0)::int8, coalesce(wal_status, '')"
+          + " from pg_replication_slots where slot_name like " + REVERSE_LIKE)) {
+        while (rs.next()) {
+          slots.put(rs.getString(1), rs.getString(3));
+          lag = Math.max(lag, rs.getLong(2));
+        }
+      }
+      record Sub(boolean enabled, long errors) {}
+      Map<String, Sub> subs = new HashMap<>();
+      boolean stats = source().getMetaData().getDatabaseMajorVersion() >= 15;
+      try (Statement s = source().createStatement(); ResultSet rs = s.executeQuery("select s.subname::text,"
+          + " s.subenabled, " + (stats ? "coalesce((select apply_error_count from pg_stat_subscription_stats x"
+          + " where x.subid = s.oid), 0)::int8" : "0::int8") + " from pg_subscription s where s.subname like "
+          + REVERSE_LIKE)) {
+        while (rs.next()) {
+          subs.put(rs.getString(1), new Sub(rs.getBoolean(2), rs.getLong(3)));
+        }
+      }
+      List<String> problems = new ArrayList<>();
+      for (Database d : databases) {
+        String name = reverseName(d.oid());
+        Sub sub = subs.get(name);
+        if (!slots.containsKey(name)) {
+          problems.add("slot " + name + " (database " + d.name() + ") missing on the target");
+        } else if ("lost".equals(slots.get(name))) {
+          problems.add("slot " + name + " (database " + d.name() + ") on the target lost its WAL");
+        }
+        if (sub == null) {
+          problems.add("subscription " + name + " (database " + d.name() + ") missing on the source");
+        } else if (!sub.enabled()) {
+          problems.add("subscription " + name + " (database " + d.name() + ") disabled on the source");
+        } else if (sub.errors() > 0) {
+          problems.add("subscription " + name + " (database " + d.name() + ") failed to apply " + sub.errors()
+              + " time(s) on the source (see its log)");
+        }
+      }
+      String now = schemaFingerprint();
+      if (!now.equals(fingerprint)) {
+        problems.add(0, "the target's schema changed since promotion (DDL, which logical replication does not carry)");
+      }
+      return new dev.turnout.migrator.Platform.ReverseHealth(lag, problems.isEmpty() ? Optional.empty()
+          : Optional.of(String.join("; ", problems)));
+    } catch (SQLException e) {
+      throw fail("reading the reverse replication", e);
+    }
+  }
+
+  @Override
+  public void refuseLoginsOnTarget(List<String> roles) throws MigrationException {
+    try {
+      alterRoles(target(), roles, "nologin");
+    } catch (SQLException e) {
+      throw fail("refusing logins on the target " + spec.target(), e);
+    }
+  }
+
+  /** Sessions on the target that can run SQL, but the migrator's, the reverse path's walsenders and autovacuum. */
+  private static final String TARGET_SESSIONS = "from pg_stat_activity a where a.datid is not null"
+      + " and a.pid <> pg_backend_pid() and a.leader_pid is null and a.backend_type in ('client backend', 'walsender')"
+      + " and a.application_name is distinct from 'turnout-migrator'"
+      + " and a.pid not in (select active_pid from pg_replication_slots where slot_name like " + REVERSE_LIKE
+      + " and active_pid is not null)";
+
+  @Override
+  public int endTargetSessions(boolean slotStreamsToo) throws MigrationException {
+    String which = TARGET_SESSIONS + (slotStreamsToo ? "" : " and a.pid not in (select active_pid from"
+        + " pg_replication_slots where slot_type = 'logical' and active_pid is not null)");
+    try (Statement s = target().createStatement()) {
+      Set<Integer> ended = new HashSet<>();
+      for (int attempt = 0; attempt < 50; attempt++) {
+        List<Integer> left = new ArrayList<>();
+        try (ResultSet rs = s.executeQuery("select a.pid " + which)) {
+          while (rs.next()) {
+            left.add(rs.getInt(1));
+          }
+        }
+        if (left.isEmpty()) {
+          return ended.size();
+        }
+        ended.addAll(left);
+        s.execute("select pg_terminate_backend(a.pid, 100) " + which);
+      }
+      throw new MigrationException("database '" + spec.database() + "': sessions on the target " + spec.target()
+          + " did not end");
+    } catch (SQLException e) {
+      throw fail("ending sessions on the target " + spec.target(), e);
+    }
+  }
+
+  /**
+   * The commit of this transaction is flushed with every record before it (synchronous_commit = local); the end of
+   * the last record inserted then is past every commit the target took before its fence.
+   */
+  @Override
+  public Lsn targetEndLsn() throws MigrationException {
+    try (Statement s = target().createStatement()) {
+      s.execute("begin; set local synchronous_commit = local; select txid_current(); commit");
+      try (ResultSet rs = s.executeQuery("select pg_current_wal_insert_lsn()::text, pg_current_wal_flush_lsn()::text,"
+          + " (select setting::bigint from pg_settings where name = 'wal_block_size'),"
+          + " (select setting::bigint from pg_settings where name = 'wal_segment_size')")) {
+        rs.next();
+        Lsn insert = Lsn.parse(rs.getString(1));
+        long page = rs.getLong(3);
+        long offset = Long.remainderUnsigned(insert.value(), page);
+        boolean segmentStart = Long.remainderUnsigned(insert.value(), rs.getLong(4)) == offset;
+        return offset == (segmentStart ? 40 : 24) ? new Lsn(insert.value() - offset) : insert;
+      }
+    } catch (SQLException e) {
+      throw fail("reading the end of the target's WAL", e);
+    }
+  }
+
+  /**
+   * Per subscription, the later of two positions, each of which the source has applied everything before: the end
+   * of WAL the target's walsender last reported in a keepalive ({@code latest_end_lsn}: the apply worker handles
+   * messages in order, one at a time, with streaming off, so every change sent before that keepalive is applied and
+   * committed), and the slot's confirmed position on the target (flushed by the source). The least over them.
+   */
+  @Override
+  public Lsn reverseAppliedLsn() throws MigrationException {
+    try {
+      Map<String, Lsn> confirmed = new HashMap<>();
+      try (Statement s = target().createStatement(); ResultSet rs = s.executeQuery("select slot_name,"
+          + " coalesce(confirmed_flush_lsn, '0/0')::text from pg_replication_slots where slot_name like " + REVERSE_LIKE)) {
+        while (rs.next()) {
+          confirmed.put(rs.getString(1), Lsn.parse(rs.getString(2)));
+        }
+      }
+      Map<String, Lsn> reported = new HashMap<>();
+      try (Statement s = source().createStatement(); ResultSet rs = s.executeQuery("select s.subname::text,"
+          + " coalesce(max(w.latest_end_lsn), '0/0')::text from pg_subscription s left join pg_stat_subscription w"
+          + " on w.subid = s.oid and w.relid is null where s.subname like " + REVERSE_LIKE + " group by 1")) {
+        while (rs.next()) {
+          reported.put(rs.getString(1), Lsn.parse(rs.getString(2)));
+        }
+      }
+      Lsn least = null;
+      for (Database d : reverseDatabases()) {
+        String name = reverseName(d.oid());
+        Lsn a = confirmed.getOrDefault(name, new Lsn(0));
+        Lsn b = reported.getOrDefault(name, new Lsn(0));
+        Lsn applied = a.atLeast(b) ? a : b;
+        least = least == null || least.atLeast(applied) ? applied : least;
+      }
+      return least == null ? new Lsn(0) : least;
+    } catch (SQLException e) {
+      throw fail("reading how far the source applied the target's WAL", e);
+    }
+  }
+
+  @Override
+  public ImmutableList<Slot> targetSlots() throws MigrationException {
+    try {
+      return slots(target());
+    } catch (SQLException e) {
+      throw fail("listing the target's logical slots", e);
+    }
+  }
+
+  /** {@code origin: node 1, lsn 0/15248C0, at ...}: the position on the target of the commit applied here. */
+  private static final java.util.regex.Pattern ORIGIN_LSN = java.util.regex.Pattern.compile(
+      "origin: node (\\d+), lsn ([0-9A-Fa-f]+/[0-9A-Fa-f]+)");
+
+  /**
+   * Reads the source's commits after the final LSN that carry a reverse subscription's origin (before the
+   * subscriptions are dropped: the origins go with them), and for each slot moves the source's slot to the end of the
+   * last one whose position on the target its consumer had confirmed there. Logical decoding then skips those
+   * commits (their records begin before the slot's position) and sends every later one.
+   */
+  @Override
+  public ImmutableList<String> bringSourceSlotsForward(List<SlotPosition> slotPositions, Lsn finalLsn)
+      throws MigrationException {
+    ImmutableList.Builder<String> done = ImmutableList.builder();
+    try {
+      Set<Long> origins = new HashSet<>();
+      for (String o : column(source(), "select roident::text from pg_replication_origin where roname in"
+          + " (select 'pg_' || oid from pg_subscription where subname like " + REVERSE_LIKE + ")")) {
+        origins.add(Long.parseLong(o));
+      }
+      WalEnd w = walEnd();
+      Lsn end = w.flushed().atLeast(w.lastRecordEnd()) ? w.lastRecordEnd() : awaitFlushed(w.lastRecordEnd());
+      // Applied commits in source order: (position on the target, end on the source).
+      List<Lsn[]> applied = new ArrayList<>();
+      if (!w.walInspectSchema().isEmpty() && end.atLeast(new Lsn(finalLsn.value() + 1))) {
+        try (PreparedStatement ps = source().prepareStatement("select end_lsn::text, description from "
+            + w.walInspectSchema() + ".pg_get_wal_records_info(?::pg_lsn, ?::pg_lsn) where resource_manager ="
+            + " 'Transaction' and record_type = 'COMMIT' and description like '%origin: node%'")) {
+          ps.setString(1, finalLsn.toString());
+          ps.setString(2, end.toString());
+          try (ResultSet rs = ps.executeQuery()) {
+            while (rs.next()) {
+              java.util.regex.Matcher o = ORIGIN_LSN.matcher(rs.getString(2));
+              if (o.find() && origins.contains(Long.parseLong(o.group(1)))) {
+                applied.add(new Lsn[] {Lsn.parse(o.group(2)), Lsn.parse(rs.getString(1))});
+              }
+            }
+          }
+        }
+      }
+      Map<String, Lsn> onTarget = new HashMap<>();
+      for (Slot slot : slots(target())) {
+        onTarget.put(slot.name(), slot.confirmedLsn());
+      }
+      for (SlotPosition slot : slotPositions) {
+        Lsn confirmed = onTarget.get(slot.name());
+        if (confirmed == null) {
+          done.add(slot.name() + " not on the target: left at its position on the source");
+          continue;
+        }
+        Lsn to = null;
+        int skipped = 0;
+        for (Lsn[] a : applied) {
+          if (confirmed.atLeast(a[0])) {
+            to = a[1];
+            skipped++;
+          }
+        }
+        String database;
+        Lsn now;
+        try (PreparedStatement ps = source().prepareStatement("select database::text,"
+            + " coalesce(confirmed_flush_lsn, '0/0')::text from pg_replication_slots where slot_name = ?")) {
+          ps.setString(1, slot.name());
+          try (ResultSet rs = ps.executeQuery()) {
+            if (!rs.next()) {
+              done.add(slot.name() + " not on the source");
+              continue;
+            }
+            database = rs.getString(1);
+            now = Lsn.parse(rs.getString(2));
+          }
+        }
+        if (to == null || now.atLeast(to)) {
+          done.add(slot.name() + " at " + now + " (its consumer confirmed " + confirmed + " on the target; "
+              + skipped + " applied commit(s) to skip)");
+          continue;
+        }
+        Connection c = in(spec.source(), database);
+        try (PreparedStatement ps = c.prepareStatement("select pg_replication_slot_advance(?, ?::pg_lsn)")) {
+          ps.setString(1, slot.name());
+          ps.setString(2, to.toString());
+          ps.execute();
+        } finally {
+          release(c);
+        }
+        done.add(slot.name() + " advanced to " + to + " past " + skipped + " applied commit(s) its consumer"
+            + " confirmed on the target (up to " + confirmed + ")");
+      }
+      return done.build();
+    } catch (SQLException e) {
+      throw fail("bringing the source's CDC slots forward", e);
+    }
+  }
+
+  @Override
+  public String bringSequencesForward() throws MigrationException {
+    int moved = 0;
+    int total = 0;
+    try {
+      for (Database d : reverseDatabases()) {
+        Map<String, Long> values = new java.util.LinkedHashMap<>();
+        Connection t = in(spec.target(), d.name());
+        try (Statement s = t.createStatement(); ResultSet rs = s.executeQuery("select format('%I.%I', schemaname,"
+            + " sequencename), last_value from pg_sequences where last_value is not null")) {
+          while (rs.next()) {
+            values.put(rs.getString(1), rs.getLong(2));
+          }
+        } finally {
+          release(t);
+        }
+        total += values.size();
+        if (values.isEmpty()) {
+          continue;
+        }
+        Connection c = in(spec.source(), d.name());
+        // Never backwards: a rollback resumed after the source took writes keeps the source's own higher value.
+        try (PreparedStatement ps = c.prepareStatement("select setval(?::regclass, ?, true) from pg_sequences"
+            + " where format('%I.%I', schemaname, sequencename) = ? and coalesce(last_value, 0) < ?")) {
+          for (Map.Entry<String, Long> e : values.entrySet()) {
+            ps.setString(1, e.getKey());
+            ps.setLong(2, e.getValue());
+            ps.setString(3, e.getKey());
+            ps.setLong(4, e.getValue());
+            try (ResultSet rs = ps.executeQuery()) {
+              if (rs.next()) {
+                moved++;
+              }
+            }
+          }
+        } finally {
+          release(c);
+        }
+      }
+      return "sequences brought forward on the source to the target's values: " + moved + " of " + total
+          + " used on the target moved";
+    } catch (SQLException e) {
+      throw fail("bringing the source's sequences forward to the target's", e);
+    }
+  }
+
+  /**
+   * The subscriptions first, without touching the target (disabled, detached from their slots, dropped): the source
+   * must stop applying whatever happens to the target; then the slots (ending the walsenders still on them) and the
+   * publications on the target.
+   */
+  @Override
+  public void stopReverseReplication() throws MigrationException {
+    try {
+      List<String[]> subs = new ArrayList<>();
+      try (Statement s = source().createStatement(); ResultSet rs = s.executeQuery("select s.subname::text, d.datname"
+          + " from pg_subscription s join pg_database d on d.oid = s.subdbid where s.subname like " + REVERSE_LIKE)) {
+        while (rs.next()) {
+          subs.add(new String[] {rs.getString(1), rs.getString(2)});
+        }
+      }
+      for (String[] sub : subs) {
+        Connection c = in(spec.source(), sub[1]);
+        try (Statement s = c.createStatement()) {
+          s.execute("alter subscription " + quote(sub[0]) + " disable");
+          s.execute("alter subscription " + quote(sub[0]) + " set (slot_name = none)");
+          s.execute("drop subscription if exists " + quote(sub[0]));
+        } finally {
+          release(c);
+        }
+      }
+    } catch (SQLException e) {
+      throw fail("dropping the reverse replication's subscriptions on the source " + spec.source(), e);
+    }
+    try {
+      try (Statement s = target().createStatement()) {
+        for (int attempt = 0; attempt < 100; attempt++) {
+          s.execute("select pg_terminate_backend(active_pid) from pg_replication_slots where slot_name like "
+              + REVERSE_LIKE + " and active_pid is not null");
+          try (ResultSet rs = s.executeQuery("select count(pg_drop_replication_slot(slot_name)) from"
+              + " pg_replication_slots where slot_name like " + REVERSE_LIKE + " and not active")) {
+            rs.next();
+          }
+          if (!bool(target(), "select exists (select 1 from pg_replication_slots where slot_name like "
+              + REVERSE_LIKE + ")")) {
+            break;
+          }
+          s.execute("select pg_sleep(0.01)");
+        }
+      }
+      for (Database d : reverseDatabases()) {
+        Connection t = in(spec.target(), d.name());
+        try (Statement s = t.createStatement()) {
+          s.execute("drop publication if exists " + REVERSE_PUBLICATION);
+        } finally {
+          release(t);
+        }
+      }
+    } catch (SQLException e) {
+      throw fail("dropping the reverse replication's slots and publications on the target " + spec.target(), e);
     }
   }
 

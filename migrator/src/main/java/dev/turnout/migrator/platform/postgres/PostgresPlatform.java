@@ -235,6 +235,65 @@ public final class PostgresPlatform implements Platform {
   }
 
   @Override
+  public boolean supportsReverseReplication() {
+    return true;
+  }
+
+  @Override
+  public String startReverseReplication() throws MigrationException {
+    return sql.startReverseReplication();
+  }
+
+  @Override
+  public ReverseHealth reverseHealth(String fingerprint) throws MigrationException {
+    return sql.reverseHealth(fingerprint);
+  }
+
+  /** As the source's fence: read-only first, so nothing that logs in meanwhile can write; then logins, sessions. */
+  @Override
+  public void fenceTarget(List<String> roles) throws MigrationException {
+    sql.readOnlyByDefault(PostgresSql.Server.TARGET, true);
+    sql.refuseLoginsOnTarget(roles);
+    sql.endTargetSessions(false);
+  }
+
+  @Override
+  public ImmutableList<Slot> targetSlots() throws MigrationException {
+    return sql.targetSlots();
+  }
+
+  @Override
+  public void endTargetSlotStreams() throws MigrationException {
+    sql.endTargetSessions(true);
+  }
+
+  @Override
+  public ImmutableList<String> bringSourceSlotsForward(List<SlotPosition> slots, Lsn finalLsn)
+      throws MigrationException {
+    return sql.bringSourceSlotsForward(slots, finalLsn);
+  }
+
+  @Override
+  public Lsn targetEndLsn() throws MigrationException {
+    return sql.targetEndLsn();
+  }
+
+  @Override
+  public Lsn reverseAppliedLsn() throws MigrationException {
+    return sql.reverseAppliedLsn();
+  }
+
+  @Override
+  public String bringSequencesForward() throws MigrationException {
+    return sql.bringSequencesForward();
+  }
+
+  @Override
+  public void stopReverseReplication() throws MigrationException {
+    sql.stopReverseReplication();
+  }
+
+  @Override
   public void close() {
     sql.close();
   }

@@ -150,6 +150,46 @@ public interface PostgresSql extends AutoCloseable {
   /** Commits a transaction that needs a write-capable target, on a fresh connection. */
   void writeProbeTarget() throws MigrationException;
 
+  // The reverse path (issue 19, part 2): see dev.turnout.migrator.Platform.
+
+  /**
+   * In every database of the promoted target: the publication {@code turnout_reverse} of all tables, then a logical
+   * slot (pgoutput) at this point; on the source, in the same database, a subscription from that slot that copies
+   * nothing. Each made only when missing. Returns the target's schema fingerprint.
+   */
+  String startReverseReplication() throws MigrationException;
+
+  /** See {@link dev.turnout.migrator.Platform#reverseHealth}. */
+  dev.turnout.migrator.Platform.ReverseHealth reverseHealth(String fingerprint) throws MigrationException;
+
+  /** Refuses {@code roles} at login on the target (its own primary now: this does not reach the source). */
+  void refuseLoginsOnTarget(List<String> roles) throws MigrationException;
+
+  /**
+   * Ends every session on the target that can run SQL but the migrator's and the walsenders streaming the reverse
+   * path's slots; those streaming another logical slot (CDC) too only when {@code slotStreamsToo}. Returns how many
+   * it ended.
+   */
+  int endTargetSessions(boolean slotStreamsToo) throws MigrationException;
+
+  /** The target's logical slots. */
+  ImmutableList<Slot> targetSlots() throws MigrationException;
+
+  /** See {@link dev.turnout.migrator.Platform#bringSourceSlotsForward}. */
+  ImmutableList<String> bringSourceSlotsForward(List<SlotPosition> slots, Lsn finalLsn) throws MigrationException;
+
+  /** Commits a transaction of the migrator's on the target to its disk; returns the end of its WAL then. */
+  Lsn targetEndLsn() throws MigrationException;
+
+  /** See {@link dev.turnout.migrator.Platform#reverseAppliedLsn}. */
+  Lsn reverseAppliedLsn() throws MigrationException;
+
+  /** Sets each sequence on the source to the target's value where that is ahead; one line for the history. */
+  String bringSequencesForward() throws MigrationException;
+
+  /** Drops the subscriptions on the source, then the slots and the publications on the target, where present. */
+  void stopReverseReplication() throws MigrationException;
+
   /** Drops an inactive logical slot on the source. */
   void dropSlot(String name) throws MigrationException;
 
