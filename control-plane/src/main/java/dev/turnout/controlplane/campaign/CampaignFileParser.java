@@ -46,7 +46,8 @@ final class CampaignFileParser {
       "max_concurrent", "max_concurrent_per_host", "max_failures", "order", "windows");
   private static final List<String> WINDOW = List.of("cron", "duration", "zone");
   private static final List<String> MIGRATION = List.of("window", "deadline", "quiesce_grace",
-      "rollback_prepared_transactions", "max_lag_bytes", "allow_unrouted_databases", "allow_dropping_stale_slots");
+      "rollback_prepared_transactions", "max_lag_bytes", "allow_unrouted_databases", "allow_dropping_stale_slots",
+      "without_reverse_replication");
   private static final List<String> SERVER = List.of("server", "target", "aurora", "aurora_cluster", "host",
       "size_bytes", "windows");
   private static final List<String> SELECT = List.of("databases", "service", "aurora_cluster", "targets");
@@ -267,7 +268,8 @@ final class CampaignFileParser {
         bool(f.get("allow_dropping_stale_slots"), "migration.allow_dropping_stale_slots"))
         .withCutover(new Migration.Cutover(quiesceGrace,
             bool(f.get("rollback_prepared_transactions"), "migration.rollback_prepared_transactions")))
-        .allowingUnroutedDatabases(bool(f.get("allow_unrouted_databases"), "migration.allow_unrouted_databases"));
+        .allowingUnroutedDatabases(bool(f.get("allow_unrouted_databases"), "migration.allow_unrouted_databases"))
+        .withoutReverseReplication(bool(f.get("without_reverse_replication"), "migration.without_reverse_replication"));
   }
 
   /** One entry of {@code servers:}; {@code nodes} gets its fields, for problems found later. */

@@ -87,6 +87,10 @@ class CampaignFileTest {
     assertThat(m.maxLagBytes()).isEqualTo(16L * 1024 * 1024);
     assertThat(m.allowUnroutedDatabases()).isFalse();
     assertThat(m.allowDroppingStaleSlots()).isFalse();
+    assertThat(m.withoutReverseReplication()).as("members keep a lossless way back by default").isFalse();
+    assertThat(CampaignFile.parse(Files.readString(Path.of("../campaign.example.yaml")).replace(
+        "without_reverse_replication: false", "without_reverse_replication: true"), "campaign.example.yaml")
+        .migration().withoutReverseReplication()).isTrue();
     assertThat(file.servers()).containsExactly(
         new Member("10.0.0.5:5432", "db-host-1", null, Target.given("10.0.0.6:5432"),
             com.google.common.collect.ImmutableList.of(new MaintenanceWindow("0 3 * * SAT,SUN", Duration.ofHours(4))),
