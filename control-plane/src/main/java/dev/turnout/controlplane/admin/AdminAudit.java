@@ -195,6 +195,10 @@ public final class AdminAudit implements ServerInterceptor, AutoCloseable {
       details.put("consent_to_lose_writes", Boolean.toString(r.getConsentToLoseWrites()));
     } else if (request instanceof FinalizeMigrationRequest f) {
       migration = f.getId();
+    } else if (request instanceof dev.turnout.admin.v1.CampaignId c) {
+      details.put("campaign", c.getId());
+    } else if (request instanceof dev.turnout.admin.v1.CampaignRequest c) {
+      put(details, "file", c.getFileName());
     } else if (request instanceof SetRouteRequest r) {
       database = r.getDatabase();
       switch (r.getChangeCase()) {
@@ -209,6 +213,9 @@ public final class AdminAudit implements ServerInterceptor, AutoCloseable {
       database = database.isEmpty() ? m.getDatabase() : database;
       migration = m.getId();
       put(details, "phase", m.getPhase());
+    } else if (response instanceof dev.turnout.admin.v1.Campaign c) {
+      details.put("campaign", c.getId());
+      put(details, "status", c.getStatus());
     } else if (response instanceof SetRouteResponse r) {
       details.put("version", Long.toString(r.getVersion()));
       details.put("changed", Boolean.toString(r.getChanged()));
