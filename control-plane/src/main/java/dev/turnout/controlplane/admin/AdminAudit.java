@@ -34,7 +34,8 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Records every write to the admin API in the store's {@link AuditLog} — StartMigration (not dry runs),
- * RollbackMigration, FinalizeMigration, SetRoute — with who called, from where, the request's key fields and the
+ * RollbackMigration, FinalizeMigration, SetRoute, and a campaign's start, pause, resume, approve and abort (from the
+ * admin port or the web console) — with who called, from where, the request's key fields and the
  * outcome, refused calls included. It sits outside {@code AdminAuthorization}, so a call refused for its identity
  * is recorded too, and inside {@link PeerIdentity}, whose identity and address it records.
  *
