@@ -432,6 +432,11 @@ public final class ControlPlane implements AutoCloseable {
     return http.port();
   }
 
+  /** The web console (its request count, for the console benchmark). */
+  public Console console() {
+    return console;
+  }
+
   /** The HTTPS console's port (with server.tls), or -1. */
   public int consoleHttpsPort() {
     return console.httpsPort();

@@ -86,6 +86,8 @@ public final class Console implements AutoCloseable {
   private final Clock clock;
   private final SecureRandom random = new SecureRandom();
   private HttpsServer https;
+  /** Pages, polls and JSON answered since the start (assets not counted). */
+  private final java.util.concurrent.atomic.AtomicLong served = new java.util.concurrent.atomic.AtomicLong();
 
   /**
    * @param admin the admin service the admin port serves
@@ -100,7 +102,9 @@ public final class Console implements AutoCloseable {
     this.writers = tls.map(TurnoutConfig.Tls::adminWriters).orElse(Set.of());
     String name = "turnout-console-" + Long.toHexString(new SecureRandom().nextLong());
     // Reads: the console shows what the HTTP port's /v1/routes and /metrics already show anyone who reaches it.
-    reads = InProcessServerBuilder.forName(name + "-r").addService(ServerInterceptors.intercept(admin,
+    // Run on the page's own thread (direct executor): a read holds no lock a call could wait on, and a page's
+    // cost is then all on the HTTP handler threads.
+    reads = InProcessServerBuilder.forName(name + "-r").directExecutor().addService(ServerInterceptors.intercept(admin,
         new ConsoleCaller())).build().start();
     // Writes: the admin port's chain (authorization, audit, the caller) with the browser's identity as the caller.
     List<ServerInterceptor> chain = new ArrayList<>();
@@ -109,7 +113,7 @@ public final class Console implements AutoCloseable {
     chain.add(new ConsoleCaller());
     writes = InProcessServerBuilder.forName(name + "-w").addService(ServerInterceptors.intercept(admin,
         chain.toArray(ServerInterceptor[]::new))).build().start();
-    readChannel = InProcessChannelBuilder.forName(name + "-r").build();
+    readChannel = InProcessChannelBuilder.forName(name + "-r").directExecutor().build();
     writeChannel = InProcessChannelBuilder.forName(name + "-w").build();
     series = new Series(migrations, clock);
     sampler = Executors.newSingleThreadScheduledExecutor(
@@ -157,6 +161,11 @@ public final class Console implements AutoCloseable {
     https.setExecutor(handlers);
     register(https);
     https.start();
+  }
+
+  /** Pages, polls and JSON requests answered since the start (scripts and styles not counted). */
+  public long requestsServed() {
+    return served.get();
   }
 
   /** The HTTPS console's port, or -1 when there is none. */
@@ -208,6 +217,7 @@ public final class Console implements AutoCloseable {
   }
 
   private void handle(HttpExchange ex, Handler handler) throws IOException {
+    served.incrementAndGet();
     try {
       Request r = request(ex);
       Answer a;

@@ -79,7 +79,13 @@
     var url = box.getAttribute('data-series');
     var width = Math.min(560, Math.max(300, (box.clientWidth || 1100) / 2 - 24));
     var lag = null, wal = null;
-    function mib(u, v) { return v.map(function (x) { return x == null ? '' : (x / 1048576).toFixed(1) + ' MiB'; }); }
+    function size(x) {
+      if (x == null) return '';
+      var a = Math.abs(x);
+      return a >= 1048576 ? (x / 1048576).toFixed(1) + ' MiB' : a >= 1024 ? (x / 1024).toFixed(1) + ' KiB'
+        : x.toFixed(0) + ' B';
+    }
+    function mib(u, v) { return v.map(size); }
     function update() {
       fetch(url, { credentials: 'same-origin' }).then(function (r) { return r.json(); }).then(function (s) {
         var p = s.points || [];
@@ -87,12 +93,12 @@
         var lagData = [t, p.map(function (x) { return x.lagBytes; }), p.map(function (x) { return x.delaySeconds; })];
         var walData = [t, p.map(function (x) { return x.walPerSecond; }), p.map(function (x) { return x.replayPerSecond; })];
         if (!lag) {
-          lag = new uPlot({ width: width, height: 200, series: [{}, { label: 'lag', stroke: '#c0392b', scale: 'b', value: function (u, v) { return v == null ? '' : (v / 1024).toFixed(0) + ' KiB'; } },
+          lag = new uPlot({ width: width, height: 200, series: [{}, { label: 'lag', stroke: '#c0392b', scale: 'b', value: function (u, v) { return size(v); } },
             { label: 'replay delay (s)', stroke: '#2c7fb8', scale: 's' }],
             axes: [{}, { scale: 'b', values: mib }, { scale: 's', side: 1, grid: { show: false } }] }, lagData,
             document.getElementById('chart-lag'));
-          wal = new uPlot({ width: width, height: 200, series: [{}, { label: 'generated', stroke: '#e67e22', scale: 'b' },
-            { label: 'replayed', stroke: '#27ae60', scale: 'b' }], axes: [{}, { scale: 'b', values: mib }] }, walData,
+          wal = new uPlot({ width: width, height: 200, series: [{}, { label: 'generated', stroke: '#e67e22', scale: 'b', value: function (u, v) { return size(v) + '/s'; } },
+            { label: 'replayed', stroke: '#27ae60', scale: 'b', value: function (u, v) { return size(v) + '/s'; } }], axes: [{}, { scale: 'b', values: mib }] }, walData,
             document.getElementById('chart-wal'));
         } else {
           lag.setData(lagData);
