@@ -104,14 +104,15 @@ class ConsoleBrowserTest {
               .setMessage("endpoint 127.0.0.1 refused by policy")).build());
 
       browser.get(plain + "/console/nodes");
-      WebElement row = wait(10).until(ExpectedConditions.presenceOfElementLocated(
-          By.cssSelector("tr[data-node='app-nacker']")));
-      assertThat(row.getText()).contains("NACKED").contains("endpoint 127.0.0.1 refused by policy");
-      assertThat(browser.findElement(By.cssSelector("tr[data-node='app-1']")).getText()).contains("SYNCED");
-      assertThat(browser.findElement(By.cssSelector(".answered")).getText()).contains("answered by replica");
+      wait(10).until(ExpectedConditions.presenceOfElementLocated(By.cssSelector("tr[data-node='app-nacker']")));
+      assertThat(text(By.cssSelector("tr[data-node='app-nacker']"))).contains("NACKED")
+          .contains("endpoint 127.0.0.1 refused by policy");
+      assertThat(text(By.cssSelector("tr[data-node='app-1']"))).contains("SYNCED");
+      assertThat(text(By.cssSelector(".answered"))).contains("answered by replica");
+      screenshot("console-nodes-nack.png");
       browser.get(plain + "/console?status=NACKED");
-      assertThat(wait(10).until(ExpectedConditions.presenceOfElementLocated(By.cssSelector("tr[data-database='app']")))
-          .getText()).contains("NACKED");
+      wait(10).until(ExpectedConditions.presenceOfElementLocated(By.cssSelector("tr[data-database='app']")));
+      assertThat(text(By.cssSelector("tr[data-database='app']"))).contains("NACKED");
     } finally {
       channel.shutdownNow();
     }
@@ -121,6 +122,17 @@ class ConsoleBrowserTest {
   @Order(2)
   void aReaderCannotRollBack_aWriterCanAfterConfirming() throws Exception {
     Migration m = fixture.migrator().start(fixture.spec(Duration.ofSeconds(120), Duration.ofSeconds(180)));
+    try {
+      readerAndWriter(m);
+    } finally { // the next test migrates the same database: leave no migration behind
+      if (!fixture.migrator().get(m.id()).orElseThrow().phase().isTerminal()) {
+        fixture.migrator().rollback(m.id(), false);
+        fixture.awaitPhase(m.id(), Phase::isTerminal, Duration.ofSeconds(60));
+      }
+    }
+  }
+
+  private void readerAndWriter(Migration m) throws Exception {
     fixture.awaitPhase(m.id(), p -> p == Phase.REPLICATING, Duration.ofSeconds(60));
     String page = "/console/migrations/" + m.id();
 
@@ -128,32 +140,45 @@ class ConsoleBrowserTest {
     browser.get(plain + page);
     wait(10).until(ExpectedConditions.textToBe(By.id("phase"), "REPLICATING"));
     assertThat(browser.findElements(By.id("rollback"))).isEmpty();
-    assertThat(browser.findElement(By.id("who")).getText()).isEqualTo("read-only");
+    assertThat(text(By.id("who"))).isEqualTo("read-only");
     assertThat(post("/v1/migrations/" + m.id() + "/rollback")).startsWith("403");
     // A reader's certificate over HTTPS: named, still read-only.
     browser.get("http://127.0.0.1:" + readerTunnel.port() + page);
     wait(10).until(ExpectedConditions.textToBe(By.id("phase"), "REPLICATING"));
-    assertThat(browser.findElement(By.id("who")).getText()).isEqualTo(READER + ", read-only");
+    assertThat(text(By.id("who"))).isEqualTo(READER + ", read-only");
     assertThat(browser.findElements(By.id("rollback"))).isEmpty();
     assertThat(post("/v1/migrations/" + m.id() + "/rollback")).startsWith("403");
     assertThat(fixture.migrator().get(m.id()).orElseThrow().phase()).isEqualTo(Phase.REPLICATING);
 
     // A writer's: the button, a confirmation; dismissed, nothing happens; accepted, the migration rolls back.
     browser.get("http://127.0.0.1:" + writerTunnel.port() + page);
-    assertThat(browser.findElement(By.id("who")).getText()).isEqualTo("writer " + WRITER);
-    WebElement rollback = wait(10).until(ExpectedConditions.elementToBeClickable(By.id("rollback")));
-    rollback.click();
+    assertThat(text(By.id("who"))).isEqualTo("writer " + WRITER);
+    click(By.id("rollback"));
     Alert confirm = wait(5).until(ExpectedConditions.alertIsPresent());
     assertThat(confirm.getText()).contains("Roll back migration " + m.id());
     confirm.dismiss();
     Thread.sleep(500);
     assertThat(fixture.migrator().get(m.id()).orElseThrow().phase()).isEqualTo(Phase.REPLICATING);
-    wait(10).until(ExpectedConditions.elementToBeClickable(By.id("rollback"))).click();
+    click(By.id("rollback"));
     wait(5).until(ExpectedConditions.alertIsPresent()).accept();
     wait(60).until(ExpectedConditions.textToBe(By.id("phase"), "ROLLED_BACK"));
-    assertThat(browser.findElement(By.id("outcome")).getText()).contains("Done");
+    assertThat(text(By.id("outcome"))).contains("Done");
     assertThat(fixture.migrator().get(m.id()).orElseThrow().phase()).isEqualTo(Phase.ROLLED_BACK);
     assertThat(MigrationFixture.history(fixture.migrator().get(m.id()).orElseThrow())).contains("ROLLED_BACK");
+  }
+
+  /** The text of what {@code by} finds, read again if a poll replaced it meanwhile. */
+  private String text(By by) {
+    return wait(10).ignoring(org.openqa.selenium.StaleElementReferenceException.class)
+        .until(d -> d.findElement(by).getText());
+  }
+
+  /** Clicks what {@code by} finds, again if a poll replaced it meanwhile (the live part is swapped every 2 s). */
+  private void click(By by) {
+    wait(10).ignoring(org.openqa.selenium.StaleElementReferenceException.class).until(d -> {
+      d.findElement(by).click();
+      return true;
+    });
   }
 
   /** POSTs from the page's own origin, as its script would (with its token); answers "STATUS body". */
@@ -172,9 +197,8 @@ class ConsoleBrowserTest {
     String source = "127.0.0.1:" + fixture.source.port();
     String target = "127.0.0.1:" + fixture.targetPort;
     browser.get(plain + "/console");
-    WebElement endpoint = wait(10).until(ExpectedConditions.presenceOfElementLocated(
-        By.cssSelector("tr[data-database='app'] .endpoint")));
-    assertThat(endpoint.getText()).isEqualTo(source);
+    wait(10).until(ExpectedConditions.presenceOfElementLocated(By.cssSelector("tr[data-database='app'] .endpoint")));
+    assertThat(text(By.cssSelector("tr[data-database='app'] .endpoint"))).isEqualTo(source);
     markLoaded();
     String fleet = browser.getWindowHandle();
 
@@ -184,7 +208,8 @@ class ConsoleBrowserTest {
     wait(10).until(ExpectedConditions.presenceOfElementLocated(By.id("timeline")));
     markLoaded();
     List<String> seen = new ArrayList<>();
-    new WebDriverWait(browser, Duration.ofSeconds(90), Duration.ofMillis(200)).until(d -> {
+    new WebDriverWait(browser, Duration.ofSeconds(90), Duration.ofMillis(200))
+        .ignoring(org.openqa.selenium.StaleElementReferenceException.class).until(d -> {
       String phases = String.join(" ", d.findElements(By.cssSelector("#timeline li b")).stream()
           .map(WebElement::getText).toList());
       if (seen.isEmpty() || !seen.get(seen.size() - 1).equals(phases)) {
@@ -195,12 +220,13 @@ class ConsoleBrowserTest {
     assertThat(stillLoaded()).as("the migration page was not reloaded").isTrue();
     assertThat(seen).as("timelines seen, in order").hasSizeGreaterThanOrEqualTo(3);
     assertThat(seen.get(seen.size() - 1)).contains("QUIESCING").contains("SHIFTING").endsWith("COMPLETED");
-    assertThat(browser.findElement(By.id("write-stop")).getText()).matches("[0-9.]+ (ms|s)");
+    assertThat(text(By.id("write-stop"))).matches("[0-9.]+ (ms|s)");
+    screenshot("console-migration.png");
 
     browser.switchTo().window(fleet);
     wait(10).until(ExpectedConditions.textToBe(By.cssSelector("tr[data-database='app'] .endpoint"), target));
     assertThat(stillLoaded()).as("the fleet page was not reloaded").isTrue();
-    assertThat(browser.findElement(By.id("conn")).getText()).isEqualTo("live");
+    assertThat(text(By.id("conn"))).isEqualTo("live");
   }
 
   @Test
@@ -212,7 +238,21 @@ class ConsoleBrowserTest {
     wait(10).until(ExpectedConditions.textToBe(By.id("conn"), "live"));
     tunnel.close();
     wait(15).until(ExpectedConditions.textToBePresentInElementLocated(By.id("conn"), "control plane unreachable"));
-    assertThat(browser.findElement(By.id("conn")).getAttribute("class")).contains("down");
+    String conn = wait(5).ignoring(org.openqa.selenium.StaleElementReferenceException.class)
+        .until(d -> d.findElement(By.id("conn")).getAttribute("class"));
+    assertThat(conn).contains("down");
+  }
+
+  /**
+   * Saves the page as {@code name} in the directory the system property {@code turnout.console.screenshots} names
+   * (the README's screenshots: {@code -Dturnout.console.screenshots=$PWD/docs}); nothing without it.
+   */
+  private void screenshot(String name) throws Exception {
+    String to = System.getProperty("turnout.console.screenshots");
+    if (to != null) {
+      Files.createDirectories(Path.of(to));
+      Files.write(Path.of(to, name), browser.getScreenshotAs(org.openqa.selenium.OutputType.BYTES));
+    }
   }
 
   private void markLoaded() {
