@@ -178,9 +178,10 @@ public record TurnoutConfig(Servers servers, Store store, Xds xds,
    */
   public record Tls(Path certChain, Path privateKey, Path clientCa, java.util.Set<String> adminWriters,
       java.util.Set<String> adminReaders, int consolePort) {
+    /** For configurations made in code (tests, benchmarks): the HTTPS console on any free port. */
     public Tls(Path certChain, Path privateKey, Path clientCa, java.util.Set<String> adminWriters,
         java.util.Set<String> adminReaders) {
-      this(certChain, privateKey, clientCa, adminWriters, adminReaders, DEFAULT_CONSOLE_PORT);
+      this(certChain, privateKey, clientCa, adminWriters, adminReaders, 0);
     }
 
     public Tls withConsolePort(int port) {
@@ -188,6 +189,7 @@ public record TurnoutConfig(Servers servers, Store store, Xds xds,
     }
   }
 
+  /** The HTTPS console's port when {@code server.tls.console_port} does not say. */
   public static final int DEFAULT_CONSOLE_PORT = 18443;
 
   public static final int DEFAULT_XDS_PORT = 18000;

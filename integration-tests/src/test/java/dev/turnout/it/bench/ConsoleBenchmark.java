@@ -167,6 +167,10 @@ public final class ConsoleBenchmark {
       System.out.printf(Locale.ROOT, "campaign running, %d consoles watching its page: process %.1f%% of a core,"
           + " HTTP threads %.2f%% (%d s); %d polls answered (%.1f/s; every console every 2 s would be %.1f/s)%n",
           consoles, watched.process(), watched.http(), seconds, served, served / (double) seconds, consoles / 2.0);
+      for (String tab : tabs.subList(1, tabs.size())) { // the screenshots need a browser that is not swamped
+        browser.switchTo().window(tab).close();
+      }
+      browser.switchTo().window(tabs.get(0));
       if (screenshots != null) {
         Files.createDirectories(screenshots);
         shoot(browser, base + "/console", screenshots.resolve("console-fleet.png"));
