@@ -24,6 +24,7 @@ import java.util.List;
 import java.util.Set;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.MethodOrderer;
 import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Test;
@@ -60,7 +61,9 @@ class ConsoleBrowserTest {
 
   @BeforeAll
   void start() throws Exception {
-    assumeTrue(Chromium.installed(), Chromium.missing());
+    if (!Chromium.installed()) {
+      return; // each test is reported skipped, naming what is missing (see skipWithoutChromium)
+    }
     dir = Files.createTempDirectory("console-browser");
     certs = new Certificates(dir.resolve("tls")).issue("app").issue(WRITER).issue(READER);
     TurnoutConfig.Tls serverTls = new TurnoutConfig.Tls(certs.crt("turnout-control-plane"),
@@ -73,6 +76,11 @@ class ConsoleBrowserTest {
     readerTunnel = new CertificateTunnel(fixture.plane.consoleHttpsPort(), certs.crt(READER), certs.key(READER),
         certs.ca());
     browser = Chromium.start(dir.resolve("chromium"), 1280, 900);
+  }
+
+  @BeforeEach
+  void skipWithoutChromium() {
+    assumeTrue(Chromium.installed(), Chromium.missing());
   }
 
   @AfterAll
