@@ -116,7 +116,8 @@ final class Views {
     RoutingSnapshot snapshot = null;
     if (!wanted.isEmpty()) {
       // Filtering by state needs every database's count: one summary of them all.
-      snapshot = admin.getRoutingSnapshot(GetRoutingSnapshotRequest.getDefaultInstance());
+      snapshot = admin.getRoutingSnapshot(GetRoutingSnapshotRequest.newBuilder().setWithoutReplicaReports(true)
+          .build());
       for (DatabaseRouting d : snapshot.getDatabasesList()) {
         acks.put(d.getDatabase().getName(), Acks.of(d));
       }
@@ -140,7 +141,7 @@ final class Views {
       long version = d.getEndpointVersion();
       if (a == null) {
         RoutingSnapshot one = admin.getRoutingSnapshot(GetRoutingSnapshotRequest.newBuilder()
-            .setDatabase(d.getName()).build());
+            .setDatabase(d.getName()).setWithoutReplicaReports(true).build());
         if (one.getDatabasesCount() == 0) {
           continue; // removed meanwhile
         }
