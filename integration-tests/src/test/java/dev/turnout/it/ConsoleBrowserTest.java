@@ -161,6 +161,8 @@ class ConsoleBrowserTest {
     // A writer's: the button, a confirmation; dismissed, nothing happens; accepted, the migration rolls back.
     browser.get("http://127.0.0.1:" + writerTunnel.port() + page);
     assertThat(text(By.id("who"))).isEqualTo("writer " + WRITER);
+    wait(10).until(ExpectedConditions.presenceOfElementLocated(By.id("rollback")));
+    screenshot("console-migration-writer.png");
     click(By.id("rollback"));
     Alert confirm = wait(5).until(ExpectedConditions.alertIsPresent());
     assertThat(confirm.getText()).contains("Roll back migration " + m.id());

@@ -86,18 +86,22 @@
         : x.toFixed(0) + ' B';
     }
     function mib(u, v) { return v.map(size); }
+    var x = { time: true };
     function update() {
       fetch(url, { credentials: 'same-origin' }).then(function (r) { return r.json(); }).then(function (s) {
         var p = s.points || [];
+        if (p.length === 1) { // one point yet: a minute's axis, not years
+          p = [{ at: p[0].at - 60, lagBytes: null, delaySeconds: null, walPerSecond: null, replayPerSecond: null }, p[0]];
+        }
         var t = p.map(function (x) { return x.at; });
         var lagData = [t, p.map(function (x) { return x.lagBytes; }), p.map(function (x) { return x.delaySeconds; })];
         var walData = [t, p.map(function (x) { return x.walPerSecond; }), p.map(function (x) { return x.replayPerSecond; })];
         if (!lag) {
-          lag = new uPlot({ width: width, height: 200, series: [{}, { label: 'lag', stroke: '#c0392b', scale: 'b', value: function (u, v) { return size(v); } },
+          lag = new uPlot({ width: width, height: 200, scales: { x: x }, series: [{}, { label: 'lag', stroke: '#c0392b', scale: 'b', value: function (u, v) { return size(v); } },
             { label: 'replay delay (s)', stroke: '#2c7fb8', scale: 's' }],
             axes: [{}, { scale: 'b', values: mib }, { scale: 's', side: 1, grid: { show: false } }] }, lagData,
             document.getElementById('chart-lag'));
-          wal = new uPlot({ width: width, height: 200, series: [{}, { label: 'generated', stroke: '#e67e22', scale: 'b', value: function (u, v) { return size(v) + '/s'; } },
+          wal = new uPlot({ width: width, height: 200, scales: { x: x }, series: [{}, { label: 'generated', stroke: '#e67e22', scale: 'b', value: function (u, v) { return size(v) + '/s'; } },
             { label: 'replayed', stroke: '#27ae60', scale: 'b', value: function (u, v) { return size(v) + '/s'; } }], axes: [{}, { scale: 'b', values: mib }] }, walData,
             document.getElementById('chart-wal'));
         } else {
