@@ -396,7 +396,7 @@ public final class Console implements AutoCloseable {
   // ---- pages
 
   private Answer page(HttpExchange ex, Request r) {
-    if (!ex.getRequestMethod().equals("GET") && !ex.getRequestMethod().equals("HEAD")) {
+    if (!ex.getRequestMethod().equals("GET")) {
       return new Answer(405, "text/plain", "GET only\n", Map.of("Allow", "GET"));
     }
     Views views = new Views(reader(r), series, replica, clock);
