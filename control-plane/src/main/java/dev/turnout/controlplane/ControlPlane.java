@@ -5,6 +5,7 @@ import dev.turnout.controlplane.admin.AdminAudit;
 import dev.turnout.controlplane.admin.AdminService;
 import dev.turnout.controlplane.admin.HttpEndpoint;
 import dev.turnout.controlplane.config.TurnoutConfig;
+import dev.turnout.controlplane.console.Console;
 import dev.turnout.controlplane.campaign.Campaigns;
 import dev.turnout.controlplane.migration.Migrations;
 import dev.turnout.controlplane.store.FileCampaignStore;
@@ -68,6 +69,7 @@ public final class ControlPlane implements AutoCloseable {
   private final Server admin;
   private final AdminAudit audit;
   private final HttpEndpoint http;
+  private Console console;
 
   private ControlPlane(TurnoutConfig config, RouteStore store, Leadership leadership, ScheduledExecutorService scheduler,
       ExecutorService callbacks, XdsServer xds, Migrations migrations, Campaigns campaigns, Server admin,
@@ -125,6 +127,7 @@ public final class ControlPlane implements AutoCloseable {
     Migrations migrations = null;
     Campaigns campaigns = null;
     AdminAudit adminAudit = null;
+    Console consoleRef = null;
     try {
       String adminHost = config.servers().adminBindAddress();
       AtomicReference<String> adminAddress = new AtomicReference<>(adminHost + ":" + config.servers().adminPort());
@@ -206,17 +209,31 @@ public final class ControlPlane implements AutoCloseable {
       HttpEndpoint http = new HttpEndpoint(new InetSocketAddress(config.servers().bindAddress(),
           config.servers().httpPort()), adminService, xds.routing(), xds.tracker(), migrations);
       xds.onNack(http::countNack);
+      Console console = new Console(adminService, adminAudit, config.servers().tls(),
+          shared.map(PostgresStore::replicaId).orElseGet(ControlPlane::hostName), migrations, Clock.systemUTC());
+      consoleRef = console;
+      http.mount(console);
+      if (config.servers().tls().isPresent()) {
+        console.listenHttps(new InetSocketAddress(config.servers().bindAddress(),
+            config.servers().tls().get().consolePort()), config.servers().tls().get());
+        log.info("console over HTTPS on {}:{}: admin writers' client certificates may act ({})",
+            config.servers().bindAddress(), console.httpsPort(), config.servers().tls().get().adminWriters());
+      }
       http.ready(true);
       logAdminAddress(config.servers(), adminAddress.get());
-      log.info("HTTP (/healthz /readyz /metrics /v1/routes, read-only) on {}:{}", config.servers().bindAddress(),
-          http.port());
-      return new ControlPlane(config, store, leadership, scheduler, callbacks, xds, migrations, campaigns, admin,
-          adminAudit, http);
+      log.info("HTTP (/healthz /readyz /metrics /v1/, the console at /console, read-only) on {}:{}",
+          config.servers().bindAddress(), http.port());
+      ControlPlane plane = new ControlPlane(config, store, leadership, scheduler, callbacks, xds, migrations, campaigns,
+          admin, adminAudit, http);
+      plane.console = console;
+      return plane;
     } catch (MigrationException e) {
+      closeQuietly(consoleRef);
       closeQuietly(adminAudit);
       abandon(leadership, migrations, xds, scheduler, callbacks, store);
       throw new StoreException("cannot load migrations: " + e.getMessage(), e);
     } catch (StoreException | IOException | RuntimeException e) {
+      closeQuietly(consoleRef);
       closeQuietly(adminAudit);
       abandon(leadership, migrations, xds, scheduler, callbacks, store);
       throw e;
@@ -252,6 +269,21 @@ public final class ControlPlane implements AutoCloseable {
       log.info("admin API (turnout.admin.v1.Admin) on {}, plain text, loopback only{}", address,
           servers.adminBindAddress().equals(servers.bindAddress()) ? ""
               : " (no server.tls: not on " + servers.bindAddress() + " like xDS)");
+    }
+  }
+
+  private static void closeQuietly(Console console) {
+    if (console != null) {
+      console.close();
+    }
+  }
+
+  /** This machine's name, for the console's "answered by" when there is one replica. */
+  private static String hostName() {
+    try {
+      return java.net.InetAddress.getLocalHost().getHostName();
+    } catch (IOException e) {
+      return "this control plane";
     }
   }
 
@@ -400,6 +432,16 @@ public final class ControlPlane implements AutoCloseable {
     return http.port();
   }
 
+  /** The web console (its request count, for the console benchmark). */
+  public Console console() {
+    return console;
+  }
+
+  /** The HTTPS console's port (with server.tls), or -1. */
+  public int consoleHttpsPort() {
+    return console.httpsPort();
+  }
+
   public int adminPort() {
     return admin.getPort();
   }
@@ -424,6 +466,7 @@ public final class ControlPlane implements AutoCloseable {
   @Override
   public void close() throws StoreException {
     http.close();
+    console.close();
     admin.shutdownNow();
     audit.close(); // what is queued is written before the store closes
     if (leadership != null) {

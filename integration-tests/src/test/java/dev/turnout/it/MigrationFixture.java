@@ -46,6 +46,8 @@ final class MigrationFixture implements AutoCloseable {
   final Roles roles;
   private boolean restarted;
   final Sidecar sidecar;
+  /** Null: plain text everywhere. */
+  private final Tls tls;
 
   MigrationFixture(Path dir, Migrator.Failpoint failpoint) throws Exception {
     this(dir, failpoint, PostgresServer.BIN, false);
@@ -71,7 +73,21 @@ final class MigrationFixture implements AutoCloseable {
   MigrationFixture(Path dir, Migrator.Failpoint failpoint, Path bin, boolean sqlBackup, boolean migrationMakesReplica,
       TurnoutConfig.MigratorSettings settings, String... extraTargetSettings) throws Exception {
     this(dir, failpoint, new Roles("postgres", "postgres", java.util.List.of()), bin, sqlBackup, migrationMakesReplica,
-        settings, extraTargetSettings);
+        settings, null, extraTargetSettings);
+  }
+
+  /**
+   * Mutual TLS for the control plane (xDS, admin API, the HTTPS console) and the sidecar's certificate.
+   *
+   * @param server the control plane's {@code server.tls}
+   * @param sidecar the sidecar's certificate (CN "app", its service), key and the CA
+   */
+  record Tls(TurnoutConfig.Tls server, SidecarConfig.Tls sidecar) {}
+
+  /** The default fixture with mutual TLS everywhere. */
+  static MigrationFixture withTls(Path dir, Tls tls) throws Exception {
+    return new MigrationFixture(dir, Migrator.Failpoint.NONE, new Roles("postgres", "postgres", java.util.List.of()),
+        PostgresServer.BIN, false, false, TurnoutConfig.MigratorSettings.DEFAULT, tls);
   }
 
   /**
@@ -88,13 +104,14 @@ final class MigrationFixture implements AutoCloseable {
    */
   static MigrationFixture withRoles(Path dir, Migrator.Failpoint failpoint, Path bin, Roles roles) throws Exception {
     return new MigrationFixture(dir, failpoint, roles, bin, true, false,
-        new TurnoutConfig.MigratorSettings(roles.migrator(), Optional.empty()));
+        new TurnoutConfig.MigratorSettings(roles.migrator(), Optional.empty()), null);
   }
 
   private MigrationFixture(Path dir, Migrator.Failpoint failpoint, Roles roles, Path bin, boolean sqlBackup,
-      boolean migrationMakesReplica, TurnoutConfig.MigratorSettings settings, String... extraTargetSettings)
+      boolean migrationMakesReplica, TurnoutConfig.MigratorSettings settings, Tls tls, String... extraTargetSettings)
       throws Exception {
     this.dir = dir;
+    this.tls = tls;
     this.settings = settings;
     this.bin = bin;
     this.roles = roles;
@@ -137,8 +154,9 @@ final class MigrationFixture implements AutoCloseable {
     appPort = PostgresServer.freePort();
     xdsPort = PostgresServer.freePort();
     startPlane(failpoint);
-    sidecar = Sidecar.start(SidecarConfig.of("127.0.0.1", xdsPort, "app-1", "app")
-        .withHoldTimeout(Duration.ofSeconds(30)).withStaleGrace(Duration.ofMillis(500)));
+    SidecarConfig sidecarConfig = SidecarConfig.of("127.0.0.1", xdsPort, "app-1", "app")
+        .withHoldTimeout(Duration.ofSeconds(30)).withStaleGrace(Duration.ofMillis(500));
+    sidecar = Sidecar.start(tls == null ? sidecarConfig : sidecarConfig.withTls(tls.sidecar()));
     for (int i = 0; i < 300; i++) {
       try (Connection c = DriverManager.getConnection(PostgresServer.jdbcUrl(appPort))) {
         return;
@@ -155,7 +173,8 @@ final class MigrationFixture implements AutoCloseable {
   }
 
   void startPlane(Migrator.Failpoint failpoint) throws Exception {
-    plane = ControlPlane.start(new TurnoutConfig(new TurnoutConfig.Servers("127.0.0.1", xdsPort, 0, 0),
+    plane = ControlPlane.start(new TurnoutConfig(new TurnoutConfig.Servers("127.0.0.1", xdsPort, 0, 0,
+        Optional.ofNullable(tls).map(Tls::server)),
         dir.resolve("store"), Duration.ofSeconds(10), ImmutableList.of(new DatabaseRoute("app", appPort,
             Optional.of(new Endpoint("127.0.0.1", source.port())), Set.of())), settings)
             // A restarted control plane must give the sidecar time to come back before calling a route done.

@@ -34,7 +34,8 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Records every write to the admin API in the store's {@link AuditLog} — StartMigration (not dry runs),
- * RollbackMigration, FinalizeMigration, SetRoute — with who called, from where, the request's key fields and the
+ * RollbackMigration, FinalizeMigration, SetRoute, and a campaign's start, pause, resume, approve and abort (from the
+ * admin port or the web console) — with who called, from where, the request's key fields and the
  * outcome, refused calls included. It sits outside {@code AdminAuthorization}, so a call refused for its identity
  * is recorded too, and inside {@link PeerIdentity}, whose identity and address it records.
  *
@@ -197,6 +198,10 @@ public final class AdminAudit implements ServerInterceptor, AutoCloseable {
       migration = f.getId();
     } else if (request instanceof dev.turnout.admin.v1.ResumeMigrationRequest r) {
       migration = r.getId();
+    } else if (request instanceof dev.turnout.admin.v1.CampaignId c) {
+      details.put("campaign", c.getId());
+    } else if (request instanceof dev.turnout.admin.v1.CampaignRequest c) {
+      put(details, "file", c.getFileName());
     } else if (request instanceof SetRouteRequest r) {
       database = r.getDatabase();
       switch (r.getChangeCase()) {
@@ -211,6 +216,9 @@ public final class AdminAudit implements ServerInterceptor, AutoCloseable {
       database = database.isEmpty() ? m.getDatabase() : database;
       migration = m.getId();
       put(details, "phase", m.getPhase());
+    } else if (response instanceof dev.turnout.admin.v1.Campaign c) {
+      details.put("campaign", c.getId());
+      put(details, "status", c.getStatus());
     } else if (response instanceof SetRouteResponse r) {
       details.put("version", Long.toString(r.getVersion()));
       details.put("changed", Boolean.toString(r.getChanged()));

@@ -113,13 +113,25 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
   }
 
   private dev.turnout.admin.v1.Campaign campaignProto(dev.turnout.migrator.campaign.Campaign c) {
-    return CampaignProtos.campaign(c, id -> {
+    java.util.function.Function<String, Optional<Migration>> lookup = id -> {
       try {
         return migrator.get(id);
       } catch (MigrationException e) {
         return Optional.empty();
       }
-    }, migrator::figures, campaigns);
+    };
+    if (migrator.current() == null) {
+      // Not the leader: each lookup would read every migration from the store, once per member (a console polling
+      // a 400-member campaign's page on a follower made 400 reads a poll). Read them once.
+      try {
+        java.util.Map<String, Migration> all = new java.util.HashMap<>();
+        migrator.list().forEach(m -> all.put(m.id(), m));
+        lookup = id -> Optional.ofNullable(all.get(id));
+      } catch (MigrationException e) {
+        // the store is away for a moment: each member says so as it did
+      }
+    }
+    return CampaignProtos.campaign(c, lookup, migrator::figures, campaigns);
   }
 
   private dev.turnout.migrator.campaign.Campaign existingCampaign(String id) throws MigrationException {
@@ -777,6 +789,9 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
     if (replicas.isPresent()) {
       var shared = replicas.get();
       b.setReplica(shared.replicaId());
+    }
+    if (replicas.isPresent() && !request.getWithoutReplicaReports()) {
+      var shared = replicas.get();
       try {
         for (var r : shared.reports()) {
           if (request.getDatabase().isEmpty() || request.getDatabase().equals(r.database())) {

@@ -27,7 +27,7 @@ import java.util.function.Function;
 
 /**
  * The HTTP side for SREs and probes: {@code /healthz}, {@code /readyz}, {@code /metrics} (Prometheus text, via
- * Micrometer) and {@code /v1/routes} (the routing snapshot as JSON).
+ * Micrometer) and {@code /v1/routes} (the routing snapshot as JSON); the web console mounts itself here too.
  */
 public final class HttpEndpoint implements AutoCloseable {
   private final HttpServer server;
@@ -144,8 +144,15 @@ public final class HttpEndpoint implements AutoCloseable {
             .replace("\"", "\\\"") + "\"}\n");
       }
     });
+    // Requests are answered off the server's one dispatcher thread: a console page being rendered must not hold
+    // up /healthz or a scrape.
+    server.setExecutor(handlers);
     server.start();
   }
+
+  private final java.util.concurrent.ExecutorService handlers = java.util.concurrent.Executors.newFixedThreadPool(4,
+      new com.google.common.util.concurrent.ThreadFactoryBuilder().setNameFormat("turnout-http-%d").setDaemon(true)
+          .build());
 
   /**
    * {@code /v1/routes}' query as the admin API's request: {@code node}, {@code database}, {@code service},
@@ -202,6 +209,11 @@ public final class HttpEndpoint implements AutoCloseable {
     }
   }
 
+  /** Serves the web console on this port too (read-only here). */
+  public void mount(dev.turnout.controlplane.console.Console console) {
+    console.mount(server);
+  }
+
   public void ready(boolean isReady) {
     ready = isReady;
   }
@@ -214,5 +226,6 @@ public final class HttpEndpoint implements AutoCloseable {
   public void close() {
     ready = false;
     server.stop(0);
+    handlers.shutdownNow();
   }
 }

@@ -276,7 +276,7 @@ public final class ConfigLoader {
 
   private Optional<TurnoutConfig.Tls> tls(Node node) {
     Map<String, Node> f = fields(mapping(node, "server.tls"), "server.tls",
-        Set.of("cert_chain", "private_key", "client_ca", "admin_writers", "admin_readers"));
+        Set.of("cert_chain", "private_key", "client_ca", "admin_writers", "admin_readers", "console_port"));
     Path cert = file(f, node, "cert_chain");
     Path key = file(f, node, "private_key");
     Path ca = file(f, node, "client_ca");
@@ -285,7 +285,8 @@ public final class ConfigLoader {
     if (cert == null || key == null || ca == null) {
       return Optional.empty();
     }
-    return Optional.of(new TurnoutConfig.Tls(cert, key, ca, writers, readers));
+    int consolePort = port(f.get("console_port"), "server.tls.console_port", TurnoutConfig.DEFAULT_CONSOLE_PORT);
+    return Optional.of(new TurnoutConfig.Tls(cert, key, ca, writers, readers, consolePort));
   }
 
   private Path file(Map<String, Node> fields, Node parent, String name) {

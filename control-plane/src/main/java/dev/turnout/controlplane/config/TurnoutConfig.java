@@ -173,9 +173,24 @@ public record TurnoutConfig(Servers servers, Store store, Xds xds,
    *
    * @param adminWriters identities (certificate CNs) allowed to start, roll back and finalize migrations
    * @param adminReaders identities allowed the read-only admin calls besides the writers; empty allows any client
+   * @param consolePort where the web console also listens over HTTPS, asking for a client certificate: an admin
+   *     writer's may act there (pause a campaign, roll back a migration); the plain HTTP port's console is read-only
    */
   public record Tls(Path certChain, Path privateKey, Path clientCa, java.util.Set<String> adminWriters,
-      java.util.Set<String> adminReaders) {}
+      java.util.Set<String> adminReaders, int consolePort) {
+    /** For configurations made in code (tests, benchmarks): the HTTPS console on any free port. */
+    public Tls(Path certChain, Path privateKey, Path clientCa, java.util.Set<String> adminWriters,
+        java.util.Set<String> adminReaders) {
+      this(certChain, privateKey, clientCa, adminWriters, adminReaders, 0);
+    }
+
+    public Tls withConsolePort(int port) {
+      return new Tls(certChain, privateKey, clientCa, adminWriters, adminReaders, port);
+    }
+  }
+
+  /** The HTTPS console's port when {@code server.tls.console_port} does not say. */
+  public static final int DEFAULT_CONSOLE_PORT = 18443;
 
   public static final int DEFAULT_XDS_PORT = 18000;
   public static final int DEFAULT_ADMIN_PORT = 18001;

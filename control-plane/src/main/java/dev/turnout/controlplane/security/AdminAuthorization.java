@@ -15,9 +15,13 @@ import java.util.Set;
  * admin API's audit, which records the writes it refuses.
  */
 public final class AdminAuthorization implements ServerInterceptor {
-  /** The calls that change something (start, roll back, finalize, a route by hand): for the writers only. */
+  /**
+   * The calls that change something (start, roll back, finalize, a route by hand; start, pause, resume, approve and
+   * abort a campaign): for the writers only.
+   */
   public static final Set<String> CHANGING = ImmutableSet.of("StartMigration", "RollbackMigration",
-      "FinalizeMigration", "ResumeMigration", "SetRoute");
+      "FinalizeMigration", "ResumeMigration", "SetRoute", "StartCampaign", "PauseCampaign", "ResumeCampaign",
+      "ApproveCampaign", "AbortCampaign");
 
   private final Set<String> writers;
   private final Set<String> readers;

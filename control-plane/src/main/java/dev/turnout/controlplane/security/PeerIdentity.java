@@ -35,7 +35,8 @@ public final class PeerIdentity implements ServerInterceptor {
         .withValue(ADDRESS, call.getAttributes().get(Grpc.TRANSPORT_ATTR_REMOTE_ADDR)), call, headers, next);
   }
 
-  static String commonName(SSLSession session) {
+  /** The CN of the session's client certificate; null without one. */
+  public static String commonName(SSLSession session) {
     try {
       Certificate[] chain = session.getPeerCertificates();
       if (chain.length == 0 || !(chain[0] instanceof X509Certificate cert)) {

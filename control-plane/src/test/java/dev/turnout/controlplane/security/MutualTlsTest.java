@@ -79,6 +79,19 @@ class MutualTlsTest {
   }
 
   @Test
+  void aCampaignsCommands_areForWriters() throws Exception {
+    AdminGrpc.AdminBlockingStub viewer = adminAs("sre-viewer");
+    var id = dev.turnout.admin.v1.CampaignId.newBuilder().setId("c-1").build();
+    assertThatThrownBy(() -> viewer.pauseCampaign(id)).hasMessageContaining("PERMISSION_DENIED")
+        .hasMessageContaining("may not call PauseCampaign");
+    assertThatThrownBy(() -> viewer.abortCampaign(id)).hasMessageContaining("may not call AbortCampaign");
+    assertThatThrownBy(() -> viewer.startCampaign(dev.turnout.admin.v1.CampaignRequest.newBuilder().setYaml("x")
+        .build())).hasMessageContaining("may not call StartCampaign");
+    assertThatThrownBy(() -> adminAs("ops-admin").pauseCampaign(id)).as("let through: there is no such campaign")
+        .hasMessageContaining("NOT_FOUND");
+  }
+
+  @Test
   void aRouteByHand_isForWriters_andRecordsTheirCertificatesName() throws Exception {
     SetRouteRequest move = SetRouteRequest.newBuilder().setDatabase("orders").setEndpoint("10.0.0.9:5432")
         .setReason("db1 replaced").build();

@@ -8,10 +8,10 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 /** A throwaway CA and certificates made with the machine's openssl, for mTLS tests. */
-final class TestCertificates {
+public final class TestCertificates {
   final Path dir;
 
-  TestCertificates(Path dir) throws Exception {
+  public TestCertificates(Path dir) throws Exception {
     this.dir = dir;
     openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
         "-subj", "/CN=turnout-test-ca", "-days", "2");
@@ -19,7 +19,7 @@ final class TestCertificates {
   }
 
   /** Issues {@code name}.crt/.key with subject CN=name, signed by the CA. */
-  void issue(String name) throws Exception {
+  public void issue(String name) throws Exception {
     issue(name, "subjectAltName=DNS:" + name);
   }
 
@@ -30,15 +30,15 @@ final class TestCertificates {
         "-out", name + ".crt", "-days", "2", "-extfile", name + ".ext");
   }
 
-  Path crt(String name) {
+  public Path crt(String name) {
     return dir.resolve(name + ".crt");
   }
 
-  Path key(String name) {
+  public Path key(String name) {
     return dir.resolve(name + ".key");
   }
 
-  Path ca() {
+  public Path ca() {
     return dir.resolve("ca.crt");
   }
 
