@@ -231,6 +231,12 @@ class ConsoleBrowserTest {
     assertThat(seen).as("timelines seen, in order").hasSizeGreaterThanOrEqualTo(3);
     assertThat(seen.get(seen.size() - 1)).contains("QUIESCING").contains("SHIFTING").endsWith("COMPLETED");
     assertThat(text(By.id("write-stop"))).matches("[0-9.]+ (ms|s)");
+    // After promotion the way back is the reverse replication: lossless while it is healthy, and said so.
+    new WebDriverWait(browser, Duration.ofSeconds(15), Duration.ofMillis(200))
+        .ignoring(org.openqa.selenium.StaleElementReferenceException.class)
+        .until(d -> d.findElement(By.id("rollback-state")).getText().contains("possible and lossless"));
+    assertThat(text(By.id("rollback-state"))).contains("while the reverse replication is healthy")
+        .contains("reverse lag");
     screenshot("console-migration.png");
 
     browser.switchTo().window(fleet);

@@ -295,24 +295,38 @@ final class Pages {
     if (!m.getError().isEmpty()) {
       l.append("<p class=\"error\">").append(esc(m.getError())).append("</p>");
     }
-    // Rollback: possible until finalized; lossless before promotion (after it, the target's writes are lost).
+    // Rollback: possible until finalized; lossless before promotion, and after it while the reverse replication made
+    // at promotion is healthy (the migrator carries the target's writes back over it, consent or not).
     boolean canRollBack = phase != null && !phase.isTerminal() && phase != Phase.ROLLING_BACK;
-    boolean lossless = phase != null && phase.ordinal() < Phase.PROMOTING.ordinal();
+    boolean promoted = m.getHistoryList().stream().anyMatch(e -> e.getPhase().equals("PROMOTING"));
+    String reverse = m.getLive().getReversePath();
+    boolean lossless = !promoted || reverse.equals("healthy");
     l.append("<p class=\"rollback\" id=\"rollback-state\">");
     if (!canRollBack) {
       l.append("Rollback: not possible (").append(esc(m.getPhase())).append(").");
-    } else if (lossless) {
+    } else if (!promoted) {
       l.append("Rollback: <b>possible and lossless</b> until the promotion (PROMOTING): nothing has been written on the target.");
+    } else if (lossless) {
+      l.append("Rollback: <b>possible and lossless</b> until the migration is finalized, while the reverse replication"
+          + " is healthy: the target's writes are carried back to the source (reverse lag ")
+          .append(m.getLive().getReverseLagBytes() < 0 ? "not read" : Html.bytes(m.getLive().getReverseLagBytes()))
+          .append(").");
+    } else if (reverse.startsWith("broken")) {
+      l.append("Rollback: <b>possible, not lossless</b> until the migration is finalized: the reverse replication is ")
+          .append(esc(reverse)).append("; writes made on the target since the cutover would be lost (the rollback"
+              + " asks for that consent).");
     } else {
-      l.append("Rollback: <b>possible, not lossless</b> until the migration is finalized: writes made on the target"
-          + " since the cutover would be lost (the rollback asks for that consent).");
+      l.append("Rollback: <b>possible</b> until the migration is finalized; lossless only while the reverse"
+          + " replication is healthy, which this replica has not read (it is shown by the replica running the"
+          + " migration). Without it, writes made on the target since the cutover would be lost.");
     }
     if (canRollBack && r.writer()) {
       l.append(" <button class=\"act danger\" id=\"rollback\" data-action=\"/v1/migrations/").append(url(m.getId()))
           .append("/rollback").append(lossless ? "" : "?consent_to_lose_writes=true").append("\" data-confirm=\"")
           .append(esc("Roll back migration " + m.getId() + " of " + String.join(", ", m.getDatabasesList())
               + " to " + m.getSource() + "?" + (lossless ? "" : " Writes made on " + m.getTarget()
-              + " since the cutover will be LOST.")))
+              + " since the cutover will be LOST" + (reverse.isEmpty() ? " unless its reverse replication is healthy"
+              : "") + ".")))
           .append("\">Roll back…</button>");
     }
     l.append("</p>");
