@@ -374,6 +374,8 @@ class CampaignEndToEndTest {
     CampaignMember waiting = later.getMembersList().stream().filter(m -> m.getPhase().equals("VALIDATED"))
         .findFirst().orElseThrow();
     assertThat(waiting.getHeld()).contains("outside the member's maintenance windows");
+    assertThat(Instant.ofEpochSecond(later.getNextWindow().getSeconds())).as("the next window: the same minute tomorrow")
+        .isEqualTo(opened.plusDays(1).toInstant());
     assertThat(MigrationFixture.serverPortOf(ports.get(
         sources.stream().filter(s -> s.address().equals(waiting.getServer())).findFirst().orElseThrow()
             .databases().get(0)), "app")).as("a held member is not drained: it still serves from its source")

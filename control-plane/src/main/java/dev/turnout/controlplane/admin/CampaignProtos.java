@@ -62,6 +62,8 @@ final class CampaignProtos {
         .setMaxFailures(c.spec().policy().limits().maxFailures().threshold(c.members().size()));
     int failures = 0;
     Map<String, Integer> byPhase = new TreeMap<>();
+    Instant now = Instant.now();
+    Optional<Instant> nextWindow = Optional.empty();
     for (int i = 0; i < c.members().size(); i++) {
       MemberState s = c.members().get(i);
       Member member = c.spec().members().get(i);
@@ -91,15 +93,35 @@ final class CampaignProtos {
       }
       m.setPhase(phase);
       byPhase.merge(phase, 1, Integer::sum);
+      if (s.status() == MemberStatus.PENDING || s.status() == MemberStatus.STARTED && !cutOver(phase)) {
+        Optional<Instant> opens = opens(Campaigns.windowsOf(c.spec(), member), now);
+        if (opens.isPresent() && (nextWindow.isEmpty() || opens.get().isBefore(nextWindow.get()))) {
+          nextWindow = opens;
+        }
+      }
       b.addMembers(m);
     }
     b.setFailures(failures).putAllMembersByPhase(byPhase);
+    nextWindow.ifPresent(t -> b.setNextWindow(timestamp(t)));
     CampaignPolicy.eta(c).ifPresent(eta -> b.setEtaSeconds(eta.toMillis() / 1000.0));
     c.history().forEach(e -> b.addHistory(CampaignEvent.newBuilder().setAt(timestamp(e.at())).setText(e.text())));
     return b.build();
   }
 
   /** From the drain to the route's ACK on the target: QUIESCING entered to VERIFYING entered. */
+  /** Whether a member's migration in {@code phase} has begun its cutover (or is past it): windows no longer matter. */
+  private static boolean cutOver(String phase) {
+    return !List.of("PENDING", "STARTING", "PLANNED", "PREFLIGHT", "REPLICATING", "VALIDATED").contains(phase);
+  }
+
+  /** When one of {@code windows} is open from {@code now} on: {@code now} if one is open; empty without windows. */
+  static Optional<Instant> opens(List<MaintenanceWindow> windows, Instant now) {
+    if (windows.stream().anyMatch(w -> w.isOpen(now))) {
+      return Optional.of(now);
+    }
+    return windows.stream().map(w -> w.nextOpening(now)).flatMap(Optional::stream).min(Instant::compareTo);
+  }
+
   static Optional<Duration> writeGap(Migration m) {
     Optional<Instant> from = m.history().stream().filter(e -> e.phase() == Phase.QUIESCING).findFirst()
         .map(Migration.Event::at);

@@ -462,7 +462,17 @@ final class Pages {
     l.append("</p>");
     // Maintenance windows: members whose cutover is held say until when.
     List<CampaignMember> held = c.getMembersList().stream().filter(m -> !m.getHeld().isEmpty()).toList();
-    l.append("<h2>Maintenance windows</h2>");
+    l.append("<h2>Maintenance windows</h2><p id=\"next-window\">");
+    if (!c.hasNextWindow()) {
+      l.append("No member waits for a maintenance window: each cuts over once it is validated.");
+    } else {
+      Instant opens = Instant.ofEpochSecond(c.getNextWindow().getSeconds(), c.getNextWindow().getNanos());
+      Duration in = Duration.between(clock.instant(), opens);
+      l.append(in.compareTo(Duration.ofSeconds(1)) <= 0 ? "A maintenance window is <b>open now</b>."
+          : "The next maintenance window opens at <b>" + java.time.format.DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm'Z'")
+              .withZone(java.time.ZoneOffset.UTC).format(opens) + "</b> (in " + Html.duration(in) + ").");
+    }
+    l.append("</p>");
     if (held.isEmpty()) {
       l.append("<p>No member is held by a window now.</p>");
     } else {
