@@ -44,6 +44,37 @@ class KillNineTest {
   private ServerProcess server;
   private Sidecar sidecar;
   private ManagedChannel admin;
+  private int xdsPort;
+  private int adminPort;
+  private int appPort;
+
+  /** A source with the application, its streaming standby, and a control plane's configuration routing app to it. */
+  private Path startServersAndWriteConfig() throws Exception {
+    source = PostgresServer.start(dir.resolve("source"), "wal_level=logical", "max_wal_senders=10");
+    source.createApplication();
+    target = PostgresServer.startStandby(dir.resolve("target"), source, "turnout_standby", "wal_level=logical",
+        "max_wal_senders=10");
+    xdsPort = PostgresServer.freePort();
+    adminPort = PostgresServer.freePort();
+    appPort = PostgresServer.freePort();
+    Path config = dir.resolve("turnout.yaml");
+    Files.writeString(config, """
+        server:
+          bind_address: 127.0.0.1
+          xds_port: %d
+          admin_port: %d
+          http_port: 0
+        store:
+          directory: data
+        xds:
+          ack_timeout: 10s
+        databases:
+          - name: app
+            port: %d
+            endpoint: 127.0.0.1:%d
+        """.formatted(xdsPort, adminPort, appPort, source.port()));
+    return config;
+  }
 
   @AfterEach
   void tearDown() throws Exception {
@@ -81,29 +112,7 @@ class KillNineTest {
       "CATCHING_UP", "PROMOTING", "SHIFTING", "VERIFYING"})
   void killNineInAnyPhase_thenRestart_endsWholeWithNoLostCommit_andNeverTwoWritableServers(
       dev.turnout.migrator.Phase phase) throws Exception {
-    source = PostgresServer.start(dir.resolve("source"), "wal_level=logical", "max_wal_senders=10");
-    source.createApplication();
-    target = PostgresServer.startStandby(dir.resolve("target"), source, "turnout_standby", "wal_level=logical",
-        "max_wal_senders=10");
-    int xdsPort = PostgresServer.freePort();
-    int adminPort = PostgresServer.freePort();
-    int appPort = PostgresServer.freePort();
-    Path config = dir.resolve("turnout.yaml");
-    Files.writeString(config, """
-        server:
-          bind_address: 127.0.0.1
-          xds_port: %d
-          admin_port: %d
-          http_port: 0
-        store:
-          directory: data
-        xds:
-          ack_timeout: 10s
-        databases:
-          - name: app
-            port: %d
-            endpoint: 127.0.0.1:%d
-        """.formatted(xdsPort, adminPort, appPort, source.port()));
+    Path config = startServersAndWriteConfig();
     server = ServerProcess.start(config, phase + ":AFTER_SAVE");
     List<String> firstRun = server.output;
     sidecar = Sidecar.start(SidecarConfig.of("127.0.0.1", xdsPort, "app-1", "app")
@@ -197,29 +206,7 @@ class KillNineTest {
    */
   @org.junit.jupiter.api.Test
   void killNineAsALosslessRollbackAfterPromotionBegins_thenRestart_endsOnTheSourceWithEveryCommit() throws Exception {
-    source = PostgresServer.start(dir.resolve("source"), "wal_level=logical", "max_wal_senders=10");
-    source.createApplication();
-    target = PostgresServer.startStandby(dir.resolve("target"), source, "turnout_standby", "wal_level=logical",
-        "max_wal_senders=10");
-    int xdsPort = PostgresServer.freePort();
-    int adminPort = PostgresServer.freePort();
-    int appPort = PostgresServer.freePort();
-    Path config = dir.resolve("turnout.yaml");
-    Files.writeString(config, """
-        server:
-          bind_address: 127.0.0.1
-          xds_port: %d
-          admin_port: %d
-          http_port: 0
-        store:
-          directory: data
-        xds:
-          ack_timeout: 10s
-        databases:
-          - name: app
-            port: %d
-            endpoint: 127.0.0.1:%d
-        """.formatted(xdsPort, adminPort, appPort, source.port()));
+    Path config = startServersAndWriteConfig();
     server = ServerProcess.start(config, "ROLLING_BACK:AFTER_SAVE");
     List<String> firstRun = server.output;
     sidecar = Sidecar.start(SidecarConfig.of("127.0.0.1", xdsPort, "app-1", "app")
