@@ -76,10 +76,24 @@ class ReverseReplicationTest {
       assertThat(f.migrator().reverseHealth(done.id())).hasValueSatisfying(h -> assertThat(h.healthy())
           .as(h.broken().orElse("")).isTrue());
 
+      // An adversary on the target that names itself as the migrator's connections do (not in the migrator's role):
+      // the target's fence must end it like any other session, or it could write after the last position carried.
+      Connection impostor = java.sql.DriverManager.getConnection(PostgresServer.jdbcUrl(f.target.port())
+          .replace("user=postgres", "user=app") + "&ApplicationName=turnout-migrator");
+
       writer.resetGap(); // the write gap of the rollback
       f.migrator().rollback(done.id(), false); // no consent: the path is healthy
       Migration back = f.awaitPhase(done.id(), p -> p.isTerminal() || p == Phase.HALTED, Duration.ofSeconds(60));
       assertThat(back.phase()).as(MigrationFixture.history(back)).isEqualTo(Phase.ROLLED_BACK);
+      try (impostor) {
+        org.assertj.core.api.Assertions.assertThatThrownBy(() -> {
+          try (Statement s = impostor.createStatement()) {
+            s.execute("set default_transaction_read_only = off");
+            s.execute("insert into writes(seq) values (-7)");
+          }
+        }).as("a session calling itself turnout-migrator was ended by the target's fence")
+            .isInstanceOf(java.sql.SQLException.class);
+      }
       int atRollback = writer.acknowledged().size();
       deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
       while (writer.acknowledged().size() < atRollback + 50 && System.nanoTime() < deadline) {

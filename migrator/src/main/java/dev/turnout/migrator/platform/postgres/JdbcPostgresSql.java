@@ -1390,10 +1390,13 @@ final class JdbcPostgresSql implements PostgresSql {
     }
   }
 
-  /** Sessions on the target that can run SQL, but the migrator's, the reverse path's walsenders and autovacuum. */
+  /**
+   * Sessions on the target that can run SQL, but the migrator's, the reverse path's walsenders and autovacuum. The
+   * migrator's other connections are known by its application name AND its role: a name alone anyone can claim.
+   */
   private static final String TARGET_SESSIONS = "from pg_stat_activity a where a.datid is not null"
       + " and a.pid <> pg_backend_pid() and a.leader_pid is null and a.backend_type in ('client backend', 'walsender')"
-      + " and a.application_name is distinct from 'turnout-migrator'"
+      + " and not (a.application_name = 'turnout-migrator' and a.usename = current_user)"
       + " and a.pid not in (select active_pid from pg_replication_slots where slot_name like " + REVERSE_LIKE
       + " and active_pid is not null)";
 
