@@ -70,9 +70,14 @@ class XdsRoutingTest {
     return client;
   }
 
+  /**
+   * Until the client has each database's listener and endpoints: the server sends Clusters and their assignments
+   * before the Listeners that use them (Envoy's make-before-break order), so endpoints alone do not mean listeners.
+   */
   private static void awaitSubscribed(AdsTestClient client, String... databases) throws InterruptedException {
-    client.await("endpoints of " + List.of(databases),
-        c -> c.assignments().keySet().containsAll(List.of(databases)));
+    client.await("listeners and endpoints of " + List.of(databases),
+        c -> c.assignments().keySet().containsAll(List.of(databases))
+            && c.listeners().keySet().containsAll(List.of(databases)));
   }
 
   @ParameterizedTest(name = "{0} {1}")
