@@ -109,7 +109,7 @@ class KillNineTest {
 
   @ParameterizedTest(name = "kill -9 in {0}")
   @EnumSource(value = dev.turnout.migrator.Phase.class, names = {"PREFLIGHT", "REPLICATING", "VALIDATED", "QUIESCING",
-      "CATCHING_UP", "PROMOTING", "SHIFTING", "VERIFYING"})
+      "CATCHING_UP", "PROMOTING", "SHIFTING", "VERIFYING", "BAKING"})
   void killNineInAnyPhase_thenRestart_endsWholeWithNoLostCommit_andNeverTwoWritableServers(
       dev.turnout.migrator.Phase phase) throws Exception {
     Path config = startServersAndWriteConfig();
@@ -147,7 +147,8 @@ class KillNineTest {
     try {
       Thread.sleep(300);
       id = stub.startMigration(StartMigrationRequest.newBuilder().setDatabase("app")
-          .setTarget("127.0.0.1:" + target.port()).setOptions(MigrationOptions.newBuilder().setBake(com.google.protobuf.Duration.getDefaultInstance())
+          .setTarget("127.0.0.1:" + target.port()).setOptions(MigrationOptions.newBuilder().setBake(com.google.protobuf.Duration.newBuilder()
+                  .setSeconds(phase == dev.turnout.migrator.Phase.BAKING ? 3 : 0)) // no bake, but where it is killed
               .setValidationWindow(com.google.protobuf.Duration.newBuilder().setSeconds(1))
               .setPhaseDeadline(com.google.protobuf.Duration.newBuilder().setSeconds(60))).build()).getId();
       Eventually.until("the failpoint in " + phase, Duration.ofSeconds(90),
