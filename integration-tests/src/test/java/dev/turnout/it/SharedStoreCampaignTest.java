@@ -92,6 +92,22 @@ class SharedStoreCampaignTest {
     assertThatThrownBy(() -> b.campaigns().command(started.id(), "abort", (c, now) -> c.abort(now)))
         .as("commands go to the leader").isInstanceOf(MigrationConflictException.class)
         .hasMessageContaining("does not run migrations now").hasMessageContaining("cp-a");
+
+    // The console on the follower: each page read from the store, naming the replica that answers.
+    java.net.http.HttpClient http = java.net.http.HttpClient.newHttpClient();
+    java.util.Map<String, java.util.List<String>> pages = java.util.Map.of(
+        "/console", java.util.List.of("orders", "127.0.0.1:" + source.port()),
+        "/console/campaigns/" + started.id(), java.util.List.of("Campaign shared", "VALIDATED",
+            "outside the member&#39;s maintenance windows", "The next maintenance window opens at"),
+        "/console/migrations/" + member, java.util.List.of("VALIDATED", "127.0.0.1:" + target.port()),
+        "/console/nodes", java.util.List.of("Nodes"));
+    for (var page : pages.entrySet()) {
+      java.net.http.HttpResponse<String> r = http.send(java.net.http.HttpRequest.newBuilder(java.net.URI.create(
+          "http://127.0.0.1:" + b.httpPort() + page.getKey())).build(), java.net.http.HttpResponse.BodyHandlers.ofString());
+      assertThat(r.statusCode()).as(page.getKey()).isEqualTo(200);
+      assertThat(r.body()).as(page.getKey()).contains("answered by replica <b class=\"replica\">cp-b</b>")
+          .contains(page.getValue());
+    }
     long revision;
     try (Connection c = store.connect(); Statement s = c.createStatement();
          ResultSet rs = s.executeQuery("select name, revision from turnout.campaigns")) {

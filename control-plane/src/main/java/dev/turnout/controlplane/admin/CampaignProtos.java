@@ -90,6 +90,14 @@ final class CampaignProtos {
         }
         figures.apply(id).ifPresent(f -> m.setLagBytes(f.lagBytes()));
         campaigns.held(id).ifPresent(m::setHeld);
+        if (m.getHeld().isEmpty() && mig.map(x -> x.phase() == Phase.VALIDATED).orElse(false)) {
+          // Not the leader (or it has not decided yet): what the windows alone say, from the store, on any replica.
+          List<MaintenanceWindow> windows = Campaigns.windowsOf(c.spec(), member);
+          if (!windows.isEmpty() && windows.stream().noneMatch(w -> w.isOpen(now))) {
+            m.setHeld("campaign " + c.id() + ": outside the member's maintenance windows"
+                + opens(windows, now).map(t -> "; the next opens at " + t).orElse(""));
+          }
+        }
       }
       m.setPhase(phase);
       byPhase.merge(phase, 1, Integer::sum);
