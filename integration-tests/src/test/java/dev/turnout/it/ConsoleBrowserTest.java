@@ -228,7 +228,9 @@ class ConsoleBrowserTest {
       return d.findElement(By.id("phase")).getText().equals("COMPLETED");
     });
     assertThat(stillLoaded()).as("the migration page was not reloaded").isTrue();
-    assertThat(seen).as("timelines seen, in order").hasSizeGreaterThanOrEqualTo(3);
+    // Polled every 2 s, a migration with a 2 s window may show only two timelines: one before and one after.
+    assertThat(seen).as("timelines seen, in order").hasSizeGreaterThanOrEqualTo(2);
+    assertThat(seen.get(0)).as("the first timeline seen is before the cutover").doesNotContain("QUIESCING");
     assertThat(seen.get(seen.size() - 1)).contains("QUIESCING").contains("SHIFTING").endsWith("COMPLETED");
     assertThat(text(By.id("write-stop"))).matches("[0-9.]+ (ms|s)");
     // After promotion the way back is the reverse replication: lossless while it is healthy, and said so.
