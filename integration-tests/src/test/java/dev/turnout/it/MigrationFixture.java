@@ -157,14 +157,16 @@ final class MigrationFixture implements AutoCloseable {
     SidecarConfig sidecarConfig = SidecarConfig.of("127.0.0.1", xdsPort, "app-1", "app")
         .withHoldTimeout(Duration.ofSeconds(30)).withStaleGrace(Duration.ofMillis(500));
     sidecar = Sidecar.start(tls == null ? sidecarConfig : sidecarConfig.withTls(tls.sidecar()));
-    for (int i = 0; i < 300; i++) {
+    SQLException last = null;
+    for (int i = 0; i < 600; i++) {
       try (Connection c = DriverManager.getConnection(PostgresServer.jdbcUrl(appPort))) {
         return;
       } catch (SQLException e) {
+        last = e;
         Thread.sleep(50);
       }
     }
-    throw new AssertionError("sidecar never served");
+    throw new AssertionError("sidecar never served on port " + appPort + " in 30 s: " + last.getMessage(), last);
   }
 
   /** A connection to {@code server} as the migrator's role (the one role the fence leaves able to log in). */

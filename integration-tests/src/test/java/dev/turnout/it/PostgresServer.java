@@ -238,9 +238,29 @@ public final class PostgresServer implements AutoCloseable {
     }
   }
 
+  /** Ports handed out by {@link #freePort()} in this JVM: each is given once. */
+  private static final java.util.Set<Integer> HANDED_OUT = java.util.concurrent.ConcurrentHashMap.newKeySet();
+
+  /**
+   * A port nothing listens on, for a server or sidecar the test starts later. Taken below the kernel's ephemeral
+   * range (32768 and up here): a port the kernel chose for {@code bind(0)} and freed at once may be chosen again for
+   * the next {@code bind(0)} (a control plane's HTTP port, say) before the test binds it, and then the sidecar's
+   * listener could not listen (seen once on CI as "sidecar never served").
+   */
   public static int freePort() throws IOException {
-    try (ServerSocket s = new ServerSocket(0)) {
-      return s.getLocalPort();
+    java.util.concurrent.ThreadLocalRandom random = java.util.concurrent.ThreadLocalRandom.current();
+    for (int attempt = 0; attempt < 200; attempt++) {
+      int port = random.nextInt(20_000, 32_000);
+      if (!HANDED_OUT.add(port)) {
+        continue;
+      }
+      try (ServerSocket s = new ServerSocket()) {
+        s.bind(new java.net.InetSocketAddress(port));
+        return port;
+      } catch (IOException inUse) {
+        // taken by something else: try another
+      }
     }
+    throw new IOException("no free port found between 20000 and 32000");
   }
 }
