@@ -347,4 +347,66 @@ class FenceTest {
         .hasMessageContaining("xid " + xid + " COMMIT");
     assertThat(f.migrator().get(started.id()).orElseThrow().phase()).isEqualTo(Phase.HALTED);
   }
+
+  /**
+   * The way back fences the target as the way forward fenced the source: a transaction prepared on the promoted target
+   * and finished by its owner within the grace travels the reverse path to the source; one left prepared stops the
+   * lossless rollback naming it (nobody but the migrator can commit it once the target is fenced, and the path would
+   * carry it only once committed); committed then as the migrator's role, a second rollback carries it back too.
+   * With --rollback-prepared-transactions it would be rolled back and its gid recorded (the next test).
+   */
+  @ParameterizedTest(name = "PostgreSQL {0}")
+  @ValueSource(ints = {15})
+  void aTransactionPreparedOnTheTarget_isFinishedWithinTheGrace_orStopsTheRollbackAfterPromotion_namingIt(int version)
+      throws Exception {
+    setUp(version, Migrator.Failpoint.NONE);
+    Migration done = f.awaitPhase(f.migrator().start(spec(Duration.ofSeconds(2), false)).id(),
+        p -> p == Phase.COMPLETED || p.isTerminal() || p == Phase.HALTED, Duration.ofSeconds(60));
+    assertThat(done.phase()).as(MigrationFixture.history(done)).isEqualTo(Phase.COMPLETED);
+    assertThat(done.progress().reverse()).as(MigrationFixture.history(done)).isPresent();
+    // A transaction manager's two open branches on the target: it finishes one during the grace, not the other.
+    Connection owner = DriverManager.getConnection(url(f.target, "app"));
+    prepare(url(f.target, "app"), "on-target-finishing", -21);
+    prepare(url(f.target, "app"), "on-target-left-open", -22);
+    try (owner) {
+      f.migrator().rollback(done.id(), false);
+      Thread.sleep(300); // the route is drained and the grace runs: the owner's session still can commit
+      try (Statement s = owner.createStatement()) {
+        s.execute("commit prepared 'on-target-finishing'");
+      }
+      Migration halted = f.awaitPhase(done.id(), p -> p.isTerminal() || p == Phase.HALTED, Duration.ofSeconds(60));
+      assertThat(halted.phase()).as(MigrationFixture.history(halted)).isEqualTo(Phase.HALTED);
+      assertThat(halted.progress().error()).get().asString().contains("1 transaction(s) still prepared on the target")
+          .contains("'on-target-left-open' (owner app, database postgres").doesNotContain("on-target-finishing");
+    }
+    assertThatThrownBy(() -> DriverManager.getConnection(url(f.target, "app")).close())
+        .as("the target stays fenced while the rollback is stopped").hasMessageContaining("not permitted to log in");
+    try (Connection c = f.asMigrator(f.target); Statement s = c.createStatement()) {
+      s.execute("commit prepared 'on-target-left-open'");
+    }
+    f.migrator().rollback(done.id(), false);
+    Migration back = f.awaitPhase(done.id(), p -> p.isTerminal() || p == Phase.HALTED, Duration.ofSeconds(60));
+    assertThat(back.phase()).as(MigrationFixture.history(back)).isEqualTo(Phase.ROLLED_BACK);
+    assertThat(seqs(f.source)).as("both commits on the target reached the source over the reverse path")
+        .contains(-21L, -22L);
+    assertThat(preparedOn(f.target)).isEmpty();
+  }
+
+  @ParameterizedTest(name = "PostgreSQL {0}")
+  @ValueSource(ints = {15})
+  void aTransactionPreparedOnTheTarget_isRolledBackThereAsAllowed_andTheRollbackAfterPromotionRecordsIt(int version)
+      throws Exception {
+    setUp(version, Migrator.Failpoint.NONE);
+    Migration done = f.awaitPhase(f.migrator().start(spec(Duration.ofMillis(300), true)).id(),
+        p -> p == Phase.COMPLETED || p.isTerminal() || p == Phase.HALTED, Duration.ofSeconds(60));
+    assertThat(done.phase()).as(MigrationFixture.history(done)).isEqualTo(Phase.COMPLETED);
+    prepare(url(f.target, "app"), "on-target", -23);
+    f.migrator().rollback(done.id(), false);
+    Migration back = f.awaitPhase(done.id(), p -> p.isTerminal() || p == Phase.HALTED, Duration.ofSeconds(60));
+    assertThat(back.phase()).as(MigrationFixture.history(back)).isEqualTo(Phase.ROLLED_BACK);
+    assertThat(MigrationFixture.history(back)).contains("rolled back 1 transaction(s) prepared on the target")
+        .contains("'on-target' (owner app, database postgres");
+    assertThat(preparedOn(f.target)).as("none left on the abandoned target").isEmpty();
+    assertThat(seqs(f.source)).doesNotContain(-23L);
+  }
 }

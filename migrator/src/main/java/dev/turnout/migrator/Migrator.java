@@ -1567,12 +1567,21 @@ public final class Migrator {
       await(draining, "the route drain before the rollback to be ACKed", router.drain(draining.spec().databases()));
       return null;
     });
+    Instant preparing = clock.instant();
+    Migration waitingForPrepared = m;
+    // A transaction prepared on the target travels the reverse path only once committed: let its owner finish it
+    // within the grace, while it still can (the fence ends its session and refuses its login).
+    poll(m, "transactions prepared on the target to finish", QUIESCE_POLL, () -> platform.targetPreparedTransactions()
+        .isEmpty() || !clock.instant().isBefore(preparing.plus(waitingForPrepared.spec().options().cutover()
+        .quiesceGrace())));
+    steps.add("prepared", Duration.between(preparing, clock.instant()));
     store.confirmWriter();
     List<String> roles = m.progress().fencedRoles();
     steps.time("fence-target", () -> {
       platform.fenceTarget(roles);
       return null;
     });
+    m = handlePreparedOnTarget(m, platform);
     Instant fenced = clock.instant();
     if (path.caughtUp().isEmpty()) {
       Lsn end = platform.targetEndLsn();
@@ -1646,6 +1655,30 @@ public final class Migrator {
     return transition(m, Phase.ROLLED_BACK, "source " + m.spec().source() + " routed and writable with every write"
         + " the target took (lossless rollback in " + Duration.between(start, clock.instant()).toMillis() + " ms);"
         + " the target is fenced" + m.progress().error().map(e -> "; cause: " + e).orElse(""));
+  }
+
+  /**
+   * Transactions still prepared on the fenced target: nobody but the migrator can commit them now, and the reverse
+   * path would carry them only once committed. Left alone they would vanish with the target, silently; so the
+   * rollback stops naming them, or, as the operator allowed at the start (--rollback-prepared-transactions), rolls
+   * them back there and records their gids. No acknowledged commit is among them: a prepared transaction is not one.
+   */
+  private Migration handlePreparedOnTarget(Migration m, Platform platform)
+      throws MigrationException, InterruptedException {
+    ImmutableList<Platform.PreparedTransaction> prepared = platform.targetPreparedTransactions();
+    if (prepared.isEmpty()) {
+      return m;
+    }
+    if (!m.spec().options().cutover().rollbackPreparedTransactions()) {
+      throw new MigrationException("database '" + m.database() + "': " + prepared.size() + " transaction(s) still"
+          + " prepared on the target " + m.spec().target() + " after "
+          + m.spec().options().cutover().quiesceGrace().toMillis() + " ms: " + describe(prepared) + ". The target is"
+          + " fenced and the route drained; commit them (the reverse path then carries them to the source) or roll"
+          + " them back on the target as the migrator's role, and roll back again");
+    }
+    platform.rollBackTargetPreparedTransactions(prepared);
+    return save(m.note(clock.instant(), "rolled back " + prepared.size() + " transaction(s) prepared on the target,"
+        + " as the operator allowed: " + describe(prepared)));
   }
 
   private void await(Migration m, String what, java.util.concurrent.CompletableFuture<Void> future)

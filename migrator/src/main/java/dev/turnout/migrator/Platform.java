@@ -252,6 +252,14 @@ public interface Platform extends AutoCloseable {
     throw noReversePath();
   }
 
+  /**
+   * Rolls back each of {@code transactions} still prepared on the promoted target (a rollback after promotion that
+   * the operator allowed to roll back prepared transactions): the reverse path carries none while it is prepared.
+   */
+  default void rollBackTargetPreparedTransactions(List<PreparedTransaction> transactions) throws MigrationException {
+    throw noReversePath();
+  }
+
   /** The target's logical slots (the CDC slots recreated at promotion among them), as {@link #sourceSlots}. */
   default ImmutableList<Slot> targetSlots() throws MigrationException {
     throw noReversePath();

@@ -191,6 +191,12 @@ public final class DryRunPostgresSql implements PostgresSql {
     }
   }
 
+  @Override
+  public void rollBackTargetPreparedTransactions(List<PreparedTransaction> transactions) {
+    target("ROLLBACK PREPARED " + transactions.stream().map(t -> "'" + t.gid() + "' (in database " + t.database()
+        + ")").collect(Collectors.joining(", ")));
+  }
+
   /** What would come over: the source's transactions still prepared at the fence. */
   @Override
   public ImmutableList<PreparedTransaction> targetPreparedTransactions() throws MigrationException {

@@ -536,10 +536,21 @@ final class JdbcPostgresSql implements PostgresSql {
   /** ROLLBACK PREPARED must run in the transaction's own database: one connection per other database. */
   @Override
   public void rollBackPreparedTransactions(List<PreparedTransaction> transactions) throws MigrationException {
+    rollBackPrepared(Server.SOURCE, transactions);
+  }
+
+  @Override
+  public void rollBackTargetPreparedTransactions(List<PreparedTransaction> transactions) throws MigrationException {
+    rollBackPrepared(Server.TARGET, transactions);
+  }
+
+  private void rollBackPrepared(Server server, List<PreparedTransaction> transactions) throws MigrationException {
+    ServerAddress address = server == Server.SOURCE ? spec.source() : spec.target();
     try {
-      String here = text(source(), "select current_database()");
+      Connection home = server == Server.SOURCE ? source() : target();
+      String here = text(home, "select current_database()");
       for (PreparedTransaction t : transactions) {
-        Connection c = t.database().equals(here) ? source() : connect(spec.source(), t.database());
+        Connection c = t.database().equals(here) ? home : connect(address, t.database());
         try (Statement s = c.createStatement()) {
           s.execute("rollback prepared " + literal(t.gid()));
         } catch (SQLException e) {
@@ -547,13 +558,14 @@ final class JdbcPostgresSql implements PostgresSql {
             throw e;
           }
         } finally {
-          if (c != source) {
+          if (c != home) {
             closeQuietly(c);
           }
         }
       }
     } catch (SQLException e) {
-      throw fail("rolling back prepared transactions on the source " + spec.source(), e);
+      throw fail("rolling back prepared transactions on the " + (server == Server.SOURCE ? "source " : "target ")
+          + address, e);
     }
   }
 

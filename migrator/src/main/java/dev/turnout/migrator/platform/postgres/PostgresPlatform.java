@@ -258,6 +258,11 @@ public final class PostgresPlatform implements Platform {
   }
 
   @Override
+  public void rollBackTargetPreparedTransactions(List<PreparedTransaction> transactions) throws MigrationException {
+    sql.rollBackTargetPreparedTransactions(transactions);
+  }
+
+  @Override
   public ImmutableList<Slot> targetSlots() throws MigrationException {
     return sql.targetSlots();
   }

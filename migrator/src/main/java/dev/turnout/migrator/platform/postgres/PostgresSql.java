@@ -109,6 +109,9 @@ public interface PostgresSql extends AutoCloseable {
   /** ROLLBACK PREPARED, in each transaction's own database, of each of them that still exists. */
   void rollBackPreparedTransactions(List<PreparedTransaction> transactions) throws MigrationException;
 
+  /** The same on the promoted target, when a rollback after promotion finds them there once it is fenced. */
+  void rollBackTargetPreparedTransactions(List<PreparedTransaction> transactions) throws MigrationException;
+
   /**
    * Commits an empty transaction of the migrator's on the source, to its local disk: every WAL record inserted
    * before it is flushed at once, so {@link #finalLsn} does not wait for the WAL writer. It lies before the final LSN.
