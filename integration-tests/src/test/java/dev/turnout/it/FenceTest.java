@@ -394,13 +394,16 @@ class FenceTest {
 
   @ParameterizedTest(name = "PostgreSQL {0}")
   @ValueSource(ints = {15})
-  void aTransactionPreparedOnTheTarget_isRolledBackThereAsAllowed_andTheRollbackAfterPromotionRecordsIt(int version)
+  void aTransactionPreparedOnTheTarget_isRolledBackThereAsAllowed_andARoleCreatedThereSinceThePromotionIsFenced(int version)
       throws Exception {
     setUp(version, Migrator.Failpoint.NONE);
     Migration done = f.awaitPhase(f.migrator().start(spec(Duration.ofMillis(300), true)).id(),
         p -> p == Phase.COMPLETED || p.isTerminal() || p == Phase.HALTED, Duration.ofSeconds(60));
     assertThat(done.phase()).as(MigrationFixture.history(done)).isEqualTo(Phase.COMPLETED);
     prepare(url(f.target, "app"), "on-target", -23);
+    try (Connection c = f.asMigrator(f.target); Statement s = c.createStatement()) {
+      s.execute("create role newcomer superuser login"); // since the promotion: not among the roles the cutover fenced
+    }
     f.migrator().rollback(done.id(), false);
     Migration back = f.awaitPhase(done.id(), p -> p.isTerminal() || p == Phase.HALTED, Duration.ofSeconds(60));
     assertThat(back.phase()).as(MigrationFixture.history(back)).isEqualTo(Phase.ROLLED_BACK);
@@ -408,5 +411,8 @@ class FenceTest {
         .contains("'on-target' (owner app, database postgres");
     assertThat(preparedOn(f.target)).as("none left on the abandoned target").isEmpty();
     assertThat(seqs(f.source)).doesNotContain(-23L);
+    assertThatThrownBy(() -> DriverManager.getConnection(url(f.target, "newcomer")).close())
+        .as("a role created on the target after the promotion is fenced there too: never two writable servers")
+        .hasMessageContaining("not permitted to log in");
   }
 }

@@ -1396,7 +1396,12 @@ final class JdbcPostgresSql implements PostgresSql {
   @Override
   public void refuseLoginsOnTarget(List<String> roles) throws MigrationException {
     try {
-      alterRoles(target(), roles, "nologin");
+      // And every login role the target has now: one created there since the promotion (CREATE ROLE is no table
+      // change, so the reverse path stays healthy) would otherwise log in and write after the rollback's last position.
+      Set<String> all = new java.util.LinkedHashSet<>(roles);
+      all.addAll(column(target(), "select rolname from pg_roles where rolcanlogin and rolname <> current_user and (not"
+          + " rolsuper or (select rolsuper from pg_roles where rolname = current_user)) order by rolname"));
+      alterRoles(target(), List.copyOf(all), "nologin");
     } catch (SQLException e) {
       throw fail("refusing logins on the target " + spec.target(), e);
     }
