@@ -150,7 +150,9 @@ class SidecarEndToEndTest {
 
     assertThat(waiting.get(10, TimeUnit.SECONDS)).isEqualTo(second.port());
     var stats = sidecar.stats("app").orElseThrow();
-    assertThat(stats.heldTotal()).isEqualTo(1);
+    // At least the one: on a loaded CI machine pgjdbc's own retry (a second socket) was held too, and completed.
+    assertThat(stats.heldTotal()).isGreaterThanOrEqualTo(1);
+    assertThat(stats.heldNow()).as("none is left held once the route returned").isZero();
     assertThat(stats.holdNanosTotal()).isGreaterThanOrEqualTo(TimeUnit.MILLISECONDS.toNanos(700));
   }
 
