@@ -396,8 +396,7 @@ final class JdbcPostgresSql implements PostgresSql {
     try {
       // Superusers are refused too (NOLOGIN applies to them); one the migrator could not alter (a provider's own
       // role, when the migrator is not a superuser itself) is left out, and the platform fences it otherwise.
-      List<String> roles = column(source(), "select rolname from pg_roles where rolcanlogin and rolname <> current_user"
-          + " and (not rolsuper or (select rolsuper from pg_roles where rolname = current_user)) order by rolname");
+      List<String> roles = loginRoles(source());
       if (keepStandby) {
         roles.removeAll(standbyRoles(true));
       }
@@ -405,6 +404,15 @@ final class JdbcPostgresSql implements PostgresSql {
     } catch (SQLException e) {
       throw fail("listing login roles", e);
     }
+  }
+
+  /**
+   * The login roles of the server {@code c} is connected to that the migrator can refuse: all but its own; superusers
+   * only when it is one itself (NOLOGIN applies to them too).
+   */
+  private static List<String> loginRoles(Connection c) throws SQLException {
+    return column(c, "select rolname from pg_roles where rolcanlogin and rolname <> current_user"
+        + " and (not rolsuper or (select rolsuper from pg_roles where rolname = current_user)) order by rolname");
   }
 
   /**
@@ -1399,8 +1407,7 @@ final class JdbcPostgresSql implements PostgresSql {
       // And every login role the target has now: one created there since the promotion (CREATE ROLE is no table
       // change, so the reverse path stays healthy) would otherwise log in and write after the rollback's last position.
       Set<String> all = new java.util.LinkedHashSet<>(roles);
-      all.addAll(column(target(), "select rolname from pg_roles where rolcanlogin and rolname <> current_user and (not"
-          + " rolsuper or (select rolsuper from pg_roles where rolname = current_user)) order by rolname"));
+      all.addAll(loginRoles(target()));
       alterRoles(target(), List.copyOf(all), "nologin");
     } catch (SQLException e) {
       throw fail("refusing logins on the target " + spec.target(), e);
