@@ -138,9 +138,14 @@ public final class ControlPlane implements AutoCloseable {
           : new FileMigrationStore(config.storeDirectory());
       RoutingService routing = xds.routing();
       AtomicReference<Leadership> leader = new AtomicReference<>();
-      Migrations terms = new Migrations(migrationStore, () -> new Migrator(migrationStore, new XdsRouter(routing),
-          platforms, Clock.systemUTC(), Sleeper.SYSTEM, Executors.newCachedThreadPool(
-              new ThreadFactoryBuilder().setNameFormat("turnout-migration-%d").setDaemon(true).build()), failpoint),
+      dev.turnout.migrator.bake.SidecarCounters sidecarCounters = xds.sidecarStats();
+      Migrations terms = new Migrations(migrationStore, () -> {
+        Migrator migrator = new Migrator(migrationStore, new XdsRouter(routing), platforms, Clock.systemUTC(),
+            Sleeper.SYSTEM, Executors.newCachedThreadPool(
+                new ThreadFactoryBuilder().setNameFormat("turnout-migration-%d").setDaemon(true).build()), failpoint);
+        migrator.setSidecarCounters(sidecarCounters);
+        return migrator;
+      },
           shared.map(PostgresStore::replicaId).orElse("(the only one)"),
           () -> leader.get() == null ? "this replica" : leader.get().leader());
       migrations = terms;
