@@ -138,7 +138,12 @@ public final class ControlPlane implements AutoCloseable {
           : new FileMigrationStore(config.storeDirectory());
       RoutingService routing = xds.routing();
       AtomicReference<Leadership> leader = new AtomicReference<>();
-      dev.turnout.migrator.bake.SidecarCounters sidecarCounters = xds.sidecarStats();
+      // A sidecar streams its counters to one replica; the leader's bake adds every replica's (through the store).
+      dev.turnout.controlplane.xds.SidecarStats ownStats = xds.sidecarStats();
+      Optional<dev.turnout.controlplane.migration.ReplicaSidecarCounters> replicaCounters = shared.map(
+          p -> new dev.turnout.controlplane.migration.ReplicaSidecarCounters(ownStats, p.replicas()));
+      dev.turnout.migrator.bake.SidecarCounters sidecarCounters = replicaCounters.isPresent()
+          ? replicaCounters.get() : ownStats;
       Migrations terms = new Migrations(migrationStore, () -> {
         Migrator migrator = new Migrator(migrationStore, new XdsRouter(routing), platforms, Clock.systemUTC(),
             Sleeper.SYSTEM, Executors.newCachedThreadPool(
@@ -177,6 +182,8 @@ public final class ControlPlane implements AutoCloseable {
       if (shared.isPresent()) {
         schedulePublishingNodes(shared.get().replicas(), xds.tracker(), config.store().postgres().get().lease(),
             scheduler, callbacks);
+        schedulePublishingSidecarCounters(replicaCounters.get(), xds.sidecarStats(),
+            config.store().postgres().get().lease(), scheduler, callbacks);
       }
       log.info("xDS (ADS, state-of-the-world and delta) listening on {}:{}; store {}",
           config.servers().bindAddress(), xds.port(), shared.isPresent()
@@ -346,6 +353,33 @@ public final class ControlPlane implements AutoCloseable {
           published.set(now);
         } catch (StoreException | RuntimeException e) {
           log.debug("cannot publish this replica's sidecars: {}", e.getMessage()); // the leadership says so too
+        } finally {
+          running.set(false);
+        }
+      });
+    }, 0, Math.max(100, lease.toMillis() / 5), TimeUnit.MILLISECONDS);
+  }
+
+  /**
+   * This replica's sidecar counters go to the shared store whenever they changed, looked at every lease/5, so the
+   * leader's bake counts every replica's sidecars. On the callbacks pool, one at a time, like the nodes.
+   */
+  private static void schedulePublishingSidecarCounters(dev.turnout.controlplane.migration.ReplicaSidecarCounters
+      counters, dev.turnout.controlplane.xds.SidecarStats stats, Duration lease, ScheduledExecutorService scheduler,
+      ExecutorService callbacks) {
+    AtomicReference<Object> published = new AtomicReference<>();
+    java.util.concurrent.atomic.AtomicBoolean running = new java.util.concurrent.atomic.AtomicBoolean();
+    scheduler.scheduleWithFixedDelay(() -> {
+      Object now = stats.totals();
+      if (now.equals(published.get()) || !running.compareAndSet(false, true)) {
+        return;
+      }
+      callbacks.execute(() -> {
+        try {
+          counters.publish();
+          published.set(now);
+        } catch (StoreException | RuntimeException e) {
+          log.debug("cannot publish this replica's sidecar counters: {}", e.getMessage());
         } finally {
           running.set(false);
         }

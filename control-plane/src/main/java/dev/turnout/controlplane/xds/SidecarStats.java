@@ -59,6 +59,8 @@ public final class SidecarStats implements SidecarCounters {
   @GuardedBy("lock")
   private long nextId;
   private final BiPredicate<String, String> mayReach;
+  /** This process's totals in the store: they start from zero at each start, so they are rows of their own. */
+  private final String incarnation = java.util.UUID.randomUUID().toString();
 
   /** @param mayReach whether a service (a node's cluster) may reach a database the routing table holds */
   public SidecarStats(BiPredicate<String, String> mayReach) {
@@ -155,6 +157,11 @@ public final class SidecarStats implements SidecarCounters {
     return Optional.empty();
   }
 
+  /** Names this process's totals in the store, apart from an earlier process's of the same replica. */
+  public String incarnation() {
+    return incarnation;
+  }
+
   @Override
   public Optional<Workload.Sidecars> read(Collection<String> databases) {
     synchronized (lock) {
@@ -178,11 +185,15 @@ public final class SidecarStats implements SidecarCounters {
     }
   }
 
-  /** The totals by database: connect failures, then hold timeouts. For the store and operators. */
-  public ImmutableSortedMap<String, long[]> totals() {
+  /**
+   * The totals by database, with how many open streams report each now: for the store, where the leader reads every
+   * replica's.
+   */
+  public ImmutableSortedMap<String, Workload.Sidecars> totals() {
     synchronized (lock) {
-      ImmutableSortedMap.Builder<String, long[]> b = ImmutableSortedMap.naturalOrder();
-      totals.forEach((d, t) -> b.put(d, t.clone()));
+      ImmutableSortedMap.Builder<String, Workload.Sidecars> b = ImmutableSortedMap.naturalOrder();
+      totals.forEach((d, t) -> b.put(d, new Workload.Sidecars(t[0], t[1], (int) streams.values().stream()
+          .filter(s -> s.last.keySet().stream().anyMatch(x -> x.database().equals(d))).count())));
       return b.build();
     }
   }

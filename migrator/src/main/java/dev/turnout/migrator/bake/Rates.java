@@ -36,8 +36,10 @@ public record Rates(double seconds, ImmutableSortedMap<Signal, Double> values) {
     if (from.sidecars().isPresent() && to.sidecars().isPresent()) {
       Workload.Sidecars x = from.sidecars().get();
       Workload.Sidecars y = to.sidecars().get();
-      v.put(Signal.CONNECT_FAILURES, delta(x.connectFailures(), y.connectFailures()) / s);
-      v.put(Signal.HOLD_TIMEOUTS, delta(x.holdTimeouts(), y.holdTimeouts()) / s);
+      // The sidecars' sums only grow (a sidecar that leaves keeps its share); one that fell lost a row the store
+      // pruned long after its replica went: nothing new was counted, so nothing is.
+      v.put(Signal.CONNECT_FAILURES, Math.max(0, y.connectFailures() - x.connectFailures()) / s);
+      v.put(Signal.HOLD_TIMEOUTS, Math.max(0, y.holdTimeouts() - x.holdTimeouts()) / s);
     }
     if (from.statements().isPresent() && to.statements().isPresent()) {
       long calls = to.statements().get().calls() - from.statements().get().calls();
