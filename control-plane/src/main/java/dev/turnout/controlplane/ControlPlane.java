@@ -70,6 +70,8 @@ public final class ControlPlane implements AutoCloseable {
   private final AdminAudit audit;
   private final HttpEndpoint http;
   private Console console;
+  /** What the bake reads of the sidecars' counters: this replica's, and with a shared store every replica's. */
+  private dev.turnout.migrator.bake.SidecarCounters sidecarCounters;
 
   private ControlPlane(TurnoutConfig config, RouteStore store, Leadership leadership, ScheduledExecutorService scheduler,
       ExecutorService callbacks, XdsServer xds, Migrations migrations, Campaigns campaigns, Server admin,
@@ -238,6 +240,7 @@ public final class ControlPlane implements AutoCloseable {
       ControlPlane plane = new ControlPlane(config, store, leadership, scheduler, callbacks, xds, migrations, campaigns,
           admin, adminAudit, http);
       plane.console = console;
+      plane.sidecarCounters = sidecarCounters;
       return plane;
     } catch (MigrationException e) {
       closeQuietly(consoleRef);
@@ -465,6 +468,11 @@ public final class ControlPlane implements AutoCloseable {
 
   public AckTracker tracker() {
     return xds.tracker();
+  }
+
+  /** The sidecars' counters as the migrator's bake reads them (every replica's, when the store is shared). */
+  public dev.turnout.migrator.bake.SidecarCounters sidecarCounters() {
+    return sidecarCounters;
   }
 
   public int httpPort() {
