@@ -223,6 +223,7 @@ public final class ControlPlane implements AutoCloseable {
       HttpEndpoint http = new HttpEndpoint(new InetSocketAddress(config.servers().bindAddress(),
           config.servers().httpPort()), adminService, xds.routing(), xds.tracker(), migrations);
       xds.onNack(http::countNack);
+      http.showSidecarCounters(xds.sidecarStats());
       Console console = new Console(adminService, adminAudit, config.servers().tls(),
           shared.map(PostgresStore::replicaId).orElseGet(ControlPlane::hostName), migrations, Clock.systemUTC());
       consoleRef = console;

@@ -163,6 +163,9 @@ class BakeEndToEndTest {
     io.grpc.ManagedChannel channel = io.grpc.netty.NettyChannelBuilder.forAddress("127.0.0.1", f.xdsPort)
         .usePlaintext().build();
     try {
+      // The sidecar's first flush comes one interval after it starts: the baseline's first read must follow it.
+      Eventually.until("the sidecar's counters at the control plane", Duration.ofSeconds(10),
+          () -> !f.plane.xds().sidecarStats().nodes().isEmpty());
       Migration started = f.plane.migrator().start(baking(Duration.ofSeconds(60)));
       Migration baking = f.awaitPhase(started.id(), p -> p == Phase.BAKING || p.isTerminal() || p == Phase.HALTED,
           Duration.ofSeconds(90));

@@ -131,6 +131,13 @@ class MetricsSinkTest {
     assertThat(stats.read(List.of("shared"))).contains(new Workload.Sidecars(3, 0, 1));
     assertThat(stats.read(List.of("orders", "shared"))).contains(new Workload.Sidecars(7, 1, 1));
     assertThat(stats.read(List.of("ledger"))).as("billing's database, reported by checkout").isEmpty();
+    String metrics = java.net.http.HttpClient.newHttpClient().send(java.net.http.HttpRequest.newBuilder(
+        java.net.URI.create("http://127.0.0.1:" + plane.httpPort() + "/metrics")).build(),
+        java.net.http.HttpResponse.BodyHandlers.ofString()).body();
+    assertThat(metrics).containsPattern("turnout_sidecar_connect_failures\\{database=\"orders\",?\\} 4(\\.0)?\n")
+        .containsPattern("turnout_sidecar_hold_timeouts\\{database=\"orders\",?\\} 1(\\.0)?\n")
+        .containsPattern("turnout_sidecar_reporting_nodes\\{database=\"shared\",?\\} 1(\\.0)?\n")
+        .doesNotContainPattern("turnout_sidecar_[a-z_]+\\{database=\"ledger\"");
 
     envoy.onCompleted();
     assertThat(ended.get(5, TimeUnit.SECONDS).isOk()).isTrue();
