@@ -100,29 +100,34 @@ public final class SidecarStats implements SidecarCounters {
 
   /** Takes in one message's metric families; returns false when the stream is over its cap (the rest was dropped). */
   boolean report(Stream s, Collection<MetricFamily> families) {
+    // Envoy sends every stat it has at each flush: the few that count are picked out before the lock is taken.
+    java.util.List<Map.Entry<Series, Long>> values = new java.util.ArrayList<>();
+    for (MetricFamily f : families) {
+      for (Metric m : f.getMetricList()) {
+        Optional<Series> series = seriesOf(f.getName(), m.getLabelList());
+        if (series.isEmpty() || !mayReach.test(s.cluster, series.get().database())) {
+          continue;
+        }
+        double raw = m.hasCounter() ? m.getCounter().getValue() : m.hasUntyped() ? m.getUntyped().getValue()
+            : m.hasGauge() ? m.getGauge().getValue() : Double.NaN;
+        if (Double.isFinite(raw) && raw >= 0) {
+          values.add(Map.entry(series.get(), (long) raw));
+        }
+      }
+    }
     synchronized (lock) {
-      for (MetricFamily f : families) {
-        for (Metric m : f.getMetricList()) {
-          Optional<Series> series = seriesOf(f.getName(), m.getLabelList());
-          if (series.isEmpty() || !mayReach.test(s.cluster, series.get().database())) {
-            continue;
-          }
-          double raw = m.hasCounter() ? m.getCounter().getValue() : m.hasUntyped() ? m.getUntyped().getValue()
-              : m.hasGauge() ? m.getGauge().getValue() : Double.NaN;
-          if (!Double.isFinite(raw) || raw < 0) {
-            continue;
-          }
-          long value = (long) raw;
-          Long before = s.last.get(series.get());
-          if (before == null && s.last.size() >= MAX_SERIES_PER_STREAM) {
-            s.overflowed = true;
-            continue;
-          }
-          s.last.put(series.get(), value);
-          long[] total = totals.computeIfAbsent(series.get().database(), d -> new long[2]);
-          if (before != null) {
-            total[series.get().kind().ordinal()] += value >= before ? value - before : value;
-          }
+      for (Map.Entry<Series, Long> v : values) {
+        Series series = v.getKey();
+        long value = v.getValue();
+        Long before = s.last.get(series);
+        if (before == null && s.last.size() >= MAX_SERIES_PER_STREAM) {
+          s.overflowed = true;
+          continue;
+        }
+        s.last.put(series, value);
+        long[] total = totals.computeIfAbsent(series.database(), d -> new long[2]);
+        if (before != null) {
+          total[series.kind().ordinal()] += value >= before ? value - before : value;
         }
       }
       return !s.overflowed;
