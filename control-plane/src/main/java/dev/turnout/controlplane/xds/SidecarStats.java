@@ -196,9 +196,13 @@ public final class SidecarStats implements SidecarCounters {
    */
   public ImmutableSortedMap<String, Workload.Sidecars> totals() {
     synchronized (lock) {
+      // One pass over the streams (thousands of sidecars, a few counters each), not one per database.
+      Map<String, Integer> reporting = new HashMap<>();
+      for (Stream st : streams.values()) {
+        st.last.keySet().stream().map(Series::database).distinct().forEach(d -> reporting.merge(d, 1, Integer::sum));
+      }
       ImmutableSortedMap.Builder<String, Workload.Sidecars> b = ImmutableSortedMap.naturalOrder();
-      totals.forEach((d, t) -> b.put(d, new Workload.Sidecars(t[0], t[1], (int) streams.values().stream()
-          .filter(s -> s.last.keySet().stream().anyMatch(x -> x.database().equals(d))).count())));
+      totals.forEach((d, t) -> b.put(d, new Workload.Sidecars(t[0], t[1], reporting.getOrDefault(d, 0))));
       return b.build();
     }
   }
