@@ -70,6 +70,8 @@ public final class ControlPlane implements AutoCloseable {
   private final AdminAudit audit;
   private final HttpEndpoint http;
   private Console console;
+  /** What the bake reads of the sidecars' counters: this replica's, and with a shared store every replica's. */
+  private dev.turnout.migrator.bake.SidecarCounters sidecarCounters;
 
   private ControlPlane(TurnoutConfig config, RouteStore store, Leadership leadership, ScheduledExecutorService scheduler,
       ExecutorService callbacks, XdsServer xds, Migrations migrations, Campaigns campaigns, Server admin,
@@ -138,9 +140,19 @@ public final class ControlPlane implements AutoCloseable {
           : new FileMigrationStore(config.storeDirectory());
       RoutingService routing = xds.routing();
       AtomicReference<Leadership> leader = new AtomicReference<>();
-      Migrations terms = new Migrations(migrationStore, () -> new Migrator(migrationStore, new XdsRouter(routing),
-          platforms, Clock.systemUTC(), Sleeper.SYSTEM, Executors.newCachedThreadPool(
-              new ThreadFactoryBuilder().setNameFormat("turnout-migration-%d").setDaemon(true).build()), failpoint),
+      // A sidecar streams its counters to one replica; the leader's bake adds every replica's (through the store).
+      dev.turnout.controlplane.xds.SidecarStats ownStats = xds.sidecarStats();
+      Optional<dev.turnout.controlplane.migration.ReplicaSidecarCounters> replicaCounters = shared.map(
+          p -> new dev.turnout.controlplane.migration.ReplicaSidecarCounters(ownStats, p.replicas()));
+      dev.turnout.migrator.bake.SidecarCounters sidecarCounters = replicaCounters.isPresent()
+          ? replicaCounters.get() : ownStats;
+      Migrations terms = new Migrations(migrationStore, () -> {
+        Migrator migrator = new Migrator(migrationStore, new XdsRouter(routing), platforms, Clock.systemUTC(),
+            Sleeper.SYSTEM, Executors.newCachedThreadPool(
+                new ThreadFactoryBuilder().setNameFormat("turnout-migration-%d").setDaemon(true).build()), failpoint);
+        migrator.setSidecarCounters(sidecarCounters);
+        return migrator;
+      },
           shared.map(PostgresStore::replicaId).orElse("(the only one)"),
           () -> leader.get() == null ? "this replica" : leader.get().leader());
       migrations = terms;
@@ -172,6 +184,8 @@ public final class ControlPlane implements AutoCloseable {
       if (shared.isPresent()) {
         schedulePublishingNodes(shared.get().replicas(), xds.tracker(), config.store().postgres().get().lease(),
             scheduler, callbacks);
+        schedulePublishingSidecarCounters(replicaCounters.get(), xds.sidecarStats(),
+            config.store().postgres().get().lease(), scheduler, callbacks);
       }
       log.info("xDS (ADS, state-of-the-world and delta) listening on {}:{}; store {}",
           config.servers().bindAddress(), xds.port(), shared.isPresent()
@@ -209,6 +223,7 @@ public final class ControlPlane implements AutoCloseable {
       HttpEndpoint http = new HttpEndpoint(new InetSocketAddress(config.servers().bindAddress(),
           config.servers().httpPort()), adminService, xds.routing(), xds.tracker(), migrations);
       xds.onNack(http::countNack);
+      http.showSidecarCounters(xds.sidecarStats());
       Console console = new Console(adminService, adminAudit, config.servers().tls(),
           shared.map(PostgresStore::replicaId).orElseGet(ControlPlane::hostName), migrations, Clock.systemUTC());
       consoleRef = console;
@@ -226,6 +241,7 @@ public final class ControlPlane implements AutoCloseable {
       ControlPlane plane = new ControlPlane(config, store, leadership, scheduler, callbacks, xds, migrations, campaigns,
           admin, adminAudit, http);
       plane.console = console;
+      plane.sidecarCounters = sidecarCounters;
       return plane;
     } catch (MigrationException e) {
       closeQuietly(consoleRef);
@@ -349,6 +365,33 @@ public final class ControlPlane implements AutoCloseable {
   }
 
   /**
+   * This replica's sidecar counters go to the shared store whenever they changed, looked at every lease/5, so the
+   * leader's bake counts every replica's sidecars. On the callbacks pool, one at a time, like the nodes.
+   */
+  private static void schedulePublishingSidecarCounters(dev.turnout.controlplane.migration.ReplicaSidecarCounters
+      counters, dev.turnout.controlplane.xds.SidecarStats stats, Duration lease, ScheduledExecutorService scheduler,
+      ExecutorService callbacks) {
+    AtomicReference<Object> published = new AtomicReference<>();
+    java.util.concurrent.atomic.AtomicBoolean running = new java.util.concurrent.atomic.AtomicBoolean();
+    scheduler.scheduleWithFixedDelay(() -> {
+      Object now = stats.totals();
+      if (now.equals(published.get()) || !running.compareAndSet(false, true)) {
+        return;
+      }
+      callbacks.execute(() -> {
+        try {
+          counters.publish();
+          published.set(now);
+        } catch (StoreException | RuntimeException e) {
+          log.debug("cannot publish this replica's sidecar counters: {}", e.getMessage());
+        } finally {
+          running.set(false);
+        }
+      });
+    }, 0, Math.max(100, lease.toMillis() / 5), TimeUnit.MILLISECONDS);
+  }
+
+  /**
    * Re-resolves DNS-named endpoints every {@code every}, on the callbacks pool: a slow resolver must not hold
    * up the scheduler's ACK deadlines. One refresh at a time.
    */
@@ -426,6 +469,11 @@ public final class ControlPlane implements AutoCloseable {
 
   public AckTracker tracker() {
     return xds.tracker();
+  }
+
+  /** The sidecars' counters as the migrator's bake reads them (every replica's, when the store is shared). */
+  public dev.turnout.migrator.bake.SidecarCounters sidecarCounters() {
+    return sidecarCounters;
   }
 
   public int httpPort() {

@@ -18,6 +18,7 @@ final class EnvoyProto {
       .add(TcpProxy.getDescriptor())
       .add(UpstreamTlsContext.getDescriptor())
       .add(HttpProtocolOptions.getDescriptor())
+      .add(io.envoyproxy.envoy.config.metrics.v3.MetricsServiceConfig.getDescriptor())
       .build();
 
   private EnvoyProto() {}

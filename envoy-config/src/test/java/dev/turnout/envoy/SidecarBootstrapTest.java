@@ -36,6 +36,14 @@ class SidecarBootstrapTest {
     assertThat(address.getAddress()).isEqualTo("turnout.internal");
     assertThat(address.getPortValue()).isEqualTo(18000);
     assertThat(xds.hasTransportSocket()).isFalse();
+    // Its counters stream to the control plane over the same cluster, as the bake's sidecar signals.
+    assertThat(bootstrap.getStatsSinks(0).getName()).isEqualTo("envoy.stat_sinks.metrics_service");
+    var sink = bootstrap.getStatsSinks(0).getTypedConfig()
+        .unpack(io.envoyproxy.envoy.config.metrics.v3.MetricsServiceConfig.class);
+    assertThat(sink.getGrpcService().getEnvoyGrpc().getClusterName()).isEqualTo("turnout_xds");
+    assertThat(sink.getTransportApiVersion()).isEqualTo(io.envoyproxy.envoy.config.core.v3.ApiVersion.V3);
+    assertThat(sink.getEmitTagsAsLabels()).isFalse();
+    assertThat(bootstrap.getStatsFlushInterval().getSeconds()).isEqualTo(5);
   }
 
   @Test

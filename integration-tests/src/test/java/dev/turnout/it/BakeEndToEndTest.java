@@ -125,4 +125,72 @@ class BakeEndToEndTest {
           + done.progress().error().get());
     }
   }
+
+  /** Envoy's stats sink, written here from its protos: one node's cumulative connect failures to {@code app}. */
+  private io.grpc.stub.StreamObserver<io.envoyproxy.envoy.service.metrics.v3.StreamMetricsMessage> envoySink(
+      io.grpc.ManagedChannel channel) {
+    return io.envoyproxy.envoy.service.metrics.v3.MetricsServiceGrpc.newStub(channel).streamMetrics(
+        new io.grpc.stub.StreamObserver<>() {
+          @Override
+          public void onNext(io.envoyproxy.envoy.service.metrics.v3.StreamMetricsResponse value) {}
+
+          @Override
+          public void onError(Throwable t) {}
+
+          @Override
+          public void onCompleted() {}
+        });
+  }
+
+  private static io.envoyproxy.envoy.service.metrics.v3.StreamMetricsMessage connectFailures(long value,
+      boolean first) {
+    io.envoyproxy.envoy.service.metrics.v3.StreamMetricsMessage.Builder m =
+        io.envoyproxy.envoy.service.metrics.v3.StreamMetricsMessage.newBuilder().addEnvoyMetrics(
+            io.prometheus.client.Metrics.MetricFamily.newBuilder().setName("cluster.app.upstream_cx_connect_fail")
+                .setType(io.prometheus.client.Metrics.MetricType.COUNTER).addMetric(
+                    io.prometheus.client.Metrics.Metric.newBuilder().setCounter(
+                        io.prometheus.client.Metrics.Counter.newBuilder().setValue(value))));
+    if (first) {
+      m.getIdentifierBuilder().setNode(io.envoyproxy.envoy.config.core.v3.Node.newBuilder().setId("envoy-app-2")
+          .setCluster("app"));
+    }
+    return m.build();
+  }
+
+  @Test
+  void sidecarsThatFailToConnectToTheTargetDuringTheBake_rollTheMigrationBackByItself_namingConnectFailures()
+      throws Exception {
+    io.grpc.ManagedChannel channel = io.grpc.netty.NettyChannelBuilder.forAddress("127.0.0.1", f.xdsPort)
+        .usePlaintext().build();
+    try {
+      // The sidecar's first flush comes one interval after it starts: the baseline's first read must follow it.
+      Eventually.until("the sidecar's counters at the control plane", Duration.ofSeconds(10),
+          () -> !f.plane.xds().sidecarStats().nodes().isEmpty());
+      Migration started = f.plane.migrator().start(baking(Duration.ofSeconds(60)));
+      Migration baking = f.awaitPhase(started.id(), p -> p == Phase.BAKING || p.isTerminal() || p == Phase.HALTED,
+          Duration.ofSeconds(90));
+      assertThat(baking.progress().baseline().orElseThrow().byLabel())
+          .as("the built-in sidecar streamed its counters (none failed) while validating: a baseline of zero, present")
+          .containsEntry("connect_failures", 0.0).containsEntry("hold_timeouts", 0.0);
+      // An Envoy in front of the target whose connections to it fail: 40 more since its first flush.
+      io.grpc.stub.StreamObserver<io.envoyproxy.envoy.service.metrics.v3.StreamMetricsMessage> envoy =
+          envoySink(channel);
+      envoy.onNext(connectFailures(2, true));
+      Thread.sleep(200);
+      envoy.onNext(connectFailures(42, false));
+      Migration done = f.awaitPhase(started.id(), p -> p == Phase.COMPLETED || p.isTerminal() || p == Phase.HALTED,
+          Duration.ofSeconds(90));
+
+      String history = MigrationFixture.history(done);
+      assertThat(done.phase()).as(history).isEqualTo(Phase.ROLLED_BACK);
+      assertThat(done.progress().error().orElseThrow()).as(history).contains("bake breach on the target")
+          .contains("connect_failures 40 (baseline 0.00/s, allowed 5 by 2x+5)");
+      assertThat(history).contains("rolling back over the reverse replication");
+      assertThat(f.plane.routing().table().get("app").orElseThrow().endpoint()).as("routed back to the source")
+          .contains(new dev.turnout.envoy.Endpoint("127.0.0.1", f.source.port()));
+      System.out.println("rolled back by itself: " + done.progress().error().get());
+    } finally {
+      channel.shutdownNow();
+    }
+  }
 }

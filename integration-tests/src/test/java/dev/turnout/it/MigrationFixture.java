@@ -155,7 +155,9 @@ final class MigrationFixture implements AutoCloseable {
     xdsPort = PostgresServer.freePort();
     startPlane(failpoint);
     SidecarConfig sidecarConfig = SidecarConfig.of("127.0.0.1", xdsPort, "app-1", "app")
-        .withHoldTimeout(Duration.ofSeconds(30)).withStaleGrace(Duration.ofMillis(500));
+        .withHoldTimeout(Duration.ofSeconds(30)).withStaleGrace(Duration.ofMillis(500))
+        // Its counters reach the control plane within a bake's first read.
+        .withStatsFlushInterval(Duration.ofMillis(500));
     sidecar = Sidecar.start(tls == null ? sidecarConfig : sidecarConfig.withTls(tls.sidecar()));
     SQLException last = null;
     for (int i = 0; i < 600; i++) {

@@ -108,7 +108,7 @@ class SharedStoreAuditTest {
     try (Connection c = store.connect(); Statement s = c.createStatement();
          ResultSet rs = s.executeQuery("select max(version) from turnout.schema_migrations")) {
       rs.next();
-      assertThat(rs.getInt(1)).as("every version this turnout knows").isEqualTo(6);
+      assertThat(rs.getInt(1)).as("every version this turnout knows").isEqualTo(7);
     }
   }
 }

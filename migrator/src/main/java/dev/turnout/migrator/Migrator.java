@@ -94,6 +94,26 @@ public final class Migrator {
     CutoverGate OPEN = m -> Optional.empty();
   }
 
+  private volatile dev.turnout.migrator.bake.SidecarCounters sidecars = dev.turnout.migrator.bake.SidecarCounters.NONE;
+
+  /**
+   * Installs where the bake reads the sidecars' counters (connect failures, hold timeouts); without it those two
+   * signals are not available. Set it before {@link #resumeAll}.
+   */
+  public void setSidecarCounters(dev.turnout.migrator.bake.SidecarCounters counters) {
+    this.sidecars = counters;
+  }
+
+  /** The source's workload with its databases' sidecars' counters: the baseline's ends. */
+  private dev.turnout.migrator.bake.Workload sourceWorkload(Migration m, Platform platform) throws MigrationException {
+    return platform.sourceWorkload().withSidecars(sidecars.read(m.spec().databases()));
+  }
+
+  /** The target's, the same way: while baking, the same databases' sidecars route to the target. */
+  private dev.turnout.migrator.bake.Workload targetWorkload(Migration m, Platform platform) throws MigrationException {
+    return platform.targetWorkload().withSidecars(sidecars.read(m.spec().databases()));
+  }
+
   /** Installs the gate validated migrations ask before their cutover; set it before {@link #resumeAll}. */
   public void setCutoverGate(CutoverGate gate) {
     this.gate = gate;
@@ -979,7 +999,7 @@ public final class Migrator {
     Migration.Options options = m.spec().options();
     Platform.Sample first = platform.sample();
     // The baseline the bake holds the target against: the source's workload over the same window.
-    dev.turnout.migrator.bake.Workload workloadAtStart = platform.sourceWorkload();
+    dev.turnout.migrator.bake.Workload workloadAtStart = sourceWorkload(m, platform);
     Platform.Sample last = first;
     long maxLag = first.lagBytes();
     Instant windowEnd = clock.instant().plus(options.validationWindow());
@@ -1009,7 +1029,7 @@ public final class Migrator {
         "validated over %.1f s: WAL generated %.0f B/s, replayed %.0f B/s, max lag %d B, last lag %d B, replay delay %.2f s",
         seconds, walRate, replayRate, maxLag, last.lagBytes(), last.replayDelaySeconds());
     dev.turnout.migrator.bake.Rates baseline = dev.turnout.migrator.bake.Rates.between(workloadAtStart,
-        platform.sourceWorkload());
+        sourceWorkload(m, platform));
     m = m.with(m.progress().withBaseline(baseline)).note(clock.instant(), String.format(java.util.Locale.ROOT,
         "baseline over %.1f s on the source (the whole server): %s", baseline.seconds(), baseline.describe()));
     return transition(m, Phase.VALIDATED, figures);
@@ -1429,14 +1449,14 @@ public final class Migrator {
     }
     Duration every = bake.duration().dividedBy(3).compareTo(BAKE_SAMPLE) < 0
         ? Duration.ofMillis(Math.max(250, bake.duration().dividedBy(3).toMillis())) : BAKE_SAMPLE;
-    dev.turnout.migrator.bake.Workload first = platform.targetWorkload();
+    dev.turnout.migrator.bake.Workload first = targetWorkload(m, platform);
     Optional<dev.turnout.migrator.bake.Rates> now = Optional.empty();
     java.util.Set<dev.turnout.migrator.bake.Signal> warned = java.util.EnumSet.noneOf(dev.turnout.migrator.bake.Signal.class);
     while (clock.instant().isBefore(end)) {
       checkInterrupts(m);
       Duration left = Duration.between(clock.instant(), end);
       sleeper.sleep(left.compareTo(every) < 0 ? left : every);
-      dev.turnout.migrator.bake.Rates rates = dev.turnout.migrator.bake.Rates.between(first, platform.targetWorkload());
+      dev.turnout.migrator.bake.Rates rates = dev.turnout.migrator.bake.Rates.between(first, targetWorkload(m, platform));
       now = Optional.of(rates);
       bakes.put(m.id(), new BakeFigures(Duration.between(m.phaseStarted(), clock.instant()), bake.duration(),
           dev.turnout.migrator.bake.Judge.compare(baseline.get(), rates, bake)));

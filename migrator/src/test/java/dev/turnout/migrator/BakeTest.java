@@ -51,7 +51,8 @@ class BakeTest {
         .at(), m.phaseStarted())).isEqualTo(BAKE);
     assertThat(m.history()).anySatisfy(e -> assertThat(e.note()).isEqualTo("baked 30.0 s: baseline vs target:"
         + " commits 100.0/s vs 100.0/s, rollbacks 1.0/s vs 1.0/s, deadlocks 0.00/s vs 0.00/s, conflicts 0.00/s vs"
-        + " 0.00/s, connections 10.0 vs 10.0, temp_bytes 0.0 B/s vs 0.0 B/s, latency 1.00 ms vs 1.00 ms"));
+        + " 0.00/s, connections 10.0 vs 10.0, temp_bytes 0.0 B/s vs 0.0 B/s, latency 1.00 ms vs 1.00 ms,"
+        + " connect_failures not available, hold_timeouts not available"));
     assertThat(h.servers.fenced()).as("the source stays fenced until finalized").isTrue();
   }
 
@@ -166,5 +167,50 @@ class BakeTest {
     Migration m = h.run(baking(Bake.of(BAKE)));
 
     assertThat(Harness.phases(m)).as(Harness.history(m)).endsWith(Phase.BAKING, Phase.ROLLING_BACK, Phase.ROLLED_BACK);
+  }
+
+  @Test
+  void sidecarsFailingToConnectToTheTarget_haltNamingConnectFailures_againstTheSourcesSidecarsBaseline()
+      throws Exception {
+    Harness h = new Harness();
+    java.util.concurrent.atomic.AtomicLong failures = new java.util.concurrent.atomic.AtomicLong();
+    java.util.List<java.util.Collection<String>> asked = new java.util.concurrent.CopyOnWriteArrayList<>();
+    // The sidecars' sums: steady while they route to the source; 10 more at each read once they route to the target.
+    h.migrator.setSidecarCounters(databases -> {
+      asked.add(databases);
+      long n = Harness.TARGET.toString().equals(h.router.endpoint("app")) ? failures.addAndGet(10) : failures.get();
+      return java.util.Optional.of(new dev.turnout.migrator.bake.Workload.Sidecars(n, 0, 2));
+    });
+
+    Migration m = h.run(baking(Bake.of(BAKE)));
+
+    assertThat(m.progress().baseline()).as(Harness.history(m)).isPresent();
+    assertThat(m.progress().baseline().orElseThrow().byLabel()).containsEntry("connect_failures", 0.0)
+        .containsEntry("hold_timeouts", 0.0);
+    assertThat(Harness.phases(m)).as(Harness.history(m)).endsWith(Phase.BAKING, Phase.HALTED);
+    assertThat(m.progress().error().orElseThrow()).contains("bake breach on the target")
+        .contains("connect_failures 10 (baseline 0.00/s, allowed 5 by 2x+5)");
+    assertThat(asked).as("the migration's databases").allSatisfy(d -> assertThat(d).containsExactly("app"));
+  }
+
+  @Test
+  void noSidecarReporting_leavesItsSignalsNotAvailable_notZero() throws Exception {
+    Harness h = new Harness();
+    h.migrator.setSidecarCounters(dev.turnout.migrator.bake.SidecarCounters.NONE);
+
+    Migration m = h.run(baking(Bake.of(BAKE)));
+
+    assertThat(m.phase()).as(Harness.history(m)).isEqualTo(Phase.COMPLETED);
+    assertThat(m.progress().baseline().orElseThrow().byLabel()).doesNotContainKeys("connect_failures",
+        "hold_timeouts");
+    assertThat(m.history()).anySatisfy(e -> assertThat(e.note()).startsWith("baked ")
+        .endsWith("connect_failures not available, hold_timeouts not available"));
+  }
+
+  @Test
+  void theSidecarSignals_areNamedLikeTheOthers_forLimits() {
+    assertThat(Signal.named("connect-failures")).isEqualTo(Signal.CONNECT_FAILURES);
+    assertThat(Signal.named("HOLD_TIMEOUTS")).isEqualTo(Signal.HOLD_TIMEOUTS);
+    assertThatThrownBy(() -> Signal.named("cx_fail")).hasMessageEndingWith("latency, connect_failures, hold_timeouts");
   }
 }

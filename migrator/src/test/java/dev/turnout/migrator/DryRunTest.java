@@ -143,7 +143,7 @@ class DryRunTest {
             + " to 0/3000000)",
         "BAKING: baked 600.0 s: baseline vs target: commits 0.0/s vs 0.0/s, rollbacks 0.0/s vs 0.0/s, deadlocks"
             + " 0.00/s vs 0.00/s, conflicts 0.00/s vs 0.00/s, connections 0.0 vs 0.0, temp_bytes 0.0 B/s vs 0.0 B/s,"
-            + " latency not available",
+            + " latency not available, connect_failures not available, hold_timeouts not available",
         "COMPLETED: the target held the baseline for the bake of 600 s");
     assertThat(transcript).anySatisfy(l -> assertThat(l).startsWith("REPLICATING: baseline over 30.0 s on the source"
         + " (the whole server): commits 0.0/s"));

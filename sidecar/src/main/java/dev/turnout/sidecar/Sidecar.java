@@ -40,6 +40,8 @@ public final class Sidecar implements AutoCloseable {
   private final ProxyManager proxies;
   private final XdsClient xds;
   private final HttpServer metrics;
+  /** Null when the flush interval is zero. */
+  private StatsSink statsSink;
 
   private Sidecar(SidecarConfig config, EventLoopGroup group, ScheduledExecutorService xdsThread,
       ManagedChannel channel, ProxyManager proxies, XdsClient xds, HttpServer metrics) {
@@ -78,6 +80,12 @@ public final class Sidecar implements AutoCloseable {
     }
     Sidecar sidecar = new Sidecar(config, group, xdsThread, channel, proxies, xds, metrics);
     xds.start();
+    if (!config.statsFlushInterval().isZero()) {
+      // On the xDS thread, like everything that reads the proxies.
+      sidecar.statsSink = new StatsSink(channel, node, proxies::stats, xdsThread, config.statsFlushInterval(),
+          java.time.Clock.systemUTC());
+      sidecar.statsSink.start();
+    }
     log.info("sidecar node {} (service {}) subscribing to {}; {} I/O thread(s) on {}", config.nodeId(),
         config.cluster(), config.xds().size() == 1 ? config.xds().get(0) : "the first that answers of " + config.xds(),
         config.ioThreads(), transport.name());
@@ -201,6 +209,9 @@ public final class Sidecar implements AutoCloseable {
   public void close() {
     if (!closed.compareAndSet(false, true)) {
       return;
+    }
+    if (statsSink != null) {
+      statsSink.stop();
     }
     xds.stop();
     try {

@@ -33,6 +33,13 @@ public final class HttpEndpoint implements AutoCloseable {
   private final HttpServer server;
   private final PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
   private volatile boolean ready;
+  /** This replica's sidecars' counters, once {@link #showSidecarCounters} is called. */
+  private volatile dev.turnout.controlplane.xds.SidecarStats sidecarStats;
+
+  /** Shows this replica's sidecars' connect failures and hold timeouts per database on {@code /metrics}. */
+  public void showSidecarCounters(dev.turnout.controlplane.xds.SidecarStats stats) {
+    this.sidecarStats = stats;
+  }
 
   /** Counts one NACK (Prometheus {@code turnout_xds_nacks_total{type,database}}). */
   public void countNack(dev.turnout.controlplane.xds.XdsType type, String database) {
@@ -82,6 +89,16 @@ public final class HttpEndpoint implements AutoCloseable {
         .description("Estimated time until each unfinished campaign completes, from its finished members")
         .register(registry);
 
+    MultiGauge sidecarFailures = MultiGauge.builder("turnout_sidecar_connect_failures")
+        .description("Connections this replica's sidecars failed to open to the database's server (Envoy's"
+            + " cluster.<database>.upstream_cx_connect_fail), summed since this replica started: only grows")
+        .register(registry);
+    MultiGauge sidecarTimeouts = MultiGauge.builder("turnout_sidecar_hold_timeouts")
+        .description("Held connections this replica's sidecars refused at their hold timeout"
+            + " (tcp.<database>.on_demand_cluster_timeout), summed since this replica started: only grows")
+        .register(registry);
+    MultiGauge sidecarNodes = MultiGauge.builder("turnout_sidecar_reporting_nodes")
+        .description("Sidecars streaming the database's counters to this replica now").register(registry);
     server.createContext("/healthz", ex -> send(ex, 200, "text/plain", "ok\n"));
     server.createContext("/readyz", ex -> send(ex, ready ? 200 : 503, "text/plain", ready ? "ready\n" : "starting\n"));
     server.createContext("/metrics", ex -> {
@@ -94,6 +111,16 @@ public final class HttpEndpoint implements AutoCloseable {
         versions.add(MultiGauge.Row.of(tags, d.getDatabase().getEndpointVersion()));
         unresolvedRows.add(MultiGauge.Row.of(tags, d.getDatabase().getUnresolved().isEmpty() ? 0 : 1));
         current.add(MultiGauge.Row.of(tags, d.getNodesCurrent()));
+      }
+      dev.turnout.controlplane.xds.SidecarStats stats = sidecarStats;
+      if (stats != null) {
+        var totals = stats.totals();
+        sidecarFailures.register(totals.entrySet().stream().<MultiGauge.Row<?>>map(e -> MultiGauge.Row.of(Tags.of("database",
+            e.getKey()), e.getValue().connectFailures())).collect(java.util.stream.Collectors.toList()), true);
+        sidecarTimeouts.register(totals.entrySet().stream().<MultiGauge.Row<?>>map(e -> MultiGauge.Row.of(Tags.of("database",
+            e.getKey()), e.getValue().holdTimeouts())).collect(java.util.stream.Collectors.toList()), true);
+        sidecarNodes.register(totals.entrySet().stream().<MultiGauge.Row<?>>map(e -> MultiGauge.Row.of(Tags.of("database",
+            e.getKey()), e.getValue().nodes())).collect(java.util.stream.Collectors.toList()), true);
       }
       endpointVersion.register(versions, true);
       currentNodes.register(current, true);

@@ -42,6 +42,11 @@ final class SidecarCommand implements Callable<Integer> {
       description = "How long connections to an endpoint no longer assigned live on (default 5s)")
   String staleGrace;
 
+  @Option(names = "--stats-flush-interval", defaultValue = "5s", paramLabel = "DURATION",
+      description = "Stream the counters (connect failures, hold timeouts) to the control plane this often, as Envoy's"
+          + " metrics service stats sink does; 0 disables (default: ${DEFAULT-VALUE})")
+  String statsFlushInterval;
+
   @Option(names = "--metrics-port", paramLabel = "PORT",
       description = "Serve Prometheus counters on http://127.0.0.1:PORT/metrics")
   Integer metricsPort;
@@ -73,7 +78,8 @@ final class SidecarCommand implements Callable<Integer> {
       config = new SidecarConfig(controlPlane, node, cluster,
           Durations.parse("--hold-timeout", holdTimeout), Durations.parse("--stale-grace", staleGrace),
           Optional.ofNullable(metricsPort),
-          Optional.ofNullable(tls).map(t -> new SidecarConfig.Tls(t.cert, t.key, t.ca)));
+          Optional.ofNullable(tls).map(t -> new SidecarConfig.Tls(t.cert, t.key, t.ca)),
+          Durations.parse("--stats-flush-interval", statsFlushInterval));
     } catch (IllegalArgumentException e) {
       System.err.println("turnout sidecar: " + e.getMessage());
       return 2;

@@ -222,6 +222,56 @@ public final class PostgresReplicas implements SharedRoutes, AutoCloseable {
     });
   }
 
+  /** Rows of sidecar counters not written for this long are pruned: far longer than a bake may last. */
+  private static final String PRUNE_AFTER = "7 days";
+
+  @Override
+  public void publishSidecarCounters(String incarnation,
+      java.util.Map<String, dev.turnout.migrator.bake.Workload.Sidecars> totals) throws StoreException {
+    db.inTransaction("publish this replica's sidecar counters", c -> {
+      try (PreparedStatement ps = c.prepareStatement("insert into turnout.sidecar_counters (replica, incarnation,"
+          + " database, connect_failures, hold_timeouts, nodes) values (?, ?, ?, ?, ?, ?) on conflict (replica,"
+          + " incarnation, database) do update set connect_failures = excluded.connect_failures, hold_timeouts ="
+          + " excluded.hold_timeouts, nodes = excluded.nodes, at = now()")) {
+        for (java.util.Map.Entry<String, dev.turnout.migrator.bake.Workload.Sidecars> e : totals.entrySet()) {
+          ps.setString(1, settings.replicaId());
+          ps.setString(2, incarnation);
+          ps.setString(3, e.getKey());
+          ps.setLong(4, e.getValue().connectFailures());
+          ps.setLong(5, e.getValue().holdTimeouts());
+          ps.setInt(6, e.getValue().nodes());
+          ps.addBatch();
+        }
+        ps.executeBatch();
+      }
+      try (Statement s = c.createStatement()) {
+        s.executeUpdate("delete from turnout.sidecar_counters where at < now() - interval '" + PRUNE_AFTER + "'");
+      }
+      return null;
+    });
+  }
+
+  @Override
+  public Optional<dev.turnout.migrator.bake.Workload.Sidecars> sidecarCounters(java.util.Collection<String> databases,
+      String incarnation) throws StoreException {
+    return db.inTransaction("read the replicas' sidecar counters", c -> {
+      try (PreparedStatement ps = c.prepareStatement("select count(*), coalesce(sum(s.connect_failures), 0),"
+          + " coalesce(sum(s.hold_timeouts), 0), coalesce(sum(s.nodes) filter (where coalesce(" + LIVE
+          + ", false)), 0) from turnout.sidecar_counters s left join turnout.replicas r on r.id = s.replica"
+          + " where s.database = any (?) and s.incarnation <> ?")) {
+        ps.setDouble(1, settings.lease().toMillis() / 1000.0);
+        ps.setArray(2, c.createArrayOf("text", databases.toArray()));
+        ps.setString(3, incarnation);
+        try (ResultSet rs = ps.executeQuery()) {
+          rs.next();
+          return rs.getLong(1) == 0 ? Optional.<dev.turnout.migrator.bake.Workload.Sidecars>empty()
+              : Optional.of(new dev.turnout.migrator.bake.Workload.Sidecars(rs.getLong(2), rs.getLong(3),
+                  rs.getInt(4)));
+        }
+      }
+    });
+  }
+
   private static final com.fasterxml.jackson.core.type.TypeReference<ImmutableList<SharedRoutes.TypeRow>> TYPE_ROWS =
       new com.fasterxml.jackson.core.type.TypeReference<>() {};
 

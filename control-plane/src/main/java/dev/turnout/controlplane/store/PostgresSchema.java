@@ -52,6 +52,10 @@ final class PostgresSchema {
       create table if not exists turnout.campaigns (id text primary key, name text not null, status text not null,
         epoch bigint not null, revision bigint not null, body jsonb not null,
         updated_at timestamptz not null default now());
+      """, """
+      create table if not exists turnout.sidecar_counters (replica text not null, incarnation text not null,
+        database text not null, connect_failures bigint not null, hold_timeouts bigint not null, nodes int not null,
+        at timestamptz not null default now(), primary key (replica, incarnation, database));
       """);
 
   private PostgresSchema() {}

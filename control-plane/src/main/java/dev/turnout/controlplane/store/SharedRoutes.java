@@ -45,4 +45,19 @@ public interface SharedRoutes {
 
   /** Live replicas' reports at {@code version} or later: completes with every node that ACKed, fails naming the rest. */
   CompletableFuture<ImmutableList<String>> awaitReports(String database, long version, Duration timeout);
+
+  /**
+   * Replaces this process's sidecar counter totals by database (connect failures, hold timeouts, nodes reporting
+   * now) with {@code totals}; {@code incarnation} tells this process's rows from an earlier one's of this replica.
+   */
+  void publishSidecarCounters(String incarnation,
+      java.util.Map<String, dev.turnout.migrator.bake.Workload.Sidecars> totals) throws StoreException;
+
+  /**
+   * Every replica's sidecar counters over {@code databases} but {@code incarnation}'s (the caller's own, which it
+   * reads fresher itself): the sums over every row, a gone replica's included (its share stays), and the nodes
+   * live replicas report; empty when no row names these databases.
+   */
+  java.util.Optional<dev.turnout.migrator.bake.Workload.Sidecars> sidecarCounters(
+      java.util.Collection<String> databases, String incarnation) throws StoreException;
 }

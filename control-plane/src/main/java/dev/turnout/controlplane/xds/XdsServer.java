@@ -29,9 +29,14 @@ public final class XdsServer {
   private final ExecutorService streams;
   private final Server server;
   private final List<AdsService.NackListener> nackListeners;
+  private final SidecarStats sidecarStats;
+  private final MetricsSinkService metrics;
 
   private XdsServer(AckTracker tracker, SnapshotPublisher publisher, RoutingService routing, AdsService ads,
-      ExecutorService streams, Server server, List<AdsService.NackListener> nackListeners) {
+      ExecutorService streams, Server server, List<AdsService.NackListener> nackListeners, SidecarStats sidecarStats,
+      MetricsSinkService metrics) {
+    this.sidecarStats = sidecarStats;
+    this.metrics = metrics;
     this.tracker = tracker;
     this.publisher = publisher;
     this.routing = routing;
@@ -59,6 +64,10 @@ public final class XdsServer {
     List<AdsService.NackListener> nackListeners = new CopyOnWriteArrayList<>();
     AdsService ads = new AdsService(publisher, tracker, streams, mtls,
         (type, database) -> nackListeners.forEach(l -> l.nacked(type, database)), clock);
+    // Only counters of databases the routing table holds and the node's service may reach are kept.
+    SidecarStats sidecarStats = new SidecarStats((service, database) -> publisher.table().get(database)
+        .map(r -> r.allows(service)).orElse(false));
+    MetricsSinkService metrics = new MetricsSinkService(sidecarStats, mtls, clock);
     NettyServerBuilder builder = NettyServerBuilder
         .forAddress(new InetSocketAddress(config.servers().bindAddress(), config.servers().xdsPort()))
         // Sidecars keep one long-lived stream; keepalives find dead peers so their ACK state stops counting.
@@ -70,19 +79,26 @@ public final class XdsServer {
     if (mtls) {
       builder.sslContext(Tls.serverContext(config.servers().tls().get()));
     }
-    for (BindableService service : services(ads)) {
+    for (BindableService service : services(ads, metrics)) {
       builder.addService(ServerInterceptors.intercept(service, new PeerIdentity()));
     }
-    return new XdsServer(tracker, publisher, routing, ads, streams, builder.build(), nackListeners);
+    return new XdsServer(tracker, publisher, routing, ads, streams, builder.build(), nackListeners, sidecarStats,
+        metrics);
   }
 
-  static List<BindableService> services(AdsService ads) {
-    return ImmutableList.of(ads);
+  /** ADS, and Envoy's metrics service (the stats sink's stream), under the same identity rules. */
+  static List<BindableService> services(AdsService ads, MetricsSinkService metrics) {
+    return ImmutableList.of(ads, metrics);
   }
 
   /** The xDS services, to bind on another server too (tests use an in-process one). */
   public List<BindableService> services() {
-    return services(ads);
+    return services(ads, metrics);
+  }
+
+  /** The counters this replica's sidecars report (connect failures, hold timeouts), for the bake. */
+  public SidecarStats sidecarStats() {
+    return sidecarStats;
   }
 
   /** Called with every NACK a sidecar sends: its type, and the database when the rejected response held one. */

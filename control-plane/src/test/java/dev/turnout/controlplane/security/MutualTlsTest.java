@@ -174,6 +174,53 @@ class MutualTlsTest {
     }
   }
 
+  @Test
+  void sidecarCounters_comeOverMutualTlsFromTheServicesCertificate_andAnotherServicesCertificateIsRefused()
+      throws Exception {
+    try (Sidecar sidecar = Sidecar.start(SidecarConfig.of("127.0.0.1", plane.xdsPort(), "checkout-1", "checkout")
+        .withStatsFlushInterval(Duration.ofMillis(200))
+        .withTls(new SidecarConfig.Tls(certs.crt("checkout"), certs.key("checkout"), certs.ca())))) {
+      long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+      while (plane.xds().sidecarStats().nodes().isEmpty() && System.nanoTime() < deadline) {
+        Thread.sleep(20);
+      }
+      assertThat(plane.xds().sidecarStats().nodes()).containsExactly(
+          new dev.turnout.controlplane.xds.SidecarStats.NodeCounters("checkout-1", "checkout", "orders", 0, 0));
+    }
+    // Envoy's stats sink, written from its protos, with billing's certificate reporting as checkout.
+    ManagedChannel channel = NettyChannelBuilder.forAddress("127.0.0.1", plane.xdsPort())
+        .sslContext(Tls.clientContext(certs.crt("billing"), certs.key("billing"), certs.ca())).build();
+    try {
+      java.util.concurrent.CompletableFuture<io.grpc.Status> ended = new java.util.concurrent.CompletableFuture<>();
+      io.grpc.stub.StreamObserver<io.envoyproxy.envoy.service.metrics.v3.StreamMetricsMessage> sneaky =
+          io.envoyproxy.envoy.service.metrics.v3.MetricsServiceGrpc.newStub(channel).streamMetrics(
+              new io.grpc.stub.StreamObserver<>() {
+                @Override
+                public void onNext(io.envoyproxy.envoy.service.metrics.v3.StreamMetricsResponse value) {}
+
+                @Override
+                public void onError(Throwable t) {
+                  ended.complete(io.grpc.Status.fromThrowable(t));
+                }
+
+                @Override
+                public void onCompleted() {
+                  ended.complete(io.grpc.Status.OK);
+                }
+              });
+      io.envoyproxy.envoy.service.metrics.v3.StreamMetricsMessage.Builder m =
+          io.envoyproxy.envoy.service.metrics.v3.StreamMetricsMessage.newBuilder();
+      m.getIdentifierBuilder().setNode(io.envoyproxy.envoy.config.core.v3.Node.newBuilder().setId("sneaky-1")
+          .setCluster("checkout"));
+      sneaky.onNext(m.build());
+      io.grpc.Status status = ended.get(10, java.util.concurrent.TimeUnit.SECONDS);
+      assertThat(status.getCode()).isEqualTo(io.grpc.Status.Code.PERMISSION_DENIED);
+      assertThat(status.getDescription()).contains("certificate is for 'billing'");
+    } finally {
+      channel.shutdownNow();
+    }
+  }
+
   private long ldsAcked(String node) {
     return plane.tracker().node(node).map(n -> n.ackedVersion(XdsType.LDS)).orElse(0L);
   }

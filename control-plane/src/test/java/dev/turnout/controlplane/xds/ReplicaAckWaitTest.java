@@ -28,6 +28,16 @@ class ReplicaAckWaitTest {
 
   /** The store's side, in memory: the reports this replica writes, and the wait it is asked for. */
   private static final class Replicas implements SharedRoutes {
+    @Override
+    public void publishSidecarCounters(String incarnation,
+        java.util.Map<String, dev.turnout.migrator.bake.Workload.Sidecars> totals) {}
+
+    @Override
+    public java.util.Optional<dev.turnout.migrator.bake.Workload.Sidecars> sidecarCounters(
+        java.util.Collection<String> databases, String incarnation) {
+      return java.util.Optional.empty();
+    }
+
     final List<String> reported = new ArrayList<>();
     final CompletableFuture<ImmutableList<String>> reports = new CompletableFuture<>();
     Duration waitedFor;

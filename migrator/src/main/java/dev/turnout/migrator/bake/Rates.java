@@ -9,7 +9,8 @@ import java.util.stream.Collectors;
 /**
  * A server's workload over an interval, one figure per {@link Signal}: per second (commits, rollbacks, deadlocks,
  * conflicts, temp bytes), connections at its end and the mean statement latency over it. A signal without a figure
- * (latency where pg_stat_statements cannot be read, or saw no call) is not available. The baseline recorded while
+ * (latency where pg_stat_statements cannot be read, or saw no call; the sidecars' counters where no sidecar reports
+ * them) is not available. The baseline recorded while
  * validating is one of these, saved with the migration.
  *
  * @param seconds how long the interval was
@@ -32,6 +33,14 @@ public record Rates(double seconds, ImmutableSortedMap<Signal, Double> values) {
     v.put(Signal.CONFLICTS, delta(a.conflicts(), b.conflicts()) / s);
     v.put(Signal.CONNECTIONS, (double) to.connections());
     v.put(Signal.TEMP_BYTES, delta(a.tempBytes(), b.tempBytes()) / s);
+    if (from.sidecars().isPresent() && to.sidecars().isPresent()) {
+      Workload.Sidecars x = from.sidecars().get();
+      Workload.Sidecars y = to.sidecars().get();
+      // The sidecars' sums only grow (a sidecar that leaves keeps its share); one that fell lost a row the store
+      // pruned long after its replica went: nothing new was counted, so nothing is.
+      v.put(Signal.CONNECT_FAILURES, Math.max(0, y.connectFailures() - x.connectFailures()) / s);
+      v.put(Signal.HOLD_TIMEOUTS, Math.max(0, y.holdTimeouts() - x.holdTimeouts()) / s);
+    }
     if (from.statements().isPresent() && to.statements().isPresent()) {
       long calls = to.statements().get().calls() - from.statements().get().calls();
       double ms = to.statements().get().totalMillis() - from.statements().get().totalMillis();

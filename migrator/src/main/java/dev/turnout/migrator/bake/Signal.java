@@ -6,7 +6,8 @@ import java.util.Locale;
  * One figure of a server's health a bake compares with the baseline, with its default {@link Limit}. Every figure
  * is held per second (but connections, a count of sessions, and latency, in milliseconds); deadlocks and conflicts
  * are rare, so the bake judges their count since it began against what the baseline's rate would have made in that
- * time, where a rate would turn one deadlock into an alarm.
+ * time, where a rate would turn one deadlock into an alarm. The sidecars' own counters (connect failures, hold
+ * timeouts) are judged the same way as deadlocks.
  */
 public enum Signal {
   /**
@@ -21,7 +22,19 @@ public enum Signal {
   CONNECTIONS("connections", "", Kind.GAUGE, new Limit(2, 20)),
   TEMP_BYTES("temp_bytes", " B/s", Kind.RATE, new Limit(4, 64 * 1024 * 1024)),
   /** Mean statement execution time, from pg_stat_statements; absent where it cannot be read. */
-  LATENCY("latency", " ms", Kind.GAUGE, new Limit(2, 5));
+  LATENCY("latency", " ms", Kind.GAUGE, new Limit(2, 5)),
+  /**
+   * Connections the sidecars in front of the server's databases failed to open to it (Envoy's
+   * {@code cluster.<database>.upstream_cx_connect_fail}), counted since the bake began; from the sidecars that stream
+   * their counters to the control plane, absent when none does. The baseline is the source's sidecars' over the
+   * validation window.
+   */
+  CONNECT_FAILURES("connect_failures", "", Kind.COUNT, new Limit(2, 5)),
+  /**
+   * New connections the sidecars held while the database was drained and refused at their hold timeout
+   * ({@code tcp.<database>.on_demand_cluster_timeout}), counted since the bake began; absent when no sidecar reports.
+   */
+  HOLD_TIMEOUTS("hold_timeouts", "", Kind.COUNT, new Limit(2, 5));
 
   /** How the bake judges a signal. */
   enum Kind {
@@ -76,7 +89,7 @@ public enum Signal {
         return s;
       }
     }
-    throw new IllegalArgumentException("no bake signal '" + name + "'; the signals are commits, rollbacks,"
-        + " deadlocks, conflicts, connections, temp_bytes, latency");
+    throw new IllegalArgumentException("no bake signal '" + name + "'; the signals are " + java.util.Arrays.stream(
+        values()).map(Signal::label).collect(java.util.stream.Collectors.joining(", ")));
   }
 }
