@@ -407,9 +407,10 @@ class AwsMigrationTest {
 
   /**
    * The AWS calls of the dry run's transcript — each under its phase, with its parameters, in the order the run's
-   * own code makes them (reads made, changes listed) — against a golden file. Ports are the only thing that varies
-   * between runs; the transcript's other lines (the history, with LSNs and system identifiers, and the SQL) are not
-   * golden material. Regenerate with -Dturnout.regenerate=true.
+   * own code makes them (reads made, changes listed) — against a golden file, with the reverse path's SQL lines
+   * (the publication, slots and subscriptions, and the writer endpoint the subscriptions connect to). Ports are the
+   * only thing that varies between runs; the transcript's other lines (the history, with LSNs and system
+   * identifiers, and the rest of the SQL) are not golden material. Regenerate with -Dturnout.regenerate=true.
    */
   @Test
   void theDryRun_listsEveryAwsCall_inOrder_withItsParameters() throws Exception {
@@ -418,7 +419,7 @@ class AwsMigrationTest {
     assertThat(planned).as("nothing in the way: the dry run completes, then rolls back")
         .anySatisfy(l -> assertThat(l).startsWith("COMPLETED: write probe committed"))
         .last().asString().startsWith("ROLLED_BACK");
-    String transcript = planned.stream().filter(l -> AWS_CALL.matcher(l).matches())
+    String transcript = planned.stream().filter(l -> AWS_CALL.matcher(l).matches() || l.contains("turnout_reverse"))
         .collect(Collectors.joining("\n", "", "\n"))
         .replace("127.0.0.1:" + f.source.port(), "127.0.0.1:SOURCE_PORT")
         .replace("127.0.0.1:" + f.target.port(), "127.0.0.1:TARGET_PORT")
@@ -539,9 +540,12 @@ class AwsMigrationTest {
           .build());
       assertThat(created.getSource()).isEqualTo("127.0.0.1:" + f.source.port());
       assertThat(created.getTarget()).isEqualTo("ledger-aurora.cluster-c9akciq32.us-east-1.rds.amazonaws.com:5433");
-      assertThat(created.getPlannedActionsList()).as("a source on its engine's default group plans without mapping")
+      assertThat(created.getPlannedActionsList()).as("a source on its engine's default group maps nothing, but gets a"
+              + " group of rds.logical_replication = 1 for the reverse path")
           .anySatisfy(a -> assertThat(a).contains("CreateDBCluster DBClusterIdentifier=ledger-aurora")
-              .contains("Port=5433").doesNotContain("DBClusterParameterGroupName"))
+              .contains("Port=5433").contains("DBClusterParameterGroupName=ledger-aurora-params"))
+          .anySatisfy(a -> assertThat(a).contains("ModifyDBClusterParameterGroup DBClusterParameterGroupName="
+              + "ledger-aurora-params Parameters=rds.logical_replication=1 (pending-reboot)"))
           .noneSatisfy(a -> assertThat(a).contains("DescribeEngineDefaultClusterParameters"));
 
       aws.addReplicaCluster(CLUSTER, SOURCE, "127.0.0.1", f.target.port());
