@@ -381,7 +381,8 @@ public final class AwsPlatform implements Platform {
           cluster.map(this::clusterFacts), Optional.empty(), Optional.empty())));
     }
     AwsFacts aws = new AwsFacts(names, src.map(this::instanceFacts), cluster.map(this::clusterFacts),
-        Optional.of(fenceGroupFacts(src.get())), Optional.of(metricFacts()), Optional.of(logicalReplication(cluster.get())));
+        Optional.of(fenceGroupFacts(src.get())), Optional.of(metricFacts()), spec.options().withoutReverseReplication()
+            ? Optional.empty() : Optional.of(logicalReplication(cluster.get())));
     return new PreflightFacts(Optional.of(sql.facts(true)), Optional.of(aws));
   }
 
