@@ -295,6 +295,38 @@ class AwsMigrationTest {
         .contains("in effect on " + CLUSTER + "-1"));
   }
 
+  /** Finalize on AWS drops the path as on PostgreSQL: the subscriptions on RDS, the slots and publication on Aurora. */
+  @Test
+  void finalize_dropsTheReversePath_onRdsAndAurora() throws Exception {
+    setUp(Duration.ofSeconds(60));
+    Migration done;
+    try (Writer writer = new Writer(f.appPort, "app").start()) {
+      Thread.sleep(300);
+      Migration started = f.migrator().start(spec(Optional.of("db.r6g.large"), Duration.ofSeconds(1)));
+      done = f.awaitPhase(started.id(), p -> p == Phase.COMPLETED || p.isTerminal() || p == Phase.HALTED,
+          Duration.ofSeconds(120));
+      assertThat(done.phase()).as(MigrationFixture.history(done)).isEqualTo(Phase.COMPLETED);
+      Thread.sleep(500);
+    }
+    assertThat(f.migrator().reverseHealth(done.id())).hasValueSatisfying(h -> assertThat(h.healthy())
+        .as(h.broken().orElse("")).isTrue());
+    Migration finalized = f.migrator().finalizeMigration(done.id());
+    assertThat(finalized.phase()).as(MigrationFixture.history(finalized)).isEqualTo(Phase.FINALIZED);
+    assertThat(MigrationFixture.history(f.migrator().get(done.id()).orElseThrow())).contains("reverse replication dropped");
+    try (Connection c = f.source.connect(); Statement s = c.createStatement();
+         java.sql.ResultSet rs = s.executeQuery("select count(*) from pg_subscription")) {
+      rs.next();
+      assertThat(rs.getLong(1)).as("subscriptions on RDS").isZero();
+    }
+    try (Connection c = f.target.connect(); Statement s = c.createStatement();
+         java.sql.ResultSet rs = s.executeQuery("select (select count(*) from pg_replication_slots where slot_name like"
+             + " 'turnout_reverse%'), (select count(*) from pg_publication)")) {
+      rs.next();
+      assertThat(rs.getLong(1)).as("slots on Aurora").isZero();
+      assertThat(rs.getLong(2)).as("publications on Aurora").isZero();
+    }
+  }
+
   /** --without-reverse-replication on AWS: no path, no parameter check, and a rollback after promotion needs consent. */
   @Test
   void withoutReverseReplication_aRollbackAfterPromotionStillNeedsConsent() throws Exception {

@@ -410,7 +410,7 @@ public final class AwsPlatform implements Platform {
     String value = group == null || group.startsWith("default.") ? "0"
         : api().clusterUserParameters(group).getOrDefault(LOGICAL_REPLICATION, "0");
     Optional<String> writer = c.dbClusterMembers().stream().filter(x -> Boolean.TRUE.equals(x.isClusterWriter()))
-        .map(x -> x.dbClusterParameterGroupStatus()).filter(x -> x != null).findFirst();
+        .map(x -> x.dbClusterParameterGroupStatus()).filter(java.util.Objects::nonNull).findFirst();
     return new AwsFacts.LogicalReplication(group == null ? "(none)" : group, value, writer);
   }
 
