@@ -192,6 +192,165 @@ class AwsMigrationTest {
     }
   }
 
+  /**
+   * The way back on AWS: the cluster parameter group the migrator creates sets rds.logical_replication = 1 before the
+   * cluster exists; at promotion the RDS source subscribes to the cluster's writer endpoint as DescribeDBClusters
+   * names it ("localhost" here, where the route holds 127.0.0.1); the application writes on Aurora; a rollback without
+   * consent brings every one of those writes back to RDS, unfences it by its recorded security groups, and drops the
+   * path.
+   */
+  @Test
+  void rdsToAurora_underWrites_aRollbackWithoutConsent_bringsEveryWriteOnAuroraBackToRds() throws Exception {
+    setUp(Duration.ofSeconds(60));
+    aws.endpointForNewCluster(CLUSTER, "localhost", f.target.port());
+    try (Writer writer = new Writer(f.appPort, "app").start()) {
+      Thread.sleep(300);
+      Migration started = f.migrator().start(spec(Optional.of("db.r6g.large"), Duration.ofSeconds(1)));
+      Migration done = f.awaitPhase(started.id(), p -> p == Phase.COMPLETED || p.isTerminal() || p == Phase.HALTED,
+          Duration.ofSeconds(120));
+      assertThat(done.phase()).as(MigrationFixture.history(done)).isEqualTo(Phase.COMPLETED);
+      assertThat(done.progress().reverse()).as(MigrationFixture.history(done)).isPresent();
+      assertThat(MigrationFixture.history(done)).contains("ok   way back: rds.logical_replication")
+          .contains("rds.logical_replication = 1 for the reverse path");
+      assertThat(aws.clusterParameterGroupParameters(CLUSTER + "-params")).containsEntry("rds.logical_replication", "1");
+      try (Connection c = f.source.connect(); Statement s = c.createStatement();
+           java.sql.ResultSet rs = s.executeQuery("select subconninfo from pg_subscription")) {
+        assertThat(rs.next()).as("a subscription on the source").isTrue();
+        assertThat(rs.getString(1)).as("to the cluster's writer endpoint as AWS describes it, not the route's address")
+            .contains("host='localhost' port=" + f.target.port()).doesNotContain("127.0.0.1");
+      }
+
+      int before = writer.acknowledged().size();
+      long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
+      while (writer.acknowledged().size() < before + 300 && System.nanoTime() < deadline) {
+        Thread.sleep(20);
+      }
+      assertThat(writer.acknowledged().size()).as("writes on Aurora").isGreaterThan(before + 100);
+      ManagedChannel channel = ManagedChannelBuilder.forAddress("127.0.0.1", f.plane.adminPort()).usePlaintext().build();
+      try {
+        var view = AdminGrpc.newBlockingStub(channel).getMigration(GetMigrationRequest.newBuilder().setId(done.id())
+            .build());
+        assertThat(view.getLive().getReversePath()).as("migrate status shows the path").isEqualTo("healthy");
+        assertThat(view.getLive().getReverseLagBytes()).as("and its lag").isGreaterThanOrEqualTo(0);
+      } finally {
+        channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+      }
+
+      f.migrator().rollback(done.id(), false); // no consent: the path is healthy
+      Migration back = f.awaitPhase(done.id(), p -> p.isTerminal() || p == Phase.HALTED, Duration.ofSeconds(90));
+      assertThat(back.phase()).as(MigrationFixture.history(back)).isEqualTo(Phase.ROLLED_BACK);
+      int atRollback = writer.acknowledged().size();
+      deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
+      while (writer.acknowledged().size() < atRollback + 50 && System.nanoTime() < deadline) {
+        Thread.sleep(20);
+      }
+      writer.close();
+
+      assertThat(MigrationFixture.missing(writer.acknowledged(), MigrationFixture.seqs(f.source)))
+          .as("every acknowledged commit is on RDS, those Aurora took included").isEmpty();
+      assertThat(writer.acknowledged().size()).as("the writer goes on on RDS").isGreaterThanOrEqualTo(atRollback + 50);
+      assertThat(MigrationFixture.history(back)).contains("reverse replication taken down");
+    }
+    try (Connection c = f.source.connect(); Statement s = c.createStatement();
+         java.sql.ResultSet rs = s.executeQuery("select count(*) from pg_subscription")) {
+      rs.next();
+      assertThat(rs.getLong(1)).as("the subscriptions are dropped").isZero();
+    }
+    try (Connection c = f.target.connect(); Statement s = c.createStatement();
+         java.sql.ResultSet rs = s.executeQuery("select count(*) from pg_replication_slots where slot_name like"
+             + " 'turnout_reverse%'")) {
+      rs.next();
+      assertThat(rs.getLong(1)).as("the slots on Aurora are dropped").isZero();
+    }
+    assertThat(aws.instanceSecurityGroups(SOURCE)).as("unfenced: its own groups back").containsExactly(APP_GROUP);
+    assertThat(aws.calls()).as("the writer was never rebooted").noneMatch(c -> c.startsWith("RebootDBInstance")
+        && c.contains("DBInstanceIdentifier=" + CLUSTER));
+    assertThat(MigrationFixture.serverPortOf(f.appPort, "app")).isEqualTo(f.source.port());
+  }
+
+  /**
+   * rds.logical_replication set in an existing cluster's parameter group but its writer not rebooted since (a static
+   * parameter, "pending-reboot"): preflight names the parameter, the writer and the way out, and changes nothing (the
+   * migrator does not reboot the writer). Once the operator reboots it, preflight passes it.
+   */
+  @Test
+  void rdsLogicalReplicationNotInEffectOnTheWriter_failsPreflight_namingIt() throws Exception {
+    setUp(Duration.ofSeconds(60));
+    aws.addClusterParameterGroup("orders-aurora-custom", "aurora-postgresql15", java.util.Map.of());
+    aws.addReplicaCluster(CLUSTER, SOURCE, "127.0.0.1", f.target.port(), "orders-aurora-custom");
+    aws.setClusterParameter("orders-aurora-custom", "rds.logical_replication", "1");
+    Migration started = f.migrator().start(spec(Optional.empty(), Duration.ofSeconds(1)));
+    Migration done = f.awaitPhase(started.id(), p -> p.isTerminal() || p == Phase.HALTED || p == Phase.COMPLETED,
+        Duration.ofSeconds(60));
+
+    assertThat(done.phase()).as(MigrationFixture.history(done)).isEqualTo(Phase.ROLLED_BACK);
+    assertThat(done.progress().error().orElseThrow()).contains("way back: rds.logical_replication")
+        .contains("not in effect on " + CLUSTER + "-1 (pending-reboot)").contains("reboot " + CLUSTER + "-1")
+        .contains("--without-reverse-replication");
+    assertThat(aws.calls()).noneMatch(c -> MUTATING.contains(c.split(" ")[0]));
+
+    aws.rebootClusterWriter(CLUSTER);
+    List<String> planned = f.migrator().dryRun(spec(Optional.empty(), Duration.ofSeconds(1)));
+    assertThat(planned).anySatisfy(l -> assertThat(l).contains("ok   way back: rds.logical_replication")
+        .contains("in effect on " + CLUSTER + "-1"));
+  }
+
+  /** Finalize on AWS drops the path as on PostgreSQL: the subscriptions on RDS, the slots and publication on Aurora. */
+  @Test
+  void finalize_dropsTheReversePath_onRdsAndAurora() throws Exception {
+    setUp(Duration.ofSeconds(60));
+    Migration done;
+    try (Writer writer = new Writer(f.appPort, "app").start()) {
+      Thread.sleep(300);
+      Migration started = f.migrator().start(spec(Optional.of("db.r6g.large"), Duration.ofSeconds(1)));
+      done = f.awaitPhase(started.id(), p -> p == Phase.COMPLETED || p.isTerminal() || p == Phase.HALTED,
+          Duration.ofSeconds(120));
+      assertThat(done.phase()).as(MigrationFixture.history(done)).isEqualTo(Phase.COMPLETED);
+      Thread.sleep(500);
+    }
+    assertThat(f.migrator().reverseHealth(done.id())).hasValueSatisfying(h -> assertThat(h.healthy())
+        .as(h.broken().orElse("")).isTrue());
+    Migration finalized = f.migrator().finalizeMigration(done.id());
+    assertThat(finalized.phase()).as(MigrationFixture.history(finalized)).isEqualTo(Phase.FINALIZED);
+    assertThat(MigrationFixture.history(f.migrator().get(done.id()).orElseThrow())).contains("reverse replication dropped");
+    try (Connection c = f.source.connect(); Statement s = c.createStatement();
+         java.sql.ResultSet rs = s.executeQuery("select count(*) from pg_subscription")) {
+      rs.next();
+      assertThat(rs.getLong(1)).as("subscriptions on RDS").isZero();
+    }
+    try (Connection c = f.target.connect(); Statement s = c.createStatement();
+         java.sql.ResultSet rs = s.executeQuery("select (select count(*) from pg_replication_slots where slot_name like"
+             + " 'turnout_reverse%'), (select count(*) from pg_publication)")) {
+      rs.next();
+      assertThat(rs.getLong(1)).as("slots on Aurora").isZero();
+      assertThat(rs.getLong(2)).as("publications on Aurora").isZero();
+    }
+  }
+
+  /** --without-reverse-replication on AWS: no path, no parameter check, and a rollback after promotion needs consent. */
+  @Test
+  void withoutReverseReplication_aRollbackAfterPromotionStillNeedsConsent() throws Exception {
+    setUp(Duration.ofSeconds(60));
+    aws.addReplicaCluster(CLUSTER, SOURCE, "127.0.0.1", f.target.port()); // the default group: logical replication off
+    Migration.Spec base = spec(Optional.empty(), Duration.ofSeconds(1));
+    Migration.Spec spec = new Migration.Spec(base.database(), base.source(), base.target(),
+        base.options().withoutReverseReplication(true), base.aurora());
+    Migration started = f.migrator().start(spec);
+    Migration done = f.awaitPhase(started.id(), p -> p == Phase.COMPLETED || p.isTerminal() || p == Phase.HALTED,
+        Duration.ofSeconds(120));
+    assertThat(done.phase()).as(MigrationFixture.history(done)).isEqualTo(Phase.COMPLETED);
+    assertThat(done.progress().reverse()).isEmpty();
+    assertThat(MigrationFixture.history(done)).doesNotContain("way back: rds.logical_replication")
+        .contains("no reverse replication: the migration was started without reverse replication");
+    org.assertj.core.api.Assertions.assertThatThrownBy(() -> f.migrator().rollback(done.id(), false))
+        .isInstanceOf(dev.turnout.migrator.MigrationConflictException.class).hasMessageContaining("consent");
+    try (Connection c = f.source.connect(); Statement s = c.createStatement();
+         java.sql.ResultSet rs = s.executeQuery("select count(*) from pg_subscription")) {
+      rs.next();
+      assertThat(rs.getLong(1)).as("no subscription on the source").isZero();
+    }
+  }
+
   @Test
   void aReplicaThatNeverBecomesAvailable_passesItsDeadline_andRollsBack_leavingTheSourceUntouched() throws Exception {
     setUp(Duration.ofSeconds(2));
@@ -280,9 +439,10 @@ class AwsMigrationTest {
 
   /**
    * The AWS calls of the dry run's transcript — each under its phase, with its parameters, in the order the run's
-   * own code makes them (reads made, changes listed) — against a golden file. Ports are the only thing that varies
-   * between runs; the transcript's other lines (the history, with LSNs and system identifiers, and the SQL) are not
-   * golden material. Regenerate with -Dturnout.regenerate=true.
+   * own code makes them (reads made, changes listed) — against a golden file, with the reverse path's SQL lines
+   * (the publication, slots and subscriptions, and the writer endpoint the subscriptions connect to). Ports are the
+   * only thing that varies between runs; the transcript's other lines (the history, with LSNs and system
+   * identifiers, and the rest of the SQL) are not golden material. Regenerate with -Dturnout.regenerate=true.
    */
   @Test
   void theDryRun_listsEveryAwsCall_inOrder_withItsParameters() throws Exception {
@@ -291,7 +451,7 @@ class AwsMigrationTest {
     assertThat(planned).as("nothing in the way: the dry run completes, then rolls back")
         .anySatisfy(l -> assertThat(l).startsWith("COMPLETED: write probe committed"))
         .last().asString().startsWith("ROLLED_BACK");
-    String transcript = planned.stream().filter(l -> AWS_CALL.matcher(l).matches())
+    String transcript = planned.stream().filter(l -> AWS_CALL.matcher(l).matches() || l.contains("turnout_reverse"))
         .collect(Collectors.joining("\n", "", "\n"))
         .replace("127.0.0.1:" + f.source.port(), "127.0.0.1:SOURCE_PORT")
         .replace("127.0.0.1:" + f.target.port(), "127.0.0.1:TARGET_PORT")
@@ -412,9 +572,12 @@ class AwsMigrationTest {
           .build());
       assertThat(created.getSource()).isEqualTo("127.0.0.1:" + f.source.port());
       assertThat(created.getTarget()).isEqualTo("ledger-aurora.cluster-c9akciq32.us-east-1.rds.amazonaws.com:5433");
-      assertThat(created.getPlannedActionsList()).as("a source on its engine's default group plans without mapping")
+      assertThat(created.getPlannedActionsList()).as("a source on its engine's default group maps nothing, but gets a"
+              + " group of rds.logical_replication = 1 for the reverse path")
           .anySatisfy(a -> assertThat(a).contains("CreateDBCluster DBClusterIdentifier=ledger-aurora")
-              .contains("Port=5433").doesNotContain("DBClusterParameterGroupName"))
+              .contains("Port=5433").contains("DBClusterParameterGroupName=ledger-aurora-params"))
+          .anySatisfy(a -> assertThat(a).contains("ModifyDBClusterParameterGroup DBClusterParameterGroupName="
+              + "ledger-aurora-params Parameters=rds.logical_replication=1 (pending-reboot)"))
           .noneSatisfy(a -> assertThat(a).contains("DescribeEngineDefaultClusterParameters"));
 
       aws.addReplicaCluster(CLUSTER, SOURCE, "127.0.0.1", f.target.port());

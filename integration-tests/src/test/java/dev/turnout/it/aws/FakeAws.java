@@ -104,6 +104,12 @@ public final class FakeAws implements AutoCloseable {
     final List<String> securityGroups;
     String replicationSource; // the source instance ARN while a replica
     final List<String> members = new ArrayList<>(); // the first is the writer
+    /**
+     * The static parameters of its group as its instances last started with them: a static parameter changed in the
+     * group since then is "pending-reboot" on them until the instance reboots (as on AWS). The fake does not change
+     * the real server behind the endpoint: its wal_level is what the test started it with.
+     */
+    Map<String, String> staticInEffect = Map.of();
 
     Cluster(String id, String engineVersion, String host, int port, List<String> securityGroups, String subnetGroup,
         String parameterGroup, String replicationSource) {
@@ -248,6 +254,59 @@ public final class FakeAws implements AutoCloseable {
     clusters.put(clusterId, c);
     source.replicaClusters.add(clusterId);
     addMember(c, clusterId + "-1", "db.r6g.large");
+  }
+
+  /**
+   * As {@link #addReplicaCluster(String, String, String, int)}, with the DB cluster parameter group {@code
+   * parameterGroup} (added with {@link #addClusterParameterGroup}), whose parameters the cluster started with.
+   */
+  public synchronized void addReplicaCluster(String clusterId, String sourceInstanceId, String host, int port,
+      String parameterGroup) {
+    Instance source = known(instances.get(sourceInstanceId), sourceInstanceId);
+    Cluster c = new Cluster(clusterId, source.engineVersion, host, port, source.securityGroups, source.subnetGroup,
+        parameterGroup, arn("db", sourceInstanceId));
+    c.staticInEffect = staticParameters(parameterGroup);
+    clusters.put(clusterId, c);
+    source.replicaClusters.add(clusterId);
+    addMember(c, clusterId + "-1", "db.r6g.large");
+  }
+
+  /** A DB cluster parameter group that exists already (made by the operator), setting {@code parameters}. */
+  public synchronized void addClusterParameterGroup(String name, String family, Map<String, String> parameters) {
+    clusterParameterGroups.put(name, new ParameterGroup(name, family, "the operator's", new LinkedHashMap<>(parameters)));
+  }
+
+  /**
+   * What an operator's ModifyDBClusterParameterGroup of one parameter does: set in the group at once; a static one
+   * reaches a cluster's instances only when they reboot (DBClusterParameterGroupStatus "pending-reboot" until then).
+   */
+  public synchronized void setClusterParameter(String group, String name, String value) {
+    known(clusterParameterGroups.get(group), group).parameters().put(name, value);
+  }
+
+  /** The cluster's writer rebooted by its operator (outside the migration): it takes its group's static parameters. */
+  public synchronized void rebootClusterWriter(String clusterId) {
+    Cluster c = known(clusters.get(clusterId), clusterId);
+    c.staticInEffect = staticParameters(c.parameterGroup);
+  }
+
+  /** The static parameters {@code group} sets now (none for a default group). */
+  private Map<String, String> staticParameters(String group) {
+    ParameterGroup g = clusterParameterGroups.get(group);
+    Map<String, String> out = new TreeMap<>();
+    if (g != null) {
+      g.parameters().forEach((name, value) -> {
+        if (STATIC_PARAMETERS.contains(name)) {
+          out.put(name, value);
+        }
+      });
+    }
+    return out;
+  }
+
+  /** "pending-reboot" when the group's static parameters differ from those the cluster's instances started with. */
+  private String parameterGroupStatus(Cluster c) {
+    return staticParameters(c.parameterGroup).equals(c.staticInEffect) ? "in-sync" : "pending-reboot";
   }
 
   /**
@@ -466,6 +525,7 @@ public final class FakeAws implements AutoCloseable {
         case "DescribeDBParameterGroups" -> rds(action, describeParameterGroups(p));
         case "DescribeDBParameters" -> rds(action, describeParameters(p));
         case "DescribeEngineDefaultClusterParameters" -> rds(action, engineDefaultClusterParameters(p));
+        case "DescribeDBClusterParameters" -> rds(action, describeClusterParameters(p));
         case "DescribeDBClusterParameterGroups" -> rds(action, describeClusterParameterGroups(p));
         case "CreateDBClusterParameterGroup" -> rds(action, parameterGroupXml(createClusterParameterGroup(p), true));
         case "ModifyDBClusterParameterGroup" -> rds(action, modifyClusterParameterGroup(p));
@@ -512,6 +572,7 @@ public final class FakeAws implements AutoCloseable {
     if (source != null) {
       source.replicaClusters.add(id);
     }
+    c.staticInEffect = staticParameters(parameterGroup); // its instances start with the group as it is
     clusters.put(id, c);
     begin(c, "creating", null, null);
     return c;
@@ -574,6 +635,19 @@ public final class FakeAws implements AutoCloseable {
 
   private Map<String, Boolean> auroraParameters(String family) {
     return auroraClusterParameters.getOrDefault(family, DEFAULT_AURORA_CLUSTER_PARAMETERS);
+  }
+
+  /**
+   * DescribeDBClusterParameters: the parameters set in a DB cluster parameter group (Source absent or "user"); a
+   * default group sets none. Everything in one page: no Marker.
+   */
+  private String describeClusterParameters(Map<String, String> p) throws AwsError {
+    ParameterGroup g = groupOrDefault(clusterParameterGroups, required(p, "DBClusterParameterGroupName"));
+    StringBuilder x = new StringBuilder("<Parameters>");
+    if (p.getOrDefault("Source", "user").equals("user")) {
+      g.parameters().forEach((name, value) -> parameterXml(x, name, value, "user", true));
+    }
+    return x.append("</Parameters>").toString();
   }
 
   /** DescribeDBClusterParameterGroups: the created groups; a default group ("default.FAMILY") as it is named. */
@@ -673,7 +747,10 @@ public final class FakeAws implements AutoCloseable {
 
   private Instance rebootInstance(Map<String, String> p) throws AwsError {
     Instance i = availableInstance(required(p, "DBInstanceIdentifier"));
-    begin(i, "rebooting", null, rebootHooks);
+    Cluster c = i.cluster == null ? null : clusters.get(i.cluster);
+    // A cluster's writer restarting takes its group's static parameters (the fake keeps one status per cluster).
+    begin(i, "rebooting", c == null || !c.members.get(0).equals(i.id) ? null
+        : () -> c.staticInEffect = staticParameters(c.parameterGroup), rebootHooks);
     return i;
   }
 
@@ -795,7 +872,7 @@ public final class FakeAws implements AutoCloseable {
     for (String member : c.members) {
       el(x.append("<DBClusterMember>"), "DBInstanceIdentifier", member,
           "IsClusterWriter", String.valueOf(member.equals(c.members.get(0))),
-          "DBClusterParameterGroupStatus", "in-sync").append("</DBClusterMember>");
+          "DBClusterParameterGroupStatus", parameterGroupStatus(c)).append("</DBClusterMember>");
     }
     securityGroupsXml(x.append("</DBClusterMembers>"), c.securityGroups);
     return x.append("</DBCluster>").toString();

@@ -37,6 +37,34 @@ final class AwsChecks {
     return true;
   }
 
+  /**
+   * The way back on AWS, beside the SQL's checks (which read the writer's wal_level as it is now): the cluster's
+   * parameter group must set {@code rds.logical_replication = 1} and the writer must run with it. The parameter is
+   * static, so one set but pending a reboot is not in effect, and the migrator does not reboot the writer of its own
+   * accord: the operator reboots it (or starts without reverse replication).
+   */
+  static void wayBack(AwsFacts facts, Preflight.WayBack wayBack, Preflight.Verdict.Builder out) {
+    if (!wayBack.reverse() || facts.logicalReplication().isEmpty()) {
+      return;
+    }
+    AwsFacts.LogicalReplication l = facts.logicalReplication().get();
+    String writer = facts.names().writerInstance();
+    String without = "; start with --without-reverse-replication to migrate without a lossless way back";
+    if (!"1".equals(l.value())) {
+      out.add(Check.of("way back: rds.logical_replication", false, "rds.logical_replication = " + l.value() + " in "
+          + l.parameterGroup() + ", the cluster parameter group of " + facts.names().targetCluster() + ": the reverse"
+          + " path's slots on the promoted writer need 1 (wal_level = logical). Set it in a custom cluster parameter"
+          + " group and reboot " + writer + " (a static parameter)" + without));
+      return;
+    }
+    boolean inEffect = l.writerStatus().map("in-sync"::equals).orElse(true);
+    out.add(Check.of("way back: rds.logical_replication", inEffect, "rds.logical_replication = 1 in "
+        + l.parameterGroup() + l.writerStatus().map(status -> inEffect ? ", in effect on " + writer
+            : ", not in effect on " + writer + " (" + status + "): a static parameter takes effect when the writer"
+                + " reboots; reboot " + writer + " before the migration (the migrator does not)" + without)
+            .orElse(", which the writer starts with")));
+  }
+
   private static Check source(AwsFacts.Names n, AwsFacts.Instance src) {
     boolean engine = "postgres".equals(src.engine().name());
     boolean available = "available".equals(src.status());

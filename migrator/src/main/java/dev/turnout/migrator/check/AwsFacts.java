@@ -13,9 +13,18 @@ import java.util.Optional;
  * @param cluster empty when the cluster does not exist
  * @param fenceGroup read only when both exist
  * @param metrics read only when both exist
+ * @param logicalReplication read only when both exist
  */
 public record AwsFacts(Names names, Optional<Instance> source, Optional<Cluster> cluster, Optional<FenceGroup> fenceGroup,
-    Optional<Metrics> metrics) {
+    Optional<Metrics> metrics, Optional<LogicalReplication> logicalReplication) {
+  public AwsFacts {
+    logicalReplication = logicalReplication == null ? Optional.empty() : logicalReplication;
+  }
+
+  public AwsFacts(Names names, Optional<Instance> source, Optional<Cluster> cluster, Optional<FenceGroup> fenceGroup,
+      Optional<Metrics> metrics) {
+    this(names, source, cluster, fenceGroup, metrics, Optional.empty());
+  }
 
   /**
    * What the migration calls things.
@@ -59,4 +68,16 @@ public record AwsFacts(Names names, Optional<Instance> source, Optional<Cluster>
    */
   public record Metrics(Duration window, ImmutableMap<String, ImmutableList<Double>> source,
       ImmutableList<Double> replicaLag) {}
+
+  /**
+   * Whether the Aurora writer can decode its WAL logically, which the reverse path's slots need: Aurora takes
+   * {@code wal_level = logical} from {@code rds.logical_replication = 1} in the cluster's DB cluster parameter group.
+   * The parameter is static: a change reaches the writer only when it reboots.
+   *
+   * @param parameterGroup the cluster's DB cluster parameter group
+   * @param value {@code rds.logical_replication} in it ({@code 0}, the engine's default, when the group does not set it)
+   * @param writerStatus the writer's DBClusterParameterGroupStatus ({@code in-sync}, {@code pending-reboot}, ...);
+   *     empty when the cluster has no writer yet (it starts with the group as it is then)
+   */
+  public record LogicalReplication(String parameterGroup, String value, Optional<String> writerStatus) {}
 }

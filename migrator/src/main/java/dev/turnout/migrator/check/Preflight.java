@@ -99,6 +99,7 @@ public final class Preflight {
     boolean resources = facts.aws().map(aws -> AwsChecks.judge(aws, out)).orElse(true);
     if (resources) {
       facts.servers().ifPresentOrElse(s -> {
+        facts.aws().ifPresent(aws -> AwsChecks.wayBack(aws, wayBack, out));
         ServerChecks.wayBack(s, wayBack, out);
         ServerChecks.judge(s, allowDroppingStaleSlots, routed, now, out);
       }, () -> out.add(Check.of("servers", false, "nothing was read from the source and target")));

@@ -75,8 +75,10 @@ final class ServerChecks {
     out.add(Check.of("way back: source max_logical_replication_workers", workers >= databases, "source " + workers
         + ", needs " + databases + " (one subscription per database)"));
     out.add(Check.of("way back: subscription role", w.migratorSuperuser(), w.migratorSuperuser()
-        ? "the migrator's role is a superuser: it makes the subscriptions and logs in to the target for them"
-        : "the migrator's role is not a superuser: it cannot make subscriptions" + without));
+        ? "the migrator's role is a superuser (on RDS: a member of rds_superuser): it makes the subscriptions and logs"
+            + " in to the target for them"
+        : "the migrator's role is not a superuser (on RDS: not a member of rds_superuser): it cannot make"
+            + " subscriptions" + without));
   }
 
   private static void standby(ServerFacts facts, Preflight.Verdict.Builder out) {

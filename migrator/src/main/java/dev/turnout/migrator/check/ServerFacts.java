@@ -29,8 +29,8 @@ public record ServerFacts(Source source, Optional<Target> target, ImmutableList<
    * @param withoutIdentity tables (database.schema.table) with neither a primary key nor a replica identity: their
    *     updates and deletes cannot be replicated
    * @param largeObjects large objects in use, by database: logical replication does not carry them
-   * @param migratorSuperuser whether the migrator's role is a superuser (it owns the subscriptions and logs in to
-   *     the target for them)
+   * @param migratorSuperuser whether the migrator's role is a superuser, or on RDS a member of rds_superuser (it owns
+   *     the subscriptions and logs in to the target for them)
    */
   public record WayBack(ImmutableList<String> withoutIdentity, ImmutableMap<String, Long> largeObjects,
       boolean migratorSuperuser) {}

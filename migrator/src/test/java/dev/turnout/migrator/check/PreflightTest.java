@@ -313,6 +313,40 @@ class PreflightTest {
     assertThat(named(silent, "aurora replica lag")).hasToString("warn aurora replica lag: no datapoints for orders-aurora-1");
   }
 
+  private static Preflight.Verdict judgeAwsWayBack(AwsFacts.LogicalReplication l, Preflight.WayBack wayBack) {
+    AwsFacts aws = new AwsFacts(NAMES, Optional.of(instance("available", true)), Optional.of(cluster(SOURCE_ARN, "15.4")),
+        Optional.of(FENCE), Optional.of(metrics(100.0 * (1L << 30), 0)), Optional.of(l));
+    return Preflight.judge(new PreflightFacts(Optional.of(healthy()), Optional.of(aws)), false, Optional.empty(), wayBack,
+        NOW);
+  }
+
+  @Test
+  void onAurora_rdsLogicalReplicationMustBeSetAndInEffectOnTheWriter_unlessTheMigrationGoesWithoutAWayBack() {
+    String name = "way back: rds.logical_replication";
+    Check off = named(judgeAwsWayBack(new AwsFacts.LogicalReplication("default.aurora-postgresql15", "0",
+        Optional.of("in-sync")), REVERSE), name);
+    assertThat(off.blocks()).isTrue();
+    assertThat(off.detail()).contains("rds.logical_replication = 0 in default.aurora-postgresql15")
+        .contains("reboot orders-aurora-1").contains("--without-reverse-replication");
+
+    Check pending = named(judgeAwsWayBack(new AwsFacts.LogicalReplication("orders-aurora-params", "1",
+        Optional.of("pending-reboot")), REVERSE), name);
+    assertThat(pending.blocks()).isTrue();
+    assertThat(pending.detail()).contains("not in effect on orders-aurora-1 (pending-reboot)")
+        .contains("the migrator does not");
+
+    assertThat(named(judgeAwsWayBack(new AwsFacts.LogicalReplication("orders-aurora-params", "1",
+        Optional.of("in-sync")), REVERSE), name)).hasToString("ok   " + name
+            + ": rds.logical_replication = 1 in orders-aurora-params, in effect on orders-aurora-1");
+    assertThat(named(judgeAwsWayBack(new AwsFacts.LogicalReplication("orders-aurora-params", "1", Optional.empty()),
+        REVERSE), name).ok()).as("a cluster without a writer yet: the writer starts with it").isTrue();
+
+    Preflight.Verdict declined = judgeAwsWayBack(new AwsFacts.LogicalReplication("default.aurora-postgresql15", "0",
+        Optional.of("in-sync")), new Preflight.WayBack(false, true));
+    assertThat(declined.checks()).extracting(Check::name).doesNotContain(name);
+    assertThat(declined.blocking()).isEmpty();
+  }
+
   private static ServerFacts withWayBack(ServerFacts f, ServerFacts.WayBack wayBack) {
     return new ServerFacts(f.source(), f.target(), f.logicalSlots(), f.fence(), Optional.of(wayBack));
   }

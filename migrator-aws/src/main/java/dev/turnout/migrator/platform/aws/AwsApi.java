@@ -106,6 +106,10 @@ class AwsApi implements AutoCloseable {
     return Call.of("DescribeDBParameters", "DBParameterGroupName", group, "Source", "user");
   }
 
+  static Call clusterUserParametersCall(String group) {
+    return Call.of("DescribeDBClusterParameters", "DBClusterParameterGroupName", group, "Source", "user");
+  }
+
   static Call engineDefaultsCall(String family) {
     return Call.of("DescribeEngineDefaultClusterParameters", "DBParameterGroupFamily", family);
   }
@@ -328,6 +332,16 @@ class AwsApi implements AutoCloseable {
     return call(userParametersCall(group), () -> {
       Map<String, String> out = new LinkedHashMap<>();
       rds.describeDBParametersPaginator(r -> r.dbParameterGroupName(group).source("user")).parameters()
+          .forEach(p -> out.put(p.parameterName(), p.parameterValue()));
+      return out;
+    });
+  }
+
+  /** The parameters a DB cluster parameter group sets itself (not the engine's defaults), by name. */
+  Map<String, String> clusterUserParameters(String group) throws MigrationException {
+    return call(clusterUserParametersCall(group), () -> {
+      Map<String, String> out = new LinkedHashMap<>();
+      rds.describeDBClusterParametersPaginator(r -> r.dbClusterParameterGroupName(group).source("user")).parameters()
           .forEach(p -> out.put(p.parameterName(), p.parameterValue()));
       return out;
     });

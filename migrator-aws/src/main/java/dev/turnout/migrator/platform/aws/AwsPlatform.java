@@ -52,6 +52,14 @@ import software.amazon.awssdk.services.rds.model.VpcSecurityGroupMembership;
  *       cluster, and the slots are recreated right after promotion, before the route names it.
  *   <li>Promotion is {@code PromoteReadReplicaDBCluster}; the cluster counts as promoted from the moment AWS
  *       reports it promoting, so a failure then halts rather than rolls back.
+ *   <li>The way back (reverse replication) is the shared SQL's, as on any PostgreSQL, with two AWS conditions:
+ *       Aurora decodes its WAL logically only with {@code rds.logical_replication = 1} in the cluster parameter
+ *       group, a static parameter, so it is set when the group is made, before the cluster exists, and never by a
+ *       reboot at the cutover; and the subscriptions on RDS connect to the cluster's writer endpoint as AWS
+ *       describes it, not to the route's address. RDS has no superuser: CREATE SUBSCRIPTION there needs a member
+ *       of rds_superuser (the master user), which on Aurora also holds rds_replication for the walsender. A fenced
+ *       source still reaches the cluster: security groups filter what comes in, and the subscription connects out
+ *       (the fence group's outbound rules must let it reach the cluster's port).
  * </ul>
  */
 public final class AwsPlatform implements Platform {
@@ -59,6 +67,8 @@ public final class AwsPlatform implements Platform {
   /** Tag on the source instance holding its security groups while it is fenced. */
   static final String FENCE_TAG = "turnout:fenced-security-groups";
   static final String REPLICA_LAG = "RDSToAuroraPostgreSQLReplicaLag";
+  /** The Aurora cluster parameter that gives the writer {@code wal_level = logical}; static (takes a reboot). */
+  static final String LOGICAL_REPLICATION = "rds.logical_replication";
   static final List<String> SOURCE_METRICS = List.of("FreeStorageSpace", "TransactionLogsDiskUsage",
       "TransactionLogsGeneration", "OldestReplicationSlotLag");
   private static final Duration METRICS_WINDOW = Duration.ofMinutes(10);
@@ -236,7 +246,7 @@ public final class AwsPlatform implements Platform {
    * the others (instance-level in Aurora, or fixed there) are named, and the SQL preflight compares the ones
    * replication needs. A source on its engine's default group gets the cluster engine's default group too.
    */
-  record ParameterMapping(String sourceGroup, String clusterGroup, String family, Map<String, String> carried,
+  record ParameterMapping(Optional<String> sourceGroup, String clusterGroup, String family, Map<String, String> carried,
       List<String> notCarried) {
     /** The carried parameters in calls of at most 20, as ModifyDBClusterParameterGroup allows. */
     List<Map<String, String>> modifications() {
@@ -250,12 +260,19 @@ public final class AwsPlatform implements Platform {
     }
   }
 
+  /**
+   * With reverse replication the group also sets {@code rds.logical_replication = 1} (whatever the source's group
+   * says), so the writer starts with {@code wal_level = logical}: it is static, and setting it later would take a
+   * reboot of the writer. A source on its engine's default group then gets a group of that one parameter.
+   */
   private Optional<ParameterMapping> parameterMapping(DBInstance src) throws MigrationException {
     String sourceGroup = src.dbParameterGroups().isEmpty() ? null : src.dbParameterGroups().get(0).dbParameterGroupName();
-    if (sourceGroup == null || sourceGroup.startsWith("default.")) {
-      return Optional.empty();
-    }
     String family = AwsApi.ENGINE + majorVersion(src.engineVersion());
+    boolean reverse = !spec.options().withoutReverseReplication();
+    if (sourceGroup == null || sourceGroup.startsWith("default.")) {
+      return reverse ? Optional.of(new ParameterMapping(Optional.empty(), aurora.targetCluster() + "-params", family,
+          Map.of(LOGICAL_REPLICATION, "1"), List.of())) : Optional.empty();
+    }
     Map<String, String> user;
     Map<String, Boolean> known;
     try {
@@ -276,7 +293,11 @@ public final class AwsPlatform implements Platform {
       }
     });
     java.util.Collections.sort(notCarried);
-    return Optional.of(new ParameterMapping(sourceGroup, aurora.targetCluster() + "-params", family, carried, notCarried));
+    if (reverse) {
+      carried.put(LOGICAL_REPLICATION, "1");
+    }
+    return Optional.of(new ParameterMapping(Optional.of(sourceGroup), aurora.targetCluster() + "-params", family, carried,
+        notCarried));
   }
 
   /** Creates the cluster parameter group unless it exists, then sets its parameters (again, harmlessly, after a crash). */
@@ -292,14 +313,19 @@ public final class AwsPlatform implements Platform {
     for (Map<String, String> part : m.modifications()) {
       api().modifyClusterParameterGroup(m.clusterGroup(), part);
     }
-    changes.add("cluster parameter group " + m.clusterGroup() + " (" + m.family() + ") carries "
-        + (m.carried().isEmpty() ? "nothing" : m.carried().keySet()) + " from " + m.sourceGroup()
+    changes.add("cluster parameter group " + m.clusterGroup() + " (" + m.family() + ") " + m.sourceGroup()
+        .map(g -> "carries " + (m.carried().isEmpty() ? "nothing" : m.carried().keySet()) + " from " + g)
+        .orElse("sets " + m.carried().keySet() + " (the source is on its engine's default group)")
+        + (m.carried().containsKey(LOGICAL_REPLICATION) ? "; " + LOGICAL_REPLICATION + " = 1 for the reverse path,"
+            + " in effect from the writer's first start" : "")
         + (m.notCarried().isEmpty() ? "" : "; not Aurora cluster parameters, not carried: " + m.notCarried()));
     return Optional.of(m.clusterGroup());
   }
 
   private String description(ParameterMapping m) {
-    return "Turnout: " + m.sourceGroup() + " of " + aurora.sourceInstance() + " mapped for " + aurora.targetCluster();
+    return m.sourceGroup().map(g -> "Turnout: " + g + " of " + aurora.sourceInstance() + " mapped for "
+        + aurora.targetCluster()).orElse("Turnout: logical replication for " + aurora.targetCluster()
+            + "'s reverse path");
   }
 
   private interface Probe {
@@ -355,7 +381,8 @@ public final class AwsPlatform implements Platform {
           cluster.map(this::clusterFacts), Optional.empty(), Optional.empty())));
     }
     AwsFacts aws = new AwsFacts(names, src.map(this::instanceFacts), cluster.map(this::clusterFacts),
-        Optional.of(fenceGroupFacts(src.get())), Optional.of(metricFacts()));
+        Optional.of(fenceGroupFacts(src.get())), Optional.of(metricFacts()), spec.options().withoutReverseReplication()
+            ? Optional.empty() : Optional.of(logicalReplication(cluster.get())));
     return new PreflightFacts(Optional.of(sql.facts(true)), Optional.of(aws));
   }
 
@@ -372,6 +399,19 @@ public final class AwsPlatform implements Platform {
         : Optional.of(new AwsFacts.Endpoint(c.endpoint(), c.port(), sameServer(c.endpoint(), c.port(), spec.target())));
     return new AwsFacts.Cluster(c.dbClusterArn(), new AwsFacts.Engine(c.engine(), c.engineVersion()), c.status(),
         Optional.ofNullable(c.replicationSourceIdentifier()).filter(x -> !x.isEmpty()), endpoint);
+  }
+
+  /**
+   * {@code rds.logical_replication} in the cluster's parameter group and whether the writer runs with it. A default
+   * group sets nothing of its own (its value is the engine's default, 0), so it is not read.
+   */
+  private AwsFacts.LogicalReplication logicalReplication(DBCluster c) throws MigrationException {
+    String group = c.dbClusterParameterGroup();
+    String value = group == null || group.startsWith("default.") ? "0"
+        : api().clusterUserParameters(group).getOrDefault(LOGICAL_REPLICATION, "0");
+    Optional<String> writer = c.dbClusterMembers().stream().filter(x -> Boolean.TRUE.equals(x.isClusterWriter()))
+        .map(x -> x.dbClusterParameterGroupStatus()).filter(java.util.Objects::nonNull).findFirst();
+    return new AwsFacts.LogicalReplication(group == null ? "(none)" : group, value, writer);
   }
 
   private AwsFacts.FenceGroup fenceGroupFacts(DBInstance src) throws MigrationException {
@@ -680,6 +720,74 @@ public final class AwsPlatform implements Platform {
   @Override
   public void writeProbeTarget() throws MigrationException {
     sql.writeProbeTarget();
+  }
+
+  // The way back: the shared SQL, with the cluster's writer endpoint as AWS describes it.
+
+  @Override
+  public boolean supportsReverseReplication() {
+    return true;
+  }
+
+  /**
+   * The subscriptions on RDS connect to the cluster's writer endpoint (DescribeDBClusters' Endpoint and Port): the
+   * name AWS keeps pointing at the writer, where the route holds the address it resolved to when the migration began.
+   */
+  @Override
+  public String startReverseReplication() throws MigrationException {
+    return sql.startReverseReplication(writerEndpoint(api(), spec.database(), aurora));
+  }
+
+  @Override
+  public ReverseHealth reverseHealth(String fingerprint) throws MigrationException {
+    return sql.reverseHealth(fingerprint);
+  }
+
+  /**
+   * Aurora has no ALTER SYSTEM, so no read-only default as on PostgreSQL: as the source's fence on RDS, the roles are
+   * refused at login and every session is ended but the migrator's and the walsenders the path and CDC stream from.
+   * The route is drained first, so no application reaches the cluster meanwhile.
+   */
+  @Override
+  public void fenceTarget(List<String> roles) throws MigrationException {
+    sql.refuseLoginsOnTarget(roles);
+    sql.endTargetSessions(false);
+  }
+
+  @Override
+  public ImmutableList<Slot> targetSlots() throws MigrationException {
+    return sql.targetSlots();
+  }
+
+  @Override
+  public void endTargetSlotStreams() throws MigrationException {
+    sql.endTargetSessions(true);
+  }
+
+  @Override
+  public ImmutableList<String> bringSourceSlotsForward(List<SlotPosition> slots, Lsn finalLsn)
+      throws MigrationException {
+    return sql.bringSourceSlotsForward(slots, finalLsn);
+  }
+
+  @Override
+  public Lsn targetEndLsn() throws MigrationException {
+    return sql.targetEndLsn();
+  }
+
+  @Override
+  public Lsn reverseAppliedLsn() throws MigrationException {
+    return sql.reverseAppliedLsn();
+  }
+
+  @Override
+  public String bringSequencesForward() throws MigrationException {
+    return sql.bringSequencesForward();
+  }
+
+  @Override
+  public void stopReverseReplication() throws MigrationException {
+    sql.stopReverseReplication();
   }
 
   @Override

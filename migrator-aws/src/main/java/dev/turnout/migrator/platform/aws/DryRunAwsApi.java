@@ -33,6 +33,7 @@ final class DryRunAwsApi extends AwsApi {
   private final Map<String, DBCluster> createdClusters = new HashMap<>();
   private final Map<String, DBInstance> createdInstances = new HashMap<>();
   private final Set<String> createdParameterGroups = new HashSet<>();
+  private final Map<String, Map<String, String>> parametersSet = new HashMap<>();
   private final Map<String, List<String>> groupsSet = new HashMap<>();
   private final Map<String, Map<String, Optional<String>>> tagsSet = new HashMap<>();
   private final Set<String> promoted = new HashSet<>();
@@ -115,6 +116,21 @@ final class DryRunAwsApi extends AwsApi {
   Map<String, String> userParameters(String group) throws MigrationException {
     Map<String, String> found = read(() -> super.userParameters(group));
     made(userParametersCall(group), "");
+    return found;
+  }
+
+  /** A group this run creates is answered with what the run set in it. */
+  @Override
+  Map<String, String> clusterUserParameters(String group) throws MigrationException {
+    if (createdParameterGroups.contains(group)) {
+      made(clusterUserParametersCall(group), " -> not called: this run creates it, answered with the parameters set"
+          + " above");
+      return parametersSet.getOrDefault(group, Map.of());
+    }
+    Map<String, String> found = new LinkedHashMap<>(read(() -> super.clusterUserParameters(group)));
+    found.putAll(parametersSet.getOrDefault(group, Map.of()));
+    made(clusterUserParametersCall(group), parametersSet.containsKey(group) ? " -> answered with the parameters set"
+        + " above" : "");
     return found;
   }
 
@@ -208,6 +224,7 @@ final class DryRunAwsApi extends AwsApi {
   @Override
   void modifyClusterParameterGroup(String name, Map<String, String> parameters) {
     notMade(modifyClusterParameterGroupCall(name, parameters));
+    parametersSet.computeIfAbsent(name, n -> new LinkedHashMap<>()).putAll(parameters);
   }
 
   @Override

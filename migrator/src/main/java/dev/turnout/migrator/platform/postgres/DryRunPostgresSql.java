@@ -10,6 +10,7 @@ import dev.turnout.migrator.Platform.Sample;
 import dev.turnout.migrator.Platform.Session;
 import dev.turnout.migrator.Platform.Slot;
 import dev.turnout.migrator.Platform.WalCheck;
+import dev.turnout.migrator.ServerAddress;
 import dev.turnout.migrator.SlotPosition;
 import dev.turnout.migrator.check.ServerFacts;
 import java.time.Instant;
@@ -354,11 +355,11 @@ public final class DryRunPostgresSql implements PostgresSql {
   private static final String DRY_RUN_FINGERPRINT = "dry-run";
 
   @Override
-  public String startReverseReplication() {
+  public String startReverseReplication(ServerAddress publisher) {
     target("in every database: CREATE PUBLICATION turnout_reverse FOR ALL TABLES, then a logical slot"
         + " turnout_reverse_<database oid> (pgoutput) at the promotion point");
-    source("in every database: CREATE SUBSCRIPTION turnout_reverse_<database oid> from that slot (copy_data = false,"
-        + " create_slot = false): the target's commits are applied here from now on");
+    source("in every database: CREATE SUBSCRIPTION turnout_reverse_<database oid> connecting to " + publisher
+        + " from that slot (copy_data = false, create_slot = false): the target's commits are applied here from now on");
     return DRY_RUN_FINGERPRINT;
   }
 

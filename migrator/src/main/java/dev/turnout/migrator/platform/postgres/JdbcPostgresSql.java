@@ -232,8 +232,12 @@ final class JdbcPostgresSql implements PostgresSql {
         release(c);
       }
     }
+    // RDS gives no superuser: there CREATE SUBSCRIPTION needs rds_superuser (its master user's role), and rdsadmin
+    // exists only there, so a role of that name elsewhere counts for nothing.
     return new ServerFacts.WayBack(without.build(), lobs.build(),
-        bool(source(), "select rolsuper from pg_roles where rolname = current_user"));
+        bool(source(), "select rolsuper or exists (select 1 from pg_roles a where a.rolname = 'rdsadmin')"
+            + " and exists (select 1 from pg_roles r where r.rolname = 'rds_superuser'"
+            + " and pg_has_role(current_user, r.oid, 'member')) from pg_roles where rolname = current_user"));
   }
 
   private static ServerFacts.Identity identity(Connection c, ServerAddress address) throws SQLException {
@@ -1264,10 +1268,13 @@ final class JdbcPostgresSql implements PostgresSql {
     }
   }
 
-  /** A libpq connection string for the source to reach the target as the migrator's role. */
-  private String conninfo(String database) {
+  /**
+   * A libpq connection string for the source to reach the target at {@code publisher} as the migrator's role (on
+   * Aurora a member of rds_superuser, which holds rds_replication: the role a logical walsender needs there).
+   */
+  private String conninfo(ServerAddress publisher, String database) {
     StringBuilder b = new StringBuilder();
-    b.append("host=").append(conninfoValue(spec.target().host())).append(" port=").append(spec.target().port())
+    b.append("host=").append(conninfoValue(publisher.host())).append(" port=").append(publisher.port())
         .append(" dbname=").append(conninfoValue(database)).append(" user=").append(conninfoValue(credentials.user()))
         .append(" application_name=turnout_reverse");
     if (credentials.password() != null) {
@@ -1289,7 +1296,7 @@ final class JdbcPostgresSql implements PostgresSql {
    * order as they come ({@code streaming = off}), which {@link #reverseAppliedLsn} relies on.
    */
   @Override
-  public String startReverseReplication() throws MigrationException {
+  public String startReverseReplication(ServerAddress publisher) throws MigrationException {
     try {
       for (Database d : reverseDatabases()) {
         String name = reverseName(d.oid());
@@ -1307,7 +1314,7 @@ final class JdbcPostgresSql implements PostgresSql {
         Connection c = in(spec.source(), d.name());
         try (Statement s = c.createStatement()) {
           if (!bool(c, "select exists (select 1 from pg_subscription where subname = " + literal(name) + ")")) {
-            s.execute("create subscription " + name + " connection " + literal(conninfo(d.name())) + " publication "
+            s.execute("create subscription " + name + " connection " + literal(conninfo(publisher, d.name())) + " publication "
                 + REVERSE_PUBLICATION + " with (create_slot = false, slot_name = " + literal(name) + ", copy_data ="
                 + " false, enabled = true, streaming = off)");
           }
@@ -1317,7 +1324,7 @@ final class JdbcPostgresSql implements PostgresSql {
       }
       return schemaFingerprint();
     } catch (SQLException e) {
-      throw fail("making the reverse replication from the target " + spec.target() + " to the source "
+      throw fail("making the reverse replication from the target " + publisher + " to the source "
           + spec.source(), e);
     }
   }

@@ -241,7 +241,7 @@ public final class PostgresPlatform implements Platform {
 
   @Override
   public String startReverseReplication() throws MigrationException {
-    return sql.startReverseReplication();
+    return sql.startReverseReplication(spec.target());
   }
 
   @Override

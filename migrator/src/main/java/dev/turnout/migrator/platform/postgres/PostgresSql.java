@@ -158,9 +158,11 @@ public interface PostgresSql extends AutoCloseable {
   /**
    * In every database of the promoted target: the publication {@code turnout_reverse} of all tables, then a logical
    * slot (pgoutput) at this point; on the source, in the same database, a subscription from that slot that copies
-   * nothing. Each made only when missing. Returns the target's schema fingerprint.
+   * nothing, connecting to the target at {@code publisher} (the address the source reaches it at: the route's target
+   * on plain PostgreSQL, the Aurora cluster's writer endpoint on AWS). Each made only when missing. Returns the
+   * target's schema fingerprint.
    */
-  String startReverseReplication() throws MigrationException;
+  String startReverseReplication(dev.turnout.migrator.ServerAddress publisher) throws MigrationException;
 
   /** See {@link dev.turnout.migrator.Platform#reverseHealth}. */
   dev.turnout.migrator.Platform.ReverseHealth reverseHealth(String fingerprint) throws MigrationException;
