@@ -1642,7 +1642,7 @@ public final class Migrator {
     if (!failures.isEmpty()) {
       throw new MigrationException("rollback of " + m + " incomplete: " + String.join("; ", failures));
     }
-    m = m.note(clock.instant(), "rollback steps: " + steps.line().substring(CutoverSteps.PREFIX.length()));
+    m = m.note(clock.instant(), CutoverSteps.ROLLBACK_PREFIX + steps.line().substring(CutoverSteps.PREFIX.length()));
     return transition(m, Phase.ROLLED_BACK, "source " + m.spec().source() + " routed and writable with every write"
         + " the target took (lossless rollback in " + Duration.between(start, clock.instant()).toMillis() + " ms);"
         + " the target is fenced" + m.progress().error().map(e -> "; cause: " + e).orElse(""));
