@@ -677,10 +677,12 @@ public final class MigrationBenchmark {
         c.errors.forEach((k, v) -> e.put(k, v.get()));
         snapshot.put(c.name, e);
       }
-      clients.forEach(Client::resetGap);
       long atRollback = clients.stream().mapToLong(c -> c.acknowledged.size()).sum();
       takenOnTarget += atRollback - before;
       plane.migrator().rollback(m.id(), false); // no consent: the path is healthy
+      // Reset once it returns (it reads the path's health first): a gap in progress is counted whole, one that
+      // ended before the rollback began (a slow login during the bake) is not the rollback's.
+      clients.forEach(Client::resetGap);
       Migration b = await(plane, m.id(), p -> p.isTerminal() || p == Phase.HALTED);
       Thread.sleep(300);
       double gap = clients.stream().mapToDouble(Client::longestGapMillis).max().orElse(0);
