@@ -1548,6 +1548,11 @@ final class JdbcPostgresSql implements PostgresSql {
         origins.add(Long.parseLong(o));
       }
       WalEnd w = walEnd();
+      if (!w.flushed().atLeast(w.lastRecordEnd())) {
+        // pg_walinspect reads flushed WAL only, and the apply workers commit without flushing: the WAL writer would
+        // flush it within wal_writer_delay (200 ms); a restore point's commit flushes it now.
+        flushWal();
+      }
       Lsn end = w.flushed().atLeast(w.lastRecordEnd()) ? w.lastRecordEnd() : awaitFlushed(w.lastRecordEnd());
       // Applied commits in source order: (position on the target, end on the source).
       List<Lsn[]> applied = new ArrayList<>();
