@@ -1551,11 +1551,13 @@ public final class Migrator {
 
   /**
    * A rollback after promotion that keeps every write the target took, over the reverse path: drain, so no new
-   * connection reaches the target; fence the target, so nothing more commits there; wait until the source has applied
-   * the target's WAL up to its end (every commit it took); bring the source's sequences forward (logical replication
-   * carries none); take the path down (the source must not apply anything once it is writable); unfence the source;
-   * route back. Each step checks the world first, and the position waited for is saved before the path is taken down,
-   * so a resumed rollback neither waits for subscriptions it dropped nor moves a sequence backwards.
+   * connection reaches the target; fence the target, so nothing more commits there; bring the source's sequences
+   * forward (logical replication carries none; the fenced target's are final) and wait until the source has applied
+   * the target's WAL up to its end (every commit it took); drop the source's subscriptions (it must not apply anything
+   * once it is writable); unfence the source; route back; then drop the slots and publication on the fenced target,
+   * outside the write gap. Each step checks the world first, and the position waited for is saved before the
+   * subscriptions are dropped, so a resumed rollback neither waits for subscriptions it dropped nor moves a sequence
+   * backwards.
    *
    * <p>A path found broken on the way (DDL on the target, an apply error) stops the rollback: the migration halts
    * with the path marked broken, and a rollback then needs consent.

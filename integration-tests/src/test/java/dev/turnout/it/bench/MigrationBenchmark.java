@@ -637,6 +637,8 @@ public final class MigrationBenchmark {
     final Map<String, List<Double>> gapsByClient = new java.util.LinkedHashMap<>();
     final List<Double> lagBytes = new ArrayList<>();
     final List<Double> lagMillis = new ArrayList<>();
+    /** Per rollback: ms from the promotion's end (SHIFTING) until the source's apply worker ran; NaN: not in the bake. */
+    final List<Double> applyStartedMillis = new ArrayList<>();
     long lost;
     long takenOnTarget;
     int tried;
@@ -647,24 +649,47 @@ public final class MigrationBenchmark {
       tried++;
       long before = clients.stream().mapToLong(c -> c.acknowledged.size()).sum();
       // The reverse lag while the clients write on the target: bytes as `turnout migrate status` computes them (the
-      // target's WAL position past what the reverse slots' subscriber confirmed), and time as the target's walsender
-      // measures it from the subscriber's feedback (replay_lag).
+      // target's WAL position past what the reverse slots' subscriber confirmed), and time as a commit sees it: the
+      // target's WAL position is noted every sample, and its lag is the time until the source has applied a commit
+      // that ends past it (the subscription's replication origin: remote_lsn, the end of the last commit applied).
+      // Positions not applied when the bake ends count with the time they waited so far (a lower bound).
+      // The walsender's replay_lag is not used: it starts when the walsender sends, so a backlog it has not
+      // decoded yet does not show. Also when the source's apply worker began (pg_stat_subscription.pid).
       long end = System.nanoTime() + bakeMillis * 1_000_000;
-      try (Connection t = target.connect(); Statement s = t.createStatement()) {
+      long promoted = nanos(phaseStart(m, Phase.SHIFTING));
+      java.util.ArrayDeque<long[]> noted = new java.util.ArrayDeque<>(); // {nanos, target LSN}
+      boolean applying = false;
+      try (Connection t = target.connect(); Statement ts = t.createStatement(); Connection c = source.connect();
+           Statement ss = c.createStatement()) {
         while (System.nanoTime() < end) {
-          try (java.sql.ResultSet rs = s.executeQuery("select coalesce(max(pg_current_wal_lsn() - confirmed_flush_lsn),"
-              + " 0)::int8, (select extract(epoch from max(replay_lag)) * 1000 from pg_stat_replication"
-              + " where application_name = 'turnout_reverse')::float8 from pg_replication_slots"
+          try (java.sql.ResultSet rs = ts.executeQuery("select coalesce(max(pg_current_wal_lsn() - confirmed_flush_lsn),"
+              + " 0)::int8, pg_current_wal_lsn() - '0/0' from pg_replication_slots"
               + " where slot_name like 'turnout\\_reverse\\_%'")) {
             rs.next();
             lagBytes.add((double) rs.getLong(1));
-            double ms = rs.getDouble(2);
-            if (!rs.wasNull()) {
-              lagMillis.add(ms);
+            noted.add(new long[] {System.nanoTime(), rs.getLong(2)});
+          }
+          try (java.sql.ResultSet rs = ss.executeQuery("select (select count(*) from pg_stat_subscription where pid is"
+              + " not null and subname like 'turnout\\_reverse\\_%'), (select coalesce(max(remote_lsn), '0/0') - '0/0'"
+              + " from pg_replication_origin_status where external_id like 'pg\\_%')")) {
+            rs.next();
+            if (!applying && rs.getLong(1) > 0) {
+              applying = true;
+              applyStartedMillis.add((System.nanoTime() - promoted) / 1e6);
+            }
+            long applied = rs.getLong(2);
+            long now = System.nanoTime();
+            while (!noted.isEmpty() && noted.peek()[1] <= applied) {
+              lagMillis.add((now - noted.poll()[0]) / 1e6);
             }
           }
           Thread.sleep(50);
         }
+      }
+      long now = System.nanoTime();
+      noted.forEach(x -> lagMillis.add((now - x[0]) / 1e6));
+      if (!applying) {
+        applyStartedMillis.add(Double.NaN);
       }
       plane.migrator().reverseHealth(m.id()).ifPresent(h -> {
         if (!h.healthy()) {
@@ -706,9 +731,10 @@ public final class MigrationBenchmark {
           .map(e -> CutoverSteps.parse(e.note(), CutoverSteps.ROLLBACK_PREFIX)).filter(x -> !x.isEmpty())
           .reduce((x, y) -> y).orElse(Map.of());
       System.out.printf(Locale.ROOT, "rollback %d %s: %s, write gap %.0f ms (writer %.0f, per-transaction %.0f,"
-          + " persistent %.0f), writes impossible %.0f ms, rollback %d ms, lost %d; %s%n", tried, b.id(), b.phase(), gap,
-          clients.get(0).longestGapMillis(), clients.get(1).longestGapMillis(), clients.get(2).longestGapMillis(),
-          noWrites, took, missing, theseSteps);
+          + " persistent %.0f), writes impossible %.0f ms, rollback %d ms, lost %d; apply worker ran %s ms after the"
+          + " promotion; %s%n", tried, b.id(), b.phase(), gap, clients.get(0).longestGapMillis(),
+          clients.get(1).longestGapMillis(), clients.get(2).longestGapMillis(), noWrites, took, missing,
+          fmt(applyStartedMillis.get(applyStartedMillis.size() - 1)), theseSteps);
       b.progress().error().filter(e -> b.phase() != Phase.ROLLED_BACK)
           .ifPresent(e -> System.out.println("    error: " + e));
       if (trace) {
@@ -768,6 +794,8 @@ public final class MigrationBenchmark {
           fmt(pct(b, 50)), fmt(pct(b, 99)), fmt(last(b)), b.size());
       System.out.printf(Locale.ROOT, "%-44s %s / %s / %s (%d samples)%n", "reverse lag under load, ms med/p99/max",
           fmt(pct(ms, 50)), fmt(pct(ms, 99)), fmt(last(ms)), ms.size());
+      System.out.printf(Locale.ROOT, "%-44s %s%n", "source's apply worker ran, ms after promotion",
+          applyStartedMillis.stream().map(MigrationBenchmark::fmt).toList());
       System.out.printf(Locale.ROOT, "%nrollback step by step (ms, over %d rolled back; drain-ack to route-ack is the"
           + " write gap)%n%-16s %8s %8s %8s%n", rolledBack, "step", "median", "p90", "max");
       steps.forEach((step, times) -> {

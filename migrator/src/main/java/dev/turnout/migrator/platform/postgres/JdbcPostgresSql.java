@@ -1006,13 +1006,29 @@ final class JdbcPostgresSql implements PostgresSql {
     }
   }
 
-  /** {@code ALTER SYSTEM} works on a hot standby too. */
+  /**
+   * {@code ALTER SYSTEM} works on a hot standby too. pg_reload_conf() only signals the postmaster: a session that
+   * logs in before the postmaster has reloaded still starts read-only. So when writes are let in (before the route
+   * is pushed) this waits, for up to 200 ms, until this session's reset value reads off: the postmaster signals the
+   * backends once it has reloaded its own settings, so new sessions then start writable (the fence's side is
+   * verified the same way, see {@link #verifyReadOnlyByDefault}). A session reloads between statements only, so
+   * the wait is a statement per look, not a loop on the server.
+   */
   @Override
   public void readOnlyByDefault(Server server, boolean on) throws MigrationException {
     try (Statement s = (server == Server.SOURCE ? source() : target()).createStatement()) {
       s.execute(on ? "alter system set default_transaction_read_only = on"
           : "alter system reset default_transaction_read_only");
       s.execute("select pg_reload_conf()");
+      for (int look = 0; !on && look < 200; look++) {
+        try (ResultSet rs = s.executeQuery("select reset_val = 'off' from pg_settings"
+            + " where name = 'default_transaction_read_only'")) {
+          if (rs.next() && rs.getBoolean(1)) {
+            break; // (a configuration file that sets it on itself: the looks run out, nothing fails)
+          }
+        }
+        s.execute("select pg_sleep(0.001)");
+      }
     } catch (SQLException e) {
       throw fail((on ? "making new sessions read-only on the " : "letting new sessions write on the ")
           + (server == Server.SOURCE ? "source " + spec.source() : "target " + spec.target()), e);
