@@ -53,7 +53,10 @@ import java.util.concurrent.atomic.AtomicLong;
  * Options: --migrations N (default 5), --window SECONDS (validation window, default 1), --grace MILLIS (quiesce
  * grace, default the product's), --in-transaction MILLIS (the persistent client's transaction length, default
  * 100), --json FILE, --history (print each migration's history from QUIESCING on, with times), --trace (each
- * client's longest gap, event by event, against the cutover's moments).
+ * client's longest gap, event by event, against the cutover's moments), --rollback (each completed migration is
+ * rolled back by the operator, losslessly over the reverse replication, after the clients wrote on the target for
+ * --bake-millis, default 2000; the next migration goes to a fresh standby of the same source; see
+ * {@link RollbackFigures}).
  */
 public final class MigrationBenchmark {
 
