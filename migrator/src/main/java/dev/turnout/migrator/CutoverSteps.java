@@ -16,6 +16,8 @@ import java.util.regex.Pattern;
 public final class CutoverSteps {
   /** The line's start in the history, which {@link #parse} looks for. */
   public static final String PREFIX = "cutover steps: ";
+  /** The start of the lossless rollback's line (same format), which {@link #parse(String, String)} looks for. */
+  public static final String ROLLBACK_PREFIX = "rollback steps: ";
   private static final Pattern STEP = Pattern.compile("([a-z][a-z-]*) (\\d+) ms");
 
   private final Clock clock;
@@ -53,9 +55,14 @@ public final class CutoverSteps {
 
   /** The steps of a history line {@link #line} wrote, in milliseconds; empty for any other line. */
   public static Map<String, Long> parse(String note) {
+    return parse(note, PREFIX);
+  }
+
+  /** The steps of a history line starting with {@code prefix} ({@link #ROLLBACK_PREFIX}), in milliseconds. */
+  public static Map<String, Long> parse(String note, String prefix) {
     Map<String, Long> result = new LinkedHashMap<>();
-    if (note.startsWith(PREFIX)) {
-      Matcher m = STEP.matcher(note.substring(PREFIX.length()));
+    if (note.startsWith(prefix)) {
+      Matcher m = STEP.matcher(note.substring(prefix.length()));
       while (m.find()) {
         result.put(m.group(1), Long.parseLong(m.group(2)));
       }

@@ -1175,6 +1175,8 @@ public final class Migrator {
   }
 
   private static final Duration QUIESCE_POLL = Duration.ofMillis(2);
+  /** How often a lossless rollback waiting for the source to apply the target's WAL reads the path's health. */
+  private static final Duration REVERSE_HEALTH_EVERY = Duration.ofMillis(250);
 
   /**
    * PgBouncer's PAUSE, done at the server: the drain stops new connections, so wait up to the quiesce grace for
@@ -1569,11 +1571,13 @@ public final class Migrator {
 
   /**
    * A rollback after promotion that keeps every write the target took, over the reverse path: drain, so no new
-   * connection reaches the target; fence the target, so nothing more commits there; wait until the source has applied
-   * the target's WAL up to its end (every commit it took); bring the source's sequences forward (logical replication
-   * carries none); take the path down (the source must not apply anything once it is writable); unfence the source;
-   * route back. Each step checks the world first, and the position waited for is saved before the path is taken down,
-   * so a resumed rollback neither waits for subscriptions it dropped nor moves a sequence backwards.
+   * connection reaches the target; fence the target, so nothing more commits there; bring the source's sequences
+   * forward (logical replication carries none; the fenced target's are final) and wait until the source has applied
+   * the target's WAL up to its end (every commit it took); drop the source's subscriptions (it must not apply anything
+   * once it is writable); unfence the source; route back; then drop the slots and publication on the fenced target,
+   * outside the write gap. Each step checks the world first, and the position waited for is saved before the
+   * subscriptions are dropped, so a resumed rollback neither waits for subscriptions it dropped nor moves a sequence
+   * backwards.
    *
    * <p>A path found broken on the way (DDL on the target, an apply error) stops the rollback: the migration halts
    * with the path marked broken, and a rollback then needs consent.
@@ -1603,16 +1607,27 @@ public final class Migrator {
     });
     m = handlePreparedOnTarget(m, platform);
     Instant fenced = clock.instant();
+    String sequences = null;
     if (path.caughtUp().isEmpty()) {
       Lsn end = platform.targetEndLsn();
+      // The target is fenced, so its sequences are final: brought forward while its last commits travel to the
+      // source (the source is fenced too, and no subscription carries sequences).
+      sequences = steps.time("sequences", platform::bringSequencesForward);
       AtomicReference<Lsn> applied = new AtomicReference<>(new Lsn(0));
       AtomicReference<String> broken = new AtomicReference<>();
       Instant waiting = clock.instant();
+      AtomicReference<Instant> healthRead = new AtomicReference<>(waiting);
       poll(m, "the source to apply the target's WAL up to " + end, QUIESCE_POLL, () -> {
         applied.set(platform.reverseAppliedLsn());
         if (applied.get().atLeast(end)) {
           return true;
         }
+        // A path that broke would never catch up; reading its health (the schema of every database, the
+        // subscriptions) costs tens of milliseconds, so it is read every REVERSE_HEALTH_EVERY, not every poll.
+        if (clock.instant().isBefore(healthRead.get().plus(REVERSE_HEALTH_EVERY))) {
+          return false;
+        }
+        healthRead.set(clock.instant());
         Platform.ReverseHealth health = platform.reverseHealth(path.fingerprint());
         if (!health.healthy()) {
           broken.set(health.broken().get());
@@ -1642,16 +1657,20 @@ public final class Migrator {
           + Duration.between(fenced, clock.instant()).toMillis() + " ms after the fence"));
     }
     platform.endTargetSlotStreams();
-    String sequences = steps.time("sequences", platform::bringSequencesForward);
+    if (sequences == null) { // a rollback resumed past its wait
+      sequences = steps.time("sequences", platform::bringSequencesForward);
+    }
     Migration forSlots = m;
     List<String> cdc = forSlots.progress().slots().isEmpty() ? List.of() : steps.time("cdc-slots",
         () -> platform.bringSourceSlotsForward(forSlots.progress().slots(), forSlots.progress().finalLsn().orElseThrow()));
-    steps.time("path-down", () -> {
-      platform.stopReverseReplication();
+    // Before the source is writable it must apply nothing more: its subscriptions go now; the slots and the
+    // publication on the fenced target, once the route is back (outside the write gap).
+    steps.time("stop-apply", () -> {
+      platform.stopReverseApply();
       return null;
     });
     m = m.note(clock.instant(), sequences + (cdc.isEmpty() ? "" : "; CDC slots on the source: " + String.join("; ",
-        cdc)) + "; reverse replication taken down");
+        cdc)) + "; the source's reverse subscriptions dropped");
     List<String> failures = new ArrayList<>();
     store.confirmWriter();
     Instant unfencing = clock.instant();
@@ -1671,7 +1690,20 @@ public final class Migrator {
     if (!failures.isEmpty()) {
       throw new MigrationException("rollback of " + m + " incomplete: " + String.join("; ", failures));
     }
-    m = m.note(clock.instant(), "rollback steps: " + steps.line().substring(CutoverSteps.PREFIX.length()));
+    try {
+      steps.time("path-down", () -> {
+        platform.stopReverseReplication();
+        return null;
+      });
+      m = m.note(clock.instant(), "reverse replication taken down");
+    } catch (MigrationException e) {
+      // The source is routed and writable, the target fenced: a leftover slot only keeps the target's WAL.
+      log.warn("{}: rolled back, but the reverse replication's slots could not be dropped: {}", m, e.getMessage());
+      m = m.note(clock.instant(), "could not drop the reverse replication on the target (drop the slots"
+          + " turnout_reverse_* and the publication turnout_reverse there, or the target keeps its WAL): "
+          + e.getMessage());
+    }
+    m = m.note(clock.instant(), CutoverSteps.ROLLBACK_PREFIX + steps.line().substring(CutoverSteps.PREFIX.length()));
     return transition(m, Phase.ROLLED_BACK, "source " + m.spec().source() + " routed and writable with every write"
         + " the target took (lossless rollback in " + Duration.between(start, clock.instant()).toMillis() + " ms);"
         + " the target is fenced" + m.progress().error().map(e -> "; cause: " + e).orElse(""));

@@ -307,6 +307,15 @@ public interface Platform extends AutoCloseable {
     throw noReversePath();
   }
 
+  /**
+   * The half of {@link #stopReverseReplication} a rollback needs before the source is writable: the source applies
+   * nothing from the target once this returns (its subscriptions dropped, their apply workers stopped). The slots and
+   * publications on the fenced target can go after the route is back. Idempotent; by default, the whole path.
+   */
+  default void stopReverseApply() throws MigrationException {
+    stopReverseReplication();
+  }
+
   @Override
   void close();
 

@@ -52,8 +52,8 @@ class ReversePathTest {
     Migration m = h.now(back.id());
     assertThat(m.phase()).as(Harness.history(m)).isEqualTo(Phase.ROLLED_BACK);
     assertThat(h.journal.lines()).containsSubsequence("drain app", "fence the target [app, replicator]",
-        "source applied the target's WAL to its end", "sequences forward on the source", "reverse replication dropped",
-        "unfence [app, replicator]", "route app to " + SOURCE);
+        "sequences forward on the source", "source applied the target's WAL to its end", "reverse apply stopped",
+        "unfence [app, replicator]", "route app to " + SOURCE, "reverse replication dropped");
     assertThat(h.servers.targetFenced()).as("never two writable servers").isTrue();
     assertThat(h.servers.fenced()).isFalse();
     assertThat(h.router.endpoint("app")).isEqualTo(SOURCE.toString());

@@ -58,6 +58,8 @@ final class ScriptedPlatform implements Platform.Factory {
   private boolean reverseSupported;
   private boolean reverseMade;
   private boolean reverseStopped;
+  /** The source's subscriptions dropped (the first half of taking the path down). */
+  private boolean reverseApplyStopped;
   private boolean targetFenced;
   private Optional<String> reverseBroken = Optional.empty();
   /** How many looks at the applied position answer behind the target's end before it is reached. */
@@ -627,8 +629,8 @@ final class ScriptedPlatform implements Platform.Factory {
         if (!fingerprint.equals("fp1")) {
           throw new IllegalStateException("fingerprint " + fingerprint);
         }
-        return new ReverseHealth(128, !reverseMade || reverseStopped ? Optional.of("no subscription on the source")
-            : reverseBroken);
+        return new ReverseHealth(128, !reverseMade || reverseStopped || reverseApplyStopped
+            ? Optional.of("no subscription on the source") : reverseBroken);
       }
     }
 
@@ -691,6 +693,15 @@ final class ScriptedPlatform implements Platform.Factory {
       synchronized (ScriptedPlatform.this) {
         journal.add("reverse replication dropped");
         reverseStopped = true;
+      }
+    }
+
+    @Override
+    public void stopReverseApply() throws MigrationException {
+      before("stopReverseApply");
+      synchronized (ScriptedPlatform.this) {
+        journal.add("reverse apply stopped");
+        reverseApplyStopped = true;
       }
     }
 

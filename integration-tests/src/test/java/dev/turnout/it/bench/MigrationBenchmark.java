@@ -53,7 +53,10 @@ import java.util.concurrent.atomic.AtomicLong;
  * Options: --migrations N (default 5), --window SECONDS (validation window, default 1), --grace MILLIS (quiesce
  * grace, default the product's), --in-transaction MILLIS (the persistent client's transaction length, default
  * 100), --json FILE, --history (print each migration's history from QUIESCING on, with times), --trace (each
- * client's longest gap, event by event, against the cutover's moments).
+ * client's longest gap, event by event, against the cutover's moments), --rollback (each completed migration is
+ * rolled back by the operator, losslessly over the reverse replication, after the clients wrote on the target for
+ * --bake-millis, default 2000; the next migration goes to a fresh standby of the same source; see
+ * {@link RollbackFigures}).
  */
 public final class MigrationBenchmark {
 
@@ -407,7 +410,9 @@ public final class MigrationBenchmark {
   public static void main(String[] args) throws Exception {
     if (java.util.Arrays.asList(args).contains("--help")) {
       System.out.println("options: --migrations N (5) --window SECONDS (1) --grace MILLIS (the product's)"
-          + " --in-transaction MILLIS (100) --history --trace --json FILE");
+          + " --in-transaction MILLIS (100) --history --trace --json FILE --rollback (roll each migration back after"
+          + " promotion, then migrate again to a fresh standby) --bake-millis MILLIS (2000: writes on the target"
+          + " before each rollback)");
       return;
     }
     int n = Integer.parseInt(arg(args, "--migrations", "5"));
@@ -416,6 +421,9 @@ public final class MigrationBenchmark {
     long inTransaction = Long.parseLong(arg(args, "--in-transaction", "100"));
     boolean history = java.util.Arrays.asList(args).contains("--history");
     boolean trace = java.util.Arrays.asList(args).contains("--trace");
+    boolean rollback = java.util.Arrays.asList(args).contains("--rollback");
+    long bakeMillis = Long.parseLong(arg(args, "--bake-millis", "2000"));
+    RollbackFigures back = new RollbackFigures();
     String json = arg(args, "--json", null);
     Migration.Cutover cutover = graceArg == null ? Migration.Cutover.DEFAULT
         : new Migration.Cutover(Duration.ofMillis(Long.parseLong(graceArg)), false);
@@ -525,8 +533,15 @@ public final class MigrationBenchmark {
           cutoverMillis.add(cutover2);
           m.history().stream().map(e -> CutoverSteps.parse(e.note())).filter(x -> !x.isEmpty()).reduce((a, b) -> b)
               .ifPresent(x -> x.forEach((step, t) -> steps.computeIfAbsent(step, k -> new ArrayList<>()).add(t)));
-          plane.migrator().finalizeMigration(m.id());
-          primary = standby;
+          if (rollback) {
+            back.rollBack(plane, m, clients, primary, standby, bakeMillis, history, trace);
+            servers.remove(standby);
+            standby.close(); // fenced; the next migration goes to a fresh standby of the same source
+            dropSlot(primary, "standby_" + i);
+          } else {
+            plane.migrator().finalizeMigration(m.id());
+            primary = standby;
+          }
         }
         lost += missing;
         cut += cutHere;
@@ -590,6 +605,9 @@ public final class MigrationBenchmark {
       });
       System.out.println("goal: 0 errors for connection-per-transaction clients, 0 transactions cut, 0 lost,"
           + " write gap median under 300 ms and max under 1 s (#16); median under 150 ms, max under 500 ms (#17)");
+      if (rollback) {
+        back.print(clients);
+      }
       if (json != null) {
         Files.writeString(Path.of(json), String.format(Locale.ROOT,
             "{\"benchmark\":\"migration\",\"migrations\":%d,\"completed\":%d,\"median_ms\":%.1f,\"p99_ms\":%.1f,"
@@ -605,6 +623,208 @@ public final class MigrationBenchmark {
       }
     }
     System.exit(0);
+  }
+
+  /**
+   * The rollback side of {@code --rollback}: each completed migration, after the clients have written on the target
+   * for a while (the reverse lag sampled meanwhile), is rolled back by the operator without consent (lossless over
+   * the reverse path); the same three clients measure its write gap, and every commit they were acknowledged, on the
+   * source or the target, must be on the source afterwards.
+   */
+  static final class RollbackFigures {
+    final List<Double> gaps = new ArrayList<>();
+    final List<Double> unavailable = new ArrayList<>();
+    final List<Long> rollbackMillis = new ArrayList<>();
+    final Map<String, List<Long>> steps = new java.util.LinkedHashMap<>(); // step -> its time in each rollback
+    final Map<String, Map<String, Long>> errors = new java.util.LinkedHashMap<>(); // client -> kind -> count
+    final Map<String, List<Double>> gapsByClient = new java.util.LinkedHashMap<>();
+    final List<Double> lagBytes = new ArrayList<>();
+    final List<Double> lagMillis = new ArrayList<>();
+    /** Per rollback: ms from the promotion's end (SHIFTING) until the source's apply worker ran; NaN: not in the bake. */
+    final List<Double> applyStartedMillis = new ArrayList<>();
+    long lost;
+    long takenOnTarget;
+    int tried;
+    int rolledBack;
+
+    void rollBack(ControlPlane plane, Migration m, List<Client> clients, PostgresServer source, PostgresServer target,
+        long bakeMillis, boolean history, boolean trace) throws Exception {
+      tried++;
+      long before = clients.stream().mapToLong(c -> c.acknowledged.size()).sum();
+      // The reverse lag while the clients write on the target: bytes as `turnout migrate status` computes them (the
+      // target's WAL position past what the reverse slots' subscriber confirmed), and time as a commit sees it: the
+      // target's WAL position is noted every sample, and its lag is the time until the source has applied a commit
+      // that ends past it (the subscription's replication origin: remote_lsn, the end of the last commit applied).
+      // Positions not applied when the bake ends count with the time they waited so far (a lower bound).
+      // The walsender's replay_lag is not used: it starts when the walsender sends, so a backlog it has not
+      // decoded yet does not show. Also when the source's apply worker began (pg_stat_subscription.pid).
+      long end = System.nanoTime() + bakeMillis * 1_000_000;
+      long promoted = nanos(phaseStart(m, Phase.SHIFTING));
+      java.util.ArrayDeque<long[]> noted = new java.util.ArrayDeque<>(); // {nanos, target LSN}
+      boolean applying = false;
+      try (Connection t = target.connect(); Statement ts = t.createStatement(); Connection c = source.connect();
+           Statement ss = c.createStatement()) {
+        while (System.nanoTime() < end) {
+          try (java.sql.ResultSet rs = ts.executeQuery("select coalesce(max(pg_current_wal_lsn() - confirmed_flush_lsn),"
+              + " 0)::int8, pg_current_wal_lsn() - '0/0' from pg_replication_slots"
+              + " where slot_name like 'turnout\\_reverse\\_%'")) {
+            rs.next();
+            lagBytes.add((double) rs.getLong(1));
+            noted.add(new long[] {System.nanoTime(), rs.getLong(2)});
+          }
+          try (java.sql.ResultSet rs = ss.executeQuery("select (select count(*) from pg_stat_subscription where pid is"
+              + " not null and subname like 'turnout\\_reverse\\_%'), (select coalesce(max(remote_lsn), '0/0') - '0/0'"
+              + " from pg_replication_origin_status where external_id like 'pg\\_%')")) {
+            rs.next();
+            if (!applying && rs.getLong(1) > 0) {
+              applying = true;
+              applyStartedMillis.add((System.nanoTime() - promoted) / 1e6);
+            }
+            long applied = rs.getLong(2);
+            long now = System.nanoTime();
+            while (!noted.isEmpty() && noted.peek()[1] <= applied) {
+              lagMillis.add((now - noted.poll()[0]) / 1e6);
+            }
+          }
+          Thread.sleep(50);
+        }
+      }
+      long now = System.nanoTime();
+      noted.forEach(x -> lagMillis.add((now - x[0]) / 1e6));
+      if (!applying) {
+        applyStartedMillis.add(Double.NaN);
+      }
+      plane.migrator().reverseHealth(m.id()).ifPresent(h -> {
+        if (!h.healthy()) {
+          System.out.println("    reverse path broken: " + h.broken().orElse(""));
+        }
+      });
+      Map<String, Map<String, Long>> snapshot = new java.util.HashMap<>();
+      for (Client c : clients) {
+        Map<String, Long> e = new java.util.HashMap<>();
+        c.errors.forEach((k, v) -> e.put(k, v.get()));
+        snapshot.put(c.name, e);
+      }
+      long atRollback = clients.stream().mapToLong(c -> c.acknowledged.size()).sum();
+      takenOnTarget += atRollback - before;
+      plane.migrator().rollback(m.id(), false); // no consent: the path is healthy
+      // Reset once it returns (it reads the path's health first): a gap in progress is counted whole, one that
+      // ended before the rollback began (a slow login during the bake) is not the rollback's.
+      clients.forEach(Client::resetGap);
+      Migration b = await(plane, m.id(), p -> p.isTerminal() || p == Phase.HALTED);
+      Thread.sleep(300);
+      double gap = clients.stream().mapToDouble(Client::longestGapMillis).max().orElse(0);
+      double noWrites = clients.stream().mapToDouble(Client::unavailableMillis).max().orElse(0);
+      Set<Long> acknowledged = new HashSet<>();
+      clients.forEach(c -> acknowledged.addAll(c.acknowledged));
+      Set<Long> present = seqs(source);
+      long missing = acknowledged.stream().filter(x -> !present.contains(x)).count();
+      lost += missing;
+      for (Client c : clients) {
+        Map<String, Long> was = snapshot.get(c.name);
+        c.errors.forEach((k, v) -> {
+          long d = v.get() - was.getOrDefault(k, 0L);
+          if (d > 0) {
+            errors.computeIfAbsent(c.name, x -> new TreeMap<>()).merge(k, d, Long::sum);
+          }
+        });
+      }
+      long took = Duration.between(phaseStart(b, Phase.ROLLING_BACK), phaseStart(b, Phase.ROLLED_BACK)).toMillis();
+      Map<String, Long> theseSteps = b.history().stream()
+          .map(e -> CutoverSteps.parse(e.note(), CutoverSteps.ROLLBACK_PREFIX)).filter(x -> !x.isEmpty())
+          .reduce((x, y) -> y).orElse(Map.of());
+      System.out.printf(Locale.ROOT, "rollback %d %s: %s, write gap %.0f ms (writer %.0f, per-transaction %.0f,"
+          + " persistent %.0f), writes impossible %.0f ms, rollback %d ms, lost %d; apply worker ran %s ms after the"
+          + " promotion; %s%n", tried, b.id(), b.phase(), gap, clients.get(0).longestGapMillis(),
+          clients.get(1).longestGapMillis(), clients.get(2).longestGapMillis(), noWrites, took, missing,
+          fmt(applyStartedMillis.get(applyStartedMillis.size() - 1)), theseSteps);
+      b.progress().error().filter(e -> b.phase() != Phase.ROLLED_BACK)
+          .ifPresent(e -> System.out.println("    error: " + e));
+      if (trace) {
+        long r = nanos(phaseStart(b, Phase.ROLLING_BACK));
+        for (Client c : clients) {
+          c.longest().ifPresent(g -> {
+            StringBuilder out = new StringBuilder(String.format(Locale.ROOT, "+%.0f last commit", (g.lastCommit() - r) / 1e6));
+            g.marks().forEach(mk -> out.append(String.format(Locale.ROOT, ", +%.0f %s", (mk.nanos() - r) / 1e6, mk.what())));
+            out.append(String.format(Locale.ROOT, ", +%.0f write accepted, +%.0f commit", (g.firstWrite() - r) / 1e6,
+                (g.commit() - r) / 1e6));
+            System.out.printf(Locale.ROOT, "    %-27s %s%n", c.name + ":", out);
+          });
+        }
+      }
+      if (history) {
+        Instant r = phaseStart(b, Phase.ROLLING_BACK);
+        b.history().stream().filter(e -> !e.at().isBefore(r)).forEach(e -> System.out.printf(Locale.ROOT,
+            "    +%4d ms %s: %s%n", Duration.between(r, e.at()).toMillis(), e.phase(), e.note()));
+      }
+      if (b.phase() == Phase.ROLLED_BACK) {
+        rolledBack++;
+        gaps.add(gap);
+        unavailable.add(noWrites);
+        rollbackMillis.add(took);
+        for (Client c : clients) {
+          gapsByClient.computeIfAbsent(c.name, x -> new ArrayList<>()).add(c.longestGapMillis());
+        }
+        theseSteps.forEach((step, t) -> steps.computeIfAbsent(step, k -> new ArrayList<>()).add(t));
+      }
+    }
+
+    void print(List<Client> clients) {
+      System.out.printf(Locale.ROOT, "%nrollback after promotion (lossless, no consent): %d of %d rolled back under"
+          + " load; %d commits taken by the target before its rollback%n", rolledBack, tried, takenOnTarget);
+      for (Client c : clients) {
+        Map<String, Long> e = errors.getOrDefault(c.name, Map.of());
+        System.out.printf(Locale.ROOT, "%-44s %d%n", c.name + " errors in rollbacks",
+            e.values().stream().mapToLong(Long::longValue).sum());
+        e.forEach((k, v) -> System.out.printf(Locale.ROOT, "    %5d  %s%n", v, k));
+      }
+      List<Double> g = sorted(gaps);
+      List<Double> u = sorted(unavailable);
+      System.out.printf(Locale.ROOT, "%-44s %s / %s / %s%n", "rollback write gap median / p99 / max (ms)",
+          fmt(pct(g, 50)), fmt(pct(g, 99)), fmt(last(g)));
+      System.out.printf(Locale.ROOT, "%-44s %s / %s / %s%n", "rollback writes impossible med / p99 / max (ms)",
+          fmt(pct(u, 50)), fmt(pct(u, 99)), fmt(last(u)));
+      for (Client c : clients) {
+        List<Double> x = sorted(gapsByClient.getOrDefault(c.name, List.of()));
+        System.out.printf(Locale.ROOT, "    %-40s %s / %s%n", c.name + " gap median / max", fmt(pct(x, 50)),
+            fmt(last(x)));
+      }
+      System.out.printf(Locale.ROOT, "%-44s %s%n", "rollback ROLLING_BACK->ROLLED_BACK (ms)", rollbackMillis);
+      System.out.printf(Locale.ROOT, "%-44s %d%n", "lost commits (acknowledged, not on the source)", lost);
+      List<Double> b = sorted(lagBytes);
+      List<Double> ms = sorted(lagMillis);
+      System.out.printf(Locale.ROOT, "%-44s %s / %s / %s (%d samples)%n", "reverse lag under load, bytes med/p99/max",
+          fmt(pct(b, 50)), fmt(pct(b, 99)), fmt(last(b)), b.size());
+      System.out.printf(Locale.ROOT, "%-44s %s / %s / %s (%d samples)%n", "reverse lag under load, ms med/p99/max",
+          fmt(pct(ms, 50)), fmt(pct(ms, 99)), fmt(last(ms)), ms.size());
+      System.out.printf(Locale.ROOT, "%-44s %s%n", "source's apply worker ran, ms after promotion",
+          applyStartedMillis.stream().map(MigrationBenchmark::fmt).toList());
+      System.out.printf(Locale.ROOT, "%nrollback step by step (ms, over %d rolled back; drain-ack to route-ack is the"
+          + " write gap)%n%-16s %8s %8s %8s%n", rolledBack, "step", "median", "p90", "max");
+      steps.forEach((step, times) -> {
+        List<Double> x = sorted(times.stream().map(Long::doubleValue).toList());
+        System.out.printf(Locale.ROOT, "%-16s %8s %8s %8s%n", step, fmt(pct(x, 50)), fmt(pct(x, 90)), fmt(last(x)));
+      });
+      System.out.println("goal (#19): rollback write gap median under 300 ms, like the cutover; 0 lost");
+    }
+
+    private static List<Double> sorted(List<Double> values) {
+      List<Double> out = new ArrayList<>(values);
+      out.sort(Double::compare);
+      return out;
+    }
+
+    private static double last(List<Double> sorted) {
+      return sorted.isEmpty() ? Double.NaN : sorted.get(sorted.size() - 1);
+    }
+  }
+
+  private static void dropSlot(PostgresServer server, String slot) throws SQLException {
+    try (Connection c = server.connect(); PreparedStatement ps = c.prepareStatement(
+        "select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = ? and not active")) {
+      ps.setString(1, slot);
+      ps.execute();
+    }
   }
 
   private static void awaitStreaming(PostgresServer standby) throws Exception {

@@ -417,8 +417,13 @@ public final class DryRunPostgresSql implements PostgresSql {
 
   @Override
   public void stopReverseReplication() {
-    source("disable and drop the subscriptions turnout_reverse_*");
+    stopReverseSubscriptions();
     target("drop the slots turnout_reverse_* and the publication turnout_reverse");
+  }
+
+  @Override
+  public void stopReverseSubscriptions() {
+    source("disable and drop the subscriptions turnout_reverse_*");
   }
 
   @Override

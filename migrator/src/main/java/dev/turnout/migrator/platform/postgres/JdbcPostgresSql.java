@@ -1030,13 +1030,29 @@ final class JdbcPostgresSql implements PostgresSql {
     }
   }
 
-  /** {@code ALTER SYSTEM} works on a hot standby too. */
+  /**
+   * {@code ALTER SYSTEM} works on a hot standby too. pg_reload_conf() only signals the postmaster: a session that
+   * logs in before the postmaster has reloaded still starts read-only. So when writes are let in (before the route
+   * is pushed) this waits, for up to 200 ms, until this session's reset value reads off: the postmaster signals the
+   * backends once it has reloaded its own settings, so new sessions then start writable (the fence's side is
+   * verified the same way, see {@link #verifyReadOnlyByDefault}). A session reloads between statements only, so
+   * the wait is a statement per look, not a loop on the server.
+   */
   @Override
   public void readOnlyByDefault(Server server, boolean on) throws MigrationException {
     try (Statement s = (server == Server.SOURCE ? source() : target()).createStatement()) {
       s.execute(on ? "alter system set default_transaction_read_only = on"
           : "alter system reset default_transaction_read_only");
       s.execute("select pg_reload_conf()");
+      for (int look = 0; !on && look < 200; look++) {
+        try (ResultSet rs = s.executeQuery("select reset_val = 'off' from pg_settings"
+            + " where name = 'default_transaction_read_only'")) {
+          if (rs.next() && rs.getBoolean(1)) {
+            break; // (a configuration file that sets it on itself: the looks run out, nothing fails)
+          }
+        }
+        s.execute("select pg_sleep(0.001)");
+      }
     } catch (SQLException e) {
       throw fail((on ? "making new sessions read-only on the " : "letting new sessions write on the ")
           + (server == Server.SOURCE ? "source " + spec.source() : "target " + spec.target()), e);
@@ -1448,7 +1464,14 @@ final class JdbcPostgresSql implements PostgresSql {
           return ended.size();
         }
         ended.addAll(left);
-        s.execute("select pg_terminate_backend(a.pid, 100) " + which);
+        // pg_terminate_backend(pid, 100) waits in steps of 100 ms, one backend after another (three clients' sessions
+        // held the fence 300 ms): signal them all, then look every millisecond, on the server, for up to 100 ms,
+        // until they have left pg_stat_activity (a backend leaves it after aborting its transaction). The loop
+        // around looks again in a new transaction either way.
+        s.execute("do $$ declare pids int[]; begin select coalesce(array_agg(a.pid), '{}') into pids " + which + ";"
+            + " perform pg_terminate_backend(p) from unnest(pids) p; for i in 1..100 loop perform"
+            + " pg_stat_clear_snapshot(); exit when not exists (select 1 from pg_stat_activity where pid = any(pids));"
+            + " perform pg_sleep(0.001); end loop; end $$");
       }
       throw new MigrationException("database '" + spec.database() + "': sessions on the target " + spec.target()
           + " did not end");
@@ -1458,13 +1481,18 @@ final class JdbcPostgresSql implements PostgresSql {
   }
 
   /**
-   * The commit of this transaction is flushed with every record before it (synchronous_commit = local); the end of
-   * the last record inserted then is past every commit the target took before its fence.
+   * The end of the last record inserted after a commit of the migrator's is past every commit the target took
+   * before its fence. That WAL must also be flushed, or the target's walsender cannot decode up to it and the
+   * source is not seen to apply it until the WAL writer flushes ({@code wal_writer_delay}, 200 ms): a commit flushes
+   * only when its transaction wrote WAL of its own ({@code txid_current()} alone does not), so the transaction writes
+   * a restore point (as the source's final LSN does, see {@link #flushWal}); and when another backend inserted
+   * records after it (an ended session's abort, pruning), a second one flushes past them. Where restore points are
+   * refused, the end is the same and the wait is the WAL writer's, as before.
    */
   @Override
   public Lsn targetEndLsn() throws MigrationException {
     try (Statement s = target().createStatement()) {
-      s.execute("begin; set local synchronous_commit = local; select txid_current(); commit");
+      flushTargetWal(s);
       try (ResultSet rs = s.executeQuery("select pg_current_wal_insert_lsn()::text, pg_current_wal_flush_lsn()::text,"
           + " (select setting::bigint from pg_settings where name = 'wal_block_size'),"
           + " (select setting::bigint from pg_settings where name = 'wal_segment_size')")) {
@@ -1473,10 +1501,29 @@ final class JdbcPostgresSql implements PostgresSql {
         long page = rs.getLong(3);
         long offset = Long.remainderUnsigned(insert.value(), page);
         boolean segmentStart = Long.remainderUnsigned(insert.value(), rs.getLong(4)) == offset;
-        return offset == (segmentStart ? 40 : 24) ? new Lsn(insert.value() - offset) : insert;
+        Lsn end = offset == (segmentStart ? 40 : 24) ? new Lsn(insert.value() - offset) : insert;
+        if (!Lsn.parse(rs.getString(2)).atLeast(end)) {
+          rs.close();
+          flushTargetWal(s); // its commit lies after end and flushes every record before it
+        }
+        return end;
       }
     } catch (SQLException e) {
       throw fail("reading the end of the target's WAL", e);
+    }
+  }
+
+  /** A commit of the migrator's on the target that flushes the WAL before it (see {@link #targetEndLsn}). */
+  private void flushTargetWal(Statement s) throws SQLException {
+    try {
+      s.execute("begin; set local synchronous_commit = local; select txid_current();"
+          + " select pg_create_restore_point('turnout_rollback'); commit");
+    } catch (SQLException refused) {
+      if (refused.getSQLState() != null && refused.getSQLState().startsWith("08")) {
+        throw refused;
+      }
+      s.execute("rollback"); // in case the failure left the transaction open
+      s.execute("begin; set local synchronous_commit = local; select txid_current(); commit");
     }
   }
 
@@ -1548,6 +1595,11 @@ final class JdbcPostgresSql implements PostgresSql {
         origins.add(Long.parseLong(o));
       }
       WalEnd w = walEnd();
+      if (!w.flushed().atLeast(w.lastRecordEnd())) {
+        // pg_walinspect reads flushed WAL only, and the apply workers commit without flushing: the WAL writer would
+        // flush it within wal_writer_delay (200 ms); a restore point's commit flushes it now.
+        flushWal();
+      }
       Lsn end = w.flushed().atLeast(w.lastRecordEnd()) ? w.lastRecordEnd() : awaitFlushed(w.lastRecordEnd());
       // Applied commits in source order: (position on the target, end on the source).
       List<Lsn[]> applied = new ArrayList<>();
@@ -1674,27 +1726,7 @@ final class JdbcPostgresSql implements PostgresSql {
    */
   @Override
   public void stopReverseReplication() throws MigrationException {
-    try {
-      List<String[]> subs = new ArrayList<>();
-      try (Statement s = source().createStatement(); ResultSet rs = s.executeQuery("select s.subname::text, d.datname"
-          + " from pg_subscription s join pg_database d on d.oid = s.subdbid where s.subname like " + REVERSE_LIKE)) {
-        while (rs.next()) {
-          subs.add(new String[] {rs.getString(1), rs.getString(2)});
-        }
-      }
-      for (String[] sub : subs) {
-        Connection c = in(spec.source(), sub[1]);
-        try (Statement s = c.createStatement()) {
-          s.execute("alter subscription " + quote(sub[0]) + " disable");
-          s.execute("alter subscription " + quote(sub[0]) + " set (slot_name = none)");
-          s.execute("drop subscription if exists " + quote(sub[0]));
-        } finally {
-          release(c);
-        }
-      }
-    } catch (SQLException e) {
-      throw fail("dropping the reverse replication's subscriptions on the source " + spec.source(), e);
-    }
+    stopReverseSubscriptions();
     try {
       try (Statement s = target().createStatement()) {
         for (int attempt = 0; attempt < 100; attempt++) {
@@ -1721,6 +1753,35 @@ final class JdbcPostgresSql implements PostgresSql {
       }
     } catch (SQLException e) {
       throw fail("dropping the reverse replication's slots and publications on the target " + spec.target(), e);
+    }
+  }
+
+  /**
+   * Each subscription disabled, detached from its slot and dropped: DROP SUBSCRIPTION stops the apply worker and
+   * waits for it to exit, so the source applies nothing more once this returns. The target is not touched.
+   */
+  @Override
+  public void stopReverseSubscriptions() throws MigrationException {
+    try {
+      List<String[]> subs = new ArrayList<>();
+      try (Statement s = source().createStatement(); ResultSet rs = s.executeQuery("select s.subname::text, d.datname"
+          + " from pg_subscription s join pg_database d on d.oid = s.subdbid where s.subname like " + REVERSE_LIKE)) {
+        while (rs.next()) {
+          subs.add(new String[] {rs.getString(1), rs.getString(2)});
+        }
+      }
+      for (String[] sub : subs) {
+        Connection c = in(spec.source(), sub[1]);
+        try (Statement s = c.createStatement()) {
+          s.execute("alter subscription " + quote(sub[0]) + " disable");
+          s.execute("alter subscription " + quote(sub[0]) + " set (slot_name = none)");
+          s.execute("drop subscription if exists " + quote(sub[0]));
+        } finally {
+          release(c);
+        }
+      }
+    } catch (SQLException e) {
+      throw fail("dropping the reverse replication's subscriptions on the source " + spec.source(), e);
     }
   }
 

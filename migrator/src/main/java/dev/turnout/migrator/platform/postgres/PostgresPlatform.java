@@ -299,6 +299,11 @@ public final class PostgresPlatform implements Platform {
   }
 
   @Override
+  public void stopReverseApply() throws MigrationException {
+    sql.stopReverseSubscriptions();
+  }
+
+  @Override
   public void close() {
     sql.close();
   }

@@ -195,6 +195,9 @@ public interface PostgresSql extends AutoCloseable {
   /** Drops the subscriptions on the source, then the slots and the publications on the target, where present. */
   void stopReverseReplication() throws MigrationException;
 
+  /** Drops the subscriptions on the source, where present (the first half of {@link #stopReverseReplication}). */
+  void stopReverseSubscriptions() throws MigrationException;
+
   /** Drops an inactive logical slot on the source. */
   void dropSlot(String name) throws MigrationException;
 
