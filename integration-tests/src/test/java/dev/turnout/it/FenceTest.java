@@ -365,20 +365,17 @@ class FenceTest {
     assertThat(done.phase()).as(MigrationFixture.history(done)).isEqualTo(Phase.COMPLETED);
     assertThat(done.progress().reverse()).as(MigrationFixture.history(done)).isPresent();
     // A transaction manager's two open branches on the target: it finishes one during the grace, not the other.
-    Connection owner = DriverManager.getConnection(url(f.target, "app"));
     prepare(url(f.target, "app"), "on-target-finishing", -21);
     prepare(url(f.target, "app"), "on-target-left-open", -22);
-    try (owner) {
-      f.migrator().rollback(done.id(), false);
-      Thread.sleep(300); // the route is drained and the grace runs: the owner's session still can commit
-      try (Statement s = owner.createStatement()) {
-        s.execute("commit prepared 'on-target-finishing'");
-      }
-      Migration halted = f.awaitPhase(done.id(), p -> p.isTerminal() || p == Phase.HALTED, Duration.ofSeconds(60));
-      assertThat(halted.phase()).as(MigrationFixture.history(halted)).isEqualTo(Phase.HALTED);
-      assertThat(halted.progress().error()).get().asString().contains("1 transaction(s) still prepared on the target")
-          .contains("'on-target-left-open' (owner app, database postgres").doesNotContain("on-target-finishing");
+    f.migrator().rollback(done.id(), false);
+    Thread.sleep(300); // the route is drained and the grace runs: the owner still can log in and commit
+    try (Connection owner = DriverManager.getConnection(url(f.target, "app")); Statement s = owner.createStatement()) {
+      s.execute("commit prepared 'on-target-finishing'");
     }
+    Migration halted = f.awaitPhase(done.id(), p -> p.isTerminal() || p == Phase.HALTED, Duration.ofSeconds(60));
+    assertThat(halted.phase()).as(MigrationFixture.history(halted)).isEqualTo(Phase.HALTED);
+    assertThat(halted.progress().error()).get().asString().contains("1 transaction(s) still prepared on the target")
+        .contains("'on-target-left-open' (owner app, database postgres").doesNotContain("on-target-finishing");
     assertThatThrownBy(() -> DriverManager.getConnection(url(f.target, "app")).close())
         .as("the target stays fenced while the rollback is stopped").hasMessageContaining("not permitted to log in");
     try (Connection c = f.asMigrator(f.target); Statement s = c.createStatement()) {
@@ -390,6 +387,33 @@ class FenceTest {
     assertThat(seqs(f.source)).as("both commits on the target reached the source over the reverse path")
         .contains(-21L, -22L);
     assertThat(preparedOn(f.target)).isEmpty();
+  }
+
+  /**
+   * A rollback after promotion quiesces the target as the cutover quiesces the source: a persistent connection's
+   * transaction open on the target at the drain finishes within the grace (the reverse path then carries it), and
+   * is not cut by the target's fence.
+   */
+  @ParameterizedTest(name = "PostgreSQL {0}")
+  @ValueSource(ints = {15, 17})
+  void aTransactionInFlightOnTheTarget_finishesWithinTheRollbacksGrace_andReachesTheSource(int version)
+      throws Exception {
+    setUp(version, Migrator.Failpoint.NONE);
+    Migration done = f.awaitPhase(f.migrator().start(spec(Duration.ofSeconds(3), false)).id(),
+        p -> p == Phase.COMPLETED || p.isTerminal() || p == Phase.HALTED, Duration.ofSeconds(60));
+    assertThat(done.phase()).as(MigrationFixture.history(done)).isEqualTo(Phase.COMPLETED);
+    try (Connection app = DriverManager.getConnection(url(f.target, "app")); Statement s = app.createStatement()) {
+      s.execute("begin");
+      s.execute("insert into writes(seq) values (-31)");
+      f.migrator().rollback(done.id(), false);
+      Thread.sleep(500); // the route drained, the grace running: the transaction goes on and commits
+      s.execute("insert into writes(seq) values (-32)");
+      s.execute("commit");
+    }
+    Migration back = f.awaitPhase(done.id(), p -> p.isTerminal() || p == Phase.HALTED, Duration.ofSeconds(60));
+    assertThat(back.phase()).as(MigrationFixture.history(back)).isEqualTo(Phase.ROLLED_BACK);
+    assertThat(MigrationFixture.history(back)).contains("work in flight on the target finished in");
+    assertThat(seqs(f.source)).as("the transaction the grace let finish, on the source").contains(-31L, -32L);
   }
 
   @ParameterizedTest(name = "PostgreSQL {0}")

@@ -73,8 +73,11 @@ class ReverseReplicationTest {
         Thread.sleep(20);
       }
       assertThat(writer.acknowledged().size()).as("writes on the target").isGreaterThan(before + 100);
-      assertThat(f.migrator().reverseHealth(done.id())).hasValueSatisfying(h -> assertThat(h.healthy())
-          .as(h.broken().orElse("")).isTrue());
+      assertThat(f.migrator().reverseHealth(done.id())).hasValueSatisfying(h -> {
+        assertThat(h.healthy()).as(h.broken().orElse("")).isTrue();
+        assertThat(h.lagMillis()).as("the reverse lag in time, read from the target under the writer's load")
+            .isBetween(0L, 5_000L);
+      });
 
       // An adversary on the target that names itself as the migrator's connections do (not in the migrator's role):
       // the target's fence must end it like any other session, or it could write after the last position carried.

@@ -1103,7 +1103,7 @@ public final class Migrator {
     steps.add("drain-ack", Duration.between(draining, clock.instant()));
     m = m.note(clock.instant(), "route drained: every sidecar ACKed in "
         + Duration.between(draining, Objects.requireNonNullElse(acked.get(), clock.instant())).toMillis() + " ms");
-    m = letInFlightWorkFinish(m, platform, preparation, steps);
+    m = letInFlightWorkFinish(m, Quiesced.source(platform), preparation, steps);
     ImmutableList<Platform.PreparedTransaction> left = platform.preparedTransactions();
     if (!left.isEmpty() && !m.spec().options().cutover().rollbackPreparedTransactions()) {
       m = save(m); // the grace's notes, then stop before fencing: nothing to undo but the drain
@@ -1192,8 +1192,9 @@ public final class Migrator {
    * ({@code chores}) runs one chore after each look instead of the pause between looks, hidden in the wait for the
    * work in flight; what is left of it when that work is done runs after (timed as {@code prepare-fence}).
    */
-  private Migration letInFlightWorkFinish(Migration m, Platform platform, Deque<Chore> chores,
+  private Migration letInFlightWorkFinish(Migration m, Quiesced server, Deque<Chore> chores,
       CutoverSteps steps) throws MigrationException, InterruptedException {
+    boolean preparing = !chores.isEmpty();
     Duration grace = m.spec().options().cutover().quiesceGrace();
     Instant start = clock.instant();
     Map<Integer, Optional<Instant>> inFlight = new HashMap<>(); // the transaction each session had when first seen
@@ -1205,7 +1206,7 @@ public final class Migrator {
       checkInterrupts(m);
       busy = new ArrayList<>();
       List<Platform.Session> end = new ArrayList<>();
-      for (Platform.Session s : platform.applicationSessions()) {
+      for (Platform.Session s : server.sessions()) {
         Optional<Instant> first = inFlight.computeIfAbsent(s.pid(), pid -> s.transactionStart());
         // A fresh login counts as busy while idle: once seen in a transaction, idle again means that work is done.
         boolean done = first.isPresent() && s.transactionStart().isEmpty();
@@ -1222,8 +1223,8 @@ public final class Migrator {
           busy.add(s);
         }
       }
-      platform.endApplicationSessions(end);
-      prepared = platform.preparedTransactions();
+      server.end(end);
+      prepared = server.prepared();
       if (busy.isEmpty() && prepared.isEmpty() || !clock.instant().isBefore(start.plus(grace))) {
         break;
       }
@@ -1236,8 +1237,8 @@ public final class Migrator {
     Instant over = clock.instant();
     steps.add("grace", Duration.between(start, over));
     long ms = Duration.between(start, over).toMillis();
-    String note = busy.isEmpty() && prepared.isEmpty() ? "work in flight on the source finished in " + ms + " ms"
-        : "quiesce grace of " + grace.toMillis() + " ms over: " + busy.size() + " session(s) still at work" + roles(busy)
+    String note = busy.isEmpty() && prepared.isEmpty() ? "work in flight on the " + server.name() + " finished in "
+        + ms + " ms" : "quiesce grace of " + grace.toMillis() + " ms over: " + busy.size() + " session(s) still at work" + roles(busy)
             + (prepared.isEmpty() ? "" : ", " + prepared.size() + " prepared transaction(s): " + describe(prepared));
     if (!idleEnded.isEmpty()) {
       note += "; ended " + idleEnded.size() + " session(s) idle between transactions" + roles(idleEnded.values());
@@ -1249,8 +1250,72 @@ public final class Migrator {
     while (!chores.isEmpty()) {
       m = chores.removeFirst().run(m);
     }
-    steps.add("prepare-fence", Duration.between(over, clock.instant()));
+    if (preparing) {
+      steps.add("prepare-fence", Duration.between(over, clock.instant()));
+    }
     return m;
+  }
+
+  /**
+   * The server whose work in flight a quiesce lets finish: the source at the cutover, the promoted target at a
+   * rollback after promotion.
+   */
+  private interface Quiesced {
+    String name();
+
+    ImmutableList<Platform.Session> sessions() throws MigrationException;
+
+    void end(List<Platform.Session> sessions) throws MigrationException;
+
+    ImmutableList<Platform.PreparedTransaction> prepared() throws MigrationException;
+
+    static Quiesced source(Platform platform) {
+      return new Quiesced() {
+        @Override
+        public String name() {
+          return "source";
+        }
+
+        @Override
+        public ImmutableList<Platform.Session> sessions() throws MigrationException {
+          return platform.applicationSessions();
+        }
+
+        @Override
+        public void end(List<Platform.Session> sessions) throws MigrationException {
+          platform.endApplicationSessions(sessions);
+        }
+
+        @Override
+        public ImmutableList<Platform.PreparedTransaction> prepared() throws MigrationException {
+          return platform.preparedTransactions();
+        }
+      };
+    }
+
+    static Quiesced target(Platform platform) {
+      return new Quiesced() {
+        @Override
+        public String name() {
+          return "target";
+        }
+
+        @Override
+        public ImmutableList<Platform.Session> sessions() throws MigrationException {
+          return platform.targetApplicationSessions();
+        }
+
+        @Override
+        public void end(List<Platform.Session> sessions) throws MigrationException {
+          platform.endTargetApplicationSessions(sessions);
+        }
+
+        @Override
+        public ImmutableList<Platform.PreparedTransaction> prepared() throws MigrationException {
+          return platform.targetPreparedTransactions();
+        }
+      };
+    }
   }
 
   /** Stops the migration naming {@code prepared} unless the operator allowed rolling them back. */
@@ -1591,14 +1656,10 @@ public final class Migrator {
       await(draining, "the route drain before the rollback to be ACKed", router.drain(draining.spec().databases()));
       return null;
     });
-    Instant preparing = clock.instant();
-    Migration waitingForPrepared = m;
-    // A transaction prepared on the target travels the reverse path only once committed: let its owner finish it
-    // within the grace, while it still can (the fence ends its session and refuses its login).
-    poll(m, "transactions prepared on the target to finish", QUIESCE_POLL, () -> platform.targetPreparedTransactions()
-        .isEmpty() || !clock.instant().isBefore(preparing.plus(waitingForPrepared.spec().options().cutover()
-        .quiesceGrace())));
-    steps.add("prepared", Duration.between(preparing, clock.instant()));
+    // As at the cutover: the work in flight on the target at the drain finishes within the quiesce grace (what a
+    // session begins after it fails at its start), and so may a transaction prepared there, while its owner still
+    // can (the fence ends its session and refuses its login): once committed, the reverse path carries it.
+    m = letInFlightWorkFinish(m, Quiesced.target(platform), new ArrayDeque<>(), steps);
     store.confirmWriter();
     List<String> roles = m.progress().fencedRoles();
     steps.time("fence-target", () -> {

@@ -118,6 +118,16 @@ public interface Platform extends AutoCloseable {
   ImmutableList<PreparedTransaction> targetPreparedTransactions() throws MigrationException;
 
   /**
+   * The application's sessions on the promoted target, as {@link #applicationSessions} sees them on the source:
+   * the work a rollback after promotion lets finish before it fences the target. The reverse path's walsenders and
+   * CDC consumers streaming a slot are not the application's.
+   */
+  ImmutableList<Session> targetApplicationSessions() throws MigrationException;
+
+  /** Ends those of {@code sessions} that are still open on the target (by process id). */
+  void endTargetApplicationSessions(List<Session> sessions) throws MigrationException;
+
+  /**
    * Before the drain, while the source still serves: what of the fence can be done without touching the
    * application (keeping the source's WAL from here on, below the final LSN), so the writes do not wait for it.
    * Idempotent; {@link #unfence} undoes it. Nothing by default.
@@ -209,8 +219,18 @@ public interface Platform extends AutoCloseable {
 
   // The way back (issue 19, part 2): from promotion on, the target's commits are applied on the old source.
 
-  /** The reverse path as read now: how far behind the source is, and what breaks it, if anything does. */
-  record ReverseHealth(long lagBytes, java.util.Optional<String> broken) {
+  /**
+   * The reverse path as read now: how far behind the source is, and what breaks it, if anything does.
+   *
+   * @param lagBytes the target's WAL not yet confirmed by the source's subscriptions (-1 when not read)
+   * @param lagMillis the target's own measure of the time its commits take to be applied on the source (the
+   *     subscriptions' walsenders' {@code replay_lag}; 0 once caught up, -1 when not read)
+   */
+  record ReverseHealth(long lagBytes, long lagMillis, java.util.Optional<String> broken) {
+    public ReverseHealth(long lagBytes, java.util.Optional<String> broken) {
+      this(lagBytes, -1, broken);
+    }
+
     public boolean healthy() {
       return broken.isEmpty();
     }

@@ -363,6 +363,18 @@ class DryRunTest {
       }
 
       @Override
+      public ImmutableList<Session> targetApplicationSessions() {
+        return ImmutableList.of();
+      }
+
+      @Override
+      public void endTargetApplicationSessions(List<Session> sessions) {
+        if (!sessions.isEmpty()) {
+          change.accept("end target sessions " + sessions);
+        }
+      }
+
+      @Override
       public ImmutableList<Session> fence(List<String> roles) {
         change.accept("fence roles " + roles);
         fenced = true;

@@ -62,6 +62,50 @@ class ReversePathTest {
   }
 
   @Test
+  void aRollbackAfterPromotion_letsTheWorkInFlightOnTheTargetFinish_beforeFencingIt() throws Exception {
+    Harness h = withReversePath();
+    Migration done = h.run();
+    java.time.Instant began = h.clock.instant().minusMillis(100);
+    Platform.Session atWork = new Platform.Session(7, "app", "client backend", "active", true,
+        java.util.Optional.of(began));
+    Platform.Session idle = new Platform.Session(8, "app", "client backend", "idle", false, java.util.Optional.empty());
+    Platform.Session done7 = new Platform.Session(7, "app", "client backend", "idle", false,
+        java.util.Optional.empty());
+    h.servers.targetSessionsAtEachLook(java.util.List.of(atWork, idle), java.util.List.of(atWork),
+        java.util.List.of(atWork), java.util.List.of(done7));
+
+    Migration m = h.now(h.migrator.rollback(done.id(), false).id());
+
+    assertThat(m.phase()).as(Harness.history(m)).isEqualTo(Phase.ROLLED_BACK);
+    assertThat(h.journal.lines()).as("the idle session ended at once, the one at work once its transaction was"
+        + " over, both before the target's fence").containsSubsequence("drain app", "end target sessions [8]",
+            "end target sessions [7]", "fence the target [app, replicator]");
+    assertThat(m.history()).extracting(Migration.Event::note).anySatisfy(n -> assertThat(n)
+        .startsWith("work in flight on the target finished in")
+        .contains("ended 2 session(s) idle between transactions (roles app x2)"));
+  }
+
+  @Test
+  void aRollbackAfterPromotion_fencesTheTargetOnceTheGraceIsOver_namingTheWorkItCuts() throws Exception {
+    Harness h = withReversePath();
+    Migration done = h.run();
+    Platform.Session stuck = new Platform.Session(7, "app", "client backend", "active", true,
+        java.util.Optional.of(h.clock.instant().minusSeconds(60)));
+    java.util.List<Platform.Session>[] looks = new java.util.List[100_000];
+    java.util.Arrays.fill(looks, java.util.List.of(stuck));
+    h.servers.targetSessionsAtEachLook(looks);
+
+    Migration m = h.now(h.migrator.rollback(done.id(), false).id());
+
+    assertThat(m.phase()).as(Harness.history(m)).isEqualTo(Phase.ROLLED_BACK);
+    assertThat(h.journal.lines()).containsSubsequence("drain app", "fence the target [app, replicator]");
+    assertThat(h.journal.starting("end target sessions")).as("the fence cuts it, not the grace").isEmpty();
+    assertThat(m.history()).extracting(Migration.Event::note).anySatisfy(n -> assertThat(n)
+        .startsWith("quiesce grace of " + done.spec().options().cutover().quiesceGrace().toMillis() + " ms over: 1"
+            + " session(s) still at work (roles app)"));
+  }
+
+  @Test
   void aBakeBreach_withAHealthyPath_rollsBackByItself_namingTheSignal() throws Exception {
     Harness h = withReversePath();
     h.servers.targetLoad(ScriptedPlatform.Load.STEADY.withRollbacks(40));

@@ -50,6 +50,7 @@ final class ScriptedPlatform implements Platform.Factory {
   private List<Platform.PreparedTransaction> prepared = new ArrayList<>();
   /** What each look at the application's sessions answers, in turn; none once they are used up. */
   private final java.util.Deque<List<Platform.Session>> sessionLooks = new java.util.ArrayDeque<>();
+  private final java.util.Deque<List<Platform.Session>> targetSessionLooks = new java.util.ArrayDeque<>();
   /** The source's login roles refused at login; replicator is the role the standby streams as. */
   private final java.util.Set<String> refused = new java.util.TreeSet<>();
   private String diesAt = "";
@@ -206,6 +207,14 @@ final class ScriptedPlatform implements Platform.Factory {
   final synchronized ScriptedPlatform sessionsAtEachLook(List<Platform.Session>... looks) {
     sessionLooks.clear();
     sessionLooks.addAll(List.of(looks));
+    return this;
+  }
+
+  /** The application's sessions on the promoted target at a rollback's first look, its second, and so on. */
+  @SafeVarargs
+  final synchronized ScriptedPlatform targetSessionsAtEachLook(List<Platform.Session>... looks) {
+    targetSessionLooks.clear();
+    targetSessionLooks.addAll(List.of(looks));
     return this;
   }
 
@@ -430,6 +439,22 @@ final class ScriptedPlatform implements Platform.Factory {
     @Override
     public ImmutableList<PreparedTransaction> targetPreparedTransactions() {
       return ImmutableList.of();
+    }
+
+    @Override
+    public ImmutableList<Session> targetApplicationSessions() throws MigrationException {
+      before("targetApplicationSessions");
+      synchronized (ScriptedPlatform.this) {
+        List<Session> look = targetSessionLooks.pollFirst();
+        return look == null ? ImmutableList.of() : ImmutableList.copyOf(look);
+      }
+    }
+
+    @Override
+    public void endTargetApplicationSessions(List<Session> sessions) throws MigrationException {
+      if (!sessions.isEmpty()) {
+        journal.add("end target sessions " + sessions.stream().map(Session::pid).toList());
+      }
     }
 
     @Override

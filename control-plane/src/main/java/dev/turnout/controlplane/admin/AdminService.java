@@ -1059,9 +1059,9 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
     }
     if (m.progress().reverse().isPresent() && !m.phase().isTerminal()) {
       migrator.reverseHealth(m.id()).ifPresentOrElse(h -> live.setReversePath(h.healthy() ? "healthy"
-          : "broken: " + h.broken().get()).setReverseLagBytes(h.lagBytes()),
+          : "broken: " + h.broken().get()).setReverseLagBytes(h.lagBytes()).setReverseLagMillis(h.lagMillis()),
           () -> live.setReversePath(m.progress().reverse().get().broken().map(why -> "broken: " + why).orElse("healthy"))
-              .setReverseLagBytes(-1));
+              .setReverseLagBytes(-1).setReverseLagMillis(-1));
     }
     if (m.phase() == Phase.REPLICATING) {
       live.setWindowElapsedSeconds(java.time.Duration.between(m.phaseStarted(), java.time.Instant.now()).toMillis() / 1000.0);

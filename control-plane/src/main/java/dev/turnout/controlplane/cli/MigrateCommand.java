@@ -240,7 +240,8 @@ final class MigrateCommand {
         if (!m.getLive().getReversePath().isEmpty()) {
           System.out.println("reverse replication (the way back after promotion): " + m.getLive().getReversePath()
               + (m.getLive().getReverseLagBytes() >= 0 ? ", the source " + m.getLive().getReverseLagBytes()
-                  + " bytes behind the target" : "") + (m.getLive().getReversePath().equals("healthy")
+                  + " bytes behind the target" : "") + (m.getLive().getReverseLagMillis() >= 0 ? " (a commit takes "
+                  + m.getLive().getReverseLagMillis() + " ms to reach it)" : "") + (m.getLive().getReversePath().equals("healthy")
                   ? "; a rollback keeps the target's writes" : "; a rollback needs --consent-to-lose-writes"));
         }
         System.out.println("now: " + Watch.progress(m));
@@ -286,7 +287,8 @@ final class MigrateCommand {
       }
       if (!l.getReversePath().isEmpty()) {
         b.append("way back ").append(l.getReversePath().equals("healthy") ? "healthy" + (l.getReverseLagBytes() >= 0
-            ? " (reverse lag " + l.getReverseLagBytes() + " B)" : "") : "BROKEN (" + l.getReversePath()
+            ? " (reverse lag " + l.getReverseLagBytes() + " B" + (l.getReverseLagMillis() >= 0 ? ", "
+                + l.getReverseLagMillis() + " ms" : "") + ")" : "") : "BROKEN (" + l.getReversePath()
                 .substring("broken: ".length()) + ")").append("  ");
       }
       b.append("sidecars on the current route ").append(l.getNodesAcked()).append('/').append(l.getNodes());

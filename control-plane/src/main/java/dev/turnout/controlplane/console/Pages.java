@@ -310,6 +310,7 @@ final class Pages {
       l.append("Rollback: <b>possible and lossless</b> until the migration is finalized, while the reverse replication"
           + " is healthy: the target's writes are carried back to the source (reverse lag ")
           .append(m.getLive().getReverseLagBytes() < 0 ? "not read" : Html.bytes(m.getLive().getReverseLagBytes()))
+          .append(m.getLive().getReverseLagMillis() < 0 ? "" : ", " + m.getLive().getReverseLagMillis() + " ms")
           .append(").");
     } else if (reverse.startsWith("broken")) {
       l.append("Rollback: <b>possible, not lossless</b> until the migration is finalized: the reverse replication is ")

@@ -219,6 +219,17 @@ final class SimulatedPlatform implements Platform.Factory {
     }
 
     @Override
+    public ImmutableList<Session> targetApplicationSessions() throws MigrationException {
+      take(p, Step.READ);
+      return ImmutableList.of();
+    }
+
+    @Override
+    public void endTargetApplicationSessions(List<Session> sessions) {
+      // none to end
+    }
+
+    @Override
     public void prepareFence() throws MigrationException {
       take(p, Step.PREPARE_FENCE);
     }

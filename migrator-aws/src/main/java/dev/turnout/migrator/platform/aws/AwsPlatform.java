@@ -535,6 +535,16 @@ public final class AwsPlatform implements Platform {
   }
 
   @Override
+  public ImmutableList<Session> targetApplicationSessions() throws MigrationException {
+    return sql.targetApplicationSessions();
+  }
+
+  @Override
+  public void endTargetApplicationSessions(List<Session> sessions) throws MigrationException {
+    sql.endTargetApplicationSessions(sessions);
+  }
+
+  @Override
   public void prepareFence() throws MigrationException {
     sql.holdWal();
   }

@@ -198,6 +198,18 @@ public final class DryRunPostgresSql implements PostgresSql {
         + ")").collect(Collectors.joining(", ")));
   }
 
+  @Override
+  public ImmutableList<Session> targetApplicationSessions() throws MigrationException {
+    return read(servers::targetApplicationSessions);
+  }
+
+  @Override
+  public void endTargetApplicationSessions(List<Session> sessions) {
+    if (!sessions.isEmpty()) {
+      target("end " + sessions.size() + " application session(s) (" + roles(sessions) + ") with pg_terminate_backend");
+    }
+  }
+
   /** What would come over: the source's transactions still prepared at the fence. */
   @Override
   public ImmutableList<PreparedTransaction> targetPreparedTransactions() throws MigrationException {

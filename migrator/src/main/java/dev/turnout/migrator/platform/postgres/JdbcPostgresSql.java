@@ -502,16 +502,40 @@ final class JdbcPostgresSql implements PostgresSql {
   }
 
   @Override
+  public ImmutableList<Session> targetApplicationSessions() throws MigrationException {
+    try (Statement s = target().createStatement()) {
+      return ImmutableList.copyOf(sessions(s, "select " + SESSION_COLUMNS + " " + APPLICATION_SESSIONS));
+    } catch (SQLException e) {
+      throw fail("listing the application's sessions on the target " + spec.target(), e);
+    }
+  }
+
+  @Override
   public void endApplicationSessions(List<Session> sessions) throws MigrationException {
+    try {
+      endApplicationSessions(source(), sessions);
+    } catch (SQLException e) {
+      throw fail("ending sessions on the source " + spec.source(), e);
+    }
+  }
+
+  @Override
+  public void endTargetApplicationSessions(List<Session> sessions) throws MigrationException {
+    try {
+      endApplicationSessions(target(), sessions);
+    } catch (SQLException e) {
+      throw fail("ending sessions on the target " + spec.target(), e);
+    }
+  }
+
+  private static void endApplicationSessions(Connection c, List<Session> sessions) throws SQLException {
     if (sessions.isEmpty()) {
       return;
     }
-    try (PreparedStatement ps = source().prepareStatement(
+    try (PreparedStatement ps = c.prepareStatement(
         "select pg_terminate_backend(a.pid) " + APPLICATION_SESSIONS + " and a.pid = any(?)")) {
-      ps.setArray(1, source().createArrayOf("int4", sessions.stream().map(Session::pid).toArray()));
+      ps.setArray(1, c.createArrayOf("int4", sessions.stream().map(Session::pid).toArray()));
       ps.execute();
-    } catch (SQLException e) {
-      throw fail("ending sessions on the source " + spec.source(), e);
     }
   }
 
@@ -1417,7 +1441,17 @@ final class JdbcPostgresSql implements PostgresSql {
       if (!now.equals(fingerprint)) {
         problems.add(0, "the target's schema changed since promotion (DDL, which logical replication does not carry)");
       }
-      return new dev.turnout.migrator.Platform.ReverseHealth(lag, problems.isEmpty() ? Optional.empty()
+      // A subscription's walsender is named after it. Its replay_lag is the time from a commit's WAL on the target
+      // to the source's report of having applied it; PostgreSQL shows NULL once the standby has caught up.
+      long lagMillis = 0;
+      try (Statement s = target().createStatement(); ResultSet rs = s.executeQuery("select coalesce(max(extract(epoch"
+          + " from replay_lag) * 1000), 0)::int8 from pg_stat_replication where application_name like "
+          + REVERSE_LIKE)) {
+        if (rs.next()) {
+          lagMillis = rs.getLong(1);
+        }
+      }
+      return new dev.turnout.migrator.Platform.ReverseHealth(lag, lagMillis, problems.isEmpty() ? Optional.empty()
           : Optional.of(String.join("; ", problems)));
     } catch (SQLException e) {
       throw fail("reading the reverse replication", e);

@@ -122,6 +122,16 @@ public final class PostgresPlatform implements Platform {
   }
 
   @Override
+  public ImmutableList<Session> targetApplicationSessions() throws MigrationException {
+    return sql.targetApplicationSessions();
+  }
+
+  @Override
+  public void endTargetApplicationSessions(List<Session> sessions) throws MigrationException {
+    sql.endTargetApplicationSessions(sessions);
+  }
+
+  @Override
   public void prepareFence() throws MigrationException {
     sql.holdWal();
   }

@@ -69,6 +69,9 @@ public interface PostgresSql extends AutoCloseable {
 
   ImmutableList<PreparedTransaction> targetPreparedTransactions() throws MigrationException;
 
+  /** The same sessions as {@link #applicationSessions}, on the promoted target. */
+  ImmutableList<Session> targetApplicationSessions() throws MigrationException;
+
   Lsn sourceLsn() throws MigrationException;
 
   /** The source's WAL position once everything inserted so far is flushed: it covers every acknowledged commit. */
@@ -99,6 +102,9 @@ public interface PostgresSql extends AutoCloseable {
 
   /** Ends those of {@code sessions} that are still open on the source and still the application's. */
   void endApplicationSessions(List<Session> sessions) throws MigrationException;
+
+  /** The same on the promoted target. */
+  void endTargetApplicationSessions(List<Session> sessions) throws MigrationException;
 
   /**
    * Ends every session on the source that can run SQL but the migrator's own; logical walsenders streaming a slot
