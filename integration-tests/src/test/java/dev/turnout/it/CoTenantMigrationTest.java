@@ -148,6 +148,22 @@ class CoTenantMigrationTest {
       assertThat(MigrationFixture.missing(billing.acknowledged(), seqs(target, "billing")))
           .as("no acknowledged commit to billing lost").isEmpty();
     }
+    // The way back applies for every database within a moment of the promotion: PostgreSQL 15's launcher starts
+    // apply workers once a wal_retrieve_retry_interval (5 s by default), which the migration makes 100 ms there.
+    long completed = System.nanoTime();
+    Eventually.until("every reverse subscription on the source has its apply worker", Duration.ofSeconds(2), () -> {
+      try (Connection c = source.connect(); Statement s = c.createStatement();
+           java.sql.ResultSet rs = s.executeQuery("select count(*), count(w.pid) from pg_subscription x"
+               + " left join pg_stat_subscription w on w.subid = x.oid and w.relid is null"
+               + " where x.subname like 'turnout\\_reverse\\_%'")) {
+        rs.next();
+        return rs.getLong(1) == 3 && rs.getLong(2) == 3; // postgres, orders, billing
+      } catch (SQLException e) {
+        return false;
+      }
+    });
+    System.out.printf("every reverse apply worker running %d ms after COMPLETED%n",
+        (System.nanoTime() - completed) / 1_000_000);
     String id = id(started.out());
     assertThat(MigrationFixture.serverPortOf(ordersPort, "app")).isEqualTo(target.port());
     assertThat(MigrationFixture.serverPortOf(billingPort, "app")).as("the co-tenant moved too").isEqualTo(target.port());

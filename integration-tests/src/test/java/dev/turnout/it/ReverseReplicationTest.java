@@ -66,6 +66,14 @@ class ReverseReplicationTest {
       assertThat(MigrationFixture.history(done)).as("the proof tells the reverse path's commits apart")
           .contains("no commit on the source after the final LSN");
 
+      // An adversary on the target that names itself as the migrator's connections do (not in the migrator's role):
+      // the target's fence must end it like any other session, or it could write after the last position carried.
+      // Opened more than a second before the rollback: a login younger than that is waited for by the rollback's
+      // grace as a client about to begin its first transaction (up to the grace), which is not what is measured here.
+      Connection impostor = java.sql.DriverManager.getConnection(PostgresServer.jdbcUrl(f.target.port())
+          .replace("user=postgres", "user=app") + "&ApplicationName=turnout-migrator");
+      long impostorLogin = System.nanoTime();
+
       // The application keeps writing on the target; each of those writes reaches the source as it commits.
       int before = writer.acknowledged().size();
       long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
@@ -79,11 +87,7 @@ class ReverseReplicationTest {
             .isBetween(0L, 5_000L);
       });
 
-      // An adversary on the target that names itself as the migrator's connections do (not in the migrator's role):
-      // the target's fence must end it like any other session, or it could write after the last position carried.
-      Connection impostor = java.sql.DriverManager.getConnection(PostgresServer.jdbcUrl(f.target.port())
-          .replace("user=postgres", "user=app") + "&ApplicationName=turnout-migrator");
-
+      Thread.sleep(Math.max(0, 1_200 - (System.nanoTime() - impostorLogin) / 1_000_000));
       writer.resetGap(); // the write gap of the rollback
       f.migrator().rollback(done.id(), false); // no consent: the path is healthy
       Migration back = f.awaitPhase(done.id(), p -> p.isTerminal() || p == Phase.HALTED, Duration.ofSeconds(60));

@@ -800,6 +800,12 @@ public final class AwsPlatform implements Platform {
     sql.stopReverseReplication();
   }
 
+  /** As on any PostgreSQL: only the source's subscriptions before it is writable, the target's slots after. */
+  @Override
+  public void stopReverseApply() throws MigrationException {
+    sql.stopReverseSubscriptions();
+  }
+
   @Override
   public void close() {
     sql.close();

@@ -428,6 +428,13 @@ public final class DryRunPostgresSql implements PostgresSql {
   }
 
   @Override
+  public void quickApplyLauncher(boolean on) {
+    source(on ? "ALTER SYSTEM SET wal_retrieve_retry_interval = '100ms' where it is the default (before PostgreSQL 16:"
+        + " the launcher starts the subscriptions' apply workers at most once an interval); reload the configuration"
+        : "ALTER SYSTEM RESET wal_retrieve_retry_interval where the migration set it; reload the configuration");
+  }
+
+  @Override
   public void stopReverseReplication() {
     stopReverseSubscriptions();
     target("drop the slots turnout_reverse_* and the publication turnout_reverse");
@@ -435,8 +442,13 @@ public final class DryRunPostgresSql implements PostgresSql {
 
   @Override
   public void stopReverseSubscriptions() {
-    source("disable and drop the subscriptions turnout_reverse_*");
+    if (!subscriptionsDropped) { // a rollback drops them before the unfence; the rest of the path goes after the route
+      source("disable and drop the subscriptions turnout_reverse_*");
+      subscriptionsDropped = true;
+    }
   }
+
+  private boolean subscriptionsDropped;
 
   @Override
   public void dropSlot(String name) {

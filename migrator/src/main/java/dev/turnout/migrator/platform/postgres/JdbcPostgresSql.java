@@ -1395,6 +1395,29 @@ final class JdbcPostgresSql implements PostgresSql {
   }
 
   @Override
+  public void quickApplyLauncher(boolean on) throws MigrationException {
+    try (Statement s = source().createStatement()) {
+      if (source().getMetaData().getDatabaseMajorVersion() >= 16) {
+        return;
+      }
+      // Set only over the default, and reset only as set here (an operator's own 100 ms would be reset too).
+      boolean change = on ? bool(source(), "select source = 'default' from pg_settings"
+          + " where name = 'wal_retrieve_retry_interval'")
+          : bool(source(), "select exists (select 1 from pg_file_settings where name = 'wal_retrieve_retry_interval'"
+              + " and sourcefile like '%postgresql.auto.conf' and setting = '" + QUICK_LAUNCHER + "')");
+      if (change) {
+        s.execute(on ? "alter system set wal_retrieve_retry_interval = '" + QUICK_LAUNCHER + "'"
+            : "alter system reset wal_retrieve_retry_interval");
+        s.execute("select pg_reload_conf()");
+      }
+    } catch (SQLException e) {
+      throw fail((on ? "setting" : "resetting") + " wal_retrieve_retry_interval on the source " + spec.source(), e);
+    }
+  }
+
+  private static final String QUICK_LAUNCHER = "100ms";
+
+  @Override
   public dev.turnout.migrator.Platform.ReverseHealth reverseHealth(String fingerprint) throws MigrationException {
     try {
       List<Database> databases = reverseDatabases();

@@ -251,6 +251,7 @@ public final class PostgresPlatform implements Platform {
 
   @Override
   public String startReverseReplication() throws MigrationException {
+    sql.quickApplyLauncher(true);
     return sql.startReverseReplication(spec.target());
   }
 
@@ -306,6 +307,7 @@ public final class PostgresPlatform implements Platform {
   @Override
   public void stopReverseReplication() throws MigrationException {
     sql.stopReverseReplication();
+    sql.quickApplyLauncher(false);
   }
 
   @Override

@@ -201,6 +201,16 @@ public interface PostgresSql extends AutoCloseable {
   /** Drops the subscriptions on the source, then the slots and the publications on the target, where present. */
   void stopReverseReplication() throws MigrationException;
 
+  /**
+   * Before PostgreSQL 16 the logical replication launcher starts apply workers at most once every {@code
+   * wal_retrieve_retry_interval} (5 s by default) for the whole server, so of the reverse path's subscriptions (one
+   * per database) the second would start its worker 5 s after the first, and a rollback soon after the promotion
+   * would wait for it. With {@code on}, where the source has the default, {@code ALTER SYSTEM} sets it to 100 ms
+   * there; without, what was set so is reset. PostgreSQL 16 times each subscription's start on its own: nothing is
+   * done there.
+   */
+  void quickApplyLauncher(boolean on) throws MigrationException;
+
   /** Drops the subscriptions on the source, where present (the first half of {@link #stopReverseReplication}). */
   void stopReverseSubscriptions() throws MigrationException;
 
