@@ -99,7 +99,7 @@ final class ServerChecks {
     }
     return Check.of(name, false, "the source could not connect to " + r.publisher() + " as " + r.role() + " in "
         + r.refused().size() + " of " + r.databases() + " database(s): " + r.refused().stream()
-            .map(f -> f.database() + ": " + f.message()).collect(Collectors.joining("; "))
+            .map(f -> f.database() + ": " + f.message().replaceAll("\\.+$", "")).collect(Collectors.joining("; "))
         + ". The subscriptions would fail at promotion, after the fence: let the source reach the target (its"
         + " network, the target's pg_hba.conf for the role and databases, the role's password)" + without);
   }
