@@ -216,6 +216,11 @@ class ReverseReplicationTest {
   @Test
   void preflight_aSourceThatCannotReachTheTarget_refusesTheWayForward_andLeavesNoProbeBehind() throws Exception {
     setUp(15);
+    try (Connection c = f.source.connect(); Statement s = c.createStatement()) {
+      // What a crash between the probe's CREATE and DROP leaves: dropped before the next probe.
+      s.execute("create subscription turnout_probe_1 connection 'host=127.0.0.1 port=1 dbname=postgres' publication"
+          + " turnout_reverse with (connect = false, enabled = false, create_slot = false, slot_name = NONE)");
+    }
     try (FakeNetwork network = FakeNetwork.inFrontOf(f.target.port(), FakeNetwork.LOGICAL_REPLICATION)) {
       Migration.Spec spec = f.spec(Duration.ofSeconds(1), Duration.ofSeconds(60));
       Migration started = f.migrator().start(new Migration.Spec(spec.database(), spec.source(),
@@ -237,7 +242,10 @@ class ReverseReplicationTest {
     try (Connection c = f.source.connect(); Statement s = c.createStatement();
          ResultSet rs = s.executeQuery("select count(*) from pg_subscription")) {
       rs.next();
-      assertThat(rs.getLong(1)).as("no probe left on the source").isZero();
+      assertThat(rs.getLong(1)).as("no probe left on the source, nor the one a crash had left").isZero();
     }
+    assertThat(java.nio.file.Files.readString(f.source.dataDir().resolveSibling("postgres.log")))
+        .as("the probe's failure is in the source's log, its statement (which holds the password) is not")
+        .contains("could not connect to the publisher").doesNotContainIgnoringCase("create subscription turnout_probe_");
   }
 }
