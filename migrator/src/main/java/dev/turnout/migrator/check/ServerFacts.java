@@ -32,7 +32,7 @@ public record ServerFacts(Source source, Optional<Target> target, ImmutableList<
    * @param migratorSuperuser whether the migrator's role is a superuser, or on RDS a member of rds_superuser (it owns
    *     the subscriptions and logs in to the target for them)
    * @param reach whether the source itself reached the target for the subscriptions; empty when not looked at (no
-   *     reverse replication wanted, or a target not there to reach)
+   *     reverse replication wanted, a target not there to reach, or a role that may not make subscriptions)
    */
   public record WayBack(ImmutableList<String> withoutIdentity, ImmutableMap<String, Long> largeObjects,
       boolean migratorSuperuser, Optional<Reach> reach) {

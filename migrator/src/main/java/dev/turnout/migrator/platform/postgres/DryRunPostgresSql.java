@@ -97,7 +97,8 @@ public final class DryRunPostgresSql implements PostgresSql {
   public ServerFacts facts(boolean readTarget, Optional<ServerAddress> reversePublisher) throws MigrationException {
     boolean target = readTarget && targetThere;
     ServerFacts facts = read(() -> servers.facts(target, Optional.empty()));
-    if (!target || reversePublisher.isEmpty() || facts.wayBack().isEmpty()) {
+    if (!target || reversePublisher.isEmpty() || facts.wayBack().isEmpty()
+        || !facts.wayBack().get().migratorSuperuser()) {
       return facts;
     }
     source("in every database the reverse path covers: CREATE SUBSCRIPTION turnout_probe_<pid> connecting to "

@@ -188,7 +188,8 @@ final class JdbcPostgresSql implements PostgresSql {
       ImmutableList<ServerFacts.Slot> logical = slots(source()).stream().map(x -> new ServerFacts.Slot(x.name(),
           x.plugin(), x.active(), x.confirmedLsn().toString(), x.retainedBytes())).collect(ImmutableList.toImmutableList());
       Optional<ServerFacts.WayBack> wayBack = src.inRecovery() ? Optional.empty() : Optional.of(wayBack());
-      if (wayBack.isPresent() && readTarget && reversePublisher.isPresent()) {
+      // A role that may not make subscriptions is named by its own check; a probe would only fail on that again.
+      if (wayBack.isPresent() && wayBack.get().migratorSuperuser() && readTarget && reversePublisher.isPresent()) {
         wayBack = Optional.of(wayBack.get().withReach(reach(reversePublisher.get())));
       }
       return new ServerFacts(sourceFacts, targetFacts, logical, fenceFacts(readTarget), wayBack);
