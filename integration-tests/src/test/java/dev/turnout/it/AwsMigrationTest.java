@@ -211,7 +211,10 @@ class AwsMigrationTest {
       assertThat(done.phase()).as(MigrationFixture.history(done)).isEqualTo(Phase.COMPLETED);
       assertThat(done.progress().reverse()).as(MigrationFixture.history(done)).isPresent();
       assertThat(MigrationFixture.history(done)).contains("ok   way back: rds.logical_replication")
-          .contains("rds.logical_replication = 1 for the reverse path");
+          .contains("rds.logical_replication = 1 for the reverse path")
+          .as("preflight made RDS connect to the writer endpoint as AWS describes it, where the subscriptions connect")
+          .contains("ok   way back: connection from the source: the source connected to localhost:" + f.target.port()
+              + " as postgres in 1 database(s)");
       assertThat(aws.clusterParameterGroupParameters(CLUSTER + "-params")).containsEntry("rds.logical_replication", "1");
       try (Connection c = f.source.connect(); Statement s = c.createStatement();
            java.sql.ResultSet rs = s.executeQuery("select subconninfo from pg_subscription")) {
@@ -293,6 +296,10 @@ class AwsMigrationTest {
     List<String> planned = f.migrator().dryRun(spec(Optional.empty(), Duration.ofSeconds(1)));
     assertThat(planned).anySatisfy(l -> assertThat(l).contains("ok   way back: rds.logical_replication")
         .contains("in effect on " + CLUSTER + "-1"));
+    assertThat(planned).as("the dry run lists the probe of RDS's connection to the writer endpoint, and makes none")
+        .anySatisfy(l -> assertThat(l).contains("source 127.0.0.1:" + f.source.port() + ": in every database the"
+            + " reverse path covers: CREATE SUBSCRIPTION turnout_probe_<pid> connecting to 127.0.0.1:" + f.target.port()))
+        .anySatisfy(l -> assertThat(l).contains("warn way back: connection from the source: not tried in a dry run"));
   }
 
   /** Finalize on AWS drops the path as on PostgreSQL: the subscriptions on RDS, the slots and publication on Aurora. */

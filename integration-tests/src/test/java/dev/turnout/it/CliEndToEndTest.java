@@ -52,8 +52,17 @@ class CliEndToEndTest {
         + ": ALTER SYSTEM SET default_transaction_read_only = on").contains("PROMOTING: target 127.0.0.1:"
         + f.target.port() + ": pg_promote").contains("BAKING: write probe committed on " + target)
         .contains("COMPLETED: the target held the baseline for the bake of 120 s")
-        .as("the dry run read the servers: the real checks").contains("preflight ok   same system identifier");
+        .as("the dry run read the servers: the real checks").contains("preflight ok   same system identifier")
+        .as("and listed the probe of the source's connection to the target instead of making it")
+        .contains("source 127.0.0.1:" + f.source.port() + ": in every database the reverse path covers: CREATE"
+            + " SUBSCRIPTION turnout_probe_<pid> connecting to " + target)
+        .contains("preflight warn way back: connection from the source: not tried in a dry run");
     assertThat(f.migrator().list()).isEmpty();
+    try (java.sql.Connection c = f.source.connect(); java.sql.Statement s = c.createStatement();
+         java.sql.ResultSet rs = s.executeQuery("select count(*) from pg_subscription")) {
+      rs.next();
+      assertThat(rs.getLong(1)).as("the dry run made no subscription").isZero();
+    }
 
     Cli.Result started;
     try (Writer writer = new Writer(f.appPort, "app").start()) {

@@ -25,8 +25,8 @@ import org.junit.jupiter.api.io.TempDir;
  * the old source over the reverse replication made at promotion, with the source's sequence ahead of every id the
  * target used, so the writer goes on on the source without a duplicate key, and a CDC consumer that followed the
  * database to the target and back sees every commit once (its slot on the source moved past what it had confirmed on
- * the target). And preflight checks the way back before
- * the way forward: a table without a primary key is named, and the migration does not start.
+ * the target). And preflight checks the way back before the way forward: a table without a primary key is named,
+ * and so is a source that cannot connect to the target, and the migration does not start.
  */
 class ReverseReplicationTest {
   @TempDir Path dir;
@@ -65,6 +65,9 @@ class ReverseReplicationTest {
       assertThat(done.progress().reverse()).as(MigrationFixture.history(done)).isPresent();
       assertThat(MigrationFixture.history(done)).as("the proof tells the reverse path's commits apart")
           .contains("no commit on the source after the final LSN");
+      assertThat(MigrationFixture.history(done)).as("preflight made the source connect to the target, as the path did")
+          .contains("preflight ok   way back: connection from the source: the source connected to 127.0.0.1:"
+              + f.target.port() + " as postgres in 1 database(s)");
 
       // An adversary on the target that names itself as the migrator's connections do (not in the migrator's role):
       // the target's fence must end it like any other session, or it could write after the last position carried.
@@ -206,5 +209,47 @@ class ReverseReplicationTest {
     assertThat(m.phase()).as(MigrationFixture.history(m)).isEqualTo(Phase.ROLLED_BACK);
     assertThat(m.progress().error().orElseThrow()).contains("way back: replica identity")
         .contains("postgres.public.audit_log").contains("--without-reverse-replication");
+  }
+
+  /**
+   * The source connects to the target for the way back only at promotion, when it is fenced already. A network
+   * that lets the migrator's connections to the target through but drops the source's (a subscription's walsender
+   * connection, replication=database) is found at preflight instead: it names the check, PostgreSQL's message and
+   * the way out, the migration does not start, and the probe leaves no subscription behind on the source.
+   */
+  @Test
+  void preflight_aSourceThatCannotReachTheTarget_refusesTheWayForward_andLeavesNoProbeBehind() throws Exception {
+    setUp(15);
+    try (Connection c = f.source.connect(); Statement s = c.createStatement()) {
+      // What a crash between the probe's CREATE and DROP leaves: dropped before the next probe.
+      s.execute("create subscription turnout_probe_1 connection 'host=127.0.0.1 port=1 dbname=postgres' publication"
+          + " turnout_reverse with (connect = false, enabled = false, create_slot = false, slot_name = NONE)");
+    }
+    try (FakeNetwork network = FakeNetwork.inFrontOf(f.target.port(), FakeNetwork.LOGICAL_REPLICATION)) {
+      Migration.Spec spec = f.spec(Duration.ofSeconds(1), Duration.ofSeconds(60));
+      Migration started = f.migrator().start(new Migration.Spec(spec.database(), spec.source(),
+          new dev.turnout.migrator.ServerAddress("127.0.0.1", network.port()), spec.options()));
+      Migration m = f.awaitPhase(started.id(), p -> p.isTerminal() || p == Phase.HALTED || p == Phase.REPLICATING,
+          Duration.ofSeconds(60));
+
+      assertThat(m.phase()).as(MigrationFixture.history(m)).isEqualTo(Phase.ROLLED_BACK);
+      assertThat(m.progress().error().orElseThrow()).contains("way back: connection from the source")
+          .contains("the source could not connect to 127.0.0.1:" + network.port() + " as postgres in 1 of 1 database(s)")
+          .contains("postgres: could not connect to the publisher").contains("pg_hba.conf")
+          .contains("--without-reverse-replication");
+      assertThat(MigrationFixture.history(m)).as("the rest of the way back holds")
+          .contains("preflight ok   way back: replica identity");
+      assertThat(network.refused).as("the probe came as a subscription does").isNotEmpty()
+          .allSatisfy(p -> assertThat(p).containsEntry("replication", "database").containsEntry("database", "postgres"));
+      System.out.println("refused at preflight: " + m.progress().error().orElseThrow());
+    }
+    try (Connection c = f.source.connect(); Statement s = c.createStatement();
+         ResultSet rs = s.executeQuery("select count(*) from pg_subscription")) {
+      rs.next();
+      assertThat(rs.getLong(1)).as("no probe left on the source, nor the one a crash had left").isZero();
+    }
+    assertThat(java.nio.file.Files.readString(f.source.dataDir().resolveSibling("postgres.log")))
+        .as("the probe's failure is in the source's log, its statement (which holds the password) is not")
+        .contains("could not connect to the publisher").doesNotContainIgnoringCase("create subscription turnout_probe_");
   }
 }

@@ -38,8 +38,9 @@ final class ServerChecks {
   /**
    * The way back, checked before the way forward: reverse replication needs every table to have a primary key or a
    * replica identity (updates and deletes are matched by it), no large objects (not replicated), {@code wal_level =
-   * logical} on the target (the slot there), and a superuser migrator role (it owns the subscriptions and logs in to
-   * the target for them). Each blocks, naming what, unless the operator started without reverse replication.
+   * logical} on the target (the slot there), a superuser migrator role (it owns the subscriptions and logs in to
+   * the target for them), and a source that reaches the target as the subscriptions will. Each blocks, naming what,
+   * unless the operator started without reverse replication.
    */
   static void wayBack(ServerFacts facts, Preflight.WayBack wayBack, Preflight.Verdict.Builder out) {
     if (wayBack.declined()) {
@@ -79,6 +80,28 @@ final class ServerChecks {
             + " in to the target for them"
         : "the migrator's role is not a superuser (on RDS: not a member of rds_superuser): it cannot make"
             + " subscriptions" + without));
+    w.reach().ifPresent(r -> out.add(reach(r, without)));
+  }
+
+  /**
+   * The source's own connection to the target, as the subscriptions will make it at promotion: found then, the source
+   * is already fenced. A dry run makes no probe, so it does not block there.
+   */
+  private static Check reach(ServerFacts.Reach r, String without) {
+    String name = "way back: connection from the source";
+    if (!r.tried()) {
+      return Check.advice(name, false, "not tried in a dry run: the run makes and drops a disabled subscription"
+          + " without a slot on the source, connecting to " + r.publisher() + " in every database");
+    }
+    if (r.refused().isEmpty()) {
+      return Check.of(name, true, "the source connected to " + r.publisher() + " as " + r.role() + " in "
+          + r.databases() + " database(s), as the reverse path's subscriptions will");
+    }
+    return Check.of(name, false, "the source could not connect to " + r.publisher() + " as " + r.role() + " in "
+        + r.refused().size() + " of " + r.databases() + " database(s): " + r.refused().stream()
+            .map(f -> f.database() + ": " + f.message().replaceAll("\\.+$", "")).collect(Collectors.joining("; "))
+        + ". The subscriptions would fail at promotion, after the fence: let the source reach the target (its"
+        + " network, the target's pg_hba.conf for the role and databases, the role's password)" + without);
   }
 
   private static void standby(ServerFacts facts, Preflight.Verdict.Builder out) {

@@ -31,9 +31,46 @@ public record ServerFacts(Source source, Optional<Target> target, ImmutableList<
    * @param largeObjects large objects in use, by database: logical replication does not carry them
    * @param migratorSuperuser whether the migrator's role is a superuser, or on RDS a member of rds_superuser (it owns
    *     the subscriptions and logs in to the target for them)
+   * @param reach whether the source itself reached the target for the subscriptions; empty when not looked at (no
+   *     reverse replication wanted, a target not there to reach, or a role that may not make subscriptions)
    */
   public record WayBack(ImmutableList<String> withoutIdentity, ImmutableMap<String, Long> largeObjects,
-      boolean migratorSuperuser) {}
+      boolean migratorSuperuser, Optional<Reach> reach) {
+    public WayBack {
+      reach = reach == null ? Optional.empty() : reach;
+    }
+
+    public WayBack(ImmutableList<String> withoutIdentity, ImmutableMap<String, Long> largeObjects,
+        boolean migratorSuperuser) {
+      this(withoutIdentity, largeObjects, migratorSuperuser, Optional.empty());
+    }
+
+    public WayBack withReach(Reach reach) {
+      return new WayBack(withoutIdentity, largeObjects, migratorSuperuser, Optional.of(reach));
+    }
+  }
+
+  /**
+   * Whether the source connected to the target as the reverse path's subscriptions will: the same connection string
+   * (the publisher's address, the database, the migrator's role and password), from the source server itself, through
+   * its network and the target's pg_hba. Read by making and at once dropping a disabled subscription without a slot
+   * in each database the path covers.
+   *
+   * @param publisher the address the subscriptions connect to ({@code host:port})
+   * @param role the role they log in as (empty when not tried)
+   * @param databases how many databases were probed (0 when not tried)
+   * @param refused each database whose probe did not connect, with what PostgreSQL said; empty when every one did
+   * @param tried false in a dry run, which makes no probe
+   */
+  public record Reach(String publisher, String role, int databases, ImmutableList<Refusal> refused, boolean tried) {
+    /** What a dry run knows: where the subscriptions would connect to, not whether they could. */
+    public static Reach notTried(String publisher) {
+      return new Reach(publisher, "", 0, ImmutableList.of(), false);
+    }
+  }
+
+  /** A probe that did not connect: the database, and PostgreSQL's message ("could not connect to the publisher: ..."). */
+  public record Refusal(String database, String message) {}
 
   /** A server's address, and what says whether it is a primary and of which cluster. */
   public record Identity(String host, int port, boolean inRecovery, String systemIdentifier) {

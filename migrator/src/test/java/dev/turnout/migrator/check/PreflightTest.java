@@ -385,10 +385,57 @@ class PreflightTest {
     assertThat(named(verdict, "way back: subscription role").blocks()).isTrue();
   }
 
+  private static ServerFacts.WayBack reaching(ServerFacts.Reach reach) {
+    return new ServerFacts.WayBack(ImmutableList.of(), ImmutableMap.of(), true).withReach(reach);
+  }
+
+  @Test
+  void aSourceThatReachedTheTarget_passes_namingTheAddressTheRoleAndTheDatabases() {
+    ServerFacts facts = withWayBack(healthy(), reaching(new ServerFacts.Reach("10.0.0.6:5432", "turnout", 3,
+        ImmutableList.of(), true)));
+
+    Preflight.Verdict verdict = Preflight.judge(PreflightFacts.of(facts), false, Optional.empty(), REVERSE, NOW);
+
+    assertThat(verdict.blocking()).isEmpty();
+    assertThat(named(verdict, "way back: connection from the source")).hasToString("ok   way back: connection from"
+        + " the source: the source connected to 10.0.0.6:5432 as turnout in 3 database(s), as the reverse path's"
+        + " subscriptions will");
+  }
+
+  @Test
+  void aSourceThatCannotReachTheTarget_blocks_namingEachDatabaseAndPostgresMessage_andTheWayOut() {
+    ServerFacts facts = withWayBack(healthy(), reaching(new ServerFacts.Reach("10.0.0.6:5432", "turnout", 2,
+        ImmutableList.of(new ServerFacts.Refusal("orders", "could not connect to the publisher: connection to server at"
+            + " \"10.0.0.6\", port 5432 failed: FATAL: no pg_hba.conf entry for replication connection from host"
+            + " \"10.0.0.5\", user \"turnout\", no encryption")), true)));
+
+    Preflight.Verdict verdict = Preflight.judge(PreflightFacts.of(facts), false, Optional.empty(), REVERSE, NOW);
+
+    Check reach = named(verdict, "way back: connection from the source");
+    assertThat(verdict.blocking()).containsExactly(reach);
+    assertThat(reach.detail()).startsWith("the source could not connect to 10.0.0.6:5432 as turnout in 1 of 2"
+        + " database(s): orders: could not connect to the publisher: connection to server at \"10.0.0.6\"")
+        .contains("no pg_hba.conf entry").contains("pg_hba.conf for the role and databases")
+        .contains("password").contains("--without-reverse-replication");
+  }
+
+  @Test
+  void aDryRun_didNotTryTheSourcesConnection_andSaysSo_withoutBlocking() {
+    ServerFacts facts = withWayBack(healthy(), reaching(ServerFacts.Reach.notTried("10.0.0.6:5432")));
+
+    Preflight.Verdict verdict = Preflight.judge(PreflightFacts.of(facts), false, Optional.empty(), REVERSE, NOW);
+
+    assertThat(verdict.blocking()).isEmpty();
+    assertThat(named(verdict, "way back: connection from the source")).hasToString("warn way back: connection from"
+        + " the source: not tried in a dry run: the run makes and drops a disabled subscription without a slot on the"
+        + " source, connecting to 10.0.0.6:5432 in every database");
+  }
+
   @Test
   void withoutReverseReplication_theWayBackOnlyWarns_andNothingOfItBlocks() {
     ServerFacts facts = withWayBack(healthy(), new ServerFacts.WayBack(ImmutableList.of("orders.public.audit_log"),
-        ImmutableMap.of("orders", 3L), false));
+        ImmutableMap.of("orders", 3L), false).withReach(new ServerFacts.Reach("10.0.0.6:5432", "turnout", 1,
+            ImmutableList.of(new ServerFacts.Refusal("orders", "could not connect to the publisher")), true)));
 
     Preflight.Verdict verdict = Preflight.judge(PreflightFacts.of(facts), false, Optional.empty(),
         new Preflight.WayBack(false, true), NOW);

@@ -149,9 +149,9 @@ public final class AwsPlatform implements Platform {
    * cluster endpoints in, and the instance's port (the cluster is created on it).
    */
   static ServerAddress writerEndpoint(AwsApi api, String database, Migration.Aurora aurora) throws MigrationException {
-    Optional<DBCluster> cluster = api.cluster(aurora.targetCluster());
-    if (cluster.isPresent() && cluster.get().endpoint() != null && cluster.get().port() != null) {
-      return new ServerAddress(cluster.get().endpoint(), cluster.get().port());
+    Optional<ServerAddress> described = api.cluster(aurora.targetCluster()).flatMap(AwsPlatform::writerEndpoint);
+    if (described.isPresent()) {
+      return described.get();
     }
     DBInstance instance = api.instance(aurora.sourceInstance()).orElseThrow(() -> refused("database '" + database
         + "': RDS instance '" + aurora.sourceInstance() + "' does not exist (in this account and region)"));
@@ -161,6 +161,12 @@ public final class AwsPlatform implements Platform {
     }
     return new ServerAddress(clusterEndpoint(database, instance.endpoint().address(), aurora.targetCluster()),
         instance.endpoint().port());
+  }
+
+  /** A described cluster's Endpoint and Port, when it has them yet. */
+  private static Optional<ServerAddress> writerEndpoint(DBCluster cluster) {
+    return cluster.endpoint() == null || cluster.port() == null ? Optional.empty()
+        : Optional.of(new ServerAddress(cluster.endpoint(), cluster.port()));
   }
 
   /** An Aurora cluster's writer endpoint shares the account-and-region suffix of the instance endpoints. */
@@ -383,7 +389,14 @@ public final class AwsPlatform implements Platform {
     AwsFacts aws = new AwsFacts(names, src.map(this::instanceFacts), cluster.map(this::clusterFacts),
         Optional.of(fenceGroupFacts(src.get())), Optional.of(metricFacts()), spec.options().withoutReverseReplication()
             ? Optional.empty() : Optional.of(logicalReplication(cluster.get())));
-    return new PreflightFacts(Optional.of(sql.facts(true)), Optional.of(aws));
+    // The source is probed for reaching the writer endpoint, where startReverseReplication connects it to: the
+    // cluster just described says where, unless it has no endpoint yet.
+    Optional<ServerAddress> publisher = Optional.empty();
+    if (!spec.options().withoutReverseReplication()) {
+      Optional<ServerAddress> described = writerEndpoint(cluster.get());
+      publisher = Optional.of(described.isPresent() ? described.get() : writerEndpoint(api(), spec.database(), aurora));
+    }
+    return new PreflightFacts(Optional.of(sql.facts(true, publisher)), Optional.of(aws));
   }
 
   private AwsFacts.Instance instanceFacts(DBInstance i) {

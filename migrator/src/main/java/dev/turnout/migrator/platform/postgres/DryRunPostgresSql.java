@@ -89,9 +89,23 @@ public final class DryRunPostgresSql implements PostgresSql {
     dryRun.record("target " + spec.target() + ": " + change);
   }
 
+  /**
+   * The facts read without the probe of the source's reach (a subscription made and dropped: a change), which is
+   * listed instead; its check then says it was not tried.
+   */
   @Override
-  public ServerFacts facts(boolean readTarget) throws MigrationException {
-    return read(() -> servers.facts(readTarget && targetThere));
+  public ServerFacts facts(boolean readTarget, Optional<ServerAddress> reversePublisher) throws MigrationException {
+    boolean target = readTarget && targetThere;
+    ServerFacts facts = read(() -> servers.facts(target, Optional.empty()));
+    if (!target || reversePublisher.isEmpty() || facts.wayBack().isEmpty()
+        || !facts.wayBack().get().migratorSuperuser()) {
+      return facts;
+    }
+    source("in every database the reverse path covers: CREATE SUBSCRIPTION turnout_probe_<pid> connecting to "
+        + reversePublisher.get() + " as the reverse path's subscriptions will (connect = true, enabled = false,"
+        + " slot_name = NONE), then DROP SUBSCRIPTION: whether the source reaches the target for the way back");
+    return new ServerFacts(facts.source(), facts.target(), facts.logicalSlots(), facts.fence(),
+        Optional.of(facts.wayBack().get().withReach(ServerFacts.Reach.notTried(reversePublisher.get().toString()))));
   }
 
   /**

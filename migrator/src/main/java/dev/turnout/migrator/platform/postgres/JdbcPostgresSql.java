@@ -171,7 +171,7 @@ final class JdbcPostgresSql implements PostgresSql {
   }
 
   @Override
-  public ServerFacts facts(boolean readTarget) throws MigrationException {
+  public ServerFacts facts(boolean readTarget, Optional<ServerAddress> reversePublisher) throws MigrationException {
     try {
       ServerFacts.Identity src = identity(source(), spec.source());
       // pg_walfile_name() cannot run in recovery; a source in recovery fails preflight anyway.
@@ -187,8 +187,12 @@ final class JdbcPostgresSql implements PostgresSql {
       }
       ImmutableList<ServerFacts.Slot> logical = slots(source()).stream().map(x -> new ServerFacts.Slot(x.name(),
           x.plugin(), x.active(), x.confirmedLsn().toString(), x.retainedBytes())).collect(ImmutableList.toImmutableList());
-      return new ServerFacts(sourceFacts, targetFacts, logical, fenceFacts(readTarget),
-          src.inRecovery() ? Optional.empty() : Optional.of(wayBack()));
+      Optional<ServerFacts.WayBack> wayBack = src.inRecovery() ? Optional.empty() : Optional.of(wayBack());
+      // A role that may not make subscriptions is named by its own check; a probe would only fail on that again.
+      if (wayBack.isPresent() && wayBack.get().migratorSuperuser() && readTarget && reversePublisher.isPresent()) {
+        wayBack = Optional.of(wayBack.get().withReach(reach(reversePublisher.get())));
+      }
+      return new ServerFacts(sourceFacts, targetFacts, logical, fenceFacts(readTarget), wayBack);
     } catch (SQLException e) {
       throw fail("preflight", e);
     }
@@ -238,6 +242,67 @@ final class JdbcPostgresSql implements PostgresSql {
         bool(source(), "select rolsuper or exists (select 1 from pg_roles a where a.rolname = 'rdsadmin')"
             + " and exists (select 1 from pg_roles r where r.rolname = 'rds_superuser'"
             + " and pg_has_role(current_user, r.oid, 'member')) from pg_roles where rolname = current_user"));
+  }
+
+  /** The subscriptions {@link #reach} makes and drops; one left by a crash between the two is dropped first. */
+  private static final String PROBE_LIKE = "'turnout\\_probe\\_%'";
+
+  /**
+   * Whether the source reaches {@code publisher} as the reverse path's subscriptions will, in each database the path
+   * covers: a subscription with their connection string (plus {@code connect_timeout=10}), which CREATE SUBSCRIPTION
+   * connects with once ({@code connect = true}: walrcv_connect, "could not connect to the publisher: ..." when it
+   * cannot). The publication does not exist yet on the standby, which PostgreSQL only warns of. Made disabled and
+   * without a slot, it starts no worker, and its DROP does not connect to the target again.
+   */
+  private ServerFacts.Reach reach(ServerAddress publisher) throws SQLException {
+    List<Database> databases = reverseDatabases();
+    ImmutableList.Builder<ServerFacts.Refusal> refused = ImmutableList.builder();
+    for (Database d : databases) {
+      Connection c = in(spec.source(), d.name());
+      try (Statement s = c.createStatement()) {
+        for (String leftover : column(c, "select subname from pg_subscription where subname like " + PROBE_LIKE
+            + " and subdbid = (select oid from pg_database where datname = current_database())")) {
+          s.execute("drop subscription " + quote(leftover));
+        }
+        String name = "turnout_probe_" + text(c, "select pg_backend_pid()");
+        boolean quiet = statementsUnlogged(s, true);
+        try {
+          s.execute("create subscription " + name + " connection " + literal(conninfo(publisher, d.name())
+              + " connect_timeout=10") + " publication " + REVERSE_PUBLICATION + " with (connect = true, enabled ="
+              + " false, create_slot = false, copy_data = false, slot_name = NONE)");
+          s.execute("drop subscription " + name);
+        } catch (SQLException e) {
+          if (!c.isValid(2)) {
+            throw e; // the source itself went away: not the probe's answer
+          }
+          refused.add(new ServerFacts.Refusal(d.name(), e.getMessage().replaceFirst("^ERROR: ", "")
+              .replaceAll("\\s+", " ").trim()));
+        } finally {
+          if (quiet) {
+            statementsUnlogged(s, false);
+          }
+        }
+      } finally {
+        release(c);
+      }
+    }
+    return new ServerFacts.Reach(publisher.toString(), credentials.user(), databases.size(), refused.build(), true);
+  }
+
+  /**
+   * The probe's statement holds the migrator's password: kept out of the source's log, where PostgreSQL writes a
+   * failed statement beside its error (log_min_error_statement) and DDL when asked to (log_statement). Both are
+   * superuser settings: where the role may not set them (a managed service's), the probe runs as it is. Returns
+   * whether they were set.
+   */
+  private static boolean statementsUnlogged(Statement s, boolean unlogged) {
+    try {
+      s.execute(unlogged ? "set log_min_error_statement = panic; set log_statement = none"
+          : "reset log_min_error_statement; reset log_statement");
+      return true;
+    } catch (SQLException e) {
+      return false;
+    }
   }
 
   private static ServerFacts.Identity identity(Connection c, ServerAddress address) throws SQLException {

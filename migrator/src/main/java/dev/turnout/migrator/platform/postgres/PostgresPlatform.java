@@ -61,9 +61,11 @@ public final class PostgresPlatform implements Platform {
         : sql.ensureReplica(spec.options().createReplica().get());
   }
 
+  /** The source is probed for reaching the target where {@link #startReverseReplication} would connect it to. */
   @Override
   public PreflightFacts preflightFacts() throws MigrationException {
-    return PreflightFacts.of(sql.facts(true));
+    return PreflightFacts.of(sql.facts(true, spec.options().withoutReverseReplication() ? Optional.empty()
+        : Optional.of(spec.target())));
   }
 
   @Override

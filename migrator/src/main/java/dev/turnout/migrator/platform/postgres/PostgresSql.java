@@ -41,10 +41,15 @@ public interface PostgresSql extends AutoCloseable {
   // Reads.
 
   /**
-   * What preflight judges about the two servers; reads only. Without {@code readTarget} the target is not read
-   * (it does not exist yet) and the facts' target is empty.
+   * What preflight judges about the two servers. Without {@code readTarget} the target is not read (it does not
+   * exist yet) and the facts' target is empty. With {@code reversePublisher} (reverse replication wanted, and the
+   * address its subscriptions would connect to), a target read and a role that may make subscriptions, the source is
+   * probed for reaching it: in each database the reverse path covers, a disabled subscription without a slot is made
+   * with the subscriptions' connection string, connecting once, and dropped at once (the only write; nothing is left
+   * behind). Else reads only.
    */
-  ServerFacts facts(boolean readTarget) throws MigrationException;
+  ServerFacts facts(boolean readTarget, Optional<dev.turnout.migrator.ServerAddress> reversePublisher)
+      throws MigrationException;
 
   /** The source's WAL position and the target's replay position and delay. */
   Sample sample() throws MigrationException;
