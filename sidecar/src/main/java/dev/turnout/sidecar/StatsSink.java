@@ -72,6 +72,18 @@ final class StatsSink {
     });
   }
 
+  /**
+   * Runs {@code task} on the executor, unless the sidecar has shut it down meanwhile: the stream's end then comes
+   * from the sidecar's own shutdown, and nothing is left to do about it.
+   */
+  private void confined(Runnable task) {
+    try {
+      executor.execute(task);
+    } catch (java.util.concurrent.RejectedExecutionException shutDown) {
+      // the sidecar is stopping
+    }
+  }
+
   private void flush() {
     boolean first = stream == null;
     if (first) {
@@ -112,7 +124,7 @@ final class StatsSink {
 
       @Override
       public void onError(Throwable t) {
-        executor.execute(() -> {
+        confined(() -> {
           String error = io.grpc.Status.fromThrowable(t).toString();
           if (!error.equals(lastError)) {
             log.warn("stats sink: the metrics stream to the control plane ended: {}; opened again at the next flush",
@@ -127,7 +139,7 @@ final class StatsSink {
 
       @Override
       public void onCompleted() {
-        executor.execute(() -> {
+        confined(() -> {
           if (stream == mine) {
             stream = null;
           }
