@@ -133,11 +133,16 @@ public final class FileRouteStore implements RouteStore {
         }
         break;
       }
-      highest = Math.max(highest, entry.path("version").asLong());
-      if (entry.path("op").asText().equals("put")) {
-        RouteRecord record = decode(entry);
-        routes.put(record.route().name(), record);
-        remember(new Recorded(record, at(entry)));
+      // A batch's records are one line, so a crash leaves all of them or none (a migration's databases move in one
+      // version: never some of them).
+      Iterable<JsonNode> entries = entry.path("op").asText().equals("batch") ? entry.path("entries") : List.of(entry);
+      for (JsonNode e : entries) {
+        highest = Math.max(highest, e.path("version").asLong());
+        if (e.path("op").asText().equals("put")) {
+          RouteRecord record = decode(e);
+          routes.put(record.route().name(), record);
+          remember(new Recorded(record, at(entry.has("entries") ? entry : e)));
+        }
       }
       lines++;
       start = end + 1;
@@ -174,8 +179,9 @@ public final class FileRouteStore implements RouteStore {
   }
 
   /**
-   * Writes every line of {@code records} and fsyncs once. A crash in the middle leaves a prefix of them durable
-   * (a torn last line is dropped at load); none of them was published, since publishing waits for this.
+   * Writes {@code records} as one line (a batch: {@code {"op":"batch","at":...,"entries":[...]}}, one record alone
+   * as itself) and fsyncs once. A crash in the middle tears that one line, which load drops: none of them is
+   * durable, and none was published, since publishing waits for this.
    */
   @Override
   public synchronized List<Long> appendAll(List<RouteRecord> records, Writer writer) throws StoreException {
@@ -183,15 +189,22 @@ public final class FileRouteStore implements RouteStore {
       return List.of();
     }
     Instant at = clock.instant();
-    java.io.ByteArrayOutputStream lines = new java.io.ByteArrayOutputStream(256 * records.size());
     List<Long> versions = new java.util.ArrayList<>(records.size());
+    ObjectNode batch = JSON.createObjectNode();
+    batch.put("op", "batch");
+    batch.put("at", at.toString());
+    ArrayNode entries = batch.putArray("entries");
     for (RouteRecord record : records) {
-      ObjectNode entry = encode(record);
-      entry.put("at", at.toString());
-      lines.writeBytes(frame(entry));
+      entries.add(encode(record));
       versions.add(record.version());
     }
-    writeFramed(lines.toByteArray());
+    if (records.size() == 1) {
+      ObjectNode entry = (ObjectNode) entries.get(0);
+      entry.put("at", at.toString());
+      write(entry);
+    } else {
+      write(batch);
+    }
     for (RouteRecord record : records) {
       remember(new Recorded(record, Optional.of(at)));
     }

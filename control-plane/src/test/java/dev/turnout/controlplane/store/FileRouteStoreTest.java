@@ -64,6 +64,47 @@ class FileRouteStoreTest {
     }
   }
 
+  /**
+   * A migration of a server moves its databases in one version: a crash while their batch is written must leave all
+   * of them or none durable, never the first of them routed to the target and the rest not.
+   */
+  @Test
+  void aBatchTornByACrash_leavesNoneOfItsRecords_andAWholeBatchLoadsWithItsTime() throws Exception {
+    Instant at = Instant.parse("2026-12-03T03:00:00Z");
+    DatabaseRoute billing = new DatabaseRoute("billing", 15433, Optional.of(Endpoint.parse("10.0.0.5:5432")), Set.of());
+    DatabaseRoute billingMoved = new DatabaseRoute("billing", 15433, Optional.of(Endpoint.parse("10.0.0.6:5432")),
+        Set.of());
+    try (FileRouteStore store = FileRouteStore.open(dir, Clock.fixed(at, ZoneOffset.UTC))) {
+      store.load();
+      store.appendAll(List.of(new RouteRecord(orders("10.0.0.5:5432"), 1, "seed"), new RouteRecord(billing, 2,
+          "seed")), RouteStore.Writer.ANY_REPLICA);
+    }
+    Path journal = dir.resolve(FileRouteStore.JOURNAL);
+    long whole = Files.size(journal);
+    try (FileRouteStore store = FileRouteStore.open(dir)) {
+      RouteStore.State state = store.load();
+      assertThat(state.routes()).containsOnlyKeys("orders", "billing");
+      assertThat(state.highestVersion()).isEqualTo(2);
+      assertThat(store.history("billing", Long.MAX_VALUE, 10)).singleElement()
+          .satisfies(r -> assertThat(r.at()).contains(at));
+      store.appendAll(List.of(new RouteRecord(orders("10.0.0.6:5432"), 3, "route"), new RouteRecord(billingMoved, 3,
+          "route")), RouteStore.Writer.ANY_REPLICA);
+    }
+    long torn = Files.size(journal) - 20; // the crash: the batch's line written up to 20 bytes before its end
+    try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(journal, StandardOpenOption.WRITE)) {
+      ch.truncate(torn);
+    }
+
+    try (FileRouteStore store = FileRouteStore.open(dir)) {
+      RouteStore.State state = store.load();
+      assertThat(state.routes().get("orders").route().endpoint()).as("neither database moved")
+          .contains(Endpoint.parse("10.0.0.5:5432"));
+      assertThat(state.routes().get("billing").route()).isEqualTo(billing);
+      assertThat(state.highestVersion()).isEqualTo(2);
+      assertThat(Files.size(journal)).as("the torn batch cut off").isEqualTo(whole);
+    }
+  }
+
   @Test
   void damageBeforeTheLastLine_isRefused_notGuessedAround() throws Exception {
     try (FileRouteStore store = FileRouteStore.open(dir)) {
