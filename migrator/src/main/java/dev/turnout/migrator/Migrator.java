@@ -362,7 +362,7 @@ public final class Migrator {
       return Optional.of(reverse.get(id));
     }
     try (Platform platform = platforms.open(m.spec())) {
-      Platform.ReverseHealth health = platform.reverseHealth(path.fingerprint());
+      Platform.ReverseHealth health = platform.reverseHealth(path);
       reverse.put(id, health);
       reverseRead.put(id, clock.instant());
       return Optional.of(health);
@@ -514,7 +514,7 @@ public final class Migrator {
     }
     Platform.ReverseHealth health;
     try (Platform platform = platforms.open(m.spec())) {
-      health = platform.reverseHealth(path.get().fingerprint());
+      health = platform.reverseHealth(path.get());
     } catch (MigrationException e) {
       return Optional.of("the reverse replication cannot be read: " + e.getMessage());
     }
@@ -1473,6 +1473,26 @@ public final class Migrator {
 
   private static final String NO_WAY_BACK = "no reverse replication: ";
 
+  /**
+   * The source subscribes to the slots made at the promotion, once the route is on the target (CREATE SUBSCRIPTION
+   * connects to the target: tens of milliseconds kept out of the write gap); the slots have kept every commit since
+   * the promotion. Idempotent; saved with the next state (a resumed migration subscribes again, making nothing twice).
+   */
+  private Migration subscribeReverse(Migration m, Platform platform, CutoverSteps steps)
+      throws MigrationException, InterruptedException {
+    Optional<ReversePath> path = m.progress().reverse();
+    if (path.isEmpty() || !path.get().awaitingSubscription() || path.get().broken().isPresent()) {
+      return m;
+    }
+    steps.time("subscribe", () -> {
+      platform.subscribeReverse();
+      return null;
+    });
+    return m.with(m.progress().withReverse(path.get().subscribed())).note(clock.instant(), "the source "
+        + m.spec().source() + " subscribed to the reverse replication: the target's commits since the promotion are"
+        + " applied there");
+  }
+
   private Migration shift(Migration m) throws MigrationException, InterruptedException {
     CutoverSteps steps = cutovers.computeIfAbsent(m.id(), id -> new CutoverSteps(clock));
     steps.time("route-ack", () -> {
@@ -1482,8 +1502,9 @@ public final class Migrator {
     return transition(m, Phase.VERIFYING, "route to " + m.spec().target() + " ACKed");
   }
 
-  private Migration verify(Migration m, Platform platform) throws MigrationException, InterruptedException {
-    CutoverSteps steps = cutovers.computeIfAbsent(m.id(), id -> new CutoverSteps(clock));
+  private Migration verify(Migration shifted, Platform platform) throws MigrationException, InterruptedException {
+    CutoverSteps steps = cutovers.computeIfAbsent(shifted.id(), id -> new CutoverSteps(clock));
+    Migration m = subscribeReverse(shifted, platform, steps);
     steps.time("probe", () -> {
       platform.writeProbeTarget();
       return null;
@@ -1553,7 +1574,7 @@ public final class Migrator {
     if (!m.progress().wayBack()) {
       return m;
     }
-    Platform.ReverseHealth health = platform.reverseHealth(m.progress().reverse().get().fingerprint());
+    Platform.ReverseHealth health = platform.reverseHealth(m.progress().reverse().get());
     reverse.put(m.id(), health);
     return health.healthy() ? m : save(markBroken(m, health.broken().get()));
   }
@@ -1571,7 +1592,7 @@ public final class Migrator {
     } else if (path.get().broken().isPresent()) {
       why = "the reverse replication is broken: " + path.get().broken().get();
     } else {
-      Platform.ReverseHealth health = platform.reverseHealth(path.get().fingerprint());
+      Platform.ReverseHealth health = platform.reverseHealth(path.get());
       if (health.healthy()) {
         return transition(m.with(m.progress().withError(what)), Phase.ROLLING_BACK, what + "; rolling back over the"
             + " reverse replication (lag " + health.lagBytes() + " bytes), keeping the target's writes");
@@ -1648,9 +1669,12 @@ public final class Migrator {
    * with the path marked broken, and a rollback then needs consent.
    */
   private Migration rollBackLosslessly(Migration m, Platform platform) throws MigrationException, InterruptedException {
-    ReversePath path = m.progress().reverse().orElseThrow();
     Instant start = clock.instant();
     CutoverSteps steps = new CutoverSteps(clock); // where the rollback's write gap goes, for its last history line
+    // Rolled back before the source subscribed (during SHIFTING): it subscribes now, and applies the target's commits
+    // from the promotion point while the route drains.
+    m = subscribeReverse(m, platform, steps);
+    ReversePath path = m.progress().reverse().orElseThrow();
     Migration draining = m;
     steps.time("drain-ack", () -> {
       await(draining, "the route drain before the rollback to be ACKed", router.drain(draining.spec().databases()));
@@ -1689,7 +1713,7 @@ public final class Migrator {
           return false;
         }
         healthRead.set(clock.instant());
-        Platform.ReverseHealth health = platform.reverseHealth(path.fingerprint());
+        Platform.ReverseHealth health = platform.reverseHealth(path);
         if (!health.healthy()) {
           broken.set(health.broken().get());
           return true;

@@ -247,19 +247,28 @@ public interface Platform extends AutoCloseable {
 
   /**
    * On the promoted target, before it admits a write: in every database, a publication of all tables and a logical
-   * slot at the promotion point; on the fenced source, a subscription to each from that slot that copies nothing
-   * (the source equals the target at the final LSN). Idempotent. Returns the target's schema fingerprint, which
-   * {@link #reverseHealth} compares later.
+   * slot at the promotion point. Idempotent. Returns the target's schema fingerprint, which {@link #reverseHealth}
+   * compares later.
    */
   default String startReverseReplication() throws MigrationException {
     throw noReversePath();
   }
 
   /**
-   * Whether the reverse path still carries every commit: subscriptions there, enabled, applying without errors, slots
-   * on the target, and the target's schema unchanged since {@code fingerprint} (logical replication carries no DDL).
+   * On the fenced source, a subscription to each slot {@link #startReverseReplication} made, copying nothing (the
+   * source equals the target at the final LSN): made once the route is on the target, outside the write gap (the
+   * slots keep every commit since the promotion until it streams). Idempotent: only the missing ones are made.
    */
-  default ReverseHealth reverseHealth(String fingerprint) throws MigrationException {
+  default void subscribeReverse() throws MigrationException {
+    throw noReversePath();
+  }
+
+  /**
+   * Whether the reverse path still carries every commit: subscriptions there (unless the path still awaits them),
+   * enabled, applying without errors, slots on the target, and the target's schema unchanged since the path's
+   * fingerprint (logical replication carries no DDL).
+   */
+  default ReverseHealth reverseHealth(ReversePath path) throws MigrationException {
     throw noReversePath();
   }
 

@@ -13,15 +13,20 @@ import java.util.Optional;
  * @param broken why the path cannot be relied on any more, once seen: a rollback then needs consent again
  * @param caughtUp during a rollback, the target's last position the source was seen to have applied (saved before
  *     the subscriptions are dropped, so a rollback resumed after a crash does not wait for them again)
+ * @param awaitingSubscription the slots are made (at the promotion, before any write) and the source's
+ *     subscriptions not yet: they are made once the route is on the target, outside the write gap; the slots keep
+ *     every commit until then. False in a path saved before this existed (it subscribed at the promotion).
  */
-public record ReversePath(String fingerprint, Optional<String> broken, Optional<Lsn> caughtUp) {
+public record ReversePath(String fingerprint, Optional<String> broken, Optional<Lsn> caughtUp,
+    boolean awaitingSubscription) {
   public ReversePath {
     broken = broken == null ? Optional.empty() : broken;
     caughtUp = caughtUp == null ? Optional.empty() : caughtUp;
   }
 
+  /** Slots made at the promotion point; the source subscribes later ({@link #subscribed}). */
   public static ReversePath made(String fingerprint) {
-    return new ReversePath(fingerprint, Optional.empty(), Optional.empty());
+    return new ReversePath(fingerprint, Optional.empty(), Optional.empty(), true);
   }
 
   public boolean healthy() {
@@ -29,10 +34,14 @@ public record ReversePath(String fingerprint, Optional<String> broken, Optional<
   }
 
   public ReversePath withBroken(String why) {
-    return new ReversePath(fingerprint, Optional.of(why), caughtUp);
+    return new ReversePath(fingerprint, Optional.of(why), caughtUp, awaitingSubscription);
   }
 
   public ReversePath withCaughtUp(Lsn lsn) {
-    return new ReversePath(fingerprint, broken, Optional.of(lsn));
+    return new ReversePath(fingerprint, broken, Optional.of(lsn), awaitingSubscription);
+  }
+
+  public ReversePath subscribed() {
+    return new ReversePath(fingerprint, broken, caughtUp, false);
   }
 }

@@ -32,12 +32,14 @@ class ReversePathTest {
     Migration m = h.run();
 
     assertThat(m.phase()).as(Harness.history(m)).isEqualTo(Phase.COMPLETED);
-    assertThat(h.journal.lines()).containsSubsequence("promote the target",
-        "reverse replication: publication and slot on the target, subscription on the source",
-        "admit writes on the target", "route app to " + TARGET);
+    assertThat(h.journal.lines()).as("the slots before any write; the source's subscriptions once the route is on"
+        + " the target, outside the write gap").containsSubsequence("promote the target",
+        "reverse replication: publication and slot on the target", "admit writes on the target",
+        "route app to " + TARGET, "reverse subscription on the source");
     assertThat(m.progress().reverse()).hasValueSatisfying(r -> {
       assertThat(r.fingerprint()).isEqualTo("fp1");
       assertThat(r.healthy()).isTrue();
+      assertThat(r.awaitingSubscription()).isFalse();
     });
     assertThat(m.history()).anySatisfy(e -> assertThat(e.note()).startsWith("reverse replication from " + TARGET));
   }
@@ -103,6 +105,34 @@ class ReversePathTest {
     assertThat(m.history()).extracting(Migration.Event::note).anySatisfy(n -> assertThat(n)
         .startsWith("quiesce grace of " + done.spec().options().cutover().quiesceGrace().toMillis() + " ms over: 1"
             + " session(s) still at work (roles app)"));
+  }
+
+  @Test
+  void aRollbackWhileShifting_beforeTheSourceSubscribed_needsNoConsent_subscribesFirst_andLosesNothing()
+      throws Exception {
+    Harness h = withReversePath();
+    java.util.concurrent.CompletableFuture<Void> ack = h.router.hold("route app to " + TARGET);
+    java.util.concurrent.atomic.AtomicReference<Exception> refused = new java.util.concurrent.atomic.AtomicReference<>();
+    h.clock.schedule(Harness.WINDOW.plusSeconds(1), () -> {
+      try {
+        assertThat(h.now(h.onlyId()).progress().reverse()).hasValueSatisfying(r -> assertThat(r.awaitingSubscription())
+            .as("the route is not ACKed yet: the source has not subscribed").isTrue());
+        h.migrator.rollback(h.onlyId(), false);
+      } catch (Exception e) {
+        refused.set(e);
+      }
+      ack.complete(null);
+    });
+
+    Migration m = h.run();
+
+    assertThat(refused.get()).as("a path awaiting its subscriptions is healthy: no consent").isNull();
+    assertThat(m.phase()).as(Harness.history(m)).isEqualTo(Phase.ROLLED_BACK);
+    assertThat(h.journal.lines()).containsSubsequence("reverse replication: publication and slot on the target",
+        "route app to " + TARGET, "reverse subscription on the source", "fence the target [app, replicator]",
+        "source applied the target's WAL to its end", "unfence [app, replicator]", "route app to " + SOURCE);
+    assertThat(m.progress().rollbackConsented()).isFalse();
+    assertThat(m.history().get(m.history().size() - 1).note()).contains("with every write the target took");
   }
 
   @Test

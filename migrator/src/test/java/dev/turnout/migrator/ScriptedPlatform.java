@@ -58,6 +58,7 @@ final class ScriptedPlatform implements Platform.Factory {
   /** Whether the platform makes a reverse path at all ({@link #reverseReplication}), and that path's state. */
   private boolean reverseSupported;
   private boolean reverseMade;
+  private boolean reverseSubscribed;
   private boolean reverseStopped;
   /** The source's subscriptions dropped (the first half of taking the path down). */
   private boolean reverseApplyStopped;
@@ -640,7 +641,7 @@ final class ScriptedPlatform implements Platform.Factory {
       before("startReverseReplication");
       synchronized (ScriptedPlatform.this) {
         journal.add(reverseMade ? "reverse replication (already made)"
-            : "reverse replication: publication and slot on the target, subscription on the source");
+            : "reverse replication: publication and slot on the target");
         reverseMade = true;
       }
       after("startReverseReplication");
@@ -648,13 +649,27 @@ final class ScriptedPlatform implements Platform.Factory {
     }
 
     @Override
-    public ReverseHealth reverseHealth(String fingerprint) throws MigrationException {
+    public void subscribeReverse() throws MigrationException {
+      before("subscribeReverse");
+      synchronized (ScriptedPlatform.this) {
+        if (!reverseMade) {
+          throw new IllegalStateException("subscribed before the slots were made");
+        }
+        journal.add(reverseSubscribed ? "reverse subscription (already made)" : "reverse subscription on the source");
+        reverseSubscribed = true;
+      }
+      after("subscribeReverse");
+    }
+
+    @Override
+    public ReverseHealth reverseHealth(dev.turnout.migrator.ReversePath path) throws MigrationException {
       before("reverseHealth");
       synchronized (ScriptedPlatform.this) {
-        if (!fingerprint.equals("fp1")) {
-          throw new IllegalStateException("fingerprint " + fingerprint);
+        if (!path.fingerprint().equals("fp1")) {
+          throw new IllegalStateException("fingerprint " + path.fingerprint());
         }
-        return new ReverseHealth(128, !reverseMade || reverseStopped || reverseApplyStopped
+        boolean subscriptionMissing = !reverseSubscribed && !path.awaitingSubscription();
+        return new ReverseHealth(128, !reverseMade || reverseStopped || reverseApplyStopped || subscriptionMissing
             ? Optional.of("no subscription on the source") : reverseBroken);
       }
     }
@@ -693,6 +708,9 @@ final class ScriptedPlatform implements Platform.Factory {
     public Lsn reverseAppliedLsn() throws MigrationException {
       before("reverseAppliedLsn");
       synchronized (ScriptedPlatform.this) {
+        if (!reverseSubscribed) {
+          return START; // nothing applies on the source before it subscribes
+        }
         if (appliedLooksBehind > 0) {
           appliedLooksBehind--;
           return START;

@@ -389,7 +389,7 @@ public final class AwsPlatform implements Platform {
     AwsFacts aws = new AwsFacts(names, src.map(this::instanceFacts), cluster.map(this::clusterFacts),
         Optional.of(fenceGroupFacts(src.get())), Optional.of(metricFacts()), spec.options().withoutReverseReplication()
             ? Optional.empty() : Optional.of(logicalReplication(cluster.get())));
-    // The source is probed for reaching the writer endpoint, where startReverseReplication connects it to: the
+    // The source is probed for reaching the writer endpoint, where subscribeReverse connects it to: the
     // cluster just described says where, unless it has no endpoint yet.
     Optional<ServerAddress> publisher = Optional.empty();
     if (!spec.options().withoutReverseReplication()) {
@@ -758,12 +758,17 @@ public final class AwsPlatform implements Platform {
    */
   @Override
   public String startReverseReplication() throws MigrationException {
-    return sql.startReverseReplication(writerEndpoint(api(), spec.database(), aurora));
+    return sql.startReverseReplication();
   }
 
   @Override
-  public ReverseHealth reverseHealth(String fingerprint) throws MigrationException {
-    return sql.reverseHealth(fingerprint);
+  public void subscribeReverse() throws MigrationException {
+    sql.subscribeReverse(writerEndpoint(api(), spec.database(), aurora));
+  }
+
+  @Override
+  public ReverseHealth reverseHealth(dev.turnout.migrator.ReversePath path) throws MigrationException {
+    return sql.reverseHealth(path.fingerprint(), !path.awaitingSubscription());
   }
 
   /**

@@ -381,16 +381,21 @@ public final class DryRunPostgresSql implements PostgresSql {
   private static final String DRY_RUN_FINGERPRINT = "dry-run";
 
   @Override
-  public String startReverseReplication(ServerAddress publisher) {
+  public String startReverseReplication() {
     target("in every database: CREATE PUBLICATION turnout_reverse FOR ALL TABLES, then a logical slot"
         + " turnout_reverse_<database oid> (pgoutput) at the promotion point");
-    source("in every database: CREATE SUBSCRIPTION turnout_reverse_<database oid> connecting to " + publisher
-        + " from that slot (copy_data = false, create_slot = false): the target's commits are applied here from now on");
     return DRY_RUN_FINGERPRINT;
   }
 
   @Override
-  public dev.turnout.migrator.Platform.ReverseHealth reverseHealth(String fingerprint) {
+  public void subscribeReverse(ServerAddress publisher) {
+    source("in every database: CREATE SUBSCRIPTION turnout_reverse_<database oid> connecting to " + publisher
+        + " from that slot (copy_data = false, create_slot = false): the target's commits since the promotion are"
+        + " applied here");
+  }
+
+  @Override
+  public dev.turnout.migrator.Platform.ReverseHealth reverseHealth(String fingerprint, boolean subscribed) {
     return new dev.turnout.migrator.Platform.ReverseHealth(0, Optional.empty());
   }
 

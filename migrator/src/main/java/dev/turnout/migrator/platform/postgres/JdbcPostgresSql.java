@@ -1396,12 +1396,10 @@ final class JdbcPostgresSql implements PostgresSql {
   /**
    * The publication first, then the slot: pgoutput reads the publication with the snapshot of the change it
    * decodes, so the publication must exist before the slot's start. The target is still read-only by default; the
-   * migrator's session is not. The subscription copies nothing ({@code copy_data = false}: the source equals the
-   * target at the final LSN) and uses the slot made here ({@code create_slot = false}); it applies transactions in
-   * order as they come ({@code streaming = off}), which {@link #reverseAppliedLsn} relies on.
+   * migrator's session is not.
    */
   @Override
-  public String startReverseReplication(ServerAddress publisher) throws MigrationException {
+  public String startReverseReplication() throws MigrationException {
     try {
       for (Database d : reverseDatabases()) {
         String name = reverseName(d.oid());
@@ -1416,6 +1414,23 @@ final class JdbcPostgresSql implements PostgresSql {
         } finally {
           release(t);
         }
+      }
+      return schemaFingerprint();
+    } catch (SQLException e) {
+      throw fail("making the reverse replication's slots on the target " + spec.target(), e);
+    }
+  }
+
+  /**
+   * The subscription copies nothing ({@code copy_data = false}: the source equals the target at the final LSN) and
+   * streams from the slot made at the promotion ({@code create_slot = false}), from its start; it applies
+   * transactions in order as they come ({@code streaming = off}), which {@link #reverseAppliedLsn} relies on.
+   */
+  @Override
+  public void subscribeReverse(ServerAddress publisher) throws MigrationException {
+    try {
+      for (Database d : reverseDatabases()) {
+        String name = reverseName(d.oid());
         Connection c = in(spec.source(), d.name());
         try (Statement s = c.createStatement()) {
           if (!bool(c, "select exists (select 1 from pg_subscription where subname = " + literal(name) + ")")) {
@@ -1427,10 +1442,9 @@ final class JdbcPostgresSql implements PostgresSql {
           release(c);
         }
       }
-      return schemaFingerprint();
     } catch (SQLException e) {
-      throw fail("making the reverse replication from the target " + publisher + " to the source "
-          + spec.source(), e);
+      throw fail("subscribing the source " + spec.source() + " to the reverse replication from the target "
+          + publisher, e);
     }
   }
 
@@ -1483,7 +1497,8 @@ final class JdbcPostgresSql implements PostgresSql {
   private static final String QUICK_LAUNCHER = "100ms";
 
   @Override
-  public dev.turnout.migrator.Platform.ReverseHealth reverseHealth(String fingerprint) throws MigrationException {
+  public dev.turnout.migrator.Platform.ReverseHealth reverseHealth(String fingerprint, boolean subscribed)
+      throws MigrationException {
     try {
       List<Database> databases = reverseDatabases();
       Map<String, String> slots = new HashMap<>();
@@ -1517,7 +1532,9 @@ final class JdbcPostgresSql implements PostgresSql {
           problems.add("slot " + name + " (database " + d.name() + ") on the target lost its WAL");
         }
         if (sub == null) {
-          problems.add("subscription " + name + " (database " + d.name() + ") missing on the source");
+          if (subscribed) {
+            problems.add("subscription " + name + " (database " + d.name() + ") missing on the source");
+          }
         } else if (!sub.enabled()) {
           problems.add("subscription " + name + " (database " + d.name() + ") disabled on the source");
         } else if (sub.errors() > 0) {

@@ -61,7 +61,7 @@ public final class PostgresPlatform implements Platform {
         : sql.ensureReplica(spec.options().createReplica().get());
   }
 
-  /** The source is probed for reaching the target where {@link #startReverseReplication} would connect it to. */
+  /** The source is probed for reaching the target where {@link #subscribeReverse} would connect it to. */
   @Override
   public PreflightFacts preflightFacts() throws MigrationException {
     return PreflightFacts.of(sql.facts(true, spec.options().withoutReverseReplication() ? Optional.empty()
@@ -253,13 +253,18 @@ public final class PostgresPlatform implements Platform {
 
   @Override
   public String startReverseReplication() throws MigrationException {
-    sql.quickApplyLauncher(true);
-    return sql.startReverseReplication(spec.target());
+    return sql.startReverseReplication();
   }
 
   @Override
-  public ReverseHealth reverseHealth(String fingerprint) throws MigrationException {
-    return sql.reverseHealth(fingerprint);
+  public void subscribeReverse() throws MigrationException {
+    sql.quickApplyLauncher(true);
+    sql.subscribeReverse(spec.target());
+  }
+
+  @Override
+  public ReverseHealth reverseHealth(dev.turnout.migrator.ReversePath path) throws MigrationException {
+    return sql.reverseHealth(path.fingerprint(), !path.awaitingSubscription());
   }
 
   /** As the source's fence: read-only first, so nothing that logs in meanwhile can write; then logins, sessions. */

@@ -168,15 +168,23 @@ public interface PostgresSql extends AutoCloseable {
 
   /**
    * In every database of the promoted target: the publication {@code turnout_reverse} of all tables, then a logical
-   * slot (pgoutput) at this point; on the source, in the same database, a subscription from that slot that copies
-   * nothing, connecting to the target at {@code publisher} (the address the source reaches it at: the route's target
-   * on plain PostgreSQL, the Aurora cluster's writer endpoint on AWS). Each made only when missing. Returns the
-   * target's schema fingerprint.
+   * slot (pgoutput) at this point. Each made only when missing. Returns the target's schema fingerprint.
    */
-  String startReverseReplication(dev.turnout.migrator.ServerAddress publisher) throws MigrationException;
+  String startReverseReplication() throws MigrationException;
 
-  /** See {@link dev.turnout.migrator.Platform#reverseHealth}. */
-  dev.turnout.migrator.Platform.ReverseHealth reverseHealth(String fingerprint) throws MigrationException;
+  /**
+   * On the source, in every database, a subscription from the slot {@link #startReverseReplication} made there, that
+   * copies nothing, connecting to the target at {@code publisher} (the address the source reaches it at: the route's
+   * target on plain PostgreSQL, the Aurora cluster's writer endpoint on AWS). Each made only when missing.
+   */
+  void subscribeReverse(dev.turnout.migrator.ServerAddress publisher) throws MigrationException;
+
+  /**
+   * See {@link dev.turnout.migrator.Platform#reverseHealth}: a missing subscription breaks the path only when
+   * {@code subscribed} (the source has subscribed).
+   */
+  dev.turnout.migrator.Platform.ReverseHealth reverseHealth(String fingerprint, boolean subscribed)
+      throws MigrationException;
 
   /** Refuses {@code roles} at login on the target (its own primary now: this does not reach the source). */
   void refuseLoginsOnTarget(List<String> roles) throws MigrationException;
