@@ -115,7 +115,7 @@ public final class Console implements AutoCloseable {
         chain.toArray(ServerInterceptor[]::new))).build().start();
     readChannel = InProcessChannelBuilder.forName(name + "-r").directExecutor().build();
     writeChannel = InProcessChannelBuilder.forName(name + "-w").build();
-    series = new Series(migrations, clock);
+    series = new Series(Series.Source.of(migrations), clock);
     sampler = Executors.newSingleThreadScheduledExecutor(
         new ThreadFactoryBuilder().setNameFormat("turnout-console-sampler").setDaemon(true).build());
     sampler.scheduleWithFixedDelay(() -> {
