@@ -7,6 +7,25 @@ final class BenchSupport {
   private BenchSupport() {}
 
   /** The value after {@code name} in {@code args}, or {@code defaultValue}. */
+  /**
+   * A fresh directory under the system's temporary one, deleted with everything in it when the JVM exits (a
+   * migration-bench run leaves 2 GB of PostgreSQL data directories there otherwise). {@code --keep} keeps it.
+   */
+  static java.nio.file.Path tempDirectory(String prefix, String[] args) throws java.io.IOException {
+    java.nio.file.Path dir = java.nio.file.Files.createTempDirectory(prefix);
+    if (!java.util.Arrays.asList(args).contains("--keep")) {
+      Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+        try {
+          com.google.common.io.MoreFiles.deleteRecursively(dir,
+              com.google.common.io.RecursiveDeleteOption.ALLOW_INSECURE);
+        } catch (java.io.IOException | RuntimeException e) {
+          System.err.println("could not delete " + dir + ": " + e);
+        }
+      }, "delete-" + prefix));
+    }
+    return dir;
+  }
+
   static String arg(String[] args, String name, String defaultValue) {
     for (int i = 0; i < args.length - 1; i++) {
       if (args[i].equals(name)) {

@@ -54,7 +54,7 @@ public final class ChurnBenchmark {
     int databases = Integer.parseInt(arg(args, "--databases", "20"));
     Duration forget = Durations.parse("--forget", arg(args, "--forget", "1m"));
     boolean distinct = List.of(args).contains("--distinct-services");
-    Path dir = Files.createTempDirectory("turnout-churn");
+    Path dir = BenchSupport.tempDirectory("turnout-churn", args);
     // The control plane logs to stderr: count the stack-trace lines it prints, keep the rest in a file.
     AtomicLong stackLines = new AtomicLong();
     PrintStream log = new PrintStream(Files.newOutputStream(dir.resolve("control-plane.log")), true);

@@ -79,7 +79,7 @@ public final class ConsoleBenchmark {
       System.err.println(Chromium.missing());
       System.exit(2);
     }
-    Path dir = Files.createTempDirectory("turnout-console-bench");
+    Path dir = BenchSupport.tempDirectory("turnout-console-bench", args);
     System.out.printf(Locale.ROOT, "%nconsole bench: %d databases, %d SIMULATED sidecars (second JVM) in %d services,"
         + " a campaign over %d SIMULATED servers, %d cores; in %s%n", databases, sidecars, services, campaignServers,
         Runtime.getRuntime().availableProcessors(), dir);

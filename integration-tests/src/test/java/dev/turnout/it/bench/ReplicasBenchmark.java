@@ -40,7 +40,7 @@ public final class ReplicasBenchmark {
     int databases = Integer.parseInt(arg(args, "--databases", "100"));
     int changes = Integer.parseInt(arg(args, "--changes", "50"));
     String json = arg(args, "--json", null);
-    Path dir = Files.createTempDirectory("turnout-replicas-bench");
+    Path dir = BenchSupport.tempDirectory("turnout-replicas-bench", args);
     System.out.printf(Locale.ROOT, "%nreplicas: %d databases, %d simulated sidecars per replica, %d changes, %d cores%n",
         databases, sidecars, changes, Runtime.getRuntime().availableProcessors());
     System.out.printf(Locale.ROOT, "%-26s %14s %14s %14s %14s%n", "store", "publish p50 ms", "publish p99 ms",

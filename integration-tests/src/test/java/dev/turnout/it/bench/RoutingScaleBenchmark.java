@@ -56,7 +56,7 @@ public final class RoutingScaleBenchmark {
   }
 
   private static String run(int databases, int changes, boolean print) throws Exception {
-    Path dir = Files.createTempDirectory("turnout-routing");
+    Path dir = BenchSupport.tempDirectory("turnout-routing", new String[0]);
     List<DatabaseRoute> routes = new ArrayList<>();
     for (int i = 0; i < databases; i++) {
       routes.add(new DatabaseRoute("db" + i, 20000 + i, Optional.of(new Endpoint("10.1." + (i / 250) + "." + (i % 250 + 1),

@@ -72,7 +72,7 @@ public final class SidecarBenchmark {
     int rounds = intArg(args, "--rounds", 2);
     String json = arg(args, "--json", null);
     String placement = arg(args, "--placement", "both");
-    Path dir = Files.createTempDirectory("turnout-bench");
+    Path dir = BenchSupport.tempDirectory("turnout-bench", args);
     try (PostgresServer pg = PostgresServer.start(dir.resolve("pg"))) {
       pgbench(dir, pg.port(), List.of("-i", "-s", "10", "-q"), "0-" + (Runtime.getRuntime().availableProcessors() - 1));
       int sidecarPort = PostgresServer.freePort();

@@ -141,7 +141,7 @@ public final class XdsFanoutBenchmark {
 
   private static String run(int streams, int databases, int changes, String protocol, boolean separate)
       throws Exception {
-    Path dir = Files.createTempDirectory("turnout-fanout");
+    Path dir = BenchSupport.tempDirectory("turnout-fanout", new String[0]);
     List<DatabaseRoute> routes = new ArrayList<>();
     for (int i = 0; i < databases; i++) {
       routes.add(new DatabaseRoute("db" + i, 20000 + i, Optional.of(new Endpoint("10.1." + (i / 250) + "." + (i % 250 + 1),
@@ -258,7 +258,7 @@ public final class XdsFanoutBenchmark {
    * (no resend storm) and each change should cost one response per stream, NACKed once.
    */
   private static String runNacking(int streams, int databases, int changes, boolean separate) throws Exception {
-    Path dir = Files.createTempDirectory("turnout-nack");
+    Path dir = BenchSupport.tempDirectory("turnout-nack", new String[0]);
     List<DatabaseRoute> routes = new ArrayList<>();
     for (int i = 0; i < databases; i++) {
       routes.add(new DatabaseRoute("db" + i, 20000 + i, Optional.of(new Endpoint("10.1." + (i / 250) + "."
