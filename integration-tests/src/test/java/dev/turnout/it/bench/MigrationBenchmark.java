@@ -428,7 +428,7 @@ public final class MigrationBenchmark {
     Migration.Cutover cutover = graceArg == null ? Migration.Cutover.DEFAULT
         : new Migration.Cutover(Duration.ofMillis(Long.parseLong(graceArg)), false);
     watchReleases();
-    Path dir = Files.createTempDirectory("turnout-migration-bench");
+    Path dir = BenchSupport.tempDirectory("turnout-migration-bench", args);
     List<PostgresServer> servers = new ArrayList<>();
     PostgresServer primary = PostgresServer.start(dir.resolve("pg0"), "wal_level=logical", "max_wal_senders=10",
         "max_replication_slots=10");
@@ -603,8 +603,16 @@ public final class MigrationBenchmark {
         System.out.printf(Locale.ROOT, "%-16s %8s %8s %8s%n", step, fmt(pct(sorted, 50)), fmt(pct(sorted, 90)),
             fmt(sorted.get(sorted.size() - 1)));
       });
-      System.out.println("goal: 0 errors for connection-per-transaction clients, 0 transactions cut, 0 lost,"
-          + " write gap median under 300 ms and max under 1 s (#16); median under 150 ms, max under 500 ms (#17)");
+      List<Double> writerGaps = new ArrayList<>(gapsByClient.getOrDefault(writer.name, List.of()));
+      writerGaps.sort(Double::compare);
+      System.out.printf(Locale.ROOT, "%ngoals (over %d migrations, the first included)%n", completed);
+      goal("#16: every client's write gap (the longest of the three)", gaps, 300, 1000);
+      System.out.printf(Locale.ROOT, "  %-62s %s%n", "#16: connection-per-transaction errors, transactions cut, lost",
+          perTransaction.errorCount() + ", " + cut + ", " + lost + " (goal 0, 0, 0): "
+          + (perTransaction.errorCount() == 0 && cut == 0 && lost == 0 ? "met" : "MISSED"));
+      // #17 was filed when the bench had one client, this autocommit writer: its figure is the one #17 compares.
+      goal("#17: the autocommit writer's write gap (#17's own figure)", writerGaps, 150, 500);
+      goal("    the longest of the three (the persistent client's 100 ms transaction in it)", gaps, 150, 500);
       if (rollback) {
         back.print(clients);
       }
@@ -861,6 +869,14 @@ public final class MigrationBenchmark {
     }
     int rank = (int) Math.ceil(p / 100.0 * sorted.size());
     return sorted.get(Math.max(0, Math.min(sorted.size() - 1, rank - 1)));
+  }
+
+  /** One goal's line: median and max against their limits, and whether both are met. */
+  private static void goal(String what, List<Double> sorted, double medianUnder, double maxUnder) {
+    double median = pct(sorted, 50);
+    double max = sorted.isEmpty() ? Double.NaN : sorted.get(sorted.size() - 1);
+    System.out.printf(Locale.ROOT, "  %-62s median %s / max %s ms (goal < %.0f / < %.0f): %s%n", what, fmt(median),
+        fmt(max), medianUnder, maxUnder, median < medianUnder && max < maxUnder ? "met" : "MISSED");
   }
 
   private static String fmt(double v) {
