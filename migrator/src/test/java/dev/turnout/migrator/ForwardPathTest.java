@@ -165,6 +165,22 @@ class ForwardPathTest {
   }
 
   @Test
+  void theValidationEndsAtTheWindowsEnd_evenWhenEachSampleTakesTime() throws Exception {
+    h.servers.lag(() -> {
+      h.clock.advance(Duration.ofMillis(7)); // each sample a round trip of 7 ms
+      return 1024L;
+    });
+
+    Migration done = h.run();
+
+    Duration validating = Duration.between(done.history().stream().filter(e -> e.phase() == Phase.REPLICATING)
+        .findFirst().orElseThrow().at(), done.history().stream().filter(e -> e.phase() == Phase.VALIDATED)
+        .findFirst().orElseThrow().at());
+    // The first sample, the window, the sample at its end: not whole periods of 257 ms running 140 ms past it.
+    assertThat(validating).isEqualTo(Harness.WINDOW.plusMillis(7 + 7));
+  }
+
+  @Test
   void preparedTransactionsTheOperatorAllowedToRollBack_areRecordedThenRolledBack_andTheMigrationCompletes()
       throws Exception {
     h.servers.prepared(new Platform.PreparedTransaction("g1", Harness.T0, "app", "app"));
