@@ -95,6 +95,13 @@ class ConsoleBrowserTest {
     if (fixture != null) {
       fixture.close();
     }
+    if (dir != null) { // the servers' data, the certificates and chromium's profile: about 125 MB a run
+      try {
+        com.google.common.io.MoreFiles.deleteRecursively(dir, com.google.common.io.RecursiveDeleteOption.ALLOW_INSECURE);
+      } catch (java.io.IOException e) {
+        System.err.println("could not delete " + dir + ": " + e);
+      }
+    }
   }
 
   @Test
