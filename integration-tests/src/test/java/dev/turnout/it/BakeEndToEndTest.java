@@ -47,6 +47,13 @@ class BakeEndToEndTest {
     return new Migration.Spec(spec.database(), spec.source(), spec.target(), spec.options().withBake(Bake.of(bake)));
   }
 
+  /** A bake whose commits floor is 0.1x-10 instead of the default 0.5x-10. */
+  private Migration.Spec bakingWithLowCommitsFloor(Duration bake) {
+    Migration.Spec spec = baking(bake);
+    return new Migration.Spec(spec.database(), spec.source(), spec.target(), spec.options().withBake(
+        spec.options().bake().withLimits(java.util.Map.of(Signal.COMMITS, Limit.parse("0.1x-10")))));
+  }
+
   @Test
   void aBakeOfAFewSecondsUnderAWriter_completes_withTheBaselineAndTheBakesFiguresInTheHistory() throws Exception {
     try (Writer writer = new Writer(f.appPort, "app").start()) {
@@ -55,10 +62,7 @@ class BakeEndToEndTest {
       // full pages after its end-of-recovery checkpoint: on a loaded 2-core machine its rate halved (CI, 6003/s
       // against 12066/s) and the default floor (0.5x-10) called that a breach. This test is about a bake that holds,
       // so it sets the floor the way an operator who knows the workload would.
-      Migration.Spec spec = baking(Duration.ofSeconds(6));
-      spec = new Migration.Spec(spec.database(), spec.source(), spec.target(), spec.options().withBake(
-          spec.options().bake().withLimits(java.util.Map.of(Signal.COMMITS, Limit.parse("0.1x-10")))));
-      Migration started = f.plane.migrator().start(spec);
+      Migration started = f.plane.migrator().start(bakingWithLowCommitsFloor(Duration.ofSeconds(6)));
       Migration done = f.awaitPhase(started.id(), p -> p == Phase.COMPLETED || p.isTerminal() || p == Phase.HALTED,
           Duration.ofSeconds(90));
       writer.close();
@@ -87,10 +91,7 @@ class BakeEndToEndTest {
       // The storm below takes a core from the writer, whose commits per second then fell to a third of the baseline
       // in one CI run (3277/s against 9211/s) and breached the default commits floor before the rollbacks signal
       // this test is about: the floor is set as in the test above.
-      Migration.Spec spec = baking(Duration.ofSeconds(60));
-      spec = new Migration.Spec(spec.database(), spec.source(), spec.target(), spec.options().withBake(
-          spec.options().bake().withLimits(java.util.Map.of(Signal.COMMITS, Limit.parse("0.1x-10")))));
-      Migration started = f.plane.migrator().start(spec);
+      Migration started = f.plane.migrator().start(bakingWithLowCommitsFloor(Duration.ofSeconds(60)));
       f.awaitPhase(started.id(), p -> p == Phase.BAKING || p.isTerminal() || p == Phase.HALTED, Duration.ofSeconds(90));
       // An application gone wrong on the new primary: every transaction it begins, it rolls back.
       Thread storm = new Thread(() -> {

@@ -6,7 +6,6 @@ import java.lang.management.ManagementFactory;
 final class BenchSupport {
   private BenchSupport() {}
 
-  /** The value after {@code name} in {@code args}, or {@code defaultValue}. */
   /**
    * A fresh directory under the system's temporary one, deleted with everything in it when the JVM exits (a
    * migration-bench run leaves 2 GB of PostgreSQL data directories there otherwise). {@code --keep} keeps it.
@@ -26,6 +25,7 @@ final class BenchSupport {
     return dir;
   }
 
+  /** The value after {@code name} in {@code args}, or {@code defaultValue}. */
   static String arg(String[] args, String name, String defaultValue) {
     for (int i = 0; i < args.length - 1; i++) {
       if (args[i].equals(name)) {

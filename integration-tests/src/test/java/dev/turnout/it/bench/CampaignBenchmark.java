@@ -46,8 +46,8 @@ import java.util.concurrent.TimeUnit;
  * (a second JVM, real ADS streams, ACKing like Envoy) are subscribed. The servers are a {@link SimulatedPlatform}:
  * a simulation of step durations for scale only (routes point at 10.x.y.z addresses nothing listens on). The
  * campaign is planned and started over the admin API (the YAML built here: a canary of one that goes on by itself,
- * then waves, a fleet-wide limit, the migrator's default validation window) and polled until COMPLETED. Prints, per fleet size,
- * with its goal beside each figure: the plan's round trip, the control plane's CPU and heap per member, the route
+ * then waves, a fleet-wide limit, the migrator's default validation window) and polled until COMPLETED. Prints,
+ * per fleet size, with its goal beside each figure: the plan's round trip, the control plane's CPU and heap per member, the route
  * ACK p99 during the campaign, and the campaign's wall time against the ideal (each member's simulated step times
  * and validation window, wave after wave, {@code max_concurrent} at once) with the overhead, and the campaign's
  * own share of it (against the members' measured times at the concurrency: starting members and waiting for a
@@ -56,8 +56,9 @@ import java.util.concurrent.TimeUnit;
  * <pre>mvn -q -pl integration-tests exec:java@campaign-bench -Dexec.args="--servers 400,2000"</pre>
  * Options: --servers N[,N...] (400,2000), --sidecars N (1000), --services N (100: database i is open to service
  * i mod N and sidecar j is of service j mod N, so each route change goes to sidecars/N of them), --window D
- * (validation window, 30s as {@code turnout migrate start}'s; 2s runs both sizes in 3 minutes), --wave N (50), --concurrency N (max_concurrent, 50), --json FILE, --quick (a smoke
- * test: 20 servers, 50 sidecars in 10 services, window 500ms, waves of 5, 5 at once). With {@code -q}, Maven's
+ * (validation window, 30s as {@code turnout migrate start}'s; 2s runs both sizes in 3 minutes), --wave N (50),
+ * --concurrency N (max_concurrent, 50), --json FILE, --keep (keep the stores' directory), --quick (a smoke test: 20
+ * servers, 50 sidecars in 10 services, window 500ms, waves of 5, 5 at once). With {@code -q}, Maven's
  * logger (which exec:java shares) keeps the control plane's INFO lines, a dozen per member, out of the figures.
  */
 public final class CampaignBenchmark {
